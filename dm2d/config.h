@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdint.h>
+
+#include "shared/macro.h"
+
+/* dm2d.conf(5): the administrator's settings, read by dm2d and by the dm2 CLI alike. */
+
+struct mirror {
+	char *prefix;  /* URL prefix as written in recipes */
+	char *replace; /* prefix to use instead */
+};
+
+struct dm2_config {
+	/* [Daemon] */
+	unsigned jobs;           /* Jobs=, concurrent builds; 0 = number of CPUs */
+	uint64_t settle_usec;    /* SettleSec=, quiet time before a changed kernel tree is probed */
+	uint64_t hook_timeout_usec; /* HookTimeoutSec=, how long kernel hooks wait */
+
+	/* [Build] */
+	char *build_user;        /* User=, unprivileged build user (default "dm2-build") */
+	uint64_t build_timeout_usec; /* TimeoutSec= */
+	uint64_t build_memory_max; /* MemoryMax= (RLIMIT_AS), bytes */
+	bool allow_non_gpl;      /* AllowNonGPL= */
+	unsigned make_jobs;      /* MakeJobs=, -j per build; 0 = CPUs / Jobs, at least 1 */
+
+	/* [Signing] */
+	bool sign;               /* Sign=, default yes */
+	char *sign_key;          /* Key=, file path (under root) or a provider URI (pkcs11:...) */
+	char *sign_cert;         /* Certificate= */
+	char *sign_hash;         /* Hash=, override of the kernel's CONFIG_MODULE_SIG_HASH */
+
+	/* [Fetch] */
+	struct mirror *mirrors;  /* Mirror=PREFIX MIRROR (repeatable) */
+	size_t n_mirrors;
+	char *ca_file;           /* CAFile=, extra CA bundle for https (tests, private forges) */
+	uint64_t max_download_size; /* MaxDownloadSize= */
+	uint64_t connect_timeout_usec; /* ConnectTimeoutSec= */
+	uint64_t stall_timeout_usec;   /* StallTimeoutSec= */
+	unsigned retries;        /* Retries= */
+
+	/* [Unpack] */
+	uint64_t max_unpacked_size; /* MaxUnpackedSize= */
+	uint64_t max_entries;    /* MaxEntries= */
+
+	/* [Cache] */
+	uint64_t cache_max_size; /* MaxSize= */
+	char *remote_cache;      /* Remote=URL */
+	bool remote_push;        /* Push= */
+};
+
+/* Defaults, then etc/dm2/dm2d.conf under root_fd if it exists. Errors name file:line. */
+int config_load(int root_fd, const char *path, struct dm2_config **ret);
+struct dm2_config *config_free(struct dm2_config *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct dm2_config *, config_free);

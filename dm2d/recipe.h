@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdint.h>
+
+#include "shared/macro.h"
+
+/* dm2-recipe(5). A recipe is immutable once loaded; a reload builds new ones. */
+
+enum recipe_origin {
+	RECIPE_ORIGIN_ADMIN,   /* etc/dm2/recipes.d */
+	RECIPE_ORIGIN_VENDOR,  /* usr/share/dm2/recipes */
+	RECIPE_ORIGIN_EXTRA,   /* a --recipes directory */
+	RECIPE_ORIGIN_DKMS,    /* usr/src/NAME-VER/dkms.conf */
+	RECIPE_ORIGIN_FILE,    /* named on the command line */
+	_RECIPE_ORIGIN_MAX,
+	_RECIPE_ORIGIN_INVALID = -EINVAL,
+};
+DECLARE_STRING_TABLE(recipe_origin);
+
+enum range_op {
+	RANGE_OP_LT,
+	RANGE_OP_LE,
+	RANGE_OP_GT,
+	RANGE_OP_GE,
+	RANGE_OP_EQ,
+	_RANGE_OP_MAX,
+	_RANGE_OP_INVALID = -EINVAL,
+};
+
+/* "Kernel=>=6.8 <6.12": every constraint must hold. */
+struct kernel_range {
+	struct {
+		enum range_op op;
+		char *version;
+	} *c;
+	size_t n;
+	char *text; /* as written */
+};
+int kernel_range_parse(const char *s, struct kernel_range *ret);
+bool kernel_range_match(const struct kernel_range *r, const char *kernel_version);
+void kernel_range_done(struct kernel_range *r);
+
+struct recipe_patch {
+	char *path;  /* absolute path of the patch file */
+	char *match; /* DKMS PATCH_MATCH: POSIX ERE the kernel release must match, or NULL */
+};
+
+struct recipe_source {
+	char *version;
+	char **urls;            /* URL=, tried in order (https, http, file) */
+	char *path;             /* Path=: absolute directory (a relative one is made absolute
+				 * against the recipe's directory at load time) */
+	char *sha256;           /* SHA256= of the downloaded archive (lower-case hex) */
+	char *git_tree;         /* GitTree= of the unpacked content (lower-case hex) */
+	struct kernel_range kernel; /* Kernel=, n == 0 means any */
+	struct recipe_patch *patches;
+	size_t n_patches;
+	unsigned line;          /* where its [Source] section starts */
+};
+
+struct recipe_module {
+	char *name;             /* module name as built, without .ko */
+	char *built_location;   /* directory relative to the build dir where the .ko appears ("" = top) */
+	char *dest_name;        /* name to install as, without .ko (default: name) */
+	char *dest_dir;         /* directory relative to lib/modules/KVER (default: install_dir) */
+	bool strip;             /* strip -g before signing */
+};
+
+struct recipe {
+	unsigned n_ref;
+
+	char *name;
+	char *description;
+	char *license;
+	char *path;             /* file it was loaded from (absolute) */
+	char *dir;              /* directory of that file (patches, relative Path=) */
+	enum recipe_origin origin;
+	char *content_hash;     /* sha256 of the recipe file's bytes (part of the build key) */
+
+	struct recipe_source *sources;
+	size_t n_sources;
+
+	/* [Build] */
+	char *subdir;           /* Directory=: where the Kbuild file is, relative to the source */
+	struct recipe_module *modules;
+	size_t n_modules;
+	char **make_vars;       /* MakeVariable=KEY=VALUE, repeatable */
+	char **require_config;  /* RequireConfig=CONFIG_A CONFIG_B (must be y or m); a leading '!'
+				 * means the option must not be set */
+	char **arches;          /* Arch=, uname -m names; empty = any */
+	char **needs;           /* Needs=: recipes whose Module.symvers this one links against */
+
+	/* [Install] */
+	char *install_dir;      /* Directory= under lib/modules/KVER (default "updates/dm2") */
+
+	/* Mostly for dkms.conf imports. */
+	bool autoinstall;       /* built automatically for new kernels (recipes: always) */
+	char *make_command;     /* custom build command line (DKMS MAKE[]), run via /bin/sh -c */
+	char *clean_command;    /* DKMS CLEAN, informational: each build starts from a fresh copy */
+	char *exclusive_kernel; /* DKMS BUILD_EXCLUSIVE_KERNEL: ERE the release must match */
+	char *exclusive_arch;   /* DKMS BUILD_EXCLUSIVE_ARCH: ERE the arch must match */
+};
+
+int recipe_new(struct recipe **ret);
+struct recipe *recipe_ref(struct recipe *r);
+struct recipe *recipe_unref(struct recipe *r);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct recipe *, recipe_unref);
+
+/*
+ * Load and validate one recipe file. Every problem found is reported through the diagnostic
+ * callback as "FILE:LINE: message" (one call per problem); the function then fails with
+ * -EBADMSG. Without a callback problems are logged at debug level only.
+ */
+typedef void (*recipe_diag_fn)(const char *file, unsigned line, const char *message,
+			       void *userdata);
+int recipe_load(const char *path, enum recipe_origin origin, recipe_diag_fn diag,
+		void *userdata, struct recipe **ret);
+
+/* The source that applies to a kernel version: the newest Version= whose Kernel= range
+ * matches. NULL if none does. */
+const struct recipe_source *recipe_pick_source(const struct recipe *r, const char *kernel_version);
+const struct recipe_source *recipe_find_source(const struct recipe *r, const char *version);
+/* Newest version overall (for listings). */
+const char *recipe_latest_version(const struct recipe *r);
+
+/* License text is GPL-compatible ("GPL", "GPL-2.0-only", "Dual MIT/GPL", ...). */
+bool license_is_gpl_compatible(const char *license);

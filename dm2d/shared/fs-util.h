@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "macro.h"
+
+/* Read a whole file (NUL-terminated for convenience; size excludes the NUL). Refuses files
+ * larger than max_size (0 = 64 MiB) with -EFBIG. */
+int read_full_file_at(int dir_fd, const char *path, size_t max_size, char **ret, size_t *ret_size);
+/* Temporary file in the same directory, fsync, rename over path, fsync the directory. */
+int write_file_atomic_at(int dir_fd, const char *path, const void *data, size_t size, mode_t mode);
+/* Like write_file_atomic_at() but copies the contents of an open fd. */
+int copy_file_atomic_at(int src_fd, int dir_fd, const char *path, mode_t mode);
+/* Create a directory and any missing parents. Existing directories are fine. */
+int mkdir_p_at(int dir_fd, const char *path, mode_t mode);
+/* Remove a file or a directory tree, never following symlinks. Missing is fine. */
+int rm_rf_at(int dir_fd, const char *path);
+/* Copy a directory tree (regular files, directories, symlinks as they are); dst must not exist.
+ * Other file types are refused with -EBADMSG. */
+int copy_tree_at(int src_dir_fd, const char *src, int dst_dir_fd, const char *dst);
+/* Create a fresh, empty, mode 0700 directory named "<prefix>XXXXXX" under dir_fd. */
+int mkdtemp_at(int dir_fd, const char *prefix, char **ret_name);
+/* Join a root directory and a path, with exactly one slash between them. */
+char *path_join(const char *a, const char *b);
+/* True if path has no "..", no empty components and is not absolute. */
+bool path_is_safe_relative(const char *path);
+/* Sum of file sizes below dir. */
+int dir_size_at(int dir_fd, const char *path, uint64_t *ret);

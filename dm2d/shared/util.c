@@ -1,0 +1,355 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <ctype.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <time.h>
+
+#include "util.h"
+
+char **strv_free(char **l)
+{
+	if (!l)
+		return NULL;
+	for (char **i = l; *i; i++)
+		free(*i);
+	free(l);
+	return NULL;
+}
+
+size_t strv_length(char *const *l)
+{
+	size_t n = 0;
+
+	if (l)
+		while (l[n])
+			n++;
+	return n;
+}
+
+int strv_consume(char ***l, char *v)
+{
+	size_t n = strv_length(*l);
+	char **c;
+
+	if (!v)
+		return -ENOMEM;
+	c = realloc(*l, sizeof(char *) * (n + 2));
+	if (!c) {
+		free(v);
+		return -ENOMEM;
+	}
+	c[n] = v;
+	c[n + 1] = NULL;
+	*l = c;
+	return 0;
+}
+
+int strv_extend(char ***l, const char *v)
+{
+	return strv_consume(l, strdup(v));
+}
+
+bool strv_contains(char *const *l, const char *s)
+{
+	STRV_FOREACH(i, l)
+		if (streq(*i, s))
+			return true;
+	return false;
+}
+
+int strv_split(const char *s, const char *sep, char ***ret)
+{
+	_cleanup_strv_free_ char **l = NULL;
+	const char *p = s;
+	int r;
+
+	/* An empty list is an empty vector, not NULL. */
+	l = calloc(1, sizeof(char *));
+	if (!l)
+		return -ENOMEM;
+	while (*p) {
+		size_t n;
+
+		p += strspn(p, sep);
+		n = strcspn(p, sep);
+		if (n == 0)
+			break;
+		r = strv_consume(&l, strndup(p, n));
+		if (r < 0)
+			return r;
+		p += n;
+	}
+	*ret = TAKE_PTR(l);
+	return 0;
+}
+
+char *strv_join(char *const *l, const char *sep)
+{
+	size_t n = 1, k = strlen(sep);
+	char *s, *p;
+
+	STRV_FOREACH(i, l)
+		n += strlen(*i) + k;
+	s = p = malloc(n);
+	if (!s)
+		return NULL;
+	*p = '\0';
+	STRV_FOREACH(i, l) {
+		if (i != l) {
+			memcpy(p, sep, k);
+			p += k;
+		}
+		size_t m = strlen(*i);
+		memcpy(p, *i, m);
+		p += m;
+	}
+	*p = '\0';
+	return s;
+}
+
+char *startswith(const char *s, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	if (strncmp(s, prefix, n) != 0)
+		return NULL;
+	return (char *) s + n;
+}
+
+char *endswith(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+
+	if (b > a || memcmp(s + a - b, suffix, b) != 0)
+		return NULL;
+	return (char *) s + a - b;
+}
+
+char *strstrip(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char) *s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char) e[-1]))
+		e--;
+	*e = '\0';
+	return s;
+}
+
+char *strjoin_real(const char *x, ...)
+{
+	va_list ap;
+	size_t n = 0;
+	char *r, *p;
+
+	va_start(ap, x);
+	for (const char *t = x; t; t = va_arg(ap, const char *))
+		n += strlen(t);
+	va_end(ap);
+
+	r = p = malloc(n + 1);
+	if (!r)
+		return NULL;
+	va_start(ap, x);
+	for (const char *t = x; t; t = va_arg(ap, const char *)) {
+		size_t m = strlen(t);
+		memcpy(p, t, m);
+		p += m;
+	}
+	va_end(ap);
+	*p = '\0';
+	return r;
+}
+
+int safe_atoi(const char *s, int *ret)
+{
+	char *e;
+	long l;
+
+	errno = 0;
+	l = strtol(s, &e, 10);
+	if (errno > 0)
+		return -errno;
+	if (e == s || *e != '\0' || l < INT_MIN || l > INT_MAX)
+		return -EINVAL;
+	*ret = (int) l;
+	return 0;
+}
+
+int safe_atou64(const char *s, uint64_t *ret)
+{
+	unsigned long long l;
+	char *e;
+
+	s += strspn(s, " \t");
+	if (*s == '-')
+		return -ERANGE;
+	errno = 0;
+	l = strtoull(s, &e, 10);
+	if (errno > 0)
+		return -errno;
+	if (e == s || *e != '\0')
+		return -EINVAL;
+	*ret = l;
+	return 0;
+}
+
+int parse_size(const char *s, uint64_t *ret)
+{
+	static const struct {
+		char suffix;
+		uint64_t factor;
+	} units[] = { { 'K', 1ULL << 10 }, { 'M', 1ULL << 20 }, { 'G', 1ULL << 30 },
+		      { 'T', 1ULL << 40 } };
+	_cleanup_free_ char *c = strdup(s);
+	uint64_t v, f = 1;
+	size_t n;
+	int r;
+
+	if (!c)
+		return -ENOMEM;
+	n = strlen(c);
+	if (n > 0 && (c[n - 1] == 'B' || c[n - 1] == 'b') && n > 1 && !isdigit((unsigned char) c[n - 2]))
+		c[--n] = '\0';
+	if (n == 0)
+		return -EINVAL;
+	for (size_t i = 0; i < ELEMENTSOF(units); i++)
+		if (toupper((unsigned char) c[n - 1]) == units[i].suffix) {
+			f = units[i].factor;
+			c[--n] = '\0';
+		}
+	r = safe_atou64(c, &v);
+	if (r < 0)
+		return r;
+	if (v > UINT64_MAX / f)
+		return -ERANGE;
+	*ret = v * f;
+	return 0;
+}
+
+int free_and_strdup(char **p, const char *s)
+{
+	char *c = NULL;
+
+	if (s) {
+		c = strdup(s);
+		if (!c)
+			return -ENOMEM;
+	}
+	free(*p);
+	*p = c;
+	return 0;
+}
+
+char *hexmem(const void *p, size_t l)
+{
+	static const char hex[] = "0123456789abcdef";
+	const uint8_t *b = p;
+	char *r = malloc(l * 2 + 1);
+
+	if (!r)
+		return NULL;
+	for (size_t i = 0; i < l; i++) {
+		r[i * 2] = hex[b[i] >> 4];
+		r[i * 2 + 1] = hex[b[i] & 15];
+	}
+	r[l * 2] = '\0';
+	return r;
+}
+
+static int unhexchar(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -EINVAL;
+}
+
+int unhexmem(const char *s, void **ret, size_t *ret_len)
+{
+	size_t n = strlen(s);
+	_cleanup_free_ uint8_t *b = NULL;
+
+	if (n % 2)
+		return -EINVAL;
+	b = malloc(n / 2 + 1);
+	if (!b)
+		return -ENOMEM;
+	for (size_t i = 0; i < n / 2; i++) {
+		int hi = unhexchar(s[i * 2]), lo = unhexchar(s[i * 2 + 1]);
+		if (hi < 0 || lo < 0)
+			return -EINVAL;
+		b[i] = (uint8_t) (hi << 4 | lo);
+	}
+	*ret = TAKE_PTR(b);
+	if (ret_len)
+		*ret_len = n / 2;
+	return 0;
+}
+
+int version_compare(const char *a, const char *b)
+{
+	/* Runs of digits compare numerically, everything else byte by byte. */
+	while (*a || *b) {
+		if (isdigit((unsigned char) *a) && isdigit((unsigned char) *b)) {
+			while (*a == '0')
+				a++;
+			while (*b == '0')
+				b++;
+			size_t na = strspn(a, "0123456789"), nb = strspn(b, "0123456789");
+			if (na != nb)
+				return na < nb ? -1 : 1;
+			int c = strncmp(a, b, na);
+			if (c != 0)
+				return c < 0 ? -1 : 1;
+			a += na;
+			b += nb;
+			continue;
+		}
+		if (*a != *b) {
+			/* End of string sorts before anything else. */
+			if (!*a)
+				return -1;
+			if (!*b)
+				return 1;
+			return (unsigned char) *a < (unsigned char) *b ? -1 : 1;
+		}
+		a++;
+		b++;
+	}
+	return 0;
+}
+
+static uint64_t clock_usec(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000ULL;
+}
+
+uint64_t now_usec(void)
+{
+	return clock_usec(CLOCK_REALTIME);
+}
+
+uint64_t now_mono_usec(void)
+{
+	return clock_usec(CLOCK_MONOTONIC);
+}
+
+const char *format_timestamp(char *buf, size_t n, uint64_t usec)
+{
+	time_t t = (time_t) (usec / 1000000ULL);
+	struct tm tm;
+
+	if (usec == 0 || !localtime_r(&t, &tm) || strftime(buf, n, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+		snprintf(buf, n, "-");
+	return buf;
+}

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "macro.h"
+
+/* NULL-terminated string vectors. */
+char **strv_free(char **l);
+DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free);
+#define _cleanup_strv_free_ _cleanup_(strv_freep)
+size_t strv_length(char *const *l);
+/* Append v, taking ownership of it (also on failure). */
+int strv_consume(char ***l, char *v);
+/* Append a copy of v. */
+int strv_extend(char ***l, const char *v);
+bool strv_contains(char *const *l, const char *s);
+/* Split s at any of the characters in sep, dropping empty words. */
+int strv_split(const char *s, const char *sep, char ***ret);
+char *strv_join(char *const *l, const char *sep);
+#define STRV_FOREACH(s, l) for (char *const *s = (l); s && *s; s++)
+
+/* String helpers. */
+char *startswith(const char *s, const char *prefix);
+char *endswith(const char *s, const char *suffix);
+char *strstrip(char *s);
+char *strjoin_real(const char *x, ...) __attribute__((__sentinel__));
+#define strjoin(a, ...) strjoin_real((a), __VA_ARGS__, NULL)
+int safe_atoi(const char *s, int *ret);
+int safe_atou64(const char *s, uint64_t *ret);
+int parse_size(const char *s, uint64_t *ret); /* "100", "10K", "5M", "2G" */
+/* Free *p and store a copy of s (or NULL) there. */
+int free_and_strdup(char **p, const char *s);
+char *hexmem(const void *p, size_t l);
+int unhexmem(const char *s, void **ret, size_t *ret_len);
+/* Compare dotted version strings the way people expect: 6.10 > 6.9, 6.1.0-56 > 6.1.0-9. */
+int version_compare(const char *a, const char *b);
+
+/* Time */
+uint64_t now_usec(void);          /* CLOCK_REALTIME */
+uint64_t now_mono_usec(void);     /* CLOCK_MONOTONIC */
+/* "2026-11-24 10:00:00" in local time; buf at least 32 bytes. */
+const char *format_timestamp(char *buf, size_t n, uint64_t usec);
