@@ -37,3 +37,15 @@ struct verb {
 int verb_recipe(int argc, char *argv[], struct cli *cli);
 int verb_kernel(int argc, char *argv[], struct cli *cli);
 int verb_build(int argc, char *argv[], struct cli *cli);
+int verb_sign(int argc, char *argv[], struct cli *cli);
+int verb_verify(int argc, char *argv[], struct cli *cli);
+int verb_key(int argc, char *argv[], struct cli *cli);
+int verb_cache(int argc, char *argv[], struct cli *cli);
+int verb_fetch(int argc, char *argv[], struct cli *cli);
+int verb_trigger(int argc, char *argv[], struct cli *cli);
+int verb_install(int argc, char *argv[], struct cli *cli);
+int verb_uninstall(int argc, char *argv[], struct cli *cli);
+int verb_depmod(int argc, char *argv[], struct cli *cli);
+int verb_status(int argc, char *argv[], struct cli *cli);
+int verb_log(int argc, char *argv[], struct cli *cli);
+int verb_dkms(int argc, char *argv[], struct cli *cli);

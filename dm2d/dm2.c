@@ -11,6 +11,23 @@ static int verb_help(int argc, char *argv[], struct cli *cli);
 
 static const struct verb verbs[] = {
 	{ "help", verb_help, "help" },
+	{ "install", verb_install,
+	  "install NAME... {-k KVER | --all-kernels} [--no-depmod] [--force]" },
+	{ "uninstall", verb_uninstall, "uninstall NAME -k KVER" },
+	{ "depmod", verb_depmod, "depmod -k KVER" },
+	{ "status", verb_status, "status [NAME] [-k KVER] [--json]" },
+	{ "log", verb_log, "log NAME -k KVER" },
+	{ "fetch", verb_fetch, "fetch NAME [--version V]" },
+	{ "trigger", verb_trigger, "trigger [KVER] [--wait [--timeout SEC]]" },
+	{ "recipe", verb_recipe, "recipe lint FILE... | list [--json] | show NAME" },
+	{ "kernel", verb_kernel, "kernel list [--json]" },
+	{ "build", verb_build, "build NAME -k KVER [--version V] [--json]" },
+	{ "sign", verb_sign, "sign FILE.ko [--key K --cert C] [--hash H] [-k KVER] [-o OUT]" },
+	{ "verify", verb_verify, "verify FILE.ko[.xz|.zst|.gz] [--cert CERT]" },
+	{ "key", verb_key, "key generate [--force] | show | adopt-dkms [--force]" },
+	{ "cache", verb_cache,
+	  "cache stat | gc [--max-size SIZE] | push|pull [--remote URL] KEY..." },
+	{ "dkms", verb_dkms, "dkms import DIR [-k KVER] [--arch ARCH] [--json] | list [--json]" },
 };
 
 static int verb_help(int argc, char *argv[], struct cli *cli)

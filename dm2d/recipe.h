@@ -124,5 +124,12 @@ const struct recipe_source *recipe_find_source(const struct recipe *r, const cha
 /* Newest version overall (for listings). */
 const char *recipe_latest_version(const struct recipe *r);
 
+/* Canonical text of a recipe (sections and keys in the order of dm2-recipe(5)); loading it
+ * again gives an equal recipe. Patch paths below the recipe's directory are written relative. */
+int recipe_format(const struct recipe *r, char **ret);
+int recipe_write(const struct recipe *r, FILE *f);
+/* Name= characters: [a-zA-Z0-9_.+-], not starting with '.' or '-', at most 128 bytes. */
+bool recipe_name_valid(const char *name);
+
 /* License text is GPL-compatible ("GPL", "GPL-2.0-only", "Dual MIT/GPL", ...). */
 bool license_is_gpl_compatible(const char *license);

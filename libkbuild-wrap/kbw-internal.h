@@ -1,7 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "libkbuild-wrap.h"
 
@@ -9,4 +16,95 @@
 #define KBW_EXPORT __attribute__((__visibility__("default")))
 
 /* Report through the callback set with kbw_set_log_fn(); never prints by itself. */
-void kbw_log(int priority, const char *format, ...) __attribute__((__format__(printf, 2, 3)));
+void kbw_log(int priority, const char *format, ...)
+	__attribute__((__format__(printf, 2, 3)));
+
+/* The library cannot use dm2d/shared: its own small helpers. */
+#define _kbw_cleanup_(f) __attribute__((__cleanup__(f)))
+static inline void kbw_freep(void *p)
+{
+	free(*(void **) p);
+}
+#define _kbw_cleanup_free_ _kbw_cleanup_(kbw_freep)
+static inline void kbw_closep(int *fd)
+{
+	if (*fd >= 0) {
+		int saved = errno;
+		(void) close(*fd);
+		errno = saved;
+	}
+}
+#define _kbw_cleanup_close_ _kbw_cleanup_(kbw_closep)
+#define KBW_TAKE_PTR(p)                                                                  \
+	({                                                                               \
+		__typeof__(p) _ptr_ = (p);                                               \
+		(p) = NULL;                                                              \
+		_ptr_;                                                                   \
+	})
+#define kbw_streq(a, b) (strcmp((a), (b)) == 0)
+
+/* PATH of every build (and where the kernel's compiler is looked for). */
+#define KBW_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+/* Whole file, NUL-terminated; -EFBIG above max (0: 64 MiB). */
+int kbw_read_file(const char *path, size_t max, char **ret, size_t *ret_size);
+char **kbw_strv_free(char **l);
+static inline void kbw_strv_freep(char ***l)
+{
+	kbw_strv_free(*l);
+}
+#define _kbw_cleanup_strv_ _kbw_cleanup_(kbw_strv_freep)
+size_t kbw_strv_length(char *const *l);
+/* Append v, taking ownership (also on failure). */
+int kbw_strv_consume(char ***l, char *v);
+char *kbw_asprintf(const char *format, ...) __attribute__((__format__(printf, 1, 2)));
+/* Copy a tree (regular files, directories, symlinks; setuid/setgid bits dropped) to dst,
+ * which must not exist; every created entry is owned by uid:gid. Other types: -EBADMSG.
+ */
+int kbw_copy_tree(const char *src, const char *dst, uid_t uid, gid_t gid);
+/* Find an executable in KBW_DEFAULT_PATH (or check an absolute/relative path). */
+bool kbw_find_program(const char *prog);
+/* sha256 hex (65 bytes with NUL) with OpenSSL EVP over several buffers. */
+struct kbw_sha256;
+int kbw_sha256_new(struct kbw_sha256 **ret);
+void kbw_sha256_update(struct kbw_sha256 *s, const void *p, size_t n);
+void kbw_sha256_final_hex(struct kbw_sha256 *s, char out[65]);
+void kbw_sha256_free(struct kbw_sha256 *s);
+
+struct kbw_config_entry {
+	char *name;  /* "CONFIG_FOO" */
+	char *value; /* without quotes */
+};
+
+struct kbw_kernel {
+	unsigned n_ref;
+	char *release;
+	char *modules_dir;
+	char *build_dir; /* realpath, or NULL */
+	bool complete;
+	char *reason;
+	struct kbw_config_entry *config;
+	size_t n_config;
+	char *arch, *srcarch;
+	char *cc, *cc_version_text;
+	bool llvm;
+	enum kbw_compression compression;
+	char *vermagic;
+	char *identity;
+	char *version;
+	char **ro_paths; /* trees the build reads: bind-mounted read-only in the sandbox
+			  */
+};
+
+static inline int kbw_close(int fd)
+{
+	if (fd >= 0)
+		(void) close(fd);
+	return -EBADF;
+}
+static inline void *_kbw_mfree(void *p)
+{
+	free(p);
+	return NULL;
+}
+#define MIN_U64(a, b) ((uint64_t) (a) < (uint64_t) (b) ? (uint64_t) (a) : (uint64_t) (b))

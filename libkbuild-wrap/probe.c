@@ -1,0 +1,684 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Probe a kernel build tree: everything comes from the tree, never from the running
+ * kernel. */
+#include <ctype.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <syslog.h>
+
+#include "kbw-internal.h"
+
+static struct kbw_kernel *kernel_free(struct kbw_kernel *k)
+{
+	if (!k)
+		return NULL;
+	free(k->release);
+	free(k->modules_dir);
+	free(k->build_dir);
+	free(k->reason);
+	for (size_t i = 0; i < k->n_config; i++) {
+		free(k->config[i].name);
+		free(k->config[i].value);
+	}
+	free(k->config);
+	free(k->arch);
+	free(k->srcarch);
+	free(k->cc);
+	free(k->cc_version_text);
+	free(k->vermagic);
+	free(k->identity);
+	free(k->version);
+	kbw_strv_free(k->ro_paths);
+	free(k);
+	return NULL;
+}
+
+KBW_EXPORT struct kbw_kernel *kbw_kernel_ref(struct kbw_kernel *k)
+{
+	if (k)
+		k->n_ref++;
+	return k;
+}
+
+KBW_EXPORT struct kbw_kernel *kbw_kernel_unref(struct kbw_kernel *k)
+{
+	if (!k)
+		return NULL;
+	if (--k->n_ref > 0)
+		return NULL;
+	return kernel_free(k);
+}
+
+static void kernel_unrefp(struct kbw_kernel **k)
+{
+	kbw_kernel_unref(*k);
+}
+
+/* Parse .config: "CONFIG_X=value", values in quotes unescaped ("\"" and "\\"). */
+static int parse_config(struct kbw_kernel *k, char *text)
+{
+	size_t cap = 0;
+
+	for (char *line = text, *next; line && *line; line = next) {
+		struct kbw_config_entry *e;
+		char *eq, *v;
+
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		if (strncmp(line, "CONFIG_", 7) != 0)
+			continue;
+		eq = strchr(line, '=');
+		if (!eq)
+			continue;
+		*eq = '\0';
+		v = eq + 1;
+		if (*v == '"') {
+			char *w = ++v, *r = v;
+
+			for (; *r && *r != '"'; r++) {
+				if (*r == '\\' && r[1])
+					r++;
+				*w++ = *r;
+			}
+			*w = '\0';
+		}
+		if (k->n_config == cap) {
+			cap = cap ? cap * 2 : 4096;
+			e = realloc(k->config, cap * sizeof(*e));
+			if (!e)
+				return -ENOMEM;
+			k->config = e;
+		}
+		e = &k->config[k->n_config];
+		e->name = strdup(line);
+		e->value = strdup(v);
+		if (!e->name || !e->value) {
+			free(e->name);
+			free(e->value);
+			return -ENOMEM;
+		}
+		k->n_config++;
+	}
+	return 0;
+}
+
+static bool config_y(const struct kbw_kernel *k, const char *option)
+{
+	const char *v = kbw_kernel_config(k, option);
+
+	return v && kbw_streq(v, "y");
+}
+
+/* A "VAR = value" assignment in .kernelvariables (make syntax; "override" allowed). */
+static char *kernelvariable(const char *text, const char *var)
+{
+	size_t n = strlen(var);
+
+	for (const char *line = text; line && *line;) {
+		const char *end = strchrnul(line, '\n'), *p = line;
+
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (strncmp(p, "override", 8) == 0 && (p[8] == ' ' || p[8] == '\t'))
+			for (p += 8; *p == ' ' || *p == '\t'; p++)
+				;
+		if (strncmp(p, var, n) == 0) {
+			p += n;
+			while (*p == ' ' || *p == '\t')
+				p++;
+			if (*p == ':' || *p == '?')
+				p++;
+			if (*p == '=') {
+				p++;
+				while (*p == ' ' || *p == '\t')
+					p++;
+				return strndup(p, (size_t) (end - p));
+			}
+		}
+		line = *end ? end + 1 : NULL;
+	}
+	return NULL;
+}
+
+/* Drop make expansions ("$(if ...)", "$(CROSS_COMPILE)") and keep the first plain word:
+ * Debian's "$(if $(DEBIAN_KERNEL_USE_CCACHE),$(CCACHE)) $(CROSS_COMPILE)gcc-12" ->
+ * "gcc-12". Cross compilation is not supported, so CROSS_COMPILE is empty. */
+static char *strip_make_expansions(const char *v)
+{
+	_kbw_cleanup_free_ char *out = malloc(strlen(v) + 1);
+	size_t n = 0;
+	const char *p = v;
+	char *w;
+
+	if (!out)
+		return NULL;
+	while (*p) {
+		if (p[0] == '$' && (p[1] == '(' || p[1] == '{')) {
+			int depth = 0;
+
+			for (p++; *p; p++) {
+				if (*p == '(' || *p == '{')
+					depth++;
+				else if ((*p == ')' || *p == '}') && --depth == 0) {
+					p++;
+					break;
+				}
+			}
+			continue;
+		}
+		out[n++] = *p++;
+	}
+	out[n] = '\0';
+	w = out + strspn(out, " \t");
+	w[strcspn(w, " \t")] = '\0';
+	return w[0] ? strdup(w) : NULL;
+}
+
+static int set_arch(struct kbw_kernel *k, const char *kernelvariables)
+{
+	static const struct {
+		const char *option, *arch, *srcarch;
+	} table[] = {
+		{"CONFIG_X86_64", "x86_64", "x86"},
+		{"CONFIG_X86_32", "i686", "x86"},
+		{"CONFIG_ARM64", "aarch64", "arm64"},
+		{"CONFIG_ARM", "armv7l", "arm"},
+		{"CONFIG_PPC64", "ppc64le", "powerpc"},
+		{"CONFIG_PPC32", "ppc", "powerpc"},
+		{"CONFIG_S390", "s390x", "s390"},
+		{"CONFIG_RISCV", "riscv64", "riscv"},
+		{"CONFIG_LOONGARCH", "loongarch64", "loongarch"},
+		{"CONFIG_MIPS", "mips", "mips"},
+	};
+	_kbw_cleanup_free_ char *kv_arch = NULL;
+
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+		if (!config_y(k, table[i].option))
+			continue;
+		if (kbw_streq(table[i].option, "CONFIG_PPC64") &&
+		    !config_y(k, "CONFIG_CPU_LITTLE_ENDIAN"))
+			k->arch = strdup("ppc64");
+		else if (kbw_streq(table[i].option, "CONFIG_MIPS") &&
+			 config_y(k, "CONFIG_64BIT"))
+			k->arch = strdup("mips64");
+		else
+			k->arch = strdup(table[i].arch);
+		k->srcarch = strdup(table[i].srcarch);
+		return k->arch && k->srcarch ? 0 : -ENOMEM;
+	}
+	if (kernelvariables)
+		kv_arch = kernelvariable(kernelvariables, "ARCH");
+	if (kv_arch) {
+		k->srcarch = strip_make_expansions(kv_arch);
+		k->arch = k->srcarch ? strdup(k->srcarch) : NULL;
+	}
+	return 0;
+}
+
+static int set_vermagic(struct kbw_kernel *k, const char *uts_release)
+{
+	const char *preempt = "";
+	const char *arch = "";
+
+	if (config_y(k, "CONFIG_PREEMPT_BUILD") ||
+	    (!kbw_kernel_config(k, "CONFIG_PREEMPT_BUILD") &&
+	     config_y(k, "CONFIG_PREEMPT")))
+		preempt = "preempt ";
+	else if (config_y(k, "CONFIG_PREEMPT_RT"))
+		preempt = "preempt_rt ";
+	/* MODULE_ARCH_VERMAGIC: x86_64 adds nothing, arm64 "aarch64". */
+	if (k->arch && kbw_streq(k->arch, "aarch64"))
+		arch = "aarch64";
+	k->vermagic = kbw_asprintf(
+		"%s %s%s%s%s%s", uts_release, config_y(k, "CONFIG_SMP") ? "SMP " : "",
+		preempt, config_y(k, "CONFIG_MODULE_UNLOAD") ? "mod_unload " : "",
+		config_y(k, "CONFIG_MODVERSIONS") ? "modversions " : "", arch);
+	return k->vermagic ? 0 : -ENOMEM;
+}
+
+/* Leading "X.Y[.Z]" of s, or NULL. */
+static char *leading_version(const char *s)
+{
+	size_t n = 0;
+	int dots = 0;
+
+	if (!s || !isdigit((unsigned char) s[0]))
+		return NULL;
+	while (s[n]) {
+		if (isdigit((unsigned char) s[n]))
+			n++;
+		else if (s[n] == '.' && dots < 2 && isdigit((unsigned char) s[n + 1])) {
+			dots++;
+			n++;
+		} else
+			break;
+	}
+	return dots > 0 ? strndup(s, n) : NULL;
+}
+
+static int set_incomplete(struct kbw_kernel *k, char *reason)
+{
+	if (!reason)
+		return -ENOMEM;
+	k->complete = false;
+	free(k->reason);
+	k->reason = reason;
+	return 0;
+}
+
+/* Which package usually provides path (relative to the build tree). */
+static char *package_hint(const struct kbw_kernel *k, const char *rel, bool debian)
+{
+	if (debian && strncmp(rel, "scripts/", 8) == 0) {
+		_kbw_cleanup_free_ char *v = k->version ? strdup(k->version) : NULL;
+		char *dot;
+
+		if (v && (dot = strchr(v, '.')) && (dot = strchr(dot + 1, '.')))
+			*dot = '\0';
+		return kbw_asprintf("linux-kbuild-%s", v ?: "X.Y");
+	}
+	return kbw_asprintf("linux-headers-%s", k->release);
+}
+
+static int add_ro_path(struct kbw_kernel *k, const char *path)
+{
+	char real[PATH_MAX];
+
+	if (!realpath(path, real))
+		return 0;
+	for (char **p = k->ro_paths; p && *p; p++)
+		if (kbw_streq(*p, real))
+			return 0;
+	return kbw_strv_consume(&k->ro_paths, strdup(real));
+}
+
+/* The trees a build reads: the build dir, what its top-level symlinks point to (Debian:
+ * scripts -> /usr/lib/linux-kbuild-X.Y/scripts), and the tree its Makefile includes
+ * (Debian: /usr/src/linux-headers-KVER-common). */
+static int collect_ro_paths(struct kbw_kernel *k, const char *makefile)
+{
+	static const char *const links[] = {"scripts", "tools", "source", "arch",
+					    "include"};
+	int r;
+
+	r = add_ro_path(k, k->build_dir);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
+		_kbw_cleanup_free_ char *p =
+			kbw_asprintf("%s/%s", k->build_dir, links[i]);
+		struct stat st;
+
+		if (!p)
+			return -ENOMEM;
+		if (lstat(p, &st) < 0 || !S_ISLNK(st.st_mode))
+			continue;
+		{
+			char real[PATH_MAX], *slash;
+
+			if (!realpath(p, real))
+				continue;
+			/* /usr/lib/linux-kbuild-6.1/scripts -> /usr/lib/linux-kbuild-6.1
+			 */
+			slash = strrchr(real, '/');
+			if (slash && slash != real && kbw_streq(slash + 1, links[i]))
+				*slash = '\0';
+			r = add_ro_path(k, real);
+			if (r < 0)
+				return r;
+		}
+	}
+	if (makefile) {
+		const char *inc = strstr(makefile, "include /");
+
+		if (inc && (inc == makefile || inc[-1] == '\n')) {
+			_kbw_cleanup_free_ char *f =
+				strndup(inc + 8, strcspn(inc + 8, " \t\n"));
+			char *slash;
+
+			if (!f)
+				return -ENOMEM;
+			slash = strrchr(f, '/');
+			if (slash && slash != f) {
+				*slash = '\0';
+				r = add_ro_path(k, f);
+				if (r < 0)
+					return r;
+			}
+		}
+	}
+	return 0;
+}
+
+static int hash_file(struct kbw_sha256 *s, const char *label, const char *path)
+{
+	_kbw_cleanup_free_ char *text = NULL;
+	size_t n = 0;
+	int r;
+
+	r = kbw_read_file(path, 256u << 20, &text, &n);
+	if (r < 0)
+		return r;
+	kbw_sha256_update(s, label, strlen(label) + 1);
+	kbw_sha256_update(s, &n, sizeof(n));
+	kbw_sha256_update(s, text, n);
+	return 0;
+}
+
+static int compute_identity(struct kbw_kernel *k)
+{
+	struct kbw_sha256 *s = NULL;
+	_kbw_cleanup_free_ char *config = kbw_asprintf("%s/.config", k->build_dir);
+	_kbw_cleanup_free_ char *symvers =
+		kbw_asprintf("%s/Module.symvers", k->build_dir);
+	char hex[65];
+	int r;
+
+	if (!config || !symvers)
+		return -ENOMEM;
+	r = kbw_sha256_new(&s);
+	if (r < 0)
+		return r;
+	r = hash_file(s, "config", config);
+	if (r >= 0)
+		r = hash_file(s, "symvers", symvers);
+	if (r < 0) {
+		kbw_sha256_free(s);
+		return r;
+	}
+	kbw_sha256_update(s, "release", 8);
+	kbw_sha256_update(s, k->release, strlen(k->release) + 1);
+	kbw_sha256_update(s, "cc", 3);
+	kbw_sha256_update(s, k->cc_version_text ?: "",
+			  strlen(k->cc_version_text ?: "") + 1);
+	kbw_sha256_final_hex(s, hex);
+	kbw_sha256_free(s);
+	k->identity = strdup(hex);
+	return k->identity ? 0 : -ENOMEM;
+}
+
+/* utsrelease.h: #define UTS_RELEASE "6.1.0-56-amd64" */
+static char *parse_uts_release(const char *text)
+{
+	const char *p = strstr(text, "UTS_RELEASE");
+	const char *q, *e;
+
+	if (!p || !(q = strchr(p, '"')) || !(e = strchr(q + 1, '"')))
+		return NULL;
+	return strndup(q + 1, (size_t) (e - q - 1));
+}
+
+static int probe_tree(struct kbw_kernel *k)
+{
+	static const char *const required[] = {
+		".config",
+		"Makefile",
+		"Module.symvers",
+		"include/generated/autoconf.h",
+		"include/generated/utsrelease.h",
+		"include/config/auto.conf",
+		"scripts/mod/modpost",
+	};
+	_kbw_cleanup_free_ char *config = NULL, *kernelvariables = NULL, *uts = NULL,
+				*uts_release = NULL, *kernel_release = NULL,
+				*makefile = NULL, *p = NULL;
+	const char *cc_text;
+	bool debian;
+	int r;
+
+	p = kbw_asprintf("%s/.kernelvariables", k->build_dir);
+	if (!p)
+		return -ENOMEM;
+	r = kbw_read_file(p, 0, &kernelvariables, NULL);
+	if (r < 0 && r != -ENOENT)
+		kbw_log(LOG_DEBUG, "Failed to read '%s', ignoring: %s", p, strerror(-r));
+	debian = kernelvariables != NULL;
+
+	free(p);
+	p = kbw_asprintf("%s/.config", k->build_dir);
+	if (!p)
+		return -ENOMEM;
+	r = kbw_read_file(p, 0, &config, NULL);
+	if (r >= 0) {
+		r = parse_config(k, config);
+		if (r < 0)
+			return r;
+	}
+	r = set_arch(k, kernelvariables);
+	if (r < 0)
+		return r;
+
+	cc_text = kbw_kernel_config(k, "CONFIG_CC_VERSION_TEXT");
+	if (cc_text) {
+		k->cc_version_text = strdup(cc_text);
+		if (!k->cc_version_text)
+			return -ENOMEM;
+	}
+	k->llvm = config_y(k, "CONFIG_CC_IS_CLANG");
+	if (kernelvariables) {
+		_kbw_cleanup_free_ char *v = kernelvariable(kernelvariables, "CC");
+
+		if (v)
+			k->cc = strip_make_expansions(v);
+	}
+	if (!k->cc && k->llvm)
+		k->cc = strdup("clang");
+	if (!k->cc && cc_text)
+		k->cc = strndup(cc_text, strcspn(cc_text, " \t"));
+
+	if (config_y(k, "CONFIG_MODULE_COMPRESS_GZIP"))
+		k->compression = KBW_COMPRESSION_GZIP;
+	else if (config_y(k, "CONFIG_MODULE_COMPRESS_XZ"))
+		k->compression = KBW_COMPRESSION_XZ;
+	else if (config_y(k, "CONFIG_MODULE_COMPRESS_ZSTD"))
+		k->compression = KBW_COMPRESSION_ZSTD;
+	else
+		k->compression = KBW_COMPRESSION_NONE;
+
+	/* Upstream version for ranges: Debian's kernel.release holds "6.1.192" while the
+	 * release is "6.1.0-56-amd64"; prefer it when it parses. */
+	free(p);
+	p = kbw_asprintf("%s/include/config/kernel.release", k->build_dir);
+	if (!p)
+		return -ENOMEM;
+	if (kbw_read_file(p, 4096, &kernel_release, NULL) >= 0)
+		k->version = leading_version(kernel_release);
+	if (!k->version)
+		k->version = leading_version(k->release);
+
+	free(p);
+	p = kbw_asprintf("%s/Makefile", k->build_dir);
+	if (!p)
+		return -ENOMEM;
+	(void) kbw_read_file(p, 0, &makefile, NULL);
+	r = collect_ro_paths(k, makefile);
+	if (r < 0)
+		return r;
+
+	k->complete = true;
+	for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
+		_kbw_cleanup_free_ char *f =
+			kbw_asprintf("%s/%s", k->build_dir, required[i]);
+		_kbw_cleanup_free_ char *pkg = NULL;
+
+		if (!f)
+			return -ENOMEM;
+		if (access(f, F_OK) >= 0)
+			continue;
+		pkg = package_hint(k, required[i], debian);
+		return set_incomplete(k, kbw_asprintf("'%s' is missing (install %s)", f,
+						      pkg ?: "the kernel headers"));
+	}
+
+	free(p);
+	p = kbw_asprintf("%s/include/generated/utsrelease.h", k->build_dir);
+	if (!p)
+		return -ENOMEM;
+	r = kbw_read_file(p, 65536, &uts, NULL);
+	if (r < 0)
+		return set_incomplete(
+			k, kbw_asprintf("Cannot read '%s': %s", p, strerror(-r)));
+	uts_release = parse_uts_release(uts);
+	if (!uts_release)
+		return set_incomplete(k, kbw_asprintf("'%s' defines no UTS_RELEASE", p));
+	if (!kbw_streq(uts_release, k->release))
+		return set_incomplete(
+			k, kbw_asprintf("UTS_RELEASE in '%s' is '%s', not '%s'", p,
+					uts_release, k->release));
+	if (!k->arch)
+		return set_incomplete(k,
+				      kbw_asprintf("Cannot tell the architecture of '%s'",
+						   k->build_dir));
+	r = set_vermagic(k, uts_release);
+	if (r < 0)
+		return r;
+	return compute_identity(k);
+}
+
+KBW_EXPORT int kbw_kernel_probe(const char *modules_dir, const char *release,
+				struct kbw_kernel **ret)
+{
+	_kbw_cleanup_(kernel_unrefp) struct kbw_kernel *k = NULL;
+	_kbw_cleanup_free_ char *build = NULL;
+	char real[PATH_MAX];
+	struct stat st;
+	int r;
+
+	if (!modules_dir || !release || !release[0] || strchr(release, '/'))
+		return -EINVAL;
+	if (stat(modules_dir, &st) < 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+
+	k = calloc(1, sizeof(*k));
+	if (!k)
+		return -ENOMEM;
+	k->n_ref = 1;
+	k->release = strdup(release);
+	k->modules_dir = strdup(modules_dir);
+	build = kbw_asprintf("%s/build", modules_dir);
+	if (!k->release || !k->modules_dir || !build)
+		return -ENOMEM;
+	k->version = NULL;
+
+	if (lstat(build, &st) < 0) {
+		k->version = leading_version(release);
+		r = set_incomplete(
+			k, kbw_asprintf("'%s' is missing (install linux-headers-%s)",
+					build, release));
+	} else if (!realpath(build, real)) {
+		char target[PATH_MAX] = "";
+		ssize_t n = readlink(build, target, sizeof(target) - 1);
+
+		if (n > 0)
+			target[n] = '\0';
+		k->version = leading_version(release);
+		r = set_incomplete(
+			k, kbw_asprintf("'%s' points to '%s', which does not exist "
+					"(install linux-headers-%s)",
+					build, target, release));
+	} else {
+		k->build_dir = strdup(real);
+		if (!k->build_dir)
+			return -ENOMEM;
+		r = probe_tree(k);
+	}
+	if (r < 0)
+		return r;
+	if (!k->complete) {
+		kbw_log(LOG_DEBUG, "Kernel %s is incomplete: %s", release, k->reason);
+		free(k->identity);
+		k->identity = NULL;
+	}
+	*ret = KBW_TAKE_PTR(k);
+	return 0;
+}
+
+KBW_EXPORT const char *kbw_kernel_release(const struct kbw_kernel *k)
+{
+	return k->release;
+}
+
+KBW_EXPORT const char *kbw_kernel_build_dir(const struct kbw_kernel *k)
+{
+	return k->build_dir;
+}
+
+KBW_EXPORT bool kbw_kernel_complete(const struct kbw_kernel *k, const char **reason)
+{
+	if (reason)
+		*reason = k->complete ? NULL : k->reason;
+	return k->complete;
+}
+
+KBW_EXPORT const char *kbw_kernel_arch(const struct kbw_kernel *k)
+{
+	return k->arch;
+}
+
+KBW_EXPORT const char *kbw_kernel_srcarch(const struct kbw_kernel *k)
+{
+	return k->srcarch;
+}
+
+KBW_EXPORT const char *kbw_kernel_config(const struct kbw_kernel *k, const char *option)
+{
+	const char *name = option;
+	size_t off = 0;
+
+	if (!option)
+		return NULL;
+	if (strncmp(option, "CONFIG_", 7) != 0)
+		off = 7;
+	for (size_t i = 0; i < k->n_config; i++)
+		if (kbw_streq(k->config[i].name + off, name))
+			return k->config[i].value;
+	return NULL;
+}
+
+KBW_EXPORT const char *kbw_kernel_sig_hash(const struct kbw_kernel *k)
+{
+	return kbw_kernel_config(k, "CONFIG_MODULE_SIG_HASH");
+}
+
+KBW_EXPORT enum kbw_compression kbw_kernel_compression(const struct kbw_kernel *k)
+{
+	return k->compression;
+}
+
+KBW_EXPORT const char *kbw_kernel_cc(const struct kbw_kernel *k)
+{
+	return k->cc;
+}
+
+KBW_EXPORT bool kbw_kernel_llvm(const struct kbw_kernel *k)
+{
+	return k->llvm;
+}
+
+KBW_EXPORT bool kbw_kernel_cc_available(const struct kbw_kernel *k)
+{
+	return kbw_find_program(k->cc);
+}
+
+KBW_EXPORT const char *kbw_kernel_cc_version_text(const struct kbw_kernel *k)
+{
+	return k->cc_version_text;
+}
+
+KBW_EXPORT const char *kbw_kernel_vermagic(const struct kbw_kernel *k)
+{
+	return k->vermagic;
+}
+
+KBW_EXPORT const char *kbw_kernel_identity(const struct kbw_kernel *k)
+{
+	return k->identity;
+}
+
+KBW_EXPORT const char *kbw_kernel_version(const struct kbw_kernel *k)
+{
+	return k->version;
+}

@@ -1,0 +1,167 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# dm2 cache stat|gc|push|pull against a real nginx with WebDAV on 127.0.0.1, with fake roots.
+set -euo pipefail
+
+: "${DM2:?DM2 must point at the dm2 binary}"
+: "${DM2_SOURCE_DIR:?}"
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/dm2-remote-cache-XXXXXX")
+nginx_pids=()
+cleanup() {
+	local pid
+	for pid in "${nginx_pids[@]}"; do
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	if [ -z "${DM2_TEST_KEEP:-}" ]; then rm -rf "$tmp"; else echo "keeping $tmp" >&2; fi
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# expect CODE CMD...: run CMD, its stderr in $tmp/err, and check its exit status.
+expect() {
+	local want=$1 got=0
+	shift
+	"$@" >"$tmp/out" 2>"$tmp/err" || got=$?
+	if [ "$got" != "$want" ]; then
+		cat "$tmp/out" "$tmp/err" >&2
+		fail "'$*' exited $got, expected $want"
+	fi
+}
+
+# start_nginx TEMPLATE PREFIX: a private nginx on a free port; sets $port.
+start_nginx() {
+	local tmpl=$1 prefix=$2 pid up
+	mkdir -p "$prefix/www"
+	for _ in 1 2 3 4 5; do
+		port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+		sed -e "s|@PREFIX@|$prefix|g" -e "s|@PORT@|$port|g" \
+			"$DM2_SOURCE_DIR/tests/helpers/$tmpl" >"$prefix/nginx.conf"
+		PATH=$PATH:/usr/sbin nginx -e "$prefix/error.log" -p "$prefix" -c "$prefix/nginx.conf" &
+		pid=$!
+		nginx_pids+=("$pid")
+		up=
+		for _ in $(seq 100); do
+			if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then up=1; break; fi
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.05
+		done
+		[ -n "$up" ] && return 0
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	cat "$prefix/error.log" >&2
+	fail "nginx did not start"
+}
+
+srv=$tmp/nginx
+start_nginx nginx-dav.conf "$srv"
+url=http://127.0.0.1:$port
+
+# ---- seed the server by hand, the way another machine's push leaves it ----
+head -c 100000 /dev/urandom >"$tmp/a.ko"
+printf '0x12345678\tsym\tdrivers/x\tEXPORT_SYMBOL\t\n' >"$tmp/Module.symvers"
+key=$(printf 'demo key' | sha256sum | cut -d' ' -f1)
+other=$(printf 'other key' | sha256sum | cut -d' ' -f1)
+sha_a=$(sha256sum "$tmp/a.ko" | cut -d' ' -f1)
+sha_s=$(sha256sum "$tmp/Module.symvers" | cut -d' ' -f1)
+mkdir -p "$srv/www/seed/v1/objects" "$srv/www/seed/v1/$key"
+cp "$tmp/a.ko" "$srv/www/seed/v1/objects/$sha_a"
+cp "$tmp/Module.symvers" "$srv/www/seed/v1/objects/$sha_s"
+{
+	echo "dm2-cache-manifest 1"
+	echo "key $key"
+	echo "file $sha_a $(stat -c %s "$tmp/a.ko") a.ko"
+	echo "file $sha_s $(stat -c %s "$tmp/Module.symvers") Module.symvers"
+} >"$srv/www/seed/v1/$key/manifest"
+
+mkdir -p "$tmp/r1" "$tmp/r2" "$tmp/r3" "$tmp/r4"
+obj() { echo "$1/var/cache/dm2/artifacts/objects/${2:0:2}/$2"; }
+
+# ---- pull from the seed into root 1 ----
+expect 0 "$DM2" --root "$tmp/r1" cache pull --remote "$url/seed/" "$key"
+grep -qx "pulled $key" "$tmp/out" || fail "pull did not say so"
+cmp "$tmp/a.ko" "$(obj "$tmp/r1" "$sha_a")"
+cmp "$tmp/Module.symvers" "$(obj "$tmp/r1" "$sha_s")"
+expect 0 "$DM2" --root "$tmp/r1" --json cache stat
+python3 - "$tmp/out" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["entries"] == 1 and s["objects"] == 2, s
+assert s["bytes"] > 100000 and s["max_size"] == 2 << 30, s
+assert s["oldest_used_usec"] > 0 and s["newest_used_usec"] >= s["oldest_used_usec"], s
+PY
+expect 0 "$DM2" --root "$tmp/r1" cache stat
+grep -q '^Entries: *1$' "$tmp/out" || fail "stat: $(cat "$tmp/out")"
+
+# ---- push everything from root 1 to another prefix, pull into root 2 ----
+expect 0 "$DM2" --root "$tmp/r1" cache push --remote "$url/fleet"
+cmp "$tmp/a.ko" "$srv/www/fleet/v1/objects/$sha_a"
+[ -f "$srv/www/fleet/v1/$key/manifest" ] || fail "no manifest pushed"
+expect 0 "$DM2" --root "$tmp/r2" cache pull --remote "$url/fleet" "$key"
+cmp "$tmp/a.ko" "$(obj "$tmp/r2" "$sha_a")"
+cmp "$tmp/Module.symvers" "$(obj "$tmp/r2" "$sha_s")"
+
+# ---- missing key: exit 4 and a clear message ----
+expect 4 "$DM2" --root "$tmp/r2" cache pull --remote "$url/fleet" "$other"
+grep -q "No cache entry '$other'" "$tmp/err" || fail "missing key: $(cat "$tmp/err")"
+expect 4 "$DM2" --root "$tmp/r2" cache push --remote "$url/fleet" "$other"
+
+# ---- tampered object on the server: refused, exit 6, nothing stored ----
+printf 'X' | dd of="$srv/www/fleet/v1/objects/$sha_a" bs=1 seek=100 conv=notrunc status=none
+expect 6 "$DM2" --root "$tmp/r3" cache pull --remote "$url/fleet" "$key"
+grep -q "tampered" "$tmp/err" || fail "tamper: $(cat "$tmp/err")"
+expect 0 "$DM2" --root "$tmp/r3" --json cache stat
+python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); assert s["entries"] == 0, s' "$tmp/out"
+
+# ---- Remote= and MaxSize= from dm2d.conf; gc ----
+mkdir -p "$tmp/r3/etc/dm2"
+printf '[Cache]\nRemote=%s/seed\nMaxSize=1K\n' "$url" >"$tmp/r3/etc/dm2/dm2d.conf"
+expect 0 "$DM2" --root "$tmp/r3" cache pull "$key"
+expect 0 "$DM2" --root "$tmp/r3" cache gc --max-size 1G
+grep -q "Evicted 0 entries" "$tmp/out" || fail "gc 1G: $(cat "$tmp/out")"
+expect 0 "$DM2" --root "$tmp/r3" cache gc
+grep -q "Evicted 1 entries" "$tmp/out" || fail "gc: $(cat "$tmp/out")"
+[ ! -e "$(obj "$tmp/r3" "$sha_a")" ] || fail "gc left the object"
+expect 0 "$DM2" --root "$tmp/r3" --json cache stat
+python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); assert s["entries"] == 0 and s["bytes"] == 0 and s["max_size"] == 1024, s' "$tmp/out"
+
+# ---- usage errors ----
+expect 2 "$DM2" --root "$tmp/r4" cache pull "$key"      # no remote configured
+grep -q "No remote cache" "$tmp/err" || fail "no remote: $(cat "$tmp/err")"
+expect 2 "$DM2" --root "$tmp/r4" cache pull --remote "$url" not-a-key
+expect 2 "$DM2" --root "$tmp/r4" cache pull --remote "$url"
+expect 2 "$DM2" --root "$tmp/r4" cache gc --max-size lots
+expect 2 "$DM2" --root "$tmp/r4" cache frobnicate
+expect 3 "$DM2" --root "$tmp/r4" cache pull --remote "ftp://127.0.0.1/" "$key"
+grep -q "not http:// or https://" "$tmp/err" || fail "ftp: $(cat "$tmp/err")"
+
+# ---- https: verified against CAFile= (under --root), refused without it ----
+tls=$tmp/nginx-tls
+mkdir -p "$tls"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=dm2 test CA" \
+	-keyout "$tls/ca.key" -out "$tls/ca.crt" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+	-keyout "$tls/server.key" -out "$tls/server.csr" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\n' >"$tls/ext"
+openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" \
+	-CAcreateserial -days 2 -extfile "$tls/ext" -out "$tls/server.crt" 2>/dev/null
+start_nginx nginx-dav-tls.conf "$tls"
+surl=https://127.0.0.1:$port/fleet
+# Without the CA the server is not trusted: exit 6, naming the certificate problem.
+expect 6 "$DM2" --root "$tmp/r1" cache push --remote "$surl" "$key"
+grep -qi "certificate" "$tmp/err" || fail "tls: $(cat "$tmp/err")"
+for r in r1 r5; do
+	mkdir -p "$tmp/$r/etc/dm2"
+	cp "$tls/ca.crt" "$tmp/$r/test-ca.pem"
+	printf '[Fetch]\nCAFile=/test-ca.pem\n' >"$tmp/$r/etc/dm2/dm2d.conf"
+done
+expect 0 "$DM2" --root "$tmp/r1" cache push --remote "$surl" "$key"
+expect 0 "$DM2" --root "$tmp/r5" cache pull --remote "$surl" "$key"
+cmp "$tmp/a.ko" "$(obj "$tmp/r5" "$sha_a")"
+expect 6 "$DM2" --root "$tmp/r4" cache pull --remote "$surl" "$key"
+grep -qi "certificate" "$tmp/err" || fail "tls: $(cat "$tmp/err")"
+
+echo "ok"

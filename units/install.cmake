@@ -1,0 +1,41 @@
+# Units, kernel hooks and sysusers.d for dm2d. Included by the top-level CMakeLists.txt.
+# Configured copies land in ${CMAKE_BINARY_DIR}/units/ (the tests run them from there).
+
+pkg_get_variable(DM2_SYSTEMD_UNITDIR systemd systemdsystemunitdir)
+if(NOT DM2_SYSTEMD_UNITDIR)
+	set(DM2_SYSTEMD_UNITDIR ${CMAKE_INSTALL_PREFIX}/lib/systemd/system)
+endif()
+pkg_get_variable(DM2_SYSUSERSDIR systemd sysusersdir)
+if(NOT DM2_SYSUSERSDIR)
+	set(DM2_SYSUSERSDIR ${CMAKE_INSTALL_PREFIX}/lib/sysusers.d)
+endif()
+set(DM2_KERNEL_INSTALLDIR ${CMAKE_INSTALL_PREFIX}/lib/kernel/install.d CACHE PATH
+    "kernel-install plugin directory")
+set(DM2_KERNEL_HOOKDIR ${CMAKE_INSTALL_FULL_SYSCONFDIR}/kernel CACHE PATH
+    "Debian kernel hook directory (postinst.d, header_postinst.d, prerm.d)")
+
+set(DM2_BINDIR ${CMAKE_INSTALL_FULL_BINDIR})
+set(DM2_SBINDIR ${CMAKE_INSTALL_FULL_SBINDIR})
+set(DM2_UNITS_OUT ${CMAKE_BINARY_DIR}/units)
+
+foreach(f dm2d.service dm2-kernel-hook 40-dm2.install debian-postinst debian-header-postinst
+	  debian-prerm)
+	configure_file(${CMAKE_CURRENT_LIST_DIR}/${f}.in ${DM2_UNITS_OUT}/${f} @ONLY
+		       FILE_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ
+				GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
+endforeach()
+configure_file(${CMAKE_CURRENT_LIST_DIR}/dm2d.socket ${DM2_UNITS_OUT}/dm2d.socket COPYONLY)
+
+install(FILES ${DM2_UNITS_OUT}/dm2d.service ${DM2_UNITS_OUT}/dm2d.socket
+	DESTINATION ${DM2_SYSTEMD_UNITDIR})
+install(FILES ${CMAKE_CURRENT_LIST_DIR}/dm2.sysusers.conf DESTINATION ${DM2_SYSUSERSDIR}
+	RENAME dm2.conf)
+install(PROGRAMS ${DM2_UNITS_OUT}/dm2-kernel-hook DESTINATION ${DM2_LIBEXECDIR}
+	RENAME kernel-hook)
+install(PROGRAMS ${DM2_UNITS_OUT}/40-dm2.install DESTINATION ${DM2_KERNEL_INSTALLDIR})
+install(PROGRAMS ${DM2_UNITS_OUT}/debian-postinst DESTINATION ${DM2_KERNEL_HOOKDIR}/postinst.d
+	RENAME dm2)
+install(PROGRAMS ${DM2_UNITS_OUT}/debian-header-postinst
+	DESTINATION ${DM2_KERNEL_HOOKDIR}/header_postinst.d RENAME dm2)
+install(PROGRAMS ${DM2_UNITS_OUT}/debian-prerm DESTINATION ${DM2_KERNEL_HOOKDIR}/prerm.d
+	RENAME dm2)
