@@ -91,10 +91,14 @@ c0=$(ctx)
 sleep 10
 c1=$(ctx)
 rss=$(awk '/VmRSS/ { print $2 }' "/proc/$DPID/status")
+rss_anon=$(awk '/RssAnon/ { print $2 }' "/proc/$DPID/status")
+rss_file=$(awk '/RssFile/ { print $2 }' "/proc/$DPID/status")
 
 printf '\n%-34s %12s %12s\n' "new kernel, $N modules, $(nproc) CPUs" "dm2d" "dkms"
 printf '%-34s %12s %12s\n' "modules installed" "$dm2_n" "$dkms_n"
 printf '%-34s %11.1fs %11.1fs\n' "time until installed (+depmod)" "$dm2_s" "$dkms_s"
 printf '%-34s %12.2f\n' "dm2d / dkms" "$(echo "$dm2_s / $dkms_s" | bc -l)"
 printf '%-34s %9s KiB\n' "dm2d idle RSS" "$rss"
+printf '%-34s %9s KiB\n' "  of which private (RssAnon)" "$rss_anon"
+printf '%-34s %9s KiB\n' "  of which shared libs (RssFile)" "$rss_file"
 printf '%-34s %12s\n' "dm2d wake-ups in 10 s idle" "$((c1 - c0))"

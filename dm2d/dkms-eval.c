@@ -101,6 +101,10 @@ static _printf_(3, 4) int fail(struct parser *p, unsigned line, const char *form
 	va_end(ap);
 	if (k < 0)
 		return -ENOMEM;
+	/* One line per problem, whatever the file's values contain. */
+	for (char *q = m; *q; q++)
+		if (*q == '\n' || *q == '\t')
+			*q = ' ';
 	if (p->diag)
 		p->diag(p->path, line, m, p->userdata);
 	else
@@ -719,7 +723,7 @@ static int parse_array(struct parser *p, const char *name, bool append, unsigned
 
 	p->i++; /* '(' */
 	for (;;) {
-		struct word w = {.split = true};
+		struct word w = { .split = true };
 		char c;
 
 		skip_blanks(p, true);

@@ -67,7 +67,8 @@ int dkms_vars_set(struct dkms_vars *v, const char *name, size_t index, const cha
 	}
 	v->v = a;
 	a[v->n] = (struct dkms_var){
-		.name = strdup(name), .index = index, .value = copy, .line = line};
+		.name = strdup(name), .index = index, .value = copy, .line = line
+	};
 	if (!a[v->n].name) {
 		free(copy);
 		return -ENOMEM;

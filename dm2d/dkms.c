@@ -36,6 +36,10 @@ static _printf_(3, 4) void report(struct conf_ctx *c, unsigned line, const char 
 	va_end(ap);
 	if (k < 0)
 		m = NULL;
+	/* One line per problem, whatever the file's values contain. */
+	for (char *q = m; q && *q; q++)
+		if (*q == '\n' || *q == '\t')
+			*q = ' ';
 	if (!startswith(format, "warning: "))
 		c->failed = true;
 	else if (c->failed) {
@@ -139,15 +143,15 @@ static int set_presets(struct dkms_vars *v, const char *dir, const char *kver,
 		       const char *module_version)
 {
 	const char *presets[][2] = {
-		{"kernelver", kver},
-		{"kernel_source_dir", ksrc},
-		{"dkms_tree", DKMS_TREE},
-		{"source_tree", DKMS_SOURCE_TREE},
-		{"install_tree", "/lib/modules"},
-		{"dkms_source_tree", dir},
-		{"arch", arch},
-		{"module", module},
-		{"module_version", module_version},
+		{ "kernelver", kver },
+		{ "kernel_source_dir", ksrc },
+		{ "dkms_tree", DKMS_TREE },
+		{ "source_tree", DKMS_SOURCE_TREE },
+		{ "install_tree", "/lib/modules" },
+		{ "dkms_source_tree", dir },
+		{ "arch", arch },
+		{ "module", module },
+		{ "module_version", module_version },
 	};
 
 	for (size_t i = 0; i < ELEMENTSOF(presets); i++) {
@@ -497,8 +501,7 @@ static int split_all(struct conf_ctx *c, const char *name, char ***ret)
 		r = strv_split(v, " \t\n", &w);
 		if (r < 0)
 			return r;
-		STRV_FOREACH(s, w)
-		{
+		STRV_FOREACH(s, w) {
 			r = strv_extend(ret, *s);
 			if (r < 0)
 				return r;
@@ -593,11 +596,12 @@ static int load_rest(struct conf_ctx *c, struct dkms_conf *conf)
 	if (r < 0)
 		return r;
 	STRV_FOREACH(w, conf->exclusive_config)
-	if (!config_word_valid(*w))
-		report(c, line_of(c, "BUILD_EXCLUSIVE_CONFIG", 0),
-		       "BUILD_EXCLUSIVE_CONFIG entry '%s' is not 'CONFIG_NAME' or "
-		       "'!CONFIG_NAME'",
-		       *w);
+		if (!config_word_valid(*w))
+			report(c, line_of(c, "BUILD_EXCLUSIVE_CONFIG", 0),
+			       "BUILD_EXCLUSIVE_CONFIG entry '%s' is not 'CONFIG_NAME' "
+			       "or "
+			       "'!CONFIG_NAME'",
+			       *w);
 	r = split_all(c, "BUILD_DEPENDS", &conf->build_depends);
 	if (r < 0)
 		return r;
@@ -634,7 +638,7 @@ int dkms_conf_load(const char *dir, const char *kernel_release, const char *arch
 	_cleanup_(dkms_conf_freep) struct dkms_conf *conf = NULL;
 	_cleanup_(dkms_vars_freep) struct dkms_vars *first = NULL, *vars = NULL;
 	_cleanup_free_ char *path = NULL, *text = NULL, *ksrc = NULL;
-	struct conf_ctx c = {.diag = diag, .userdata = userdata};
+	struct conf_ctx c = { .diag = diag, .userdata = userdata };
 	char hash[SHA256_HEX_SIZE];
 	struct dkms_eval_params params = {};
 	struct utsname u;
@@ -857,11 +861,11 @@ int dkms_conf_to_recipe(const struct dkms_conf *c, struct recipe **ret)
 			return -ENOMEM;
 	}
 	STRV_FOREACH(w, c->exclusive_config)
-	if (strv_extend(&r->require_config, *w) < 0)
-		return -ENOMEM;
+		if (strv_extend(&r->require_config, *w) < 0)
+			return -ENOMEM;
 	STRV_FOREACH(w, c->build_depends)
-	if (strv_extend(&r->needs, *w) < 0)
-		return -ENOMEM;
+		if (strv_extend(&r->needs, *w) < 0)
+			return -ENOMEM;
 
 	*ret = TAKE_PTR(r);
 	return 0;

@@ -27,7 +27,8 @@ static const struct verb verbs[] = {
 	{ "key", verb_key, "key generate [--force] | show | adopt-dkms [--force]" },
 	{ "cache", verb_cache,
 	  "cache stat | gc [--max-size SIZE] | push|pull [--remote URL] KEY..." },
-	{ "dkms", verb_dkms, "dkms import DIR [-k KVER] [--arch ARCH] [--json] | list [--json]" },
+	{ "dkms", verb_dkms,
+	  "dkms import DIR [-k KVER] [--arch ARCH] [--json] | list [--json]" },
 };
 
 static int verb_help(int argc, char *argv[], struct cli *cli)

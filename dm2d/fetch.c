@@ -27,11 +27,12 @@ struct transfer {
 	CURL *easy;
 	int fd;
 	bool is_http;
-	uint64_t offset;     /* bytes already in the .part file when the range was requested */
-	uint64_t written;    /* bytes in the .part file now */
+	uint64_t
+		offset; /* bytes already in the .part file when the range was requested */
+	uint64_t written; /* bytes in the .part file now */
 	uint64_t max_size;
 	bool range_requested;
-	bool checked;        /* the first body bytes were seen and the range answer judged */
+	bool checked; /* the first body bytes were seen and the range answer judged */
 	bool range_mismatch; /* 206 with a Content-Range that does not start at offset */
 	bool too_large;
 	int write_error;
@@ -112,7 +113,7 @@ static size_t on_write(char *data, size_t size, size_t n, void *userdata)
 				return 0;
 			}
 		} else if (t->range_requested || t->written > 0) {
-			/* The server ignored the range and sends everything: start over. */
+			/* The server ignored the range and sent everything: restart. */
 			if (ftruncate(t->fd, 0) < 0 || lseek(t->fd, 0, SEEK_SET) < 0) {
 				t->write_error = -errno;
 				return 0;
@@ -140,8 +141,8 @@ static size_t on_write(char *data, size_t size, size_t n, void *userdata)
 	return len;
 }
 
-static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-		       curl_off_t ulnow)
+static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow,
+		       curl_off_t ultotal, curl_off_t ulnow)
 {
 	struct transfer *t = userdata;
 	uint64_t now = now_mono_usec();
@@ -205,7 +206,8 @@ static int transfer_perform(CURL *easy, CURLcode *ret)
 
 static bool url_is_http(const char *url)
 {
-	return strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0;
+	return strncasecmp(url, "http://", 7) == 0 ||
+	       strncasecmp(url, "https://", 8) == 0;
 }
 
 static bool url_allowed(const char *url)
@@ -216,7 +218,7 @@ static bool url_allowed(const char *url)
 enum attempt_result {
 	ATTEMPT_OK,
 	ATTEMPT_TRANSIENT, /* worth retrying the same URL */
-	ATTEMPT_FATAL,     /* try the next URL */
+	ATTEMPT_FATAL,	   /* try the next URL */
 	ATTEMPT_RESTART,   /* partial data unusable: truncate and try again at once */
 };
 
@@ -225,8 +227,11 @@ static int attempt(struct dm2_context *ctx, const char *url, const char *name, i
 		   enum attempt_result *ret_result, char **ret_reason)
 {
 	const struct dm2_config *c = ctx->config;
-	struct transfer t = { .fd = fd, .max_size = c->max_download_size, .name = name,
-			      .content_range_start = -1, .is_http = url_is_http(url) };
+	struct transfer t = {.fd = fd,
+			     .max_size = c->max_download_size,
+			     .name = name,
+			     .content_range_start = -1,
+			     .is_http = url_is_http(url)};
 	_cleanup_free_ char *ca = NULL;
 	_cleanup_free_ char *range = NULL;
 	CURLcode cc = CURLE_OK;
@@ -269,17 +274,17 @@ static int attempt(struct dm2_context *ctx, const char *url, const char *name, i
 	if (!t.easy)
 		return -ENOMEM;
 
-#define SETOPT(opt, val)                                                          \
-	do {                                                                      \
-		if (curl_easy_setopt(t.easy, opt, val) != CURLE_OK) {             \
-			curl_easy_cleanup(t.easy);                                \
-			return -EIO;                                              \
-		}                                                                 \
+#define SETOPT(opt, val)                                                                 \
+	do {                                                                             \
+		if (curl_easy_setopt(t.easy, opt, val) != CURLE_OK) {                    \
+			curl_easy_cleanup(t.easy);                                       \
+			return -EIO;                                                     \
+		}                                                                        \
 	} while (0)
 
 	SETOPT(CURLOPT_URL, url);
 	SETOPT(CURLOPT_PROTOCOLS_STR, "https,http,file");
-	/* A server must not be able to send us to a local file (or anywhere but the web). */
+	/* A server must not be able to send us to a local file. */
 	SETOPT(CURLOPT_REDIR_PROTOCOLS_STR, "https,http");
 	SETOPT(CURLOPT_FOLLOWLOCATION, 1L);
 	SETOPT(CURLOPT_MAXREDIRS, 10L);
@@ -291,7 +296,8 @@ static int attempt(struct dm2_context *ctx, const char *url, const char *name, i
 	SETOPT(CURLOPT_CONNECTTIMEOUT_MS, (long) MAX(c->connect_timeout_usec / 1000, 1));
 	SETOPT(CURLOPT_LOW_SPEED_LIMIT, 1L);
 	SETOPT(CURLOPT_LOW_SPEED_TIME, (long) MAX(c->stall_timeout_usec / 1000000, 1));
-	SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) MIN(c->max_download_size, INT64_MAX));
+	SETOPT(CURLOPT_MAXFILESIZE_LARGE,
+	       (curl_off_t) MIN(c->max_download_size, INT64_MAX));
 	SETOPT(CURLOPT_ERRORBUFFER, t.errbuf);
 	SETOPT(CURLOPT_HEADERFUNCTION, on_header);
 	SETOPT(CURLOPT_HEADERDATA, &t);
@@ -325,22 +331,26 @@ static int attempt(struct dm2_context *ctx, const char *url, const char *name, i
 	}
 	if (t.range_mismatch || (t.range_requested && code == 416)) {
 		*ret_result = ATTEMPT_RESTART;
-		*ret_reason = strdup_printf("'%s': unusable answer to a resume request", url);
+		*ret_reason =
+			strdup_printf("'%s': unusable answer to a resume request", url);
 	} else if (t.too_large || cc == CURLE_FILESIZE_EXCEEDED)
-		*ret_reason = strdup_printf("'%s': larger than MaxDownloadSize=%" PRIu64 " bytes",
+		*ret_reason = strdup_printf("'%s': larger than MaxDownloadSize=%" PRIu64
+					    " bytes",
 					    url, c->max_download_size);
 	else if (cc == CURLE_HTTP_RETURNED_ERROR) {
 		if (code >= 500 || code == 408 || code == 429)
 			*ret_result = ATTEMPT_TRANSIENT;
 		*ret_reason = strdup_printf("'%s': server answered HTTP %ld", url, code);
 	} else if (cc == CURLE_UNSUPPORTED_PROTOCOL)
-		*ret_reason = strdup_printf("'%s': refused protocol (dm2 fetches https://, http:// "
-					    "and file://, and follows redirects only to https:// "
-					    "and http://): %s",
-					    url, t.errbuf[0] ? t.errbuf : curl_easy_strerror(cc));
+		*ret_reason = strdup_printf(
+			"'%s': refused protocol (dm2 fetches https://, http:// "
+			"and file://, and follows redirects only to https:// "
+			"and http://): %s",
+			url, t.errbuf[0] ? t.errbuf : curl_easy_strerror(cc));
 	else if (cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE)
-		*ret_reason = strdup_printf("'%s': TLS verification failed: %s", url,
-					    t.errbuf[0] ? t.errbuf : curl_easy_strerror(cc));
+		*ret_reason =
+			strdup_printf("'%s': TLS verification failed: %s", url,
+				      t.errbuf[0] ? t.errbuf : curl_easy_strerror(cc));
 	else {
 		switch (cc) {
 		case CURLE_COULDNT_RESOLVE_HOST:
@@ -359,10 +369,10 @@ static int attempt(struct dm2_context *ctx, const char *url, const char *name, i
 		default:
 			break;
 		}
-		*ret_reason = strdup_printf("'%s': %s%s", url,
-					    cc == CURLE_OPERATION_TIMEDOUT ? "stalled or timed out: "
-									   : "",
-					    t.errbuf[0] ? t.errbuf : curl_easy_strerror(cc));
+		*ret_reason = strdup_printf(
+			"'%s': %s%s", url,
+			cc == CURLE_OPERATION_TIMEDOUT ? "stalled or timed out: " : "",
+			t.errbuf[0] ? t.errbuf : curl_easy_strerror(cc));
 	}
 	if (!*ret_reason)
 		return -ENOMEM;
@@ -374,7 +384,8 @@ int fetch_expand_mirrors(const struct dm2_config *c, char **urls, char ***ret)
 	_cleanup_strv_free_ char **l = NULL;
 	int r;
 
-	STRV_FOREACH(u, urls) {
+	STRV_FOREACH(u, urls)
+	{
 		for (size_t i = 0; i < c->n_mirrors; i++) {
 			const char *rest = startswith(*u, c->mirrors[i].prefix);
 
@@ -455,8 +466,8 @@ static int append_reason(char **all, const char *reason)
 	return 0;
 }
 
-int fetch_url_full(struct dm2_context *ctx, char **urls, const char *sha256, char **ret_path,
-		   char **ret_reason)
+int fetch_url_full(struct dm2_context *ctx, char **urls, const char *sha256,
+		   char **ret_path, char **ret_reason)
 {
 	_cleanup_strv_free_ char **tries = NULL;
 	_cleanup_free_ char *reasons = NULL, *part = NULL, *url_link = NULL, *name = NULL;
@@ -474,7 +485,8 @@ int fetch_url_full(struct dm2_context *ctx, char **urls, const char *sha256, cha
 	r = mkdir_p_at(ctx->root_fd, DM2_DOWNLOAD_DIR, 0755);
 	if (r < 0)
 		return r;
-	dir_fd = openat(ctx->root_fd, DM2_DOWNLOAD_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	dir_fd = openat(ctx->root_fd, DM2_DOWNLOAD_DIR,
+			O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dir_fd < 0)
 		return -errno;
 
@@ -498,7 +510,8 @@ int fetch_url_full(struct dm2_context *ctx, char **urls, const char *sha256, cha
 
 		if (k == SHA256_HEX_SIZE - 1) {
 			target[k] = '\0';
-			if (sha256_hex_valid(target) && faccessat(dir_fd, target, F_OK, 0) >= 0) {
+			if (sha256_hex_valid(target) &&
+			    faccessat(dir_fd, target, F_OK, 0) >= 0) {
 				memcpy(hex, target, sizeof(hex));
 				sha256 = hex;
 				goto found;
@@ -513,20 +526,21 @@ int fetch_url_full(struct dm2_context *ctx, char **urls, const char *sha256, cha
 	if (r < 0)
 		return r;
 
-	/* Another dm2 downloading the same thing: wait for it, then maybe use its result. A
-	 * .part file removed by the one before us is opened again. */
+	/* Another dm2 downloading the same thing: wait for it, then maybe use its result.
+	 * A .part file removed by the one before us is opened again. */
 	for (;;) {
 		struct stat a, b;
 
-		fd = openat(dir_fd, part, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+		fd = openat(dir_fd, part, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+			    0644);
 		if (fd < 0)
 			return -errno;
 		if (flock(fd, LOCK_EX) < 0)
 			return -errno;
 		if (fstat(fd, &a) < 0)
 			return -errno;
-		if (fstatat(dir_fd, part, &b, AT_SYMLINK_NOFOLLOW) >= 0 && a.st_ino == b.st_ino &&
-		    a.st_dev == b.st_dev)
+		if (fstatat(dir_fd, part, &b, AT_SYMLINK_NOFOLLOW) >= 0 &&
+		    a.st_ino == b.st_ino && a.st_dev == b.st_dev)
 			break;
 		fd = safe_close(fd);
 	}
@@ -540,13 +554,15 @@ int fetch_url_full(struct dm2_context *ctx, char **urls, const char *sha256, cha
 		}
 	}
 
-	STRV_FOREACH(u, tries) {
+	STRV_FOREACH(u, tries)
+	{
 		bool restarted = false;
 
 		if (!url_allowed(*u)) {
-			_cleanup_free_ char *m = strdup_printf(
-				"'%s': refused protocol (dm2 fetches https://, http:// and file://)",
-				*u);
+			_cleanup_free_ char *m =
+				strdup_printf("'%s': refused protocol (dm2 fetches "
+					      "https://, http:// and file://)",
+					      *u);
 			if (!m || append_reason(&reasons, m) < 0)
 				return -ENOMEM;
 			continue;
@@ -558,7 +574,8 @@ int fetch_url_full(struct dm2_context *ctx, char **urls, const char *sha256, cha
 
 			if (i > 0) {
 				uint64_t wait = MIN(250000ULL << (i - 1), 8000000ULL);
-				log_debug("Retrying '%s' in %" PRIu64 " ms", *u, wait / 1000);
+				log_debug("Retrying '%s' in %" PRIu64 " ms", *u,
+					  wait / 1000);
 				(void) usleep((useconds_t) wait);
 			}
 			log_debug("Downloading '%s'", *u);
@@ -582,12 +599,13 @@ int fetch_url_full(struct dm2_context *ctx, char **urls, const char *sha256, cha
 					done = true;
 					break;
 				}
-				/* Possibly a stale partial file from elsewhere: once more from
-				 * scratch, then give up on this URL. */
+				/* Possibly a stale partial file from elsewhere: once more
+				 * from scratch, then give up on this URL. */
 				if (ftruncate(fd, 0) < 0)
 					return -errno;
-				reason = strdup_printf("'%s': SHA256 mismatch: expected %s, got %s",
-						       *u, sha256, hex);
+				reason = strdup_printf(
+					"'%s': SHA256 mismatch: expected %s, got %s", *u,
+					sha256, hex);
 				if (!reason)
 					return -ENOMEM;
 				log_debug("%s", reason);
@@ -635,8 +653,9 @@ int fetch_url_full(struct dm2_context *ctx, char **urls, const char *sha256, cha
 	if (!sha256) {
 		r = remember_url(dir_fd, url_link, hex);
 		if (r < 0)
-			log_debug_errno(r, "Failed to remember '%s' as '%s', ignoring: %m", urls[0],
-					hex);
+			log_debug_errno(r,
+					"Failed to remember '%s' as '%s', ignoring: %m",
+					urls[0], hex);
 		sha256 = hex;
 	}
 

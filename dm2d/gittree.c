@@ -88,7 +88,8 @@ static void entries_free(struct tree_entry *e, size_t n)
 }
 
 /* Hash the tree below dir_fd; *ret_empty says git would not record it at all. */
-static int hash_tree_fd(int dir_fd, uint8_t out[SHA1_SIZE], bool *ret_empty, unsigned depth)
+static int hash_tree_fd(int dir_fd, uint8_t out[SHA1_SIZE], bool *ret_empty,
+			unsigned depth)
 {
 	struct tree_entry *entries = NULL;
 	size_t n = 0;
@@ -113,7 +114,8 @@ static int hash_tree_fd(int dir_fd, uint8_t out[SHA1_SIZE], bool *ret_empty, uns
 		struct tree_entry e = {};
 		struct stat st;
 
-		if (streq(de->d_name, ".") || streq(de->d_name, "..") || streq(de->d_name, ".git"))
+		if (streq(de->d_name, ".") || streq(de->d_name, "..") ||
+		    streq(de->d_name, ".git"))
 			continue;
 		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 			r = -errno;
@@ -130,7 +132,8 @@ static int hash_tree_fd(int dir_fd, uint8_t out[SHA1_SIZE], bool *ret_empty, uns
 			r = hash_object("blob", f, NULL, (uint64_t) st.st_size, e.id);
 		} else if (S_ISLNK(st.st_mode)) {
 			char target[PATH_MAX];
-			ssize_t k = readlinkat(dirfd(d), de->d_name, target, sizeof(target));
+			ssize_t k =
+				readlinkat(dirfd(d), de->d_name, target, sizeof(target));
 
 			if (k < 0) {
 				r = -errno;
@@ -139,9 +142,9 @@ static int hash_tree_fd(int dir_fd, uint8_t out[SHA1_SIZE], bool *ret_empty, uns
 			e.mode = "120000";
 			r = hash_object("blob", -1, target, (uint64_t) k, e.id);
 		} else if (S_ISDIR(st.st_mode)) {
-			_cleanup_close_ int sub = openat(dirfd(d), de->d_name,
-							 O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-								 O_CLOEXEC);
+			_cleanup_close_ int sub =
+				openat(dirfd(d), de->d_name,
+				       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			bool empty;
 
 			if (sub < 0) {

@@ -12,6 +12,7 @@
 #include "db.h"
 #include "exit-codes.h"
 #include "libkbuild-wrap.h"
+#include "manager-internal.h"
 #include "manager.h"
 #include "recipe-set.h"
 #include "shared/fs-util.h"
@@ -21,64 +22,6 @@
 
 /* How long SIGTERM'd children get before SIGKILL. */
 #define STOP_TIMEOUT_USEC (20ULL * 1000000ULL)
-
-enum mjob_state {
-	MJOB_QUEUED,
-	MJOB_RUNNING,
-	MJOB_DONE,
-};
-
-struct mjob {
-	struct manager *m;
-	char *recipe;
-	char *kver;
-	int64_t db_id;
-	char id_text[24];
-	enum mjob_state state;
-	bool again;          /* queued again while running: run once more afterwards */
-	char *final_state;   /* DONE: installed, failed, skipped, waiting */
-	char *reason;
-	pid_t pid;
-	sd_event_source *child;
-	sd_event_source *out;
-	int out_fd;
-	char line[512];
-	size_t n_line;
-	char last[512];      /* last output line, the reason when the db has none */
-};
-
-struct mkernel {
-	struct manager *m;
-	char *kver;
-	sd_event_source *settle;
-	bool complete;
-	bool depmod_pending;
-	pid_t depmod_pid;
-	sd_event_source *depmod_child;
-};
-
-struct manager {
-	struct dm2_context *ctx;
-	struct manager_options o;
-	char *cli;
-	sd_event *event;
-	struct db *db;
-	struct recipe_set *recipes;
-	struct watch *watch;
-	struct control_server *control;
-	sd_event_source *sig_term, *sig_int, *sig_hup;
-	sd_event_source *recipes_settle, *dispatch, *stop_timer;
-	struct mjob **jobs;
-	size_t n_jobs;
-	struct mkernel **kernels;
-	size_t n_kernels;
-	unsigned max_jobs;
-	unsigned n_running;
-	bool started;
-	bool stopping;
-};
-
-static void schedule_dispatch(struct manager *m);
 
 /* ---- small lookups ---- */
 
@@ -101,155 +44,6 @@ static void kbw_log(int priority, const char *message, void *userdata)
 	log_full(priority, "%s", message);
 }
 
-static struct mkernel *kernel_get(struct manager *m, const char *kver, bool create)
-{
-	struct mkernel *k, **a;
-
-	for (size_t i = 0; i < m->n_kernels; i++)
-		if (streq(m->kernels[i]->kver, kver))
-			return m->kernels[i];
-	if (!create)
-		return NULL;
-	k = calloc(1, sizeof(*k));
-	if (!k)
-		return NULL;
-	k->m = m;
-	k->kver = strdup(kver);
-	a = realloc(m->kernels, sizeof(*a) * (m->n_kernels + 1));
-	if (!k->kver || !a) {
-		free(k->kver);
-		free(k);
-		if (a)
-			m->kernels = a;
-		return NULL;
-	}
-	m->kernels = a;
-	m->kernels[m->n_kernels++] = k;
-	return k;
-}
-
-static void mkernel_free(struct mkernel *k)
-{
-	if (!k)
-		return;
-	sd_event_source_disable_unref(k->settle);
-	/* Owned source: unref kills and reaps a depmod still running. */
-	sd_event_source_disable_unref(k->depmod_child);
-	free(k->kver);
-	free(k);
-}
-
-static struct mjob *job_find(struct manager *m, const char *recipe, const char *kver)
-{
-	for (size_t i = 0; i < m->n_jobs; i++)
-		if (streq(m->jobs[i]->recipe, recipe) && streq(m->jobs[i]->kver, kver))
-			return m->jobs[i];
-	return NULL;
-}
-
-static void mjob_free(struct mjob *j)
-{
-	if (!j)
-		return;
-	sd_event_source_disable_unref(j->child);
-	sd_event_source_disable_unref(j->out);
-	safe_close(j->out_fd);
-	free(j->recipe);
-	free(j->kver);
-	free(j->final_state);
-	free(j->reason);
-	free(j);
-}
-
-static bool strv_has_or_null(char **l, const char *s)
-{
-	return !l || strv_contains(l, s);
-}
-
-static void notify_status(struct manager *m)
-{
-	size_t queued = 0;
-
-	for (size_t i = 0; i < m->n_jobs; i++)
-		if (m->jobs[i]->state == MJOB_QUEUED)
-			queued++;
-	if (m->n_running == 0 && queued == 0)
-		(void) sd_notify(false, "STATUS=Idle, watching for kernels.");
-	else
-		(void) sd_notifyf(false, "STATUS=%u job(s) running, %zu queued.", m->n_running, queued);
-}
-
-/* ---- the queue ---- */
-
-static int job_enqueue(struct manager *m, const char *recipe, const char *kver)
-{
-	struct mjob *j = job_find(m, recipe, kver);
-	int64_t id;
-	int r;
-
-	if (j && j->state == MJOB_QUEUED)
-		return 0;
-	if (j && j->state == MJOB_RUNNING) {
-		j->again = true;
-		return 0;
-	}
-	r = db_job_enqueue(m->db, recipe, kver, &id);
-	if (r < 0)
-		return log_error_errno(r, "Failed to queue '%s' for kernel '%s' in the state db: %m",
-				       recipe, kver);
-	if (!j) {
-		struct mjob **a;
-
-		j = calloc(1, sizeof(*j));
-		if (!j)
-			return log_oom();
-		j->m = m;
-		j->out_fd = -EBADF;
-		j->recipe = strdup(recipe);
-		j->kver = strdup(kver);
-		a = realloc(m->jobs, sizeof(*a) * (m->n_jobs + 1));
-		if (a)
-			m->jobs = a;
-		if (!j->recipe || !j->kver || !a) {
-			mjob_free(j);
-			return log_oom();
-		}
-		m->jobs[m->n_jobs++] = j;
-	}
-	j->db_id = id;
-	snprintf(j->id_text, sizeof(j->id_text), "%" PRIi64, id);
-	j->state = MJOB_QUEUED;
-	j->final_state = mfree(j->final_state);
-	j->reason = mfree(j->reason);
-	j->last[0] = '\0';
-	log_set_context(recipe, kver, j->id_text);
-	log_notice("event: job-state, job=%s, recipe=%s, kernel=%s, state=queued", j->id_text,
-		   recipe, kver);
-	log_set_context(NULL, NULL, NULL);
-	schedule_dispatch(m);
-	return 0;
-}
-
-static void job_drop_kernel(struct manager *m, const char *kver)
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < m->n_jobs; i++) {
-		struct mjob *j = m->jobs[i];
-
-		if (!streq(j->kver, kver)) {
-			m->jobs[n++] = j;
-			continue;
-		}
-		if (j->state == MJOB_RUNNING && j->pid > 0) {
-			(void) kill(-j->pid, SIGKILL);
-			m->n_running--;
-		}
-		mjob_free(j); /* the child source is owned: freeing it reaps the child */
-	}
-	m->n_jobs = n;
-}
-
 /* Decide what kver needs, given the recipe set and the state db. */
 static int kernel_plan(struct manager *m, const char *kver, bool retry, bool force)
 {
@@ -263,7 +57,7 @@ static int kernel_plan(struct manager *m, const char *kver, bool retry, bool for
 
 		if (!rc->autoinstall)
 			continue;
-		j = job_find(m, rc->name, kver);
+		j = manager_job_find(m, rc->name, kver);
 		if (j && j->state != MJOB_DONE && !force)
 			continue;
 		r = db_job_current(m->db, rc->name, kver, &cur);
@@ -281,7 +75,7 @@ static int kernel_plan(struct manager *m, const char *kver, bool retry, bool for
 		db_job_done(&cur);
 		if (!want)
 			continue;
-		r = job_enqueue(m, rc->name, kver);
+		r = manager_job_enqueue(m, rc->name, kver);
 		if (r < 0)
 			return r;
 	}
@@ -301,9 +95,9 @@ static void kernel_removed(struct manager *m, const char *kver)
 		}
 	log_notice("event: kernel-removed, kernel=%s", kver);
 	watch_kernel_forget(m->watch, kver);
-	job_drop_kernel(m, kver);
+	manager_jobs_drop_kernel(m, kver);
 	if (k) {
-		mkernel_free(k);
+		manager_mkernel_free(k);
 		memmove(m->kernels + i, m->kernels + i + 1, sizeof(*m->kernels) * (m->n_kernels - i - 1));
 		m->n_kernels--;
 	}
@@ -311,7 +105,7 @@ static void kernel_removed(struct manager *m, const char *kver)
 	if (r < 0 && r != -ENOENT)
 		log_warning_errno(r, "Failed to forget kernel '%s' in the state db, ignoring: %m", kver);
 	control_server_job_changed(m->control, NULL, kver, NULL, NULL);
-	notify_status(m);
+	manager_notify_status(m);
 }
 
 /* The completeness check: probe the tree, and queue jobs when it is complete. */
@@ -326,14 +120,14 @@ static int kernel_check(struct manager *m, const char *kver, bool retry, char **
 
 	r = probe(m, kver, &kk);
 	if (r == -ENOENT) {
-		if (kernel_get(m, kver, false))
+		if (manager_kernel_get(m, kver, false))
 			kernel_removed(m, kver);
 		return -ENOENT;
 	}
 	if (r < 0)
 		return log_error_errno(r, "Failed to probe kernel '%s': %m", kver);
 
-	k = kernel_get(m, kver, true);
+	k = manager_kernel_get(m, kver, true);
 	if (!k) {
 		kbw_kernel_unref(kk);
 		return log_oom();
@@ -367,382 +161,8 @@ static int kernel_check(struct manager *m, const char *kver, bool retry, char **
 	if (r < 0)
 		return log_error_errno(r, "Failed to record kernel '%s' in the state db: %m", kver);
 	r = kernel_plan(m, kver, retry, force);
-	notify_status(m);
+	manager_notify_status(m);
 	return r;
-}
-
-/* ---- children ---- */
-
-static int spawn(struct manager *m, char **args, int out_fd, pid_t *ret_pid)
-{
-	pid_t pid = fork();
-
-	if (pid < 0)
-		return -errno;
-	if (pid == 0) {
-		sigset_t ss;
-
-		/* sd-event blocked these in the parent; the child starts with a clean slate. */
-		sigemptyset(&ss);
-		(void) sigprocmask(SIG_SETMASK, &ss, NULL);
-		(void) setpgid(0, 0); /* so SIGTERM reaches make and the compilers too */
-		if (out_fd >= 0) {
-			int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-
-			if (null >= 0)
-				(void) dup2(null, STDIN_FILENO);
-			(void) dup2(out_fd, STDOUT_FILENO);
-			(void) dup2(out_fd, STDERR_FILENO);
-		}
-		/* A child must run the engine itself, never ask us back. */
-		(void) setenv("DM2_NO_FORWARD", "1", 1);
-		(void) unsetenv("NOTIFY_SOCKET");
-		(void) unsetenv("LISTEN_FDS");
-		(void) unsetenv("LISTEN_PID");
-		execv(args[0], args);
-		_exit(127);
-	}
-	*ret_pid = pid;
-	return 0;
-}
-
-static int cli_args(struct manager *m, char ***ret, ...)
-{
-	_cleanup_strv_free_ char **a = NULL;
-	const char *s;
-	va_list ap;
-
-	if (strv_extend(&a, m->cli) < 0 || strv_extend(&a, "--root") < 0 ||
-	    strv_extend(&a, m->ctx->root) < 0)
-		return -ENOMEM;
-	STRV_FOREACH(d, m->ctx->recipe_dirs)
-		if (strv_extend(&a, "--recipes") < 0 || strv_extend(&a, *d) < 0)
-			return -ENOMEM;
-	va_start(ap, ret);
-	while ((s = va_arg(ap, const char *)))
-		if (strv_extend(&a, s) < 0) {
-			va_end(ap);
-			return -ENOMEM;
-		}
-	va_end(ap);
-	*ret = TAKE_PTR(a);
-	return 0;
-}
-
-static void job_output_line(struct mjob *j, const char *line)
-{
-	if (isempty(line))
-		return;
-	snprintf(j->last, sizeof(j->last), "%s", line);
-	log_set_context(j->recipe, j->kver, j->id_text);
-	log_info("%s %s: %s", j->recipe, j->kver, line);
-	log_set_context(NULL, NULL, NULL);
-}
-
-static int on_job_output(sd_event_source *s, int fd, uint32_t revents, void *userdata)
-{
-	struct mjob *j = userdata;
-	char buf[4096];
-	ssize_t k = read(fd, buf, sizeof(buf));
-
-	if (k < 0 && (errno == EAGAIN || errno == EINTR))
-		return 0;
-	if (k <= 0) {
-		if (j->n_line > 0) {
-			j->line[j->n_line] = '\0';
-			job_output_line(j, j->line);
-			j->n_line = 0;
-		}
-		j->out = sd_event_source_disable_unref(j->out);
-		j->out_fd = safe_close(j->out_fd);
-		return 0;
-	}
-	for (ssize_t i = 0; i < k; i++) {
-		if (buf[i] == '\n' || j->n_line >= sizeof(j->line) - 1) {
-			j->line[j->n_line] = '\0';
-			job_output_line(j, j->line);
-			j->n_line = 0;
-			if (buf[i] == '\n')
-				continue;
-		}
-		j->line[j->n_line++] = buf[i];
-	}
-	return 0;
-}
-
-static const char *state_from_exit(int code)
-{
-	switch (code) {
-	case EXIT_OK:
-		return "installed";
-	case EXIT_SKIPPED:
-		return "skipped";
-	case EXIT_WAITING:
-		return "waiting";
-	default:
-		return "failed";
-	}
-}
-
-static void maybe_exit(struct manager *m);
-
-static int on_job_exited(sd_event_source *s, const siginfo_t *si, void *userdata)
-{
-	struct mjob *j = userdata;
-	struct manager *m = j->m;
-	struct db_job cur = {};
-	struct mkernel *k;
-	int code = si->si_code == CLD_EXITED ? si->si_status : -1;
-
-	/* Drain what the child wrote before it exited. */
-	while (j->out && on_job_output(j->out, j->out_fd, EPOLLIN, j) == 0 && j->out)
-		;
-	j->child = sd_event_source_disable_unref(j->child);
-	j->pid = 0;
-	m->n_running--;
-
-	if (m->stopping && code != EXIT_OK) {
-		/* Interrupted by our SIGTERM: it goes back to the queue for the next start. */
-		(void) db_job_set_state(m->db, j->db_id, JOB_STATE_QUEUED, NULL, NULL, NULL);
-		j->state = MJOB_QUEUED;
-		maybe_exit(m);
-		return 0;
-	}
-
-	j->state = MJOB_DONE;
-	free(j->final_state);
-	free(j->reason);
-	j->final_state = j->reason = NULL;
-	if (db_job_current(m->db, j->recipe, j->kver, &cur) >= 0 && job_state_is_final(cur.state)) {
-		j->final_state = strdup(job_state_to_string(cur.state));
-		j->reason = cur.reason ? strdup(cur.reason) : NULL;
-	} else {
-		j->final_state = strdup(state_from_exit(code));
-		if (code != EXIT_OK && code != EXIT_SKIPPED) {
-			if (code < 0)
-				(void) asprintf(&j->reason, "killed by signal %i", si->si_status);
-			else
-				j->reason = strdup(isempty(j->last) ? "dm2 install failed" : j->last);
-			(void) db_job_set_state(m->db, j->db_id, JOB_STATE_FAILED, "building",
-						j->reason, NULL);
-		}
-	}
-	db_job_done(&cur);
-
-	log_set_context(j->recipe, j->kver, j->id_text);
-	if (streq(strna(j->final_state), "failed"))
-		log_error("event: job-state, job=%s, recipe=%s, kernel=%s, state=failed, reason=%s "
-			  "(see 'dm2 log %s -k %s')", j->id_text, j->recipe, j->kver, strna(j->reason),
-			  j->recipe, j->kver);
-	else
-		log_notice("event: job-state, job=%s, recipe=%s, kernel=%s, state=%s", j->id_text,
-			   j->recipe, j->kver, strna(j->final_state));
-	log_set_context(NULL, NULL, NULL);
-
-	k = kernel_get(m, j->kver, false);
-	if (k && streq(strna(j->final_state), "installed"))
-		k->depmod_pending = true;
-	if (j->again) {
-		j->again = false;
-		(void) job_enqueue(m, j->recipe, j->kver);
-	}
-	schedule_dispatch(m);
-	control_server_job_changed(m->control, j->recipe, j->kver, j->final_state, j->reason);
-	notify_status(m);
-	return 0;
-}
-
-static int job_start(struct manager *m, struct mjob *j)
-{
-	_cleanup_strv_free_ char **args = NULL;
-	_cleanup_close_ int wr = -EBADF;
-	int p[2], r;
-
-	r = cli_args(m, &args, "install", j->recipe, "-k", j->kver, "--no-depmod", NULL);
-	if (r < 0)
-		return r;
-	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
-		return -errno;
-	j->out_fd = p[0];
-	wr = p[1];
-	r = spawn(m, args, wr, &j->pid);
-	if (r < 0)
-		return r;
-	r = sd_event_add_child(m->event, &j->child, j->pid, WEXITED, on_job_exited, j);
-	if (r < 0) {
-		(void) kill(j->pid, SIGKILL);
-		(void) waitpid(j->pid, NULL, 0);
-		return r;
-	}
-	(void) sd_event_source_set_child_process_own(j->child, true);
-	r = sd_event_add_io(m->event, &j->out, j->out_fd, EPOLLIN, on_job_output, j);
-	if (r < 0)
-		return r;
-	j->state = MJOB_RUNNING;
-	m->n_running++;
-	log_set_context(j->recipe, j->kver, j->id_text);
-	log_info("Building '%s' for kernel '%s' (job %s).", j->recipe, j->kver, j->id_text);
-	log_set_context(NULL, NULL, NULL);
-	return 0;
-}
-
-static int on_depmod_exited(sd_event_source *s, const siginfo_t *si, void *userdata)
-{
-	struct mkernel *k = userdata;
-	struct manager *m = k->m;
-
-	k->depmod_child = sd_event_source_disable_unref(k->depmod_child);
-	k->depmod_pid = 0;
-	if (si->si_code != CLD_EXITED || si->si_status != 0)
-		log_error("event: depmod-failed, kernel=%s, status=%i (see 'dm2 depmod -k %s')",
-			  k->kver, si->si_status, k->kver);
-	else
-		log_notice("event: depmod-done, kernel=%s", k->kver);
-	schedule_dispatch(m);
-	control_server_job_changed(m->control, NULL, k->kver, NULL, NULL);
-	maybe_exit(m);
-	return 0;
-}
-
-static bool kernel_has_work(struct manager *m, const char *kver)
-{
-	for (size_t i = 0; i < m->n_jobs; i++)
-		if (streq(m->jobs[i]->kver, kver) && m->jobs[i]->state != MJOB_DONE)
-			return true;
-	return false;
-}
-
-static void depmod_start(struct manager *m, struct mkernel *k)
-{
-	_cleanup_strv_free_ char **args = NULL;
-	int r;
-
-	r = cli_args(m, &args, "depmod", "-k", k->kver, NULL);
-	if (r >= 0)
-		r = spawn(m, args, -EBADF, &k->depmod_pid);
-	if (r < 0) {
-		log_error_errno(r, "Failed to run depmod for '%s': %m", k->kver);
-		k->depmod_pending = false;
-		return;
-	}
-	k->depmod_pending = false;
-	r = sd_event_add_child(m->event, &k->depmod_child, k->depmod_pid, WEXITED,
-			       on_depmod_exited, k);
-	if (r < 0) {
-		(void) waitpid(k->depmod_pid, NULL, 0);
-		k->depmod_pid = 0;
-		log_error_errno(r, "Failed to watch depmod for '%s': %m", k->kver);
-		return;
-	}
-	(void) sd_event_source_set_child_process_own(k->depmod_child, true);
-}
-
-static bool needs_pending(struct manager *m, struct mjob *j)
-{
-	struct recipe *rc = recipe_set_find(m->recipes, j->recipe);
-
-	if (!rc)
-		return false;
-	STRV_FOREACH(n, rc->needs) {
-		struct mjob *o = job_find(m, *n, j->kver);
-
-		if (o && o->state != MJOB_DONE)
-			return true;
-	}
-	return false;
-}
-
-static int on_dispatch(sd_event_source *s, void *userdata)
-{
-	struct manager *m = userdata;
-	int r;
-
-	if (m->stopping)
-		return 0;
-	for (size_t i = 0; i < m->n_jobs && m->n_running < m->max_jobs; i++) {
-		struct mjob *j = m->jobs[i];
-		struct mkernel *k = kernel_get(m, j->kver, false);
-
-		if (j->state != MJOB_QUEUED || (k && k->depmod_child) || needs_pending(m, j))
-			continue;
-		r = job_start(m, j);
-		if (r < 0) {
-			log_error_errno(r, "Failed to start job '%s' for '%s': %m", j->recipe, j->kver);
-			j->state = MJOB_DONE;
-			free(j->final_state);
-			j->final_state = strdup("failed");
-			(void) db_job_set_state(m->db, j->db_id, JOB_STATE_FAILED, "queued",
-						"dm2d could not start the job", NULL);
-		}
-	}
-	/* One depmod per kernel, once its batch is done. */
-	for (size_t i = 0; i < m->n_kernels; i++) {
-		struct mkernel *k = m->kernels[i];
-
-		if (k->depmod_pending && !k->depmod_child && !kernel_has_work(m, k->kver))
-			depmod_start(m, k);
-	}
-	notify_status(m);
-	maybe_exit(m);
-	return 0;
-}
-
-static void schedule_dispatch(struct manager *m)
-{
-	int r;
-
-	if (m->dispatch) {
-		r = sd_event_source_set_enabled(m->dispatch, SD_EVENT_ONESHOT);
-		if (r >= 0)
-			return;
-	}
-	r = sd_event_add_defer(m->event, &m->dispatch, on_dispatch, m);
-	if (r < 0)
-		log_error_errno(r, "Failed to schedule the queue: %m");
-}
-
-/* ---- idle and exit ---- */
-
-static bool manager_idle(struct manager *m)
-{
-	int enabled = SD_EVENT_OFF;
-
-	if (!m->started || m->n_running > 0 || control_server_n_waiting(m->control) > 0)
-		return false;
-	if (m->recipes_settle && sd_event_source_get_enabled(m->recipes_settle, &enabled) >= 0 &&
-	    enabled != SD_EVENT_OFF)
-		return false;
-	for (size_t i = 0; i < m->n_kernels; i++) {
-		struct mkernel *k = m->kernels[i];
-
-		if (k->depmod_pending || k->depmod_child)
-			return false;
-		if (k->settle && sd_event_source_get_enabled(k->settle, &enabled) >= 0 &&
-		    enabled != SD_EVENT_OFF)
-			return false;
-	}
-	for (size_t i = 0; i < m->n_jobs; i++)
-		if (m->jobs[i]->state != MJOB_DONE)
-			return false;
-	return true;
-}
-
-static void maybe_exit(struct manager *m)
-{
-	if (m->stopping) {
-		if (m->n_running == 0)
-			(void) sd_event_exit(m->event, 0);
-		return;
-	}
-	if (m->o.exit_when_idle && manager_idle(m)) {
-		log_info("Every job reached a final state, exiting (--exit-when-idle).");
-		(void) sd_event_exit(m->event, 0);
-	}
-}
-
-void manager_check_idle(struct manager *m)
-{
-	maybe_exit(m);
 }
 
 /* ---- events ---- */
@@ -761,14 +181,14 @@ static int on_settled(sd_event_source *s, uint64_t usec, void *userdata)
 	if (r < 0)
 		log_warning_errno(r, "Failed to watch kernel '%s', ignoring: %m", copy);
 	(void) kernel_check(m, copy, false, NULL);
-	maybe_exit(m);
+	manager_maybe_exit(m);
 	return 0;
 }
 
 static void on_kernel_changed(const char *kver, void *userdata)
 {
 	struct manager *m = userdata;
-	struct mkernel *k = kernel_get(m, kver, true);
+	struct mkernel *k = manager_kernel_get(m, kver, true);
 	uint64_t settle = m->ctx->config->settle_usec;
 	int r;
 
@@ -791,7 +211,7 @@ static void on_kernel_changed(const char *kver, void *userdata)
 static void on_kernel_removed(const char *kver, void *userdata)
 {
 	kernel_removed(userdata, kver);
-	maybe_exit(userdata);
+	manager_maybe_exit(userdata);
 }
 
 static int recipes_reload(struct manager *m);
@@ -801,7 +221,7 @@ static int on_recipes_settled(sd_event_source *s, uint64_t usec, void *userdata)
 	struct manager *m = userdata;
 
 	(void) recipes_reload(m);
-	maybe_exit(m);
+	manager_maybe_exit(m);
 	return 0;
 }
 
@@ -873,7 +293,7 @@ static void on_rescan(void *userdata)
 	struct manager *m = userdata;
 
 	(void) rescan(m);
-	maybe_exit(m);
+	manager_maybe_exit(m);
 }
 
 static void recipe_diag(const char *file, unsigned line, const char *message, void *userdata)
@@ -915,7 +335,7 @@ static int recipes_reload(struct manager *m)
 					continue;
 				}
 				db_job_done(&cur);
-				(void) job_enqueue(m, rc->name, m->kernels[k]->kver);
+				(void) manager_job_enqueue(m, rc->name, m->kernels[k]->kver);
 			}
 	}
 	if (old)
@@ -955,9 +375,9 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
 	}
 	(void) recipes_reload(m);
 	(void) rescan(m);
-	schedule_dispatch(m);
+	manager_schedule_dispatch(m);
 	(void) sd_notify(false, "READY=1");
-	notify_status(m);
+	manager_notify_status(m);
 	log_info("Reloaded: %zu recipe(s), up to %u job(s) at once.", m->recipes->n, m->max_jobs);
 	return 0;
 }
@@ -988,7 +408,7 @@ static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, voi
 	if (m->n_running > 0)
 		(void) sd_event_add_time_relative(m->event, &m->stop_timer, CLOCK_MONOTONIC,
 						  STOP_TIMEOUT_USEC, 0, on_stop_timeout, m);
-	maybe_exit(m);
+	manager_maybe_exit(m);
 	return 0;
 }
 
@@ -1048,10 +468,10 @@ struct manager *manager_free(struct manager *m)
 		return NULL;
 	control_server_free(m->control);
 	for (size_t i = 0; i < m->n_jobs; i++)
-		mjob_free(m->jobs[i]);
+		manager_mjob_free(m->jobs[i]);
 	free(m->jobs);
 	for (size_t i = 0; i < m->n_kernels; i++)
-		mkernel_free(m->kernels[i]);
+		manager_mkernel_free(m->kernels[i]);
 	free(m->kernels);
 	watch_free(m->watch);
 	sd_event_source_disable_unref(m->sig_term);
@@ -1125,8 +545,8 @@ int manager_startup(struct manager *m)
 		log_info("Resuming job %" PRIi64 " ('%s' for kernel '%s', was %s).", unfinished[i].id,
 			 unfinished[i].recipe, unfinished[i].kernel,
 			 strna(job_state_to_string(unfinished[i].state)));
-		(void) job_enqueue(m, unfinished[i].recipe, unfinished[i].kernel);
-		(void) kernel_get(m, unfinished[i].kernel, true);
+		(void) manager_job_enqueue(m, unfinished[i].recipe, unfinished[i].kernel);
+		(void) manager_kernel_get(m, unfinished[i].kernel, true);
 	}
 	db_jobs_free(unfinished, n_unfinished);
 
@@ -1137,8 +557,8 @@ int manager_startup(struct manager *m)
 	log_info("dm2d " DM2_VERSION " running for root '%s': %zu recipe(s), %zu kernel(s), up to "
 		 "%u job(s) at once.", m->ctx->root, m->recipes->n, m->n_kernels, m->max_jobs);
 	(void) sd_notify(false, "READY=1");
-	notify_status(m);
-	schedule_dispatch(m);
+	manager_notify_status(m);
+	manager_schedule_dispatch(m);
 	return 0;
 }
 
@@ -1178,7 +598,7 @@ int manager_queue(struct manager *m, const char *kver, char **names, char **ret_
 		return r;
 	}
 	kbw_kernel_unref(kk);
-	if (!kernel_get(m, kver, true))
+	if (!manager_kernel_get(m, kver, true))
 		return -ENOMEM;
 	STRV_FOREACH(n, names)
 		if (!recipe_set_find(m->recipes, *n)) {
@@ -1187,53 +607,9 @@ int manager_queue(struct manager *m, const char *kver, char **names, char **ret_
 			return -ENOENT;
 		}
 	STRV_FOREACH(n, names) {
-		r = job_enqueue(m, *n, kver);
+		r = manager_job_enqueue(m, *n, kver);
 		if (r < 0)
 			return r;
 	}
 	return 0;
-}
-
-bool manager_busy(struct manager *m, const char *kver, char **names)
-{
-	for (size_t i = 0; i < m->n_jobs; i++) {
-		struct mjob *j = m->jobs[i];
-
-		if (j->state == MJOB_DONE || (kver && !streq(j->kver, kver)) ||
-		    !strv_has_or_null(names, j->recipe))
-			continue;
-		return true;
-	}
-	for (size_t i = 0; i < m->n_kernels; i++) {
-		struct mkernel *k = m->kernels[i];
-
-		if (kver && !streq(k->kver, kver))
-			continue;
-		if (k->depmod_pending || k->depmod_child)
-			return true;
-	}
-	return false;
-}
-
-int manager_foreach_job(struct manager *m, const char *kver, char **names, manager_job_fn fn,
-			void *userdata)
-{
-	bool failed = false, waiting = false;
-
-	for (size_t i = 0; i < m->n_jobs; i++) {
-		struct mjob *j = m->jobs[i];
-		const char *st;
-
-		if ((kver && !streq(j->kver, kver)) || !strv_has_or_null(names, j->recipe))
-			continue;
-		st = j->state == MJOB_QUEUED	? "queued"
-		     : j->state == MJOB_RUNNING ? "running"
-						: strna(j->final_state);
-		if (streq(st, "failed"))
-			failed = true;
-		if (streq(st, "waiting"))
-			waiting = true;
-		fn(j->recipe, j->kver, st, j->state == MJOB_DONE ? j->reason : NULL, userdata);
-	}
-	return failed ? EXIT_BUILD_FAILED : waiting ? EXIT_WAITING : EXIT_OK;
 }

@@ -12,14 +12,24 @@
 /* Output beyond this is dropped; the reason only needs the first failing hunk. */
 #define PATCH_OUTPUT_MAX (64 * 1024)
 
-static int run_patch(const char *dir, const char *patch_path, char **ret_output, int *ret_status)
+static int run_patch(const char *dir, const char *patch_path, char **ret_output,
+		     int *ret_status)
 {
 	char *const argv[] = {
-		(char *) "patch", (char *) "-p1", (char *) "--batch", (char *) "--forward",
-		(char *) "--no-backup-if-mismatch", (char *) "--reject-file=-",
-		(char *) "-d", (char *) dir, (char *) "-i", (char *) patch_path, NULL,
+		(char *) "patch",
+		(char *) "-p1",
+		(char *) "--batch",
+		(char *) "--forward",
+		(char *) "--no-backup-if-mismatch",
+		(char *) "--reject-file=-",
+		(char *) "-d",
+		(char *) dir,
+		(char *) "-i",
+		(char *) patch_path,
+		NULL,
 	};
-	/* A clean environment: no POSIXLY_CORRECT, PATCH_*, or locale changing the output. */
+	/* A clean environment: no POSIXLY_CORRECT, PATCH_*, or locale changing the
+	 * output. */
 	char *const envp[] = {
 		(char *) "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
 		(char *) "LC_ALL=C",
@@ -46,7 +56,8 @@ static int run_patch(const char *dir, const char *patch_path, char **ret_output,
 		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
 		if (null < 0 || dup2(null, STDIN_FILENO) < 0 ||
-		    dup2(pipefd[1], STDOUT_FILENO) < 0 || dup2(pipefd[1], STDERR_FILENO) < 0)
+		    dup2(pipefd[1], STDOUT_FILENO) < 0 ||
+		    dup2(pipefd[1], STDERR_FILENO) < 0)
 			_exit(127);
 		(void) signal(SIGPIPE, SIG_DFL);
 		execve("/usr/bin/patch", argv, envp);
@@ -78,10 +89,11 @@ static int run_patch(const char *dir, const char *patch_path, char **ret_output,
 	return 0;
 }
 
-/* From patch's output: the file being patched when the first hunk failed, and that line. */
+/* From patch's output: the file being patched at the first failed hunk, and that line. */
 static char *failure_reason(const char *patch_path, char *output, int status)
 {
-	const char *name = strrchr(patch_path, '/') ? strrchr(patch_path, '/') + 1 : patch_path;
+	const char *name =
+		strrchr(patch_path, '/') ? strrchr(patch_path, '/') + 1 : patch_path;
 	char *file = NULL, *hunk = NULL, *last = NULL, *r = NULL;
 	int k;
 
@@ -103,15 +115,18 @@ static char *failure_reason(const char *patch_path, char *output, int status)
 			break;
 		}
 		if (!last && !startswith(line, "Hunk #"))
-			last = line; /* e.g. "Reversed (or previously applied) patch detected!" */
+			last = line; /* e.g. "Reversed (or previously applied) patch
+					detected!" */
 	}
 	if (hunk)
-		k = asprintf(&r, "patch '%s' does not apply: %s: %s", name, strna(file), hunk);
+		k = asprintf(&r, "patch '%s' does not apply: %s: %s", name, strna(file),
+			     hunk);
 	else if (last)
 		k = asprintf(&r, "patch '%s' does not apply: %s", name, last);
 	else
-		k = asprintf(&r, "patch '%s' does not apply (patch exited with status %i)", name,
-			     status);
+		k = asprintf(&r,
+			     "patch '%s' does not apply (patch exited with status %i)",
+			     name, status);
 	return k < 0 ? NULL : r;
 }
 
@@ -122,8 +137,8 @@ int patch_apply(const char *dir, const char *patch_path, char **ret_reason)
 
 	if (access(patch_path, R_OK) < 0) {
 		r = -errno;
-		if (ret_reason && asprintf(ret_reason, "patch '%s': %s", patch_path,
-					   strerror(-r)) < 0)
+		if (ret_reason &&
+		    asprintf(ret_reason, "patch '%s': %s", patch_path, strerror(-r)) < 0)
 			*ret_reason = NULL;
 		return r;
 	}
@@ -134,8 +149,8 @@ int patch_apply(const char *dir, const char *patch_path, char **ret_reason)
 		return 0;
 	log_debug("patch '%s' failed with status %i:\n%s", patch_path, status, output);
 	if (status == 127) {
-		if (ret_reason && asprintf(ret_reason, "cannot run GNU patch for '%s'",
-					   patch_path) < 0)
+		if (ret_reason &&
+		    asprintf(ret_reason, "cannot run GNU patch for '%s'", patch_path) < 0)
 			*ret_reason = NULL;
 		return -ENOEXEC;
 	}

@@ -66,36 +66,39 @@ static int set_reason(char **ret_reason, const char *fmt, ...)
 	return s ? 0 : -ENOMEM;
 }
 
-static int check_git_tree(const char *dir, const char *name, const char *expected, char ret[41],
-			  char **reason)
+static int check_git_tree(const char *dir, const char *name, const char *expected,
+			  char ret[41], char **reason)
 {
 	int r;
 
 	r = gittree_hash_dir(AT_FDCWD, dir, ret);
 	if (r < 0) {
-		set_reason(reason, "'%s': cannot compute the git tree id: %s", name, strerror(-r));
+		set_reason(reason, "'%s': cannot compute the git tree id: %s", name,
+			   strerror(-r));
 		return r;
 	}
 	if (expected && !streq(expected, ret)) {
-		set_reason(reason, "'%s': GitTree mismatch: expected %s, got %s", name, expected,
-			   ret);
+		set_reason(reason, "'%s': GitTree mismatch: expected %s, got %s", name,
+			   expected, ret);
 		return -EUCLEAN;
 	}
 	return 0;
 }
 
-static int prepare_path(const struct recipe_source *s, const char *dest_dir, char **ret_base,
-			char **reason)
+static int prepare_path(const struct recipe_source *s, const char *dest_dir,
+			char **ret_base, char **reason)
 {
 	char tree[41];
 	int r;
 
 	r = copy_tree_at(AT_FDCWD, s->path, AT_FDCWD, dest_dir);
 	if (r < 0) {
-		set_reason(reason, "Path '%s': cannot copy the source tree: %s", s->path,
-			   r == -EBADMSG ? "it holds a file that is not a regular file, directory "
-					   "or symlink"
-					 : strerror(-r));
+		set_reason(
+			reason, "Path '%s': cannot copy the source tree: %s", s->path,
+			r == -EBADMSG
+				? "it holds a file that is not a regular file, directory "
+				  "or symlink"
+				: strerror(-r));
 		return r;
 	}
 	r = check_git_tree(dest_dir, s->path, s->git_tree, tree, reason);
@@ -114,7 +117,8 @@ static int prepare_url(struct dm2_context *ctx, const struct recipe_source *s,
 	int r;
 
 	if (strv_length(s->urls) == 0) {
-		set_reason(reason, "source '%s' has neither URL= nor Path=", strna(s->version));
+		set_reason(reason,
+			   "source '%s' has neither URL= nor Path=", strna(s->version));
 		return -EINVAL;
 	}
 	name = source_display_name(s->urls[0]);
@@ -124,7 +128,8 @@ static int prepare_url(struct dm2_context *ctx, const struct recipe_source *s,
 	r = fetch_url_full(ctx, s->urls, s->sha256, &path, reason);
 	if (r < 0) {
 		if (reason && !*reason)
-			set_reason(reason, "'%s': download failed: %s", s->urls[0], strerror(-r));
+			set_reason(reason, "'%s': download failed: %s", s->urls[0],
+				   strerror(-r));
 		return r;
 	}
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -146,7 +151,8 @@ static int prepare_url(struct dm2_context *ctx, const struct recipe_source *s,
 	return *ret_base ? 0 : -ENOMEM;
 }
 
-static int patch_matches(const struct recipe_patch *p, const char *kernel_release, char **reason)
+static int patch_matches(const struct recipe_patch *p, const char *kernel_release,
+			 char **reason)
 {
 	regex_t re;
 	int r;
@@ -155,7 +161,8 @@ static int patch_matches(const struct recipe_patch *p, const char *kernel_releas
 		return 1;
 	r = regcomp(&re, p->match, REG_EXTENDED | REG_NOSUB);
 	if (r != 0) {
-		set_reason(reason, "patch '%s': invalid match expression '%s'", p->path, p->match);
+		set_reason(reason, "patch '%s': invalid match expression '%s'", p->path,
+			   p->match);
 		return -EINVAL;
 	}
 	r = regexec(&re, kernel_release, 0, NULL, 0);
@@ -163,9 +170,9 @@ static int patch_matches(const struct recipe_patch *p, const char *kernel_releas
 	return r == 0;
 }
 
-int source_prepare(struct dm2_context *ctx, const struct recipe *rcp, const struct recipe_source *s,
-		   const char *kernel_release, const char *dest_dir, char **ret_content_id,
-		   char **ret_reason)
+int source_prepare(struct dm2_context *ctx, const struct recipe *rcp,
+		   const struct recipe_source *s, const char *kernel_release,
+		   const char *dest_dir, char **ret_content_id, char **ret_reason)
 {
 	_cleanup_(sha256_freep) struct sha256_ctx *patches = NULL;
 	_cleanup_free_ char *base = NULL, *reason = NULL, *id = NULL;

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Unpacking untrusted archives. Every entry is judged here before libarchive's disk writer
- * sees it; the writer's SECURE_* flags are a second line of defence. The archive is
- * extracted into a private staging directory inside dest_dir, then its content (without a
- * shared top-level directory) is moved up, so nothing is ever created outside dest_dir.
+ * Unpacking untrusted archives. Every entry is judged here before libarchive's disk
+ * writer sees it; the writer's SECURE_* flags are a second line of defence. The archive
+ * is extracted into a private staging directory inside dest_dir, then its content
+ * (without a shared top-level directory) is moved up, so nothing is ever created outside
+ * dest_dir.
  */
 #include <archive.h>
 #include <archive_entry.h>
@@ -29,15 +30,15 @@ struct unpack {
 	const char *name;
 	uint64_t max_size, max_entries;
 	uint64_t total, n_entries;
-	void *files; /* tsearch() set of regular files extracted so far (hardlink targets) */
-	void *symlink_set;
+	void *files;	   /* tsearch() set of regular files so far: hardlink targets */
+	void *symlink_set; /* tsearch() set of symlink paths */
 	struct link *links;
 	size_t n_links;
 	char *reason;
-	bool oom;
 };
 
-static int refuse(struct unpack *u, const char *entry, const char *fmt, ...) _printf_(3, 4);
+static int refuse(struct unpack *u, const char *entry, const char *fmt, ...)
+	_printf_(3, 4);
 static int refuse(struct unpack *u, const char *entry, const char *fmt, ...)
 {
 	_cleanup_free_ char *what = NULL;
@@ -63,10 +64,10 @@ static int refuse(struct unpack *u, const char *entry, const char *fmt, ...)
 }
 
 /* Over MaxUnpackedSize= or MaxEntries=: -EFBIG rather than -EBADMSG. */
-#define refuse_cap(u, entry, ...)                                      \
-	({                                                             \
-		int _k_ = refuse(u, entry, __VA_ARGS__);              \
-		_k_ == -EBADMSG ? -EFBIG : _k_;                        \
+#define refuse_cap(u, entry, ...)                                                        \
+	({                                                                               \
+		int _k_ = refuse(u, entry, __VA_ARGS__);                                 \
+		_k_ == -EBADMSG ? -EFBIG : _k_;                                          \
 	})
 
 static int cmp_str(const void *a, const void *b)
@@ -114,7 +115,8 @@ static int normalize_path(const char *p, char **ret, const char **ret_why)
 	r = strv_split(p, "/", &parts);
 	if (r < 0)
 		return r;
-	STRV_FOREACH(c, parts) {
+	STRV_FOREACH(c, parts)
+	{
 		if (streq(*c, "."))
 			continue;
 		if (streq(*c, "..")) {
@@ -137,20 +139,28 @@ static int normalize_path(const char *p, char **ret, const char **ret_why)
  * (or, with symlinks given, if it walks through another symlink of the archive, whose own
  * target would make the lexical walk meaningless).
  */
-static int symlink_resolves_inside(const char *link_path, const char *target, void *const *symlinks)
+enum {
+	LINK_ESCAPES,
+	LINK_INSIDE,
+	LINK_THROUGH_SYMLINK,
+};
+
+/* min_depth 1: the top-level directory is stripped later, so the tree starts below it. */
+static int symlink_resolves_inside(const char *link_path, const char *target,
+				   void *const *symlinks, size_t min_depth)
 {
 	_cleanup_strv_free_ char **stack = NULL, **t = NULL;
 	size_t n;
 	int r;
 
 	if (target[0] == '/')
-		return 0;
+		return LINK_ESCAPES;
 	r = strv_split(link_path, "/", &stack);
 	if (r < 0)
 		return r;
 	n = strv_length(stack);
 	if (n == 0)
-		return 0;
+		return LINK_ESCAPES;
 	/* Drop the link's own name: targets are relative to its directory. */
 	free(stack[n - 1]);
 	stack[--n] = NULL;
@@ -162,8 +172,8 @@ static int symlink_resolves_inside(const char *link_path, const char *target, vo
 		if (streq(t[i], "."))
 			continue;
 		if (streq(t[i], "..")) {
-			if (n == 0)
-				return 0;
+			if (n <= min_depth)
+				return LINK_ESCAPES;
 			free(stack[n - 1]);
 			stack[--n] = NULL;
 			continue;
@@ -178,13 +188,14 @@ static int symlink_resolves_inside(const char *link_path, const char *target, vo
 			if (!prefix)
 				return -ENOMEM;
 			if (set_contains(symlinks, prefix))
-				return 0;
+				return LINK_THROUGH_SYMLINK;
 		}
 	}
-	return 1;
+	return LINK_INSIDE;
 }
 
-static int copy_data(struct unpack *u, struct archive *a, struct archive *w, const char *entry)
+static int copy_data(struct unpack *u, struct archive *a, struct archive *w,
+		     const char *entry)
 {
 	for (;;) {
 		const void *buf;
@@ -195,14 +206,17 @@ static int copy_data(struct unpack *u, struct archive *a, struct archive *w, con
 		if (k == ARCHIVE_EOF)
 			return 0;
 		if (k < ARCHIVE_WARN)
-			return refuse(u, entry, "broken data: %s", archive_error_string(a));
+			return refuse(u, entry, "broken data: %s",
+				      archive_error_string(a));
 		u->total += size;
 		if (u->total > u->max_size)
 			return refuse_cap(u, entry,
-					  "unpacked size exceeds MaxUnpackedSize=%" PRIu64 " bytes",
+					  "unpacked size exceeds MaxUnpackedSize=%" PRIu64
+					  " bytes",
 					  u->max_size);
 		if (archive_write_data_block(w, buf, size, off) < ARCHIVE_WARN)
-			return refuse(u, entry, "cannot extract: %s", archive_error_string(w));
+			return refuse(u, entry, "cannot extract: %s",
+				      archive_error_string(w));
 	}
 }
 
@@ -234,9 +248,13 @@ static int extract_entry(struct unpack *u, struct archive *a, struct archive *w,
 	raw_hl = archive_entry_hardlink(e);
 	if (raw_hl) {
 		r = normalize_path(raw_hl, &hl, &why);
-		if (r == -EBADMSG || (r >= 0 && (isempty(hl) || !set_contains(&u->files, hl))))
-			return refuse(u, raw, "hardlink to '%s' refused: not an earlier file of the "
-				      "archive", raw_hl);
+		if (r == -EBADMSG ||
+		    (r >= 0 && (isempty(hl) || !set_contains(&u->files, hl))))
+			return refuse(
+				u, raw,
+				"hardlink to '%s' refused: not an earlier file of the "
+				"archive",
+				raw_hl);
 		if (r < 0)
 			return r;
 		archive_entry_set_hardlink(e, hl);
@@ -255,19 +273,21 @@ static int extract_entry(struct unpack *u, struct archive *a, struct archive *w,
 			if (isempty(target))
 				return refuse(u, raw, "symlink without a target refused");
 			if (target[0] == '/')
-				return refuse(u, raw, "symlink to absolute path '%s' refused",
+				return refuse(u, raw,
+					      "symlink to absolute path '%s' refused",
 					      target);
-			r = symlink_resolves_inside(path, target, NULL);
+			r = symlink_resolves_inside(path, target, NULL, 0);
 			if (r < 0)
 				return r;
-			if (r == 0)
-				return refuse(u, raw, "symlink to '%s' escapes the source tree",
+			if (r == LINK_ESCAPES)
+				return refuse(u, raw,
+					      "symlink to '%s' escapes the source tree",
 					      target);
 			struct link *l = realloc(u->links, sizeof(*l) * (u->n_links + 1));
 			if (!l)
 				return -ENOMEM;
 			u->links = l;
-			l[u->n_links] = (struct link) { strdup(path), strdup(target) };
+			l[u->n_links] = (struct link){strdup(path), strdup(target)};
 			if (!l[u->n_links].path || !l[u->n_links].target) {
 				free(l[u->n_links].path);
 				free(l[u->n_links].target);
@@ -292,9 +312,9 @@ static int extract_entry(struct unpack *u, struct archive *a, struct archive *w,
 
 	if (type == AE_IFREG && archive_entry_size_is_set(e) &&
 	    (uint64_t) archive_entry_size(e) > u->max_size - MIN(u->total, u->max_size))
-		return refuse_cap(u, raw,
-				  "unpacked size exceeds MaxUnpackedSize=%" PRIu64 " bytes",
-				  u->max_size);
+		return refuse_cap(
+			u, raw, "unpacked size exceeds MaxUnpackedSize=%" PRIu64 " bytes",
+			u->max_size);
 
 	archive_entry_set_pathname(e, path);
 	if (type != AE_IFLNK)
@@ -348,14 +368,16 @@ static int extract_all(struct unpack *u, int fd)
 	    archive_read_support_filter_bzip2(a) < ARCHIVE_WARN ||
 	    archive_read_support_format_tar(a) < ARCHIVE_WARN ||
 	    archive_read_support_format_zip(a) < ARCHIVE_WARN)
-		return refuse(u, NULL, "libarchive lacks a format: %s", archive_error_string(a));
-	if (archive_write_disk_set_options(w, ARCHIVE_EXTRACT_SECURE_SYMLINKS |
-						      ARCHIVE_EXTRACT_SECURE_NODOTDOT |
-						      ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS |
-						      ARCHIVE_EXTRACT_NO_OVERWRITE) != ARCHIVE_OK)
+		return refuse(u, NULL, "libarchive lacks a format: %s",
+			      archive_error_string(a));
+	if (archive_write_disk_set_options(
+		    w, ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT |
+			       ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS |
+			       ARCHIVE_EXTRACT_NO_OVERWRITE) != ARCHIVE_OK)
 		return -EIO;
 	if (archive_read_open_fd(a, fd, 65536) != ARCHIVE_OK)
-		return refuse(u, NULL, "not a tar or zip archive: %s", archive_error_string(a));
+		return refuse(u, NULL, "not a tar or zip archive: %s",
+			      archive_error_string(a));
 
 	for (;;) {
 		r = archive_read_next_header(a, &e);
@@ -373,35 +395,43 @@ static int extract_all(struct unpack *u, int fd)
 	if (archive_write_close(w) < ARCHIVE_WARN)
 		return refuse(u, NULL, "cannot extract: %s", archive_error_string(w));
 
-	/* Now that all symlinks are known: none may point through another one. */
+	return 0;
+}
+
+/* Now that all symlinks and the stripping are known, check every symlink again. */
+static int check_links(struct unpack *u, bool strip_top)
+{
+	int r;
+
 	for (size_t i = 0; i < u->n_links; i++) {
-		r = symlink_resolves_inside(u->links[i].path, u->links[i].target,
-					    &u->symlink_set);
+		const struct link *l = &u->links[i];
+
+		r = symlink_resolves_inside(l->path, l->target, &u->symlink_set,
+					    strip_top ? 1 : 0);
 		if (r < 0)
 			return r;
-		if (r == 0)
-			return refuse(u, u->links[i].path,
+		if (r == LINK_ESCAPES)
+			return refuse(u, l->path,
+				      "symlink to '%s' escapes the source tree",
+				      l->target);
+		if (r == LINK_THROUGH_SYMLINK)
+			return refuse(u, l->path,
 				      "symlink to '%s' leads through another symlink",
-				      u->links[i].target);
+				      l->target);
 	}
 	return 0;
 }
 
-/* Move the staged content into dest, without a single shared top-level directory. */
-static int flatten(int dest_fd, const char *staging)
+/* The name of the only entry of the staging directory, if it is a directory. */
+static int single_top_dir(int staging_fd, char **ret)
 {
-	_cleanup_close_ int src_fd = -EBADF, sfd = -EBADF;
 	_cleanup_free_ char *only = NULL;
 	struct dirent *de;
 	unsigned n = 0;
 	struct stat st;
 	DIR *d;
-	int r = 0;
 
-	sfd = openat(dest_fd, staging, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (sfd < 0)
-		return -errno;
-	d = fdopendir(fcntl(sfd, F_DUPFD_CLOEXEC, 3));
+	d = fdopendir(openat(staging_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 	if (!d)
 		return -errno;
 	while ((de = readdir(d)))
@@ -411,13 +441,29 @@ static int flatten(int dest_fd, const char *staging)
 				only = strdup(de->d_name);
 		}
 	closedir(d);
-	if (n == 1 && !only)
+	if (n >= 1 && !only)
 		return -ENOMEM;
+	if (n == 1 && fstatat(staging_fd, only, &st, AT_SYMLINK_NOFOLLOW) >= 0 &&
+	    S_ISDIR(st.st_mode))
+		*ret = TAKE_PTR(only);
+	else
+		*ret = NULL;
+	return 0;
+}
 
-	if (n == 1 && fstatat(sfd, only, &st, AT_SYMLINK_NOFOLLOW) >= 0 && S_ISDIR(st.st_mode))
-		src_fd = openat(sfd, only, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	else /* a new open file description: the one above was read to its end */
-		src_fd = openat(sfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+/* Move the staged content into dest, without a single shared top-level directory. */
+static int flatten(int dest_fd, const char *staging, int staging_fd, const char *top)
+{
+	_cleanup_close_ int src_fd = -EBADF;
+	struct dirent *de;
+	DIR *d;
+	int r = 0;
+
+	if (top)
+		src_fd = openat(staging_fd, top,
+				O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	else
+		src_fd = openat(staging_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (src_fd < 0)
 		return -errno;
 
@@ -441,15 +487,16 @@ static int flatten(int dest_fd, const char *staging)
 int unpack_archive_fd(struct dm2_context *ctx, int archive_fd, const char *display_name,
 		      const char *sha256, const char *dest_dir, char **ret_reason)
 {
-	struct unpack u = { .name = display_name,
-			    .max_size = ctx->config->max_unpacked_size,
-			    .max_entries = ctx->config->max_entries };
+	struct unpack u = {.name = display_name,
+			   .max_size = ctx->config->max_unpacked_size,
+			   .max_entries = ctx->config->max_entries};
 	_cleanup_close_ int dest_fd = -EBADF, staging_fd = -EBADF, cwd_fd = -EBADF;
-	_cleanup_free_ char *staging = NULL;
+	_cleanup_free_ char *staging = NULL, *top = NULL;
 	char hex[SHA256_HEX_SIZE];
 	int r;
 
-	/* The hash is checked on the very fd libarchive will read, before it reads a byte. */
+	/* The hash is checked on the very fd libarchive will read, before it reads a
+	 * byte. */
 	if (sha256) {
 		if (lseek(archive_fd, 0, SEEK_SET) < 0)
 			return -errno;
@@ -457,9 +504,10 @@ int unpack_archive_fd(struct dm2_context *ctx, int archive_fd, const char *displ
 		if (r < 0)
 			return r;
 		if (!streq(hex, sha256)) {
-			if (ret_reason && asprintf(ret_reason,
-						   "'%s': SHA256 mismatch: expected %s, got %s",
-						   display_name, sha256, hex) < 0)
+			if (ret_reason &&
+			    asprintf(ret_reason,
+				     "'%s': SHA256 mismatch: expected %s, got %s",
+				     display_name, sha256, hex) < 0)
 				return -ENOMEM;
 			return -EUCLEAN;
 		}
@@ -477,7 +525,8 @@ int unpack_archive_fd(struct dm2_context *ctx, int archive_fd, const char *displ
 	r = mkdtemp_at(dest_fd, ".dm2-unpack-", &staging);
 	if (r < 0)
 		goto fail;
-	staging_fd = openat(dest_fd, staging, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	staging_fd =
+		openat(dest_fd, staging, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	cwd_fd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (staging_fd < 0 || cwd_fd < 0) {
 		r = -errno;
@@ -491,7 +540,11 @@ int unpack_archive_fd(struct dm2_context *ctx, int archive_fd, const char *displ
 	if (fchdir(cwd_fd) < 0 && r >= 0)
 		r = -errno;
 	if (r >= 0)
-		r = flatten(dest_fd, staging);
+		r = single_top_dir(staging_fd, &top);
+	if (r >= 0)
+		r = check_links(&u, top);
+	if (r >= 0)
+		r = flatten(dest_fd, staging, staging_fd, top);
 
 fail:
 	tdestroy(u.files, free);
@@ -505,9 +558,8 @@ fail:
 		(void) rm_rf_at(AT_FDCWD, dest_dir);
 		if (ret_reason && u.reason)
 			*ret_reason = TAKE_PTR(u.reason);
-		else if (ret_reason &&
-			 asprintf(ret_reason, "'%s': unpacking failed: %s", display_name,
-				  strerror(-r)) < 0)
+		else if (ret_reason && asprintf(ret_reason, "'%s': unpacking failed: %s",
+						display_name, strerror(-r)) < 0)
 			*ret_reason = NULL;
 		free(u.reason);
 		return r;
@@ -526,7 +578,8 @@ int unpack_archive(struct dm2_context *ctx, const char *archive, const char *des
 	fd = open(archive, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	r = unpack_archive_fd(ctx, fd, name ? name + 1 : archive, NULL, dest_dir, &reason);
+	r = unpack_archive_fd(ctx, fd, name ? name + 1 : archive, NULL, dest_dir,
+			      &reason);
 	if (r < 0 && reason)
 		log_debug("%s", reason);
 	return r;

@@ -59,8 +59,7 @@ static void json_strv(FILE *f, char *const *l)
 	bool first = true;
 
 	fputc('[', f);
-	STRV_FOREACH(s, l)
-	{
+	STRV_FOREACH(s, l) {
 		if (!first)
 			fputs(", ", f);
 		json_string(f, *s);
@@ -180,11 +179,11 @@ static void print_text(const struct dkms_conf *c, bool applies, const char *reas
 	if (c->exclusive_arch)
 		printf("  Only arch:     matching '%s'\n", c->exclusive_arch);
 	STRV_FOREACH(s, c->exclusive_config)
-	printf("  Needs config:  %s\n", *s);
+		printf("  Needs config:  %s\n", *s);
 	STRV_FOREACH(s, c->build_depends)
-	printf("  Build after:   %s\n", *s);
+		printf("  Build after:   %s\n", *s);
 	STRV_FOREACH(s, c->scripts)
-	printf("  Not run:       %s\n", *s);
+		printf("  Not run:       %s\n", *s);
 	if (c->kernel_release)
 		printf("  Applies:       %s%s\n",
 		       applies ? "yes" : "no: ", applies ? "" : reason);
@@ -192,9 +191,11 @@ static void print_text(const struct dkms_conf *c, bool applies, const char *reas
 
 static int dkms_import(int argc, char *argv[], struct cli *cli)
 {
-	static const struct option options[] = {{"kernel", required_argument, NULL, 'k'},
-						{"arch", required_argument, NULL, 'a'},
-						{}};
+	static const struct option options[] = {
+		{ "kernel", required_argument, NULL, 'k' },
+		{ "arch", required_argument, NULL, 'a' },
+		{}
+	};
 	_cleanup_(dkms_conf_freep) struct dkms_conf *c = NULL;
 	_cleanup_(recipe_unrefp) struct recipe *rcp = NULL;
 	_cleanup_free_ char *dir = NULL, *ksrc = NULL, *reason = NULL, *rel = NULL;
@@ -283,8 +284,7 @@ static int dkms_list(int argc, char *argv[], struct cli *cli)
 	else if (dirs)
 		printf("%-24s %-16s %-11s %s\n", "NAME", "VERSION", "AUTOINSTALL",
 		       "STATUS");
-	STRV_FOREACH(d, dirs)
-	{
+	STRV_FOREACH(d, dirs) {
 		_cleanup_(dkms_conf_freep) struct dkms_conf *c = NULL;
 		_cleanup_free_ char *error = NULL;
 		const char *slash = strrchr(*d, '/');

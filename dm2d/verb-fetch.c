@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* dm2 fetch NAME [--version V]: download and verify a source without building. See dm2(1). */
+/* dm2 fetch NAME [--version V]: download and verify a source without building. See
+ * dm2(1). */
 #include <fcntl.h>
 #include <getopt.h>
 
@@ -14,7 +15,8 @@
 #include "source.h"
 #include "unpack.h"
 
-static void diag_warning(const char *file, unsigned line, const char *message, void *userdata)
+static void diag_warning(const char *file, unsigned line, const char *message,
+			 void *userdata)
 {
 	if (line > 0)
 		log_warning("%s:%u: %s (recipe ignored)", file, line, message);
@@ -69,7 +71,8 @@ static int check_archive(struct dm2_context *ctx, const struct recipe_source *s,
 		if (r < 0)
 			goto finish;
 		if (!streq(tree, s->git_tree)) {
-			if (asprintf(reason, "'%s': GitTree mismatch: expected %s, got %s", name,
+			if (asprintf(reason,
+				     "'%s': GitTree mismatch: expected %s, got %s", name,
 				     s->git_tree, tree) < 0)
 				*reason = NULL;
 			r = -EUCLEAN;
@@ -96,8 +99,8 @@ static void json_string(const char *s)
 int verb_fetch(int argc, char *argv[], struct cli *cli)
 {
 	static const struct option options[] = {
-		{ "version", required_argument, NULL, 'V' },
-		{ "help", no_argument, NULL, 'h' },
+		{"version", required_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
 		{},
 	};
 	_cleanup_(recipe_set_freep) struct recipe_set *set = NULL;
@@ -142,7 +145,8 @@ int verb_fetch(int argc, char *argv[], struct cli *cli)
 	if (version)
 		s = recipe_find_source(rcp, version);
 	if (!s) {
-		log_error("Recipe '%s' has no source version '%s'.", rcp->name, strna(version));
+		log_error("Recipe '%s' has no source version '%s'.", rcp->name,
+			  strna(version));
 		return EXIT_NOT_FOUND;
 	}
 
@@ -155,15 +159,15 @@ int verb_fetch(int argc, char *argv[], struct cli *cli)
 			return source_error_to_exit_code(r == -ENOENT ? r : -EBADMSG);
 		}
 		if (s->git_tree && !streq(tree, s->git_tree)) {
-			log_error("Path '%s': GitTree mismatch: expected %s, got %s", s->path,
-				  s->git_tree, tree);
+			log_error("Path '%s': GitTree mismatch: expected %s, got %s",
+				  s->path, s->git_tree, tree);
 			return EXIT_FETCH_FAILED;
 		}
 		path = strdup(s->path);
 	} else {
 		if (strv_length(s->urls) == 0) {
-			log_error("Recipe '%s' version '%s' has no URL= or Path=.", rcp->name,
-				  version);
+			log_error("Recipe '%s' version '%s' has no URL= or Path=.",
+				  rcp->name, version);
 			return EXIT_BAD_INPUT;
 		}
 		r = fetch_url_full(ctx, s->urls, s->sha256, &path, &reason);
@@ -171,7 +175,8 @@ int verb_fetch(int argc, char *argv[], struct cli *cli)
 			if (reason)
 				log_error("%s", reason);
 			else
-				log_error_errno(r, "Failed to download '%s': %m", s->urls[0]);
+				log_error_errno(r, "Failed to download '%s': %m",
+						s->urls[0]);
 			return EXIT_FETCH_FAILED;
 		}
 		r = check_archive(ctx, s, path, &reason);
@@ -183,8 +188,10 @@ int verb_fetch(int argc, char *argv[], struct cli *cli)
 			return source_error_to_exit_code(r);
 		}
 		if (!s->sha256 && !s->git_tree)
-			log_warning("Recipe '%s' version '%s' has neither SHA256= nor GitTree=: "
-				    "content not verified.", rcp->name, version);
+			log_warning("Recipe '%s' version '%s' has neither SHA256= nor "
+				    "GitTree=: "
+				    "content not verified.",
+				    rcp->name, version);
 	}
 	if (!path)
 		return log_oom(), EXIT_FAILURE_GENERIC;

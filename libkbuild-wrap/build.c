@@ -201,11 +201,6 @@ static _Noreturn void run_child(const struct child_args *a)
 	rl = (struct rlimit){0, 0};
 	if (setrlimit(RLIMIT_CORE, &rl) < 0)
 		child_fail(a, "setrlimit(RLIMIT_CORE) failed");
-	if (a->memory_max > 0) {
-		rl = (struct rlimit){a->memory_max, a->memory_max};
-		if (setrlimit(RLIMIT_AS, &rl) < 0)
-			child_fail(a, "setrlimit(RLIMIT_AS) failed");
-	}
 	if (chdir(a->chdir_path) < 0)
 		child_fail(a, a->chdir_path);
 
@@ -213,6 +208,13 @@ static _Noreturn void run_child(const struct child_args *a)
 	(void) close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
 	/* Tell the parent who we are now; the pipe closes on exec. */
 	dprintf(a->report_fd, "uid %u\nnet %d\n", (unsigned) getuid(), net ? 1 : 0);
+	/* Last: this process may already map more than the limit (sanitizer shadow memory),
+	 * so nothing may allocate between here and execve(), which starts a fresh image. */
+	if (a->memory_max > 0) {
+		rl = (struct rlimit){a->memory_max, a->memory_max};
+		if (setrlimit(RLIMIT_AS, &rl) < 0)
+			child_fail(a, "setrlimit(RLIMIT_AS) failed");
+	}
 	execve(a->exec_path, a->argv, a->envp);
 	child_fail(a, a->exec_path);
 }

@@ -324,8 +324,9 @@ static void test_eval_subset(void **state)
 				   "b\n"
 				   "R=`uname -r`\n";
 	_cleanup_(dkms_vars_freep) struct dkms_vars *v = NULL;
-	struct dkms_eval_params p = {
-		.kernelver = "6.1.0-56-amd64", .arch = "x86_64", .nproc = 2};
+	struct dkms_eval_params p = { .kernelver = "6.1.0-56-amd64",
+				      .arch = "x86_64",
+				      .nproc = 2 };
 	struct diags d = {};
 
 	ASSERT_OK(dkms_vars_new(&v));

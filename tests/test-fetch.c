@@ -25,7 +25,7 @@ struct server {
 	int port;
 	char log[PATH_MAX + 32];
 };
-static struct server plain = { .pid = -1 }, tls = { .pid = -1 };
+static struct server plain = {.pid = -1}, tls = {.pid = -1};
 
 static int start_server(struct server *s, const char *name, bool with_tls)
 {
@@ -41,11 +41,12 @@ static int start_server(struct server *s, const char *name, bool with_tls)
 		return -1;
 	if (s->pid == 0) {
 		if (with_tls)
-			execlp("python3", "python3", helper, "--dir", www, "--port-file", port_file,
-			       "--log", s->log, "--cert", cert, "--key", key, (char *) NULL);
+			execlp("python3", "python3", helper, "--dir", www, "--port-file",
+			       port_file, "--log", s->log, "--cert", cert, "--key", key,
+			       (char *) NULL);
 		else
-			execlp("python3", "python3", helper, "--dir", www, "--port-file", port_file,
-			       "--log", s->log, (char *) NULL);
+			execlp("python3", "python3", helper, "--dir", www, "--port-file",
+			       port_file, "--log", s->log, (char *) NULL);
 		_exit(127);
 	}
 	for (int i = 0; i < 200; i++) {
@@ -84,15 +85,17 @@ static int setup(void **state)
 			work, helper, helper) != 0)
 		return -1;
 	/* A CA and a server certificate for 127.0.0.1 signed by it. */
-	if (test_system("cd '%s' && exec >/dev/null 2>&1 && "
-			"openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
-			"-nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=dm2-test-ca && "
-			"openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
-			"-keyout server.key -out server.csr -subj /CN=127.0.0.1 && "
-			"printf 'subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\n' > ext && "
-			"openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key "
-			"-CAcreateserial -out server.pem -days 2 -extfile ext",
-			work) != 0)
+	if (test_system(
+		    "cd '%s' && exec >/dev/null 2>&1 && "
+		    "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
+		    "-nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=dm2-test-ca && "
+		    "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+		    "-keyout server.key -out server.csr -subj /CN=127.0.0.1 && "
+		    "printf 'subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\n' "
+		    "> ext && "
+		    "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key "
+		    "-CAcreateserial -out server.pem -days 2 -extfile ext",
+		    work) != 0)
 		return -1;
 	snprintf(path, sizeof(path), "%s/good.tar.gz", www);
 	if (read_full_file_at(AT_FDCWD, path, 0, &good_data, &good_size) < 0 ||
@@ -101,7 +104,8 @@ static int setup(void **state)
 	snprintf(path, sizeof(path), "%s/big.tar", www);
 	if (sha256_file_hex_at(AT_FDCWD, path, big_sha) < 0)
 		return -1;
-	if (start_server(&plain, "http", false) < 0 || start_server(&tls, "https", true) < 0)
+	if (start_server(&plain, "http", false) < 0 ||
+	    start_server(&tls, "https", true) < 0)
 		return -1;
 	return 0;
 }
@@ -115,20 +119,25 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* A fake root with dm2d.conf: the test CA, short timeouts, one retry, plus extra lines. */
-static struct dm2_context *context_for(struct test_root *t, bool with_ca, const char *extra)
+/* A fake root with dm2d.conf: the test CA, short timeouts, one retry, plus extra. */
+static struct dm2_context *context_for(struct test_root *t, bool with_ca,
+				       const char *extra)
 {
 	struct dm2_context *ctx = NULL;
 	_cleanup_free_ char *conf = NULL, *ca = NULL;
 
-	assert_true(asprintf(&conf, "[Fetch]\nRetries=1\nConnectTimeoutSec=5\nStallTimeoutSec=2\n%s%s",
-			     with_ca ? "CAFile=/etc/dm2/test-ca.pem\n" : "", strempty(extra)) > 0);
+	assert_true(asprintf(&conf,
+			     "[Fetch]\nRetries=1\nConnectTimeoutSec=5\nStallTimeoutSec="
+			     "2\n%s%s",
+			     with_ca ? "CAFile=/etc/dm2/test-ca.pem\n" : "",
+			     strempty(extra)) > 0);
 	test_write_file(t->fd, "etc/dm2/dm2d.conf", conf);
 	if (with_ca) {
 		ca = path_join(work, "ca.pem");
 		_cleanup_close_ int fd = open(ca, O_RDONLY | O_CLOEXEC);
 		assert_true(fd >= 0);
-		assert_int_equal(copy_file_atomic_at(fd, t->fd, "etc/dm2/test-ca.pem", 0644), 0);
+		assert_int_equal(
+			copy_file_atomic_at(fd, t->fd, "etc/dm2/test-ca.pem", 0644), 0);
 	}
 	assert_int_equal(context_new(t->path, &ctx), 0);
 	return ctx;
@@ -138,8 +147,8 @@ static char *url(const struct server *s, const char *path)
 {
 	char *u = NULL;
 
-	assert_true(asprintf(&u, "%s://127.0.0.1:%d/%s", s == &tls ? "https" : "http", s->port,
-			     path) > 0);
+	assert_true(asprintf(&u, "%s://127.0.0.1:%d/%s", s == &tls ? "https" : "http",
+			     s->port, path) > 0);
 	return u;
 }
 
@@ -164,7 +173,7 @@ static unsigned requests(const struct server *s, const char *needle)
 static int fetch1(struct dm2_context *ctx, const char *u, const char *sha, char **path,
 		  char **reason)
 {
-	char *urls[] = { (char *) u, NULL };
+	char *urls[] = {(char *) u, NULL};
 	int r;
 
 	r = fetch_url_full(ctx, urls, sha, path, reason);
@@ -195,13 +204,15 @@ static void test_http_and_cache(void **state)
 {
 	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
 	_cleanup_(context_freep) struct dm2_context *ctx = context_for(t, true, NULL);
-	_cleanup_free_ char *u = url(&plain, "files/good.tar.gz"), *bad = url(&plain, "status/404");
+	_cleanup_free_ char *u = url(&plain, "files/good.tar.gz"),
+			    *bad = url(&plain, "status/404");
 	_cleanup_free_ char *path = NULL, *reason = NULL, *expected = NULL;
 	unsigned before = requests(&plain, "/files/good.tar.gz ");
 
 	ASSERT_OK(fetch1(ctx, u, good_sha, &path, &reason));
 	assert_good_file(path);
-	assert_true(asprintf(&expected, "%s/var/cache/dm2/downloads/%s", ctx->root, good_sha) > 0);
+	assert_true(asprintf(&expected, "%s/var/cache/dm2/downloads/%s", ctx->root,
+			     good_sha) > 0);
 	assert_string_equal(path, expected);
 	assert_int_equal(requests(&plain, "/files/good.tar.gz "), before + 1);
 
@@ -224,6 +235,14 @@ static void test_http_and_cache(void **state)
 	ASSERT_OK(fetch1(ctx, u, NULL, &path, &reason));
 	assert_good_file(path);
 	assert_int_equal(requests(&plain, "/files/good.tar.gz "), before + 2);
+
+	/* A corrupted cache file is noticed and downloaded again. */
+	free(path);
+	path = NULL;
+	assert_int_equal(write_file_atomic_at(AT_FDCWD, expected, "junk", 4, 0644), 0);
+	ASSERT_OK(fetch1(ctx, u, good_sha, &path, &reason));
+	assert_good_file(path);
+	assert_int_equal(requests(&plain, "/files/good.tar.gz "), before + 3);
 }
 
 static void test_https(void **state)
@@ -239,7 +258,7 @@ static void test_https(void **state)
 	ASSERT_OK(fetch1(ctx, u, good_sha, &path, &reason));
 	assert_good_file(path);
 
-	/* Without the test CA the server's certificate is not trusted: no way around it. */
+	/* Without the test CA the server's certificate is not trusted. */
 	r = fetch1(ctx2, u, good_sha, &path, &reason);
 	assert_reason(r, -EREMOTEIO, reason, "TLS verification failed");
 	assert_int_equal(faccessat(t2->fd, "var/cache/dm2/downloads", F_OK, 0), 0);
@@ -309,16 +328,17 @@ static void test_wrong_hash(void **state)
 	_cleanup_(context_freep) struct dm2_context *ctx = context_for(t, true, NULL);
 	_cleanup_free_ char *u = url(&plain, "files/good.tar.gz");
 	_cleanup_free_ char *path = NULL, *reason = NULL;
-	const char *wrong = "1111111111111111111111111111111111111111111111111111111111111111";
+	const char *wrong =
+		"1111111111111111111111111111111111111111111111111111111111111111";
 	int r;
 
 	r = fetch1(ctx, u, wrong, &path, &reason);
 	assert_reason(r, -EUCLEAN, reason, "SHA256 mismatch");
 	assert_non_null(strstr(reason, good_sha));
 	/* nothing kept under either name */
-	assert_int_equal(test_system("test -z \"$(ls -A '%s/var/cache/dm2/downloads')\"",
-				     t->path),
-			 0);
+	assert_int_equal(
+		test_system("test -z \"$(ls -A '%s/var/cache/dm2/downloads')\"", t->path),
+		0);
 }
 
 static void test_truncated_and_stall(void **state)
@@ -350,10 +370,11 @@ static void test_mirror(void **state)
 	_cleanup_(context_freep) struct dm2_context *ctx = NULL;
 	_cleanup_strv_free_ char **tries = NULL;
 	_cleanup_free_ char *path = NULL, *reason = NULL;
-	char *urls[] = { (char *) "http://forge.invalid/releases/good.tar.gz", NULL };
+	char *urls[] = {(char *) "http://forge.invalid/releases/good.tar.gz", NULL};
 	unsigned before = requests(&plain, "/files/good.tar.gz ");
 
-	assert_true(asprintf(&extra, "Mirror=http://forge.invalid/releases/ %s\n", mirror) > 0);
+	assert_true(asprintf(&extra, "Mirror=http://forge.invalid/releases/ %s\n",
+			     mirror) > 0);
 	ctx = context_for(t, true, extra);
 	ASSERT_OK(fetch_expand_mirrors(ctx->config, urls, &tries));
 	assert_int_equal(strv_length(tries), 2);
@@ -389,7 +410,8 @@ static void test_resume(void **state)
 	_cleanup_free_ char *b = url(&plain, "badrange/good.tar.gz");
 	_cleanup_free_ char *path = NULL, *reason = NULL, *range = NULL;
 
-	assert_true(asprintf(&range, "/files/good.tar.gz bytes=%zu- 206", good_size / 2) > 0);
+	assert_true(asprintf(&range, "/files/good.tar.gz bytes=%zu- 206", good_size / 2) >
+		    0);
 
 	/* 206 with the right Content-Range: only the rest is fetched. */
 	write_part(t, false);
@@ -415,7 +437,8 @@ static void test_resume(void **state)
 	assert_good_file(path);
 	assert_int_equal(requests(&plain, "/badrange/good.tar.gz - 200"), 1);
 
-	/* An honest 206 after a garbage partial file: the hash fails, one fresh try fixes it. */
+	/* An honest 206 after a garbage partial file: the hash fails, one fresh try fixes
+	 * it. */
 	assert_int_equal(rm_rf_at(t->fd, "var/cache/dm2/downloads"), 0);
 	write_part(t, true);
 	free(path);
@@ -429,7 +452,8 @@ static void test_size_cap(void **state)
 	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
 	_cleanup_(context_freep) struct dm2_context *ctx =
 		context_for(t, true, "MaxDownloadSize=10K\n");
-	_cleanup_free_ char *u = url(&plain, "files/big.tar"), *n = url(&plain, "nolength/big.tar");
+	_cleanup_free_ char *u = url(&plain, "files/big.tar"),
+			    *n = url(&plain, "nolength/big.tar");
 	_cleanup_free_ char *path = NULL, *reason = NULL;
 	int r;
 
@@ -447,9 +471,10 @@ static void test_url_list(void **state)
 {
 	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
 	_cleanup_(context_freep) struct dm2_context *ctx = context_for(t, true, NULL);
-	_cleanup_free_ char *a = url(&plain, "status/404"), *b = url(&tls, "files/good.tar.gz");
+	_cleanup_free_ char *a = url(&plain, "status/404"),
+			    *b = url(&tls, "files/good.tar.gz");
 	_cleanup_free_ char *path = NULL, *reason = NULL;
-	char *urls[] = { a, b, NULL };
+	char *urls[] = {a, b, NULL};
 
 	ASSERT_OK(fetch_url_full(ctx, urls, good_sha, &path, &reason));
 	assert_good_file(path);

@@ -15,11 +15,13 @@ static char *git_tree_of(const char *dir)
 	_cleanup_free_ char *out = path_join(dir, "../tree-id");
 	char *text = NULL;
 
-	assert_int_equal(test_system("cd '%s' && " GIT " init -q && " GIT " add -A && " GIT
-				     " -c user.name=t -c user.email=t@example.com commit -qm t && "
-				     GIT " rev-parse 'HEAD^{tree}' > '%s'",
-				     dir, out),
-			 0);
+	assert_int_equal(
+		test_system(
+			"cd '%s' && " GIT " init -q && " GIT " add -A && " GIT
+			" -c user.name=t -c user.email=t@example.com commit -qm t && " GIT
+			" rev-parse 'HEAD^{tree}' > '%s'",
+			dir, out),
+		0);
 	assert_int_equal(read_full_file_at(AT_FDCWD, out, 0, &text, NULL), 0);
 	strstrip(text);
 	assert_int_equal(strlen(text), 40);

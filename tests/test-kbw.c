@@ -344,6 +344,7 @@ static void test_build_sandbox(void **state)
 {
 	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
 	_cleanup_(resultp) struct kbw_build_result *res = NULL;
+	_cleanup_free_ char *kdir_var = NULL, *limits = NULL, *mount = NULL;
 	_cleanup_free_ char *port_var = NULL, *uid_text = NULL, *net = NULL, *f = NULL;
 	_cleanup_close_ int lfd = -EBADF;
 	struct sockaddr_in sa = {.sin_family = AF_INET,
@@ -371,7 +372,9 @@ static void test_build_sandbox(void **state)
 	assert_true(afd >= 0);
 	close(afd);
 
-	char *vars[] = {port_var, NULL};
+	assert_true(asprintf(&kdir_var, "DM2_TEST_KDIR=%s", kbw_kernel_build_dir(b.k)) >
+		    0);
+	char *vars[] = {port_var, kdir_var, NULL};
 	b.p.modules = mods;
 	b.p.make_vars = vars;
 	ASSERT_OK(kbw_build(b.k, &b.p, &res));
@@ -395,6 +398,18 @@ static void test_build_sandbox(void **state)
 	assert_int_not_equal(res->build_uid, 0);
 	if (geteuid() == 0)
 		assert_int_equal(res->build_uid, b.uid);
+
+	/* rlimits: address space as asked (ulimit -v is in KiB), no core dumps. */
+	free(f);
+	f = path_join(b.work, "limits");
+	ASSERT_OK(read_full_file_at(AT_FDCWD, f, 0, &limits, NULL));
+	assert_string_equal(limits, "4194304\n0\n");
+
+	/* The kernel build tree is mounted read-only in the sandbox. */
+	free(f);
+	f = path_join(b.work, "kdir-mount");
+	ASSERT_OK(read_full_file_at(AT_FDCWD, f, 0, &mount, NULL));
+	assert_non_null(strstr(mount, " ro,"));
 	build_done(&b);
 }
 

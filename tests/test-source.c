@@ -53,10 +53,12 @@ static void make_tree(void)
 {
 	write_at("hello-1.0/hello.c", "int a;\nint b;\nint c;\n");
 	write_at("hello-1.0/Kbuild", "obj-m += hello.o\n");
-	write_at("fix.patch", "--- a/hello.c\n+++ b/hello.c\n@@ -1,3 +1,3 @@\n int a;\n-int b;\n"
-			      "+int b2;\n int c;\n");
-	write_at("bad.patch", "--- a/hello.c\n+++ b/hello.c\n@@ -1,3 +1,3 @@\n int x;\n-int y;\n"
-			      "+int y2;\n int z;\n");
+	write_at("fix.patch",
+		 "--- a/hello.c\n+++ b/hello.c\n@@ -1,3 +1,3 @@\n int a;\n-int b;\n"
+		 "+int b2;\n int c;\n");
+	write_at("bad.patch",
+		 "--- a/hello.c\n+++ b/hello.c\n@@ -1,3 +1,3 @@\n int x;\n-int y;\n"
+		 "+int y2;\n int z;\n");
 }
 
 static char *git_tree_of(const char *dir)
@@ -64,12 +66,14 @@ static char *git_tree_of(const char *dir)
 	_cleanup_free_ char *out = wpath("tree-id");
 	char *text = NULL;
 
-	assert_int_equal(test_system("rm -rf '%s/../git' && cp -a '%s' '%s/../git' && cd '%s/../git' "
-				     "&& " GIT " init -q && " GIT " add -A && " GIT
-				     " -c user.name=t -c user.email=t@example.com commit -qm t && "
-				     GIT " rev-parse 'HEAD^{tree}' > '%s'",
-				     dir, dir, dir, dir, out),
-			 0);
+	assert_int_equal(
+		test_system(
+			"rm -rf '%s/../git' && cp -a '%s' '%s/../git' && cd '%s/../git' "
+			"&& " GIT " init -q && " GIT " add -A && " GIT
+			" -c user.name=t -c user.email=t@example.com commit -qm t && " GIT
+			" rev-parse 'HEAD^{tree}' > '%s'",
+			dir, dir, dir, dir, out),
+		0);
 	assert_int_equal(read_full_file_at(AT_FDCWD, out, 0, &text, NULL), 0);
 	strstrip(text);
 	return text;
@@ -87,9 +91,11 @@ static void test_path_source_and_patches(void **state)
 {
 	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
 	_cleanup_(context_freep) struct dm2_context *ctx = context_for(t);
-	_cleanup_free_ char *src = NULL, *dest = NULL, *id = NULL, *reason = NULL, *text = NULL;
-	_cleanup_free_ char *fix = NULL, *bad = NULL, *tree = NULL, *id2 = NULL, *hello = NULL;
-	struct recipe rcp = { .name = (char *) "hello" };
+	_cleanup_free_ char *src = NULL, *dest = NULL, *id = NULL, *reason = NULL,
+			    *text = NULL;
+	_cleanup_free_ char *fix = NULL, *bad = NULL, *tree = NULL, *id2 = NULL,
+			    *hello = NULL;
+	struct recipe rcp = {.name = (char *) "hello"};
 	struct recipe_patch patches[2] = {};
 	struct recipe_source s = {};
 
@@ -102,15 +108,16 @@ static void test_path_source_and_patches(void **state)
 	tree = git_tree_of(src);
 
 	/* No patches: the content id is the git tree id, checked against GitTree=. */
-	s = (struct recipe_source) { .version = (char *) "1.0", .path = src, .git_tree = tree };
+	s = (struct recipe_source){
+		.version = (char *) "1.0", .path = src, .git_tree = tree};
 	ASSERT_OK(source_prepare(ctx, &rcp, &s, t->kver, dest, &id, &reason));
 	assert_non_null(startswith(id, "git:"));
 	assert_string_equal(id + 4, tree);
 	assert_int_equal(rm_rf_at(t->fd, "work/src"), 0);
 
 	/* A patch that applies, and one whose match excludes this kernel. */
-	patches[0] = (struct recipe_patch) { .path = fix };
-	patches[1] = (struct recipe_patch) { .path = bad, .match = (char *) "^2\\.6\\." };
+	patches[0] = (struct recipe_patch){.path = fix};
+	patches[1] = (struct recipe_patch){.path = bad, .match = (char *) "^2\\.6\\."};
 	s.patches = patches;
 	s.n_patches = 2;
 	ASSERT_OK(source_prepare(ctx, &rcp, &s, t->kver, dest, &id2, &reason));
@@ -132,18 +139,23 @@ static void test_path_source_and_patches(void **state)
 
 	/* A failing patch names the patch and the hunk; dest is removed. */
 	patches[1].match = NULL;
-	assert_int_equal(source_prepare(ctx, &rcp, &s, t->kver, dest, &id, &reason), -ENOEXEC);
+	assert_int_equal(source_prepare(ctx, &rcp, &s, t->kver, dest, &id, &reason),
+			 -ENOEXEC);
 	fprintf(stderr, "# %s\n", reason);
-	assert_non_null(strstr(reason, "patch 'bad.patch' does not apply: hello.c: Hunk #1 FAILED"));
+	assert_non_null(strstr(
+		reason, "patch 'bad.patch' does not apply: hello.c: Hunk #1 FAILED"));
 	assert_null(strchr(reason, '\n'));
 	assert_int_equal(faccessat(t->fd, "work/src", F_OK, AT_SYMLINK_NOFOLLOW), -1);
 	free(reason);
 	reason = NULL;
 
 	/* GitTree= mismatch on a Path= tree. */
-	s = (struct recipe_source) { .version = (char *) "1.0", .path = src,
-				     .git_tree = (char *) "0123456789012345678901234567890123456789" };
-	assert_int_equal(source_prepare(ctx, &rcp, &s, t->kver, dest, &id, &reason), -EUCLEAN);
+	s = (struct recipe_source){
+		.version = (char *) "1.0",
+		.path = src,
+		.git_tree = (char *) "0123456789012345678901234567890123456789"};
+	assert_int_equal(source_prepare(ctx, &rcp, &s, t->kver, dest, &id, &reason),
+			 -EUCLEAN);
 	assert_non_null(strstr(reason, "GitTree mismatch"));
 	assert_int_equal(faccessat(t->fd, "work/src", F_OK, AT_SYMLINK_NOFOLLOW), -1);
 }
@@ -155,7 +167,9 @@ static void test_patch_reversed(void **state)
 	make_tree();
 	dir = wpath("copy");
 	fix = wpath("fix.patch");
-	assert_int_equal(test_system("rm -rf '%s' && cp -a '%s/hello-1.0' '%s'", dir, work, dir), 0);
+	assert_int_equal(
+		test_system("rm -rf '%s' && cp -a '%s/hello-1.0' '%s'", dir, work, dir),
+		0);
 	ASSERT_OK(patch_apply(dir, fix, &reason));
 	assert_int_equal(patch_apply(dir, fix, &reason), -ENOEXEC);
 	fprintf(stderr, "# %s\n", reason);
@@ -171,14 +185,15 @@ static void test_url_source(void **state)
 	_cleanup_free_ char *src = NULL, *archive = NULL, *url = NULL, *tree = NULL;
 	_cleanup_free_ char *dest = NULL, *id = NULL, *reason = NULL, *evil_url = NULL;
 	char sha[SHA256_HEX_SIZE];
-	struct recipe rcp = { .name = (char *) "hello" };
+	struct recipe rcp = {.name = (char *) "hello"};
 	struct recipe_source s = {};
 	char *urls[2] = {};
 
 	make_tree();
 	src = wpath("hello-1.0");
 	archive = wpath("hello-1.0.tar.gz");
-	assert_int_equal(test_system("python3 '%s' dir '%s' '%s'", helper, archive, src), 0);
+	assert_int_equal(test_system("python3 '%s' dir '%s' '%s'", helper, archive, src),
+			 0);
 	assert_int_equal(sha256_file_hex_at(AT_FDCWD, archive, sha), 0);
 	tree = git_tree_of(src);
 	assert_true(asprintf(&url, "file://%s", archive) > 0);
@@ -186,8 +201,8 @@ static void test_url_source(void **state)
 	dest = path_join(t->path, "src");
 
 	/* SHA256= and GitTree=: both checked; the content id is the archive hash. */
-	s = (struct recipe_source) { .version = (char *) "1.0", .urls = urls, .sha256 = sha,
-				     .git_tree = tree };
+	s = (struct recipe_source){
+		.version = (char *) "1.0", .urls = urls, .sha256 = sha, .git_tree = tree};
 	ASSERT_OK(source_prepare(ctx, &rcp, &s, t->kver, dest, &id, &reason));
 	assert_non_null(startswith(id, "sha256:"));
 	assert_string_equal(id + 7, sha);
@@ -204,8 +219,10 @@ static void test_url_source(void **state)
 
 	/* GitTree= mismatch. */
 	s.git_tree = (char *) "0123456789012345678901234567890123456789";
-	assert_int_equal(source_prepare(ctx, &rcp, &s, t->kver, dest, &id, &reason), -EUCLEAN);
-	assert_non_null(strstr(reason, "'hello-1.0.tar.gz': GitTree mismatch: expected 0123"));
+	assert_int_equal(source_prepare(ctx, &rcp, &s, t->kver, dest, &id, &reason),
+			 -EUCLEAN);
+	assert_non_null(
+		strstr(reason, "'hello-1.0.tar.gz': GitTree mismatch: expected 0123"));
 	assert_int_equal(faccessat(t->fd, "src", F_OK, AT_SYMLINK_NOFOLLOW), -1);
 	free(reason);
 	reason = NULL;
@@ -213,19 +230,22 @@ static void test_url_source(void **state)
 	/* A hostile archive is refused naming the entry; nothing is left. */
 	free(archive);
 	archive = wpath("evil.tar.gz");
-	assert_int_equal(test_system("python3 '%s' dotdot '%s' dm2evilsrc", helper, archive), 0);
+	assert_int_equal(
+		test_system("python3 '%s' dotdot '%s' dm2evilsrc", helper, archive), 0);
 	assert_true(asprintf(&evil_url, "file://%s", archive) > 0);
 	urls[0] = evil_url;
-	s = (struct recipe_source) { .version = (char *) "1.0", .urls = urls };
-	assert_int_equal(source_prepare(ctx, &rcp, &s, t->kver, dest, &id, &reason), -EBADMSG);
-	assert_string_equal(reason, "'evil.tar.gz': entry 'proj/../../dm2evilsrc-dotdot': path "
-				    "escapes the source tree");
+	s = (struct recipe_source){.version = (char *) "1.0", .urls = urls};
+	assert_int_equal(source_prepare(ctx, &rcp, &s, t->kver, dest, &id, &reason),
+			 -EBADMSG);
+	assert_string_equal(reason,
+			    "'evil.tar.gz': entry 'proj/../../dm2evilsrc-dotdot': path "
+			    "escapes the source tree");
 	assert_int_equal(faccessat(t->fd, "src", F_OK, AT_SYMLINK_NOFOLLOW), -1);
 	assert_int_equal(source_error_to_exit_code(-EBADMSG), EXIT_BAD_INPUT);
 	assert_int_equal(source_error_to_exit_code(-EUCLEAN), EXIT_FETCH_FAILED);
 }
 
-/* dm2 fetch NAME: exit codes 0, 4 (unknown recipe), 6 (verify failure), 3 (bad archive). */
+/* dm2 fetch NAME: exits 0, 4 (unknown recipe), 6 (verify failure), 3 (bad archive). */
 static void test_cli_fetch(void **state)
 {
 	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
@@ -233,14 +253,16 @@ static void test_cli_fetch(void **state)
 	_cleanup_free_ char *dm2 = test_build_path("dm2"), *archive = NULL, *evil = NULL;
 	_cleanup_free_ char *recipe = NULL, *expected = NULL, *out = NULL, *text = NULL;
 	char sha[SHA256_HEX_SIZE], evil_sha[SHA256_HEX_SIZE];
-	const char *zero = "0000000000000000000000000000000000000000000000000000000000000000";
+	const char *zero =
+		"0000000000000000000000000000000000000000000000000000000000000000";
 
 	make_tree();
 	archive = wpath("cli.tar.gz");
 	evil = wpath("cli-evil.tar.gz");
 	out = wpath("cli.out");
-	assert_int_equal(test_system("python3 '%s' dir '%s' '%s/hello-1.0'", helper, archive,
-				     work), 0);
+	assert_int_equal(test_system("python3 '%s' dir '%s' '%s/hello-1.0'", helper,
+				     archive, work),
+			 0);
 	assert_int_equal(test_system("python3 '%s' fifo '%s' x", helper, evil), 0);
 	assert_int_equal(sha256_file_hex_at(AT_FDCWD, archive, sha), 0);
 	assert_int_equal(sha256_file_hex_at(AT_FDCWD, evil, evil_sha), 0);
@@ -253,19 +275,26 @@ static void test_cli_fetch(void **state)
 			     archive, sha, archive, zero, evil, evil_sha) > 0);
 	test_write_file(t->fd, "usr/share/dm2/recipes/hello.recipe", recipe);
 
-	assert_int_equal(test_system("'%s' --root '%s' fetch hello > '%s'", dm2, t->path, out), 0);
+	assert_int_equal(
+		test_system("'%s' --root '%s' fetch hello > '%s'", dm2, t->path, out), 0);
 	assert_int_equal(read_full_file_at(AT_FDCWD, out, 0, &text, NULL), 0);
-	assert_true(asprintf(&expected, "%s/var/cache/dm2/downloads/%s\n", t->path, sha) > 0);
+	assert_true(asprintf(&expected, "%s/var/cache/dm2/downloads/%s\n", t->path, sha) >
+		    0);
 	assert_string_equal(text, expected);
-	assert_int_equal(test_system("'%s' --root '%s' fetch nosuch", dm2, t->path), EXIT_NOT_FOUND);
-	assert_int_equal(test_system("'%s' --root '%s' fetch hello --version 7", dm2, t->path),
+	assert_int_equal(test_system("'%s' --root '%s' fetch nosuch", dm2, t->path),
 			 EXIT_NOT_FOUND);
-	assert_int_equal(test_system("'%s' --root '%s' fetch hello --version 0.9", dm2, t->path),
-			 EXIT_FETCH_FAILED);
-	assert_int_equal(test_system("'%s' --root '%s' fetch hello --version 0.8", dm2, t->path),
-			 EXIT_BAD_INPUT);
+	assert_int_equal(
+		test_system("'%s' --root '%s' fetch hello --version 7", dm2, t->path),
+		EXIT_NOT_FOUND);
+	assert_int_equal(
+		test_system("'%s' --root '%s' fetch hello --version 0.9", dm2, t->path),
+		EXIT_FETCH_FAILED);
+	assert_int_equal(
+		test_system("'%s' --root '%s' fetch hello --version 0.8", dm2, t->path),
+		EXIT_BAD_INPUT);
 	/* the scratch unpack dirs are gone */
-	assert_int_equal(test_system("test -z \"$(ls -A '%s/var/lib/dm2/work')\"", t->path), 0);
+	assert_int_equal(
+		test_system("test -z \"$(ls -A '%s/var/lib/dm2/work')\"", t->path), 0);
 }
 
 int main(void)

@@ -66,8 +66,13 @@ KINDS = {
     "symlink-absolute": lambda m: [reg("proj/ok.c"), symlink("proj/evil", f"/tmp/{m}-symabs")],
     "symlink-chain": lambda m: [
         reg("proj/ok.c"),
+        reg("top.c"),  # two top-level entries: nothing is stripped
         symlink("proj/up", ".."),
         symlink("proj/evil", f"up/../{m}-chain"),
+    ],
+    "symlink-top-escape": lambda m: [
+        reg("proj/ok.c"),
+        symlink("proj/evil", ".."),  # inside the archive, outside once "proj/" is stripped
     ],
     "through-symlink": lambda m: [
         d("proj/sub/"),

@@ -16,6 +16,7 @@ make_recipe t-broken dm2t_broken broken
 start_notify_listener
 start_daemon
 wait_for 10 grep -qx 'READY=1' "$T/notify" || fail "no READY=1 on NOTIFY_SOCKET"
+grep -q '^STATUS=' "$T/notify" || fail "no STATUS= on NOTIFY_SOCKET"
 unset NOTIFY_SOCKET
 
 # 1. The kernel directory first, then a build link to a tree that fills up entry by entry.
@@ -76,7 +77,15 @@ rm -rf "$ROOT/lib/modules/$OTHER"
 wait_for 30 kernel_forgotten "$OTHER" || fail "removed kernel still in dm2 status"
 grep -q "event: kernel-removed, kernel=$OTHER" "$T/dm2d.log" || fail "removal not logged"
 
-# 5. Nothing left to do: SIGTERM exits 0.
+# 5. SIGHUP re-reads dm2d.conf and the recipes (RELOADING=1, then READY=1 again).
+printf '[Daemon]\nSettleSec=1\nJobs=1\n' >"$ROOT/etc/dm2/dm2d.conf"
+kill -HUP "$DAEMON_PID"
+wait_for 10 grep -q "Reloaded: 3 recipe(s), up to 1 job(s) at once" "$T/dm2d.log" ||
+	fail "SIGHUP did not reload"
+wait_for 5 grep -qx 'RELOADING=1' "$T/notify" || fail "no RELOADING=1"
+
+# 6. Nothing left to do: SIGTERM exits 0 and says STOPPING=1.
 stop_daemon
 grep -q 'dm2d stopped' "$T/dm2d.log" || fail "no clean stop"
+grep -qx 'STOPPING=1' "$T/notify" || fail "no STOPPING=1"
 echo "ok"

@@ -1,0 +1,31 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# The systemd units as configured by units/install.cmake pass `systemd-analyze verify`, keep
+# the hardening dm2d needs, and the hook scripts are valid sh.
+set -euo pipefail
+: "${DM2_BUILD_DIR:?}" "${DM2D:?}"
+U=$DM2_BUILD_DIR/units
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# The configured ExecStart= points at the install location; verify needs an existing binary.
+sed "s#^ExecStart=.*#ExecStart=$DM2D#" "$U/dm2d.service" >"$T/dm2d.service"
+cp "$U/dm2d.socket" "$T/"
+out=$(cd "$T" && systemd-analyze verify --man=no ./dm2d.service ./dm2d.socket 2>&1) ||
+	fail "systemd-analyze verify failed: $out"
+[ -z "$out" ] || fail "systemd-analyze verify is not clean: $out"
+
+for want in Type=notify WatchdogSec= NoNewPrivileges=yes ProtectSystem=strict \
+	ReadWritePaths= PrivateTmp=yes ProtectHome=yes CPUWeight=idle IOSchedulingClass=idle; do
+	grep -q "^$want" "$U/dm2d.service" || fail "dm2d.service lacks $want"
+done
+grep -q '^ProtectKernelModules' "$U/dm2d.service" && fail "ProtectKernelModules hides /usr/lib/modules"
+grep -q '^ListenStream=/run/dm2/control$' "$U/dm2d.socket" || fail "socket path"
+
+for f in dm2-kernel-hook 40-dm2.install debian-postinst debian-header-postinst debian-prerm; do
+	[ -x "$U/$f" ] || fail "$f is not executable"
+	sh -n "$U/$f" || fail "$f is not valid sh"
+	grep -q '@DM2_' "$U/$f" && fail "$f has unsubstituted placeholders"
+done
+echo ok
