@@ -359,6 +359,13 @@ int control_server_new(struct manager *m, sd_event *e, struct dm2_context *ctx,
 		s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 		if (s->fd < 0)
 			return log_error_errno(errno, "Failed to create the control socket: %m");
+		/* A socket someone answers on means another dm2d serves this root. */
+		if (connect(s->fd, (struct sockaddr *) &sa, sizeof(sa)) == 0)
+			return log_error_errno(EADDRINUSE, "Another dm2d already listens on '%s'.", path);
+		s->fd = safe_close(s->fd);
+		s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (s->fd < 0)
+			return log_error_errno(errno, "Failed to create the control socket: %m");
 		(void) unlinkat(ctx->root_fd, DM2_CONTROL_SOCKET, 0);
 		if (bind(s->fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
 			return log_error_errno(errno, "Failed to bind '%s': %m", path);

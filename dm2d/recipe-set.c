@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <dirent.h>
+#include <assert.h>
 #include <fcntl.h>
 
+#include "dkms.h"
 #include "recipe-set.h"
 #include "shared/fs-util.h"
 #include "shared/log.h"
@@ -139,6 +141,127 @@ static int load_dir(struct recipe_set *s, const char *dir, enum recipe_origin or
 	return r;
 }
 
+/* dkms.conf problems go to the caller's diag; warnings (scripts dm2 does not run, ...)
+ * would repeat on every listing, so they are only logged. */
+struct dkms_diag {
+	recipe_diag_fn diag;
+	void *userdata;
+};
+
+static void dkms_diag_filter(const char *file, unsigned line, const char *message,
+			     void *userdata)
+{
+	const struct dkms_diag *d = userdata;
+
+	if (startswith(message, "warning: ") || !d->diag) {
+		log_debug("%s:%u: %s", file, line, message);
+		return;
+	}
+	d->diag(file, line, message, d->userdata);
+}
+
+static void set_replace(struct recipe_set *s, struct recipe *r)
+{
+	bool found;
+	size_t i = set_bisect(s, r->name, &found);
+
+	assert(found);
+	recipe_unref(s->recipes[i]);
+	s->recipes[i] = recipe_ref(r);
+}
+
+static int load_dkms(struct dm2_context *ctx, struct recipe_set *s, recipe_diag_fn diag,
+		     void *userdata)
+{
+	_cleanup_strv_free_ char **dirs = NULL;
+	struct dkms_diag dd = { diag, userdata };
+	int r;
+
+	r = dkms_scan(ctx->root_fd, ctx->root, &dirs);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0) {
+		/* Recipes stay usable when usr/src cannot be read. */
+		_cleanup_free_ char *dir = context_path(ctx, DM2_USR_SRC_DIR);
+		_cleanup_free_ char *msg = NULL;
+
+		if (diag && dir &&
+		    asprintf(&msg, "cannot list DKMS packages: %s", strerror(-r)) >= 0)
+			diag(dir, 0, msg, userdata);
+		return 0;
+	}
+	STRV_FOREACH(d, dirs)
+	{
+		_cleanup_(recipe_unrefp) struct recipe *rcp = NULL;
+		struct recipe *old;
+		int k;
+
+		k = dkms_recipe_load(*d, NULL, NULL, NULL, dkms_diag_filter, &dd, &rcp);
+		if (k == -ENOMEM)
+			return k;
+		if (k < 0) {
+			_cleanup_free_ char *path = path_join(*d, "dkms.conf");
+			_cleanup_free_ char *msg = NULL;
+
+			if (k != -EBADMSG && diag && path &&
+			    asprintf(&msg, "cannot read dkms.conf: %s", strerror(-k)) >= 0)
+				diag(path, 0, msg, userdata);
+			continue;
+		}
+		old = recipe_set_find(s, rcp->name);
+		if (old && old->origin == RECIPE_ORIGIN_DKMS &&
+		    version_compare(recipe_latest_version(rcp),
+				    recipe_latest_version(old)) > 0) {
+			log_debug("DKMS package '%s' in '%s' replaces the older '%s'.",
+				  rcp->name, *d, old->dir);
+			set_replace(s, rcp);
+			continue;
+		}
+		if (old) {
+			log_debug("DKMS package '%s' in '%s' is shadowed by '%s', ignoring.",
+				  rcp->name, *d, old->path);
+			continue;
+		}
+		k = recipe_set_add(s, rcp);
+		if (k < 0)
+			return k;
+	}
+	return 0;
+}
+
+int recipe_for_kernel(struct dm2_context *ctx, const struct recipe *r,
+		      const struct kbw_kernel *k, recipe_diag_fn diag, void *userdata,
+		      struct recipe **ret)
+{
+	_cleanup_free_ char *owned = NULL;
+	struct dkms_diag dd = { diag, userdata };
+	const char *build;
+
+	if (r->origin != RECIPE_ORIGIN_DKMS) {
+		/* Recipes are immutable: sharing the reference is safe. */
+		*ret = recipe_ref((struct recipe *) r);
+		return 0;
+	}
+	build = kbw_kernel_build_dir(k);
+	if (!build) {
+		/* Incomplete kernel: evaluate anyway, with where the tree will be. */
+		_cleanup_free_ char *rel =
+			strjoin(DM2_MODULES_DIR "/", kbw_kernel_release(k), "/build");
+
+		owned = rel ? context_path(ctx, rel) : NULL;
+		if (!owned)
+			return -ENOMEM;
+		build = owned;
+	}
+	return dkms_recipe_load(r->dir, kbw_kernel_release(k), kbw_kernel_arch(k), build,
+				dkms_diag_filter, &dd, ret);
+}
+
+bool recipe_autoinstall(const struct recipe *r)
+{
+	return r->origin != RECIPE_ORIGIN_DKMS || r->autoinstall;
+}
+
 int recipe_set_load(struct dm2_context *ctx, recipe_diag_fn diag, void *userdata,
 		    struct recipe_set **ret)
 {
@@ -170,6 +293,9 @@ int recipe_set_load(struct dm2_context *ctx, recipe_diag_fn diag, void *userdata
 		if (r < 0)
 			return r;
 	}
+	r = load_dkms(ctx, s, diag, userdata);
+	if (r < 0)
+		return r;
 	*ret = TAKE_PTR(s);
 	return 0;
 }

@@ -62,6 +62,12 @@ state_is t-three "$KVER" installed || fail "t-three not installed after SIGTERM 
 
 # 3. Only root may ask for builds; the socket itself is open to everyone.
 start_daemon
+# A second daemon for the same root refuses to start and leaves the first one's socket alone.
+rc=0
+timeout 60 "$DM2D" --root "$ROOT" --foreground >"$T/second.log" 2>&1 || rc=$?
+[ $rc = 1 ] || fail "second dm2d exited $rc, expected 1"
+grep -q "Another dm2d already listens" "$T/second.log" || fail "second dm2d: $(cat "$T/second.log")"
+[ -S "$ROOT/run/dm2/control" ] || fail "second dm2d removed the first one's socket"
 rc=0
 out=$(setpriv --reuid=nobody --regid=nogroup --clear-groups \
 	"$DM2" --root "$ROOT" trigger "$KVER" 2>&1) || rc=$?
