@@ -1,5 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdarg.h>
+#include <sys/stat.h>
+
 #include "cli.h"
+#include "kernels.h"
+#include "recipe-set.h"
 #include "shared/log.h"
 #include "shared/util.h"
 
@@ -8,6 +13,17 @@ int cli_context(struct cli *cli, struct dm2_context **ret)
 	int r;
 
 	if (!cli->ctx) {
+		/* A mistyped --recipes would otherwise just hide every recipe in it. */
+		STRV_FOREACH(d, cli->recipe_dirs) {
+			struct stat st;
+
+			if (stat(*d, &st) < 0)
+				return log_error_errno(errno, "Recipe directory '%s' (--recipes): %m",
+						       *d);
+			if (!S_ISDIR(st.st_mode))
+				return log_error_errno(ENOTDIR,
+						       "Recipe directory '%s' (--recipes): %m", *d);
+		}
 		r = context_new(cli->root, &cli->ctx);
 		if (r < 0)
 			return r;
@@ -27,6 +43,7 @@ int cli_exit_code_from_errno(int r)
 	case 0:
 		return EXIT_OK;
 	case ENOENT:
+	case ENOTDIR:
 	case ESRCH:
 		return EXIT_NOT_FOUND;
 	case EPERM:
@@ -34,6 +51,7 @@ int cli_exit_code_from_errno(int r)
 		return EXIT_PERMISSION;
 	case EBADMSG:
 	case EINVAL:
+	case EISDIR:
 		return EXIT_BAD_INPUT;
 	case EBUSY:
 	case EAGAIN:
@@ -42,4 +60,213 @@ int cli_exit_code_from_errno(int r)
 	default:
 		return EXIT_FAILURE_GENERIC;
 	}
+}
+
+bool cli_is_help(const char *arg)
+{
+	return arg && (streq(arg, "--help") || streq(arg, "-h"));
+}
+
+int cli_usage_error(const char *usage, const char *format, ...)
+{
+	_cleanup_free_ char *msg = NULL;
+	va_list ap;
+	int n;
+
+	va_start(ap, format);
+	n = vasprintf(&msg, format, ap);
+	va_end(ap);
+	if (n < 0)
+		return log_oom(), EXIT_USAGE;
+	log_error("%s; usage: %s", msg, usage);
+	return EXIT_USAGE;
+}
+
+int cli_getopt(int argc, char *argv[], const char *shortopts, const struct option *longopts,
+	       const char *usage, int *ret_exit)
+{
+	_cleanup_free_ char *opts = NULL;
+	const char *arg;
+	int c;
+
+	/* A leading ':' makes getopt_long() tell a missing argument (':') from an unknown
+	 * option ('?'); opterr = 0 keeps its own multi-format messages off stderr. */
+	opts = strjoin(":", shortopts);
+	if (!opts) {
+		*ret_exit = EXIT_FAILURE_GENERIC;
+		return log_oom(), -1;
+	}
+	opterr = 0;
+	c = getopt_long(argc, argv, opts, longopts, NULL);
+	if (c == -1) {
+		*ret_exit = -1;
+		return -1;
+	}
+	if (c != '?' && c != ':')
+		return c;
+
+	/* The offending word: a long option is argv[optind - 1] whole (drop any "=value");
+	 * a short one may sit inside a cluster like "-xk", so name it by optopt. */
+	arg = optind > 0 && optind <= argc ? argv[optind - 1] : NULL;
+	if (arg && startswith(arg, "--")) {
+		_cleanup_free_ char *name = strndup(arg, strcspn(arg, "="));
+
+		if (!name) {
+			*ret_exit = EXIT_FAILURE_GENERIC;
+			return log_oom(), -1;
+		}
+		if (c == '?' && streq(name, "--help")) {
+			printf("Usage: %s\n", usage);
+			*ret_exit = EXIT_OK;
+		} else if (c == ':')
+			*ret_exit = cli_usage_error(usage, "Option '%s' needs an argument", name);
+		else if (strchr(arg, '='))
+			*ret_exit = cli_usage_error(usage, "Unknown option '%s' or it takes no "
+						    "value", name);
+		else
+			*ret_exit = cli_usage_error(usage, "Unknown option '%s'", name);
+		return -1;
+	}
+	if (c == '?' && optopt == 'h') {
+		printf("Usage: %s\n", usage);
+		*ret_exit = EXIT_OK;
+	} else if (c == ':')
+		*ret_exit = cli_usage_error(usage, "Option '-%c' needs an argument", optopt);
+	else if (optopt > 0x20 && optopt < 0x7f)
+		*ret_exit = cli_usage_error(usage, "Unknown option '-%c'", optopt);
+	else
+		*ret_exit = cli_usage_error(usage, "Unknown option '%s'", strna(arg));
+	return -1;
+}
+
+int cli_check_args(int argc, char *argv[], int min, int max, const char *usage)
+{
+	int n = argc - optind;
+
+	if (n < min)
+		return cli_usage_error(usage, "Missing argument");
+	if (max >= 0 && n > max)
+		return cli_usage_error(usage, "Unexpected argument '%s'", argv[optind + max]);
+	return EXIT_OK;
+}
+
+int cli_dispatch(int argc, char *argv[], struct cli *cli, const struct cli_subverb *table,
+		 size_t n, const char *default_name, const char *usage)
+{
+	const char *name = argc >= 2 ? argv[1] : default_name;
+
+	if (!name)
+		return cli_usage_error(usage, "Missing command for 'dm2 %s'", argv[0]);
+	if (cli_is_help(name)) {
+		printf("Usage: %s\n", usage);
+		return EXIT_OK;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (streq(table[i].name, name)) {
+			optind = 0; /* the subcommand parses with getopt_long() afresh */
+			return argc >= 2 ? table[i].fn(argc - 1, argv + 1, cli)
+					 : table[i].fn(argc, argv, cli);
+		}
+	return cli_usage_error(usage, "Unknown command 'dm2 %s %s'", argv[0], name);
+}
+
+/* Report each invalid recipe file once, by its first problem; 'dm2 recipe lint' shows all. */
+static void diag_once(const char *file, unsigned line, const char *message, void *userdata)
+{
+	char **last = userdata;
+
+	if (*last && streq(*last, file))
+		return;
+	free(*last);
+	*last = strdup(file);
+	if (line > 0)
+		log_warning("%s:%u: %s (recipe ignored; 'dm2 recipe lint' shows every "
+			    "problem)",
+			    file, line, message);
+	else
+		log_warning("%s: %s (recipe ignored)", file, message);
+}
+
+int cli_load_recipes(struct cli *cli, struct recipe_set **ret)
+{
+	_cleanup_free_ char *last = NULL;
+	struct dm2_context *ctx;
+	int r;
+
+	r = cli_context(cli, &ctx);
+	if (r < 0)
+		return cli_exit_code_from_errno(r);
+	r = recipe_set_load(ctx, diag_once, &last, ret);
+	if (r < 0) {
+		log_error_errno(r, "Failed to load recipes: %m");
+		return cli_exit_code_from_errno(r);
+	}
+	return EXIT_OK;
+}
+
+int cli_find_recipe(struct cli *cli, const char *name, struct recipe_set **ret_set,
+		    struct recipe **ret)
+{
+	_cleanup_(recipe_set_freep) struct recipe_set *set = NULL;
+	struct recipe *rcp;
+	int r;
+
+	r = cli_load_recipes(cli, &set);
+	if (r != EXIT_OK)
+		return r;
+	rcp = recipe_set_find(set, name);
+	if (!rcp) {
+		log_error("No recipe '%s'; see 'dm2 recipe list'.", name);
+		return EXIT_NOT_FOUND;
+	}
+	*ret_set = TAKE_PTR(set);
+	*ret = rcp;
+	return EXIT_OK;
+}
+
+int cli_find_kernel(struct cli *cli, const char *release, struct kbw_kernel **ret)
+{
+	struct dm2_context *ctx;
+	int r;
+
+	r = cli_context(cli, &ctx);
+	if (r < 0)
+		return cli_exit_code_from_errno(r);
+	r = kernel_find(ctx, release, ret);
+	if (r == -EINVAL) {
+		log_error("Invalid kernel release '%s': not a directory name.", release);
+		return EXIT_USAGE;
+	}
+	if (r == -ENOENT) {
+		log_error("No kernel '%s' in '%s%slib/modules'.", release, ctx->root,
+			  streq(ctx->root, "/") ? "" : "/");
+		return EXIT_NOT_FOUND;
+	}
+	if (r < 0) {
+		log_error_errno(r, "Failed to probe kernel '%s': %m", release);
+		return cli_exit_code_from_errno(r);
+	}
+	return EXIT_OK;
+}
+
+void cli_json_string(FILE *f, const char *s)
+{
+	if (!s) {
+		fputs("null", f);
+		return;
+	}
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p == '\n')
+			fputs("\\n", f);
+		else if (*p == '\t')
+			fputs("\\t", f);
+		else if (*p < 0x20)
+			fprintf(f, "\\u%04x", *p);
+		else
+			fputc(*p, f);
+	}
+	fputc('"', f);
 }

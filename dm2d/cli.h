@@ -5,6 +5,13 @@
 #include "exit-codes.h"
 #include "shared/macro.h"
 
+#include <getopt.h>
+#include <stdio.h>
+
+struct kbw_kernel;
+struct recipe;
+struct recipe_set;
+
 /*
  * What every dm2 verb gets. Global options (--root, --recipes, --json, -v, -q) may stand
  * anywhere on the command line; they are removed before the verb parses its own options with
@@ -24,6 +31,50 @@ int cli_context(struct cli *cli, struct dm2_context **ret);
 
 /* Map a negative errno from the engine to an exit code, for errors not classified otherwise. */
 int cli_exit_code_from_errno(int r);
+
+/*
+ * Helpers shared by the verbs. Each logs exactly one line on failure and returns a dm2 exit
+ * code (EXIT_OK on success). "usage" is the verb's one-line synopsis, e.g.
+ * "dm2 build NAME -k KVER [--version V]"; --help prints it on stdout.
+ */
+
+/* Is arg "--help" or "-h"? */
+bool cli_is_help(const char *arg);
+
+/* Log "MESSAGE; usage: USAGE" and return EXIT_USAGE. */
+int cli_usage_error(const char *usage, const char *format, ...) _printf_(2, 3);
+
+/*
+ * getopt_long() with one-line messages of dm2's own. Returns the next option, or -1 when
+ * the verb must stop parsing: then *ret_exit is -1 (options done, go on), EXIT_OK (--help
+ * or -h: usage printed) or EXIT_USAGE (unknown option or missing argument, logged).
+ */
+int cli_getopt(int argc, char *argv[], const char *shortopts, const struct option *longopts,
+	       const char *usage, int *ret_exit);
+
+/* After cli_getopt(): are there between min and max (-1: no limit) arguments left? */
+int cli_check_args(int argc, char *argv[], int min, int max, const char *usage);
+
+/* Subcommands ("dm2 recipe list"): argv[1] picks one, called with argv + 1. Without a
+ * subcommand, default_name is run (NULL: usage error). --help/-h print usage. */
+struct cli_subverb {
+	const char *name;
+	int (*fn)(int argc, char *argv[], struct cli *cli);
+};
+int cli_dispatch(int argc, char *argv[], struct cli *cli, const struct cli_subverb *table,
+		 size_t n, const char *default_name, const char *usage);
+
+/* All recipes; an invalid recipe file is reported once (its first problem) and skipped. */
+int cli_load_recipes(struct cli *cli, struct recipe_set **ret);
+/* ...and the one named name: EXIT_NOT_FOUND when there is none. *ret_set owns *ret. */
+int cli_find_recipe(struct cli *cli, const char *name, struct recipe_set **ret_set,
+		    struct recipe **ret);
+/* The kernel ROOT/lib/modules/release: EXIT_USAGE for a release that is no plain
+ * directory name, EXIT_NOT_FOUND when it is not installed. */
+int cli_find_kernel(struct cli *cli, const char *release, struct kbw_kernel **ret);
+
+/* s as a JSON string (NULL: null). */
+void cli_json_string(FILE *f, const char *s);
 
 typedef int (*verb_fn)(int argc, char *argv[], struct cli *cli);
 

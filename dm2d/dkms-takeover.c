@@ -37,7 +37,8 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *) a, *(char *const *) b);
 }
 
-/* Entry names of a root-relative directory (sorted), filtered by type; missing = empty. */
+/* Entry names of a root-relative directory (sorted), filtered by type; missing = empty.
+ */
 static int list_dir(int root_fd, const char *dir, mode_t type, bool follow, char ***ret)
 {
 	_cleanup_(closedirp) DIR *d = NULL;
@@ -61,7 +62,8 @@ static int list_dir(int root_fd, const char *dir, mode_t type, bool follow, char
 
 		if (de->d_name[0] == '.')
 			continue;
-		if (fstatat(dirfd(d), de->d_name, &st, follow ? 0 : AT_SYMLINK_NOFOLLOW) < 0)
+		if (fstatat(dirfd(d), de->d_name, &st, follow ? 0 : AT_SYMLINK_NOFOLLOW) <
+		    0)
 			continue;
 		if ((st.st_mode & S_IFMT) != type)
 			continue;
@@ -138,7 +140,7 @@ static int find_pkgs(int root_fd, const char *kver, struct dkms_pkg **ret, size_
 			if (!np)
 				goto oom;
 			p = np;
-			p[n] = (struct dkms_pkg) {
+			p[n] = (struct dkms_pkg){
 				.module = strdup(*m),
 				.version = strdup(target),
 				.arch = strdup(arch),
@@ -156,13 +158,15 @@ oom:
 	return -ENOMEM;
 }
 
-/* "foo-bar.ko.xz" belongs to module name "foo_bar"? The kernel treats '-' and '_' alike. */
+/* "foo-bar.ko.xz" belongs to module name "foo_bar"? The kernel treats '-' and '_' alike.
+ */
 static bool module_name_eq(const char *file, const char *name)
 {
 	size_t i;
 
 	for (i = 0; file[i] && name[i]; i++) {
-		char a = file[i] == '-' ? '_' : file[i], b = name[i] == '-' ? '_' : name[i];
+		char a = file[i] == '-' ? '_' : file[i],
+		     b = name[i] == '-' ? '_' : name[i];
 		if (a != b)
 			return false;
 	}
@@ -175,8 +179,8 @@ static int pkg_for_file(int root_fd, const char *kver, const char *file,
 	/* DKMS keeps what it built: <m>/<v>/<kver>/<arch>/module/<file>. */
 	for (size_t i = 0; i < n; i++) {
 		_cleanup_free_ char *built =
-			strjoin(DM2_DKMS_TREE "/", p[i].module, "/", p[i].version, "/", kver,
-				"/", p[i].arch, "/module/", file);
+			strjoin(DM2_DKMS_TREE "/", p[i].module, "/", p[i].version, "/",
+				kver, "/", p[i].arch, "/module/", file);
 
 		if (!built)
 			return -ENOMEM;
@@ -198,12 +202,12 @@ static int add_entry(struct dkms_installed **l, size_t *n, const struct dkms_pkg
 		return -ENOMEM;
 	*l = nl;
 	e = &nl[(*n)++];
-	*e = (struct dkms_installed) { .dm2_managed = dm2_managed };
+	*e = (struct dkms_installed){.dm2_managed = dm2_managed};
 	e->kernel = strdup(kver);
 	if (!e->kernel || (path && !(e->path = strdup(path))))
 		return -ENOMEM;
-	if (p && (!(e->module = strdup(p->module)) || !(e->version = strdup(p->version)) ||
-		  !(e->arch = strdup(p->arch))))
+	if (p && (!(e->module = strdup(p->module)) ||
+		  !(e->version = strdup(p->version)) || !(e->arch = strdup(p->arch))))
 		return -ENOMEM;
 	return 0;
 }
@@ -223,7 +227,8 @@ static int scan_kernel(struct dm2_context *ctx, struct db *d, const char *kver,
 		       struct dkms_installed **l, size_t *n)
 {
 	_cleanup_strv_free_ char **files = NULL;
-	_cleanup_free_ char *dir = strjoin(DM2_MODULES_DIR "/", kver, "/" DKMS_INSTALL_DIR);
+	_cleanup_free_ char *dir =
+		strjoin(DM2_MODULES_DIR "/", kver, "/" DKMS_INSTALL_DIR);
 	struct dkms_pkg *p = NULL;
 	size_t np = 0;
 	int r;
@@ -267,7 +272,8 @@ static int scan_kernel(struct dm2_context *ctx, struct db *d, const char *kver,
 	}
 	for (size_t i = 0; i < np; i++)
 		if (!p[i].has_file) {
-			r = add_entry(l, n, &p[i], kver, NULL, dm2_has(d, kver, p[i].module));
+			r = add_entry(l, n, &p[i], kver, NULL,
+				      dm2_has(d, kver, p[i].module));
 			if (r < 0)
 				goto out;
 		}
@@ -358,7 +364,7 @@ void dkms_takeover_result_done(struct dkms_takeover_result *r)
 	free(r->reason);
 	strv_free(r->moved);
 	strv_free(r->installed);
-	*r = (struct dkms_takeover_result) {};
+	*r = (struct dkms_takeover_result){};
 }
 
 static char *backup_path(const char *kver, const char *path)
@@ -394,7 +400,8 @@ static int restore(struct dm2_context *ctx, struct db *d, const char *module,
 
 		if (!b)
 			return -ENOMEM;
-		/* dm2 got as far as writing its file there: forget it, DKMS' comes back. */
+		/* dm2 got as far as writing its file there: forget it, DKMS' comes back.
+		 */
 		if (db_installed_owner(d, *p, &f) >= 0) {
 			if (streq(f.recipe, module) && streq(f.kernel, kver))
 				(void) db_installed_remove(d, *p);
@@ -445,7 +452,8 @@ static int move_aside(struct dm2_context *ctx, const char *kver, char **paths,
 			return -ENOMEM;
 		if (faccessat(ctx->root_fd, b, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
 			if (asprintf(&res->reason,
-				     "'%s' exists from an interrupted takeover; put it back "
+				     "'%s' exists from an interrupted takeover; put it "
+				     "back "
 				     "to '%s' or remove it first",
 				     b, *p) < 0)
 				return -ENOMEM;
@@ -477,7 +485,7 @@ int dkms_takeover(struct dm2_context *ctx, struct db *d, const struct recipe_set
 		  bool progress, struct dkms_takeover_result *ret)
 {
 	_cleanup_(dkms_takeover_result_done) struct dkms_takeover_result res = {};
-	struct job_options o = { .progress = progress, .recipes = set };
+	struct job_options o = {.progress = progress, .recipes = set};
 	struct db_installed_file *files = NULL;
 	_cleanup_free_ char *link = NULL;
 	struct job_result jr = {};
@@ -511,12 +519,12 @@ int dkms_takeover(struct dm2_context *ctx, struct db *d, const struct recipe_set
 		goto done;
 	}
 	if (jr.state != JOB_STATE_INSTALLED) {
-		_cleanup_free_ char *why = strjoin(job_state_to_string(jr.state),
-						   jr.stage ? " while " : "", strempty(jr.stage),
-						   ": ", strna(jr.reason));
+		_cleanup_free_ char *why =
+			strjoin(job_state_to_string(jr.state), jr.stage ? " while " : "",
+				strempty(jr.stage), ": ", strna(jr.reason));
 
-		r = why ? fail_restore(ctx, d, module, kver, jr.exit_code ?: EXIT_FAILURE_GENERIC,
-				       why, &res)
+		r = why ? fail_restore(ctx, d, module, kver,
+				       jr.exit_code ?: EXIT_FAILURE_GENERIC, why, &res)
 			: -ENOMEM;
 		job_result_done(&jr);
 		if (r < 0)
@@ -543,10 +551,11 @@ int dkms_takeover(struct dm2_context *ctx, struct db *d, const struct recipe_set
 	}
 	db_installed_files_free(files, nf);
 	if (!res.installed) {
-		r = fail_restore(ctx, d, module, kver, EXIT_INSTALL_FAILED,
-				 "dm2 reported the job installed but none of its files is "
-				 "in place",
-				 &res);
+		r = fail_restore(
+			ctx, d, module, kver, EXIT_INSTALL_FAILED,
+			"dm2 reported the job installed but none of its files is "
+			"in place",
+			&res);
 		if (r < 0)
 			return log_oom();
 		goto done;
@@ -559,20 +568,22 @@ int dkms_takeover(struct dm2_context *ctx, struct db *d, const struct recipe_set
 		if (!b)
 			return log_oom();
 		if (unlinkat(ctx->root_fd, b, 0) < 0)
-			log_warning_errno(errno, "Failed to remove DKMS' old copy '%s', ignoring: %m",
-					  b);
+			log_warning_errno(
+				errno,
+				"Failed to remove DKMS' old copy '%s', ignoring: %m", b);
 		remove_empty_parents(ctx->root_fd, b, DKMS_BACKUP_DIR);
 	}
 	/* DKMS' "installed" state is this link alone; its build stays as "built". */
 	if (unlinkat(ctx->root_fd, link, 0) < 0 && errno != ENOENT)
-		log_warning_errno(errno,
-				  "Failed to remove '%s', ignoring: 'dkms status' will still "
-				  "show the module installed: %m",
-				  link);
+		log_warning_errno(
+			errno,
+			"Failed to remove '%s', ignoring: 'dkms status' will still "
+			"show the module installed: %m",
+			link);
 	res.taken_over = true;
 	res.exit_code = EXIT_OK;
 done:
 	*ret = res;
-	res = (struct dkms_takeover_result) {};
+	res = (struct dkms_takeover_result){};
 	return 0;
 }

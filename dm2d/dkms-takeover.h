@@ -20,14 +20,15 @@
 
 /* One module file DKMS installed (or claims to have installed) for a kernel. */
 struct dkms_installed {
-	char *module;  /* DKMS package (PACKAGE_NAME); NULL for a file in updates/dkms that
-			* no kernel-KVER-ARCH link of var/lib/dkms accounts for */
+	char *module; /* DKMS package (PACKAGE_NAME); NULL for a file in updates/dkms that
+		       * no kernel-KVER-ARCH link of var/lib/dkms accounts for */
 	char *version; /* package version, NULL when unknown */
 	char *kernel;
-	char *arch;    /* from the kernel-KVER-ARCH link, NULL when unknown */
-	char *path;    /* root-relative module file ("lib/modules/KVER/updates/dkms/x.ko");
-			* NULL when DKMS says installed but no file is there */
-	bool dm2_managed; /* dm2 has installed files for a recipe of that name and kernel */
+	char *arch; /* from the kernel-KVER-ARCH link, NULL when unknown */
+	char *path; /* root-relative module file ("lib/modules/KVER/updates/dkms/x.ko");
+		     * NULL when DKMS says installed but no file is there */
+	bool dm2_managed; /* dm2 has installed files for a recipe of that name and kernel
+			   */
 };
 void dkms_installed_free(struct dkms_installed *l, size_t n);
 
@@ -45,19 +46,19 @@ int dkms_installed_modules(struct dm2_context *ctx, const char *kver,
 int dkms_file_owner(struct dm2_context *ctx, const char *path, char **ret_module);
 
 struct dkms_takeover_result {
-	bool taken_over;   /* dm2's build is installed and DKMS forgot the kernel */
-	int exit_code;	   /* EXIT_* for this package x kernel */
-	char *reason;	   /* one line when !taken_over */
-	char **moved;	   /* DKMS' files (root-relative) that were replaced */
-	char **installed;  /* dm2's files now in place (root-relative) */
-	bool restored;	   /* on failure: DKMS' files were put back */
+	bool taken_over;  /* dm2's build is installed and DKMS forgot the kernel */
+	int exit_code;	  /* EXIT_* for this package x kernel */
+	char *reason;	  /* one line when !taken_over */
+	char **moved;	  /* DKMS' files (root-relative) that were replaced */
+	char **installed; /* dm2's files now in place (root-relative) */
+	bool restored;	  /* on failure: DKMS' files were put back */
 };
 void dkms_takeover_result_done(struct dkms_takeover_result *r);
 
 /*
  * Replace DKMS' build of module for kver with dm2's: move DKMS' files (paths, root-
- * relative) aside into DKMS_BACKUP_DIR/KVER/..., run the dm2 job (recipe module from set),
- * and only when dm2's files are in place delete the backups and the
+ * relative) aside into DKMS_BACKUP_DIR/KVER/..., run the dm2 job (recipe module from
+ * set), and only when dm2's files are in place delete the backups and the
  * var/lib/dkms/<module>/kernel-<kver>-<arch> link. On any failure DKMS' files are renamed
  * back unchanged. Returns < 0 only when nothing could be attempted (logged); every
  * outcome of the attempt itself returns 0 with *ret filled in.

@@ -28,7 +28,8 @@ static const struct verb verbs[] = {
 	{ "cache", verb_cache,
 	  "cache stat | gc [--max-size SIZE] | push|pull [--remote URL] KEY..." },
 	{ "dkms", verb_dkms,
-	  "dkms import DIR [-k KVER] [--arch ARCH] [--json] | list [--json]" },
+	  "dkms import DIR [-k KVER] [--arch ARCH] [--json] | list [--json] | status "
+	  "[-k KVER] [--json] | takeover [NAME...] [-k KVER] [--dry-run]" },
 };
 
 static int verb_help(int argc, char *argv[], struct cli *cli)

@@ -647,6 +647,21 @@ static int pipeline(struct job_run *j, const struct recipe_source *src)
 	return r;
 }
 
+/* A job somebody queued (the daemon) for a recipe or kernel that no longer exists must
+ * not stay queued forever: it would be resumed again after every restart. */
+static void abandon_queued(struct db *d, const char *recipe, const char *kver,
+			   const char *reason)
+{
+	struct db_job cur = {};
+
+	if (db_job_current(d, recipe, kver, &cur) < 0)
+		return;
+	if (!job_state_is_final(cur.state))
+		(void) db_job_set_state(d, cur.id, JOB_STATE_FAILED,
+					job_state_to_string(cur.state), reason, NULL);
+	db_job_done(&cur);
+}
+
 static int run_job(struct dm2_context *ctx, struct db *d, const struct recipe_set *set,
 		   const char *recipe, const char *kver, const struct job_options *o,
 		   unsigned depth, struct job_result *ret)
@@ -662,16 +677,29 @@ static int run_job(struct dm2_context *ctx, struct db *d, const struct recipe_se
 	int r;
 
 	rcp = recipe_set_find(set, recipe);
-	if (!rcp)
+	if (!rcp) {
+		abandon_queued(d, recipe, kver, "no such recipe");
 		return log_error_errno(ENOENT, "No recipe '%s'; see 'dm2 recipe list'.",
 				       recipe);
+	}
 
 	r = kernel_find(ctx, kver, &k);
-	if (r == -ENOENT || r == -EINVAL)
+	if (r == -ENOENT || r == -EINVAL) {
+		abandon_queued(d, recipe, kver, "no such kernel");
 		return log_error_errno(ENOENT, "No kernel '%s' in '%s/lib/modules'.",
 				       kver, strcmp(ctx->root, "/") ? ctx->root : "");
+	}
 	if (r < 0)
 		return log_error_errno(r, "Failed to probe kernel '%s': %m", kver);
+
+	/* A dkms.conf is evaluated for this kernel ($kernelver, MAKE_MATCH, PATCH_MATCH).
+	 */
+	_cleanup_(recipe_unrefp) struct recipe *for_kernel = NULL;
+	r = recipe_for_kernel(ctx, rcp, k, NULL, NULL, &for_kernel);
+	if (r < 0)
+		return log_error_errno(r, "Failed to evaluate '%s' for kernel '%s': %m",
+				       rcp->path, kver);
+	rcp = for_kernel;
 	complete = kbw_kernel_complete(k, &why);
 
 	r = db_kernel_upsert(d, kver, complete ? kbw_kernel_identity(k) : NULL,

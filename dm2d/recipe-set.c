@@ -146,6 +146,7 @@ static int load_dir(struct recipe_set *s, const char *dir, enum recipe_origin or
 struct dkms_diag {
 	recipe_diag_fn diag;
 	void *userdata;
+	bool log_errors; /* no diag: log problems as errors (one recipe was asked for) */
 };
 
 static void dkms_diag_filter(const char *file, unsigned line, const char *message,
@@ -153,6 +154,10 @@ static void dkms_diag_filter(const char *file, unsigned line, const char *messag
 {
 	const struct dkms_diag *d = userdata;
 
+	if (!startswith(message, "warning: ") && !d->diag && d->log_errors) {
+		log_error("%s:%u: %s", file, line, message);
+		return;
+	}
 	if (startswith(message, "warning: ") || !d->diag) {
 		log_debug("%s:%u: %s", file, line, message);
 		return;
@@ -174,7 +179,7 @@ static int load_dkms(struct dm2_context *ctx, struct recipe_set *s, recipe_diag_
 		     void *userdata)
 {
 	_cleanup_strv_free_ char **dirs = NULL;
-	struct dkms_diag dd = { diag, userdata };
+	struct dkms_diag dd = { diag, userdata, false };
 	int r;
 
 	r = dkms_scan(ctx->root_fd, ctx->root, &dirs);
@@ -234,7 +239,7 @@ int recipe_for_kernel(struct dm2_context *ctx, const struct recipe *r,
 		      struct recipe **ret)
 {
 	_cleanup_free_ char *owned = NULL;
-	struct dkms_diag dd = { diag, userdata };
+	struct dkms_diag dd = { diag, userdata, true };
 	const char *build;
 
 	if (r->origin != RECIPE_ORIGIN_DKMS) {

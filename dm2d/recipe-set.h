@@ -40,8 +40,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct recipe_set *, recipe_set_free);
  * The recipe to build r with for kernel k. For origin dkms the dkms.conf is evaluated
  * again for that kernel (kernel release as $kernelver, kbw_kernel_arch(), the kernel's
  * build directory as $kernel_source_dir) so MAKE_MATCH, PATCH_MATCH and variables in MAKE
- * are right; problems go to diag like recipe_set_load()'s (-EBADMSG). Every other recipe
- * is returned as is: *ret is a new reference either way.
+ * are right; problems go to diag (without one: logged as errors), -EBADMSG. Every other
+ * recipe is returned as is: *ret is a new reference either way.
  */
 int recipe_for_kernel(struct dm2_context *ctx, const struct recipe *r,
 		      const struct kbw_kernel *k, recipe_diag_fn diag, void *userdata,

@@ -15,32 +15,7 @@
 #include "shared/util.h"
 #include "source.h"
 
-static void diag_warning(const char *file, unsigned line, const char *message,
-			 void *userdata)
-{
-	if (line > 0)
-		log_warning("%s:%u: %s (recipe ignored)", file, line, message);
-	else
-		log_warning("%s: %s (recipe ignored)", file, message);
-}
-
-static void json_string(FILE *f, const char *s)
-{
-	if (!s) {
-		fputs("null", f);
-		return;
-	}
-	fputc('"', f);
-	for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			fprintf(f, "\\%c", *p);
-		else if (*p < 0x20)
-			fprintf(f, "\\u%04x", *p);
-		else
-			fputc(*p, f);
-	}
-	fputc('"', f);
-}
+#define BUILD_USAGE "dm2 build NAME -k KVER [--version V] [--json]"
 
 static void print_result(struct cli *cli, const struct recipe *r, const char *version,
 			 const char *kver, const struct kbw_build_result *res,
@@ -48,14 +23,14 @@ static void print_result(struct cli *cli, const struct recipe *r, const char *ve
 {
 	if (cli->json) {
 		printf("{\"recipe\": ");
-		json_string(stdout, r->name);
+		cli_json_string(stdout, r->name);
 		printf(", \"version\": ");
-		json_string(stdout, version);
+		cli_json_string(stdout, version);
 		printf(", \"kernel\": ");
-		json_string(stdout, kver);
+		cli_json_string(stdout, kver);
 		printf(", \"succeeded\": %s, \"reason\": ",
 		       kbw_build_succeeded(res) ? "true" : "false");
-		json_string(stdout, res->reason);
+		cli_json_string(stdout, res->reason);
 		printf(", \"build_uid\": %u, \"network_isolated\": %s, \"modules\": [",
 		       (unsigned) res->build_uid,
 		       res->network_isolated ? "true" : "false");
@@ -63,12 +38,12 @@ static void print_result(struct cli *cli, const struct recipe *r, const char *ve
 		{
 			if (m != res->modules)
 				fputs(", ", stdout);
-			json_string(stdout, *m);
+			cli_json_string(stdout, *m);
 		}
 		printf("], \"symvers\": ");
-		json_string(stdout, res->symvers);
+		cli_json_string(stdout, res->symvers);
 		printf(", \"log\": ");
-		json_string(stdout, log);
+		cli_json_string(stdout, log);
 		printf("}\n");
 		return;
 	}
@@ -102,7 +77,7 @@ int verb_build(int argc, char *argv[], struct cli *cli)
 	struct recipe *rcp;
 	int c, r, ret;
 
-	while ((c = getopt_long(argc, argv, "k:", options, NULL)) >= 0)
+	while ((c = cli_getopt(argc, argv, "k:", options, BUILD_USAGE, &ret)) >= 0)
 		switch (c) {
 		case 'k':
 			kver = optarg;
@@ -116,36 +91,22 @@ int verb_build(int argc, char *argv[], struct cli *cli)
 		default:
 			return EXIT_USAGE;
 		}
-	if (optind + 1 != argc || !kver) {
-		log_error("Usage: dm2 build NAME -k KVER [--version VERSION]");
-		return EXIT_USAGE;
-	}
+	if (ret >= 0)
+		return ret;
+	ret = cli_check_args(argc, argv, 1, 1, BUILD_USAGE);
+	if (ret != EXIT_OK)
+		return ret;
+	if (!kver)
+		return cli_usage_error(BUILD_USAGE, "Missing -k KVER");
 	name = argv[optind];
 
-	r = cli_context(cli, &ctx);
-	if (r < 0)
-		return cli_exit_code_from_errno(r);
-	r = recipe_set_load(ctx, diag_warning, NULL, &set);
-	if (r < 0) {
-		log_error_errno(r, "Failed to load recipes: %m");
-		return cli_exit_code_from_errno(r);
-	}
-	rcp = recipe_set_find(set, name);
-	if (!rcp) {
-		log_error("No recipe '%s'; see 'dm2 recipe list'.", name);
-		return EXIT_NOT_FOUND;
-	}
-
-	r = kernel_find(ctx, kver, &k);
-	if (r == -ENOENT || r == -EINVAL) {
-		log_error("No kernel '%s' in '%s%slib/modules'.", kver, ctx->root,
-			  streq(ctx->root, "/") ? "" : "/");
-		return EXIT_NOT_FOUND;
-	}
-	if (r < 0) {
-		log_error_errno(r, "Failed to probe kernel '%s': %m", kver);
-		return cli_exit_code_from_errno(r);
-	}
+	ret = cli_find_recipe(cli, name, &set, &rcp);
+	if (ret != EXIT_OK)
+		return ret;
+	ret = cli_find_kernel(cli, kver, &k);
+	if (ret != EXIT_OK)
+		return ret;
+	ctx = cli->ctx;
 	if (!kbw_kernel_complete(k, &why)) {
 		log_error("Kernel %s is waiting for its build tree: %s", kver,
 			  strna(why));
@@ -230,9 +191,8 @@ int verb_build(int argc, char *argv[], struct cli *cli)
 	}
 	print_result(cli, rcp, src->version, kver, res, log_abs);
 	if (!kbw_build_succeeded(res)) {
-		log_error("Building '%s' %s for %s failed: %s", name, strna(src->version),
-			  kver, strna(res->reason));
-		log_error("Build log: %s", log_abs);
+		log_error("Building '%s' %s for %s failed: %s (log: %s)", name,
+			  strna(src->version), kver, strna(res->reason), log_abs);
 		ret = EXIT_BUILD_FAILED;
 		goto finish;
 	}

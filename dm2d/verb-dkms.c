@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* dm2 dkms import|list: see dm2(1). */
+/* dm2 dkms import|list|status|takeover: see dm2(1). */
 #include <getopt.h>
 #include <limits.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "dkms-takeover.h"
 #include "dkms.h"
+#include "keys.h"
 #include "shared/log.h"
 #include "shared/util.h"
 
@@ -324,10 +327,302 @@ static int dkms_list(int argc, char *argv[], struct cli *cli)
 	return EXIT_OK;
 }
 
+static int dkms_status(int argc, char *argv[], struct cli *cli)
+{
+	static const struct option options[] = {
+		{ "kernel", required_argument, NULL, 'k' },
+		{}
+	};
+	struct dkms_installed *l = NULL;
+	struct dm2_context *ctx;
+	const char *kver = NULL;
+	size_t n = 0;
+	int opt, r;
+
+	while ((opt = getopt_long(argc, argv, "k:", options, NULL)) >= 0)
+		switch (opt) {
+		case 'k':
+			kver = optarg;
+			break;
+		default:
+			return EXIT_USAGE;
+		}
+	if (optind != argc) {
+		log_error("Usage: dm2 dkms status [-k KVER] [--json]");
+		return EXIT_USAGE;
+	}
+	r = cli_context(cli, &ctx);
+	if (r < 0)
+		return cli_exit_code_from_errno(r);
+	r = dkms_installed_modules(ctx, kver, &l, &n);
+	if (r < 0) {
+		log_error_errno(r, "Failed to find the modules DKMS installed: %m");
+		return cli_exit_code_from_errno(r);
+	}
+	if (cli->json) {
+		fputs("{\"version\":1,\"modules\":[", stdout);
+		for (size_t i = 0; i < n; i++) {
+			fputs(i > 0 ? ",{\"module\":" : "{\"module\":", stdout);
+			json_string(stdout, l[i].module);
+			fputs(",\"version\":", stdout);
+			json_string(stdout, l[i].version);
+			fputs(",\"kernel\":", stdout);
+			json_string(stdout, l[i].kernel);
+			fputs(",\"arch\":", stdout);
+			json_string(stdout, l[i].arch);
+			fputs(",\"path\":", stdout);
+			json_string(stdout, l[i].path);
+			printf(",\"dm2_managed\":%s}", l[i].dm2_managed ? "true" : "false");
+		}
+		fputs("]}\n", stdout);
+	} else if (n == 0)
+		printf("DKMS has installed no modules%s%s.\n", kver ? " for " : "",
+		       strempty(kver));
+	else {
+		printf("%-20s %-12s %-24s %-7s %s\n", "MODULE", "VERSION", "KERNEL", "DM2",
+		       "PATH");
+		for (size_t i = 0; i < n; i++)
+			printf("%-20s %-12s %-24s %-7s %s\n",
+			       l[i].module ?: "(unknown)", l[i].version ?: "-", l[i].kernel,
+			       l[i].dm2_managed ? "also" : "no",
+			       l[i].path ?: "(installed per DKMS, file missing)");
+	}
+	dkms_installed_free(l, n);
+	return EXIT_OK;
+}
+
+/* One package x kernel DKMS has installed. */
+struct takeover_item {
+	const char *module, *version, *kernel, *arch;
+	char **paths;
+};
+
+static int collect_items(struct dkms_installed *l, size_t n, char **names,
+			 struct takeover_item **ret, size_t *ret_n)
+{
+	struct takeover_item *items = NULL, *ni;
+	size_t m = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct takeover_item *it = NULL;
+
+		/* Files no DKMS package claims are not DKMS' to hand over. */
+		if (!l[i].module || !l[i].arch)
+			continue;
+		if (names && !strv_contains(names, l[i].module))
+			continue;
+		for (size_t j = 0; j < m; j++)
+			if (streq(items[j].module, l[i].module) &&
+			    streq(items[j].kernel, l[i].kernel))
+				it = &items[j];
+		if (!it) {
+			ni = reallocarray(items, m + 1, sizeof(*items));
+			if (!ni)
+				goto oom;
+			items = ni;
+			it = &items[m++];
+			*it = (struct takeover_item) { l[i].module, l[i].version,
+						       l[i].kernel, l[i].arch, NULL };
+		}
+		if (l[i].path && strv_extend(&it->paths, l[i].path) < 0)
+			goto oom;
+	}
+	*ret = items;
+	*ret_n = m;
+	return 0;
+oom:
+	for (size_t j = 0; j < m; j++)
+		strv_free(items[j].paths);
+	free(items);
+	return -ENOMEM;
+}
+
+static int takeover_key(struct dm2_context *ctx, bool dry_run)
+{
+	_cleanup_free_ char *cert = context_path(ctx, DM2_DKMS_CERT_FILE);
+	int r;
+
+	if (!cert)
+		return log_oom(), EXIT_FAILURE_GENERIC;
+	if (dry_run) {
+		if (access(cert, F_OK) == 0)
+			printf("Would adopt DKMS' signing key '%s'.\n", cert);
+		else
+			printf("DKMS has no signing key ('%s'); dm2 would sign with its "
+			       "own.\n",
+			       cert);
+		return EXIT_OK;
+	}
+	r = keys_adopt_dkms(ctx);
+	if (r == -ENOENT) {
+		printf("DKMS has no signing key ('%s'); dm2 signs with its own (enroll "
+		       "it, see 'dm2 key show').\n",
+		       cert);
+		return EXIT_OK;
+	}
+	if (r == -EEXIST) {
+		log_error("dm2 already has a signing key that differs from DKMS' '%s': "
+			  "modules would be signed by a key that is not enrolled; run "
+			  "'dm2 key adopt-dkms --force' first.",
+			  cert);
+		return EXIT_FAILURE_GENERIC;
+	}
+	if (r == -EKEYREJECTED) {
+		log_error("DKMS' key does not match its certificate '%s'.", cert);
+		return EXIT_BAD_INPUT;
+	}
+	if (r < 0) {
+		log_error_errno(r, "Failed to adopt DKMS' signing key '%s': %m", cert);
+		return cli_exit_code_from_errno(r);
+	}
+	printf("Adopted DKMS' signing key '%s': nothing needs to be enrolled again.\n",
+	       cert);
+	return EXIT_OK;
+}
+
+static int takeover_run(struct dm2_context *ctx, struct cli *cli,
+			struct takeover_item *items, size_t n, bool dry_run)
+{
+	_cleanup_(recipe_set_freep) struct recipe_set *set = NULL;
+	_cleanup_(db_closep) struct db *d = NULL;
+	int ret = EXIT_OK, r;
+
+	r = recipe_set_load(ctx, diag_stderr, NULL, &set);
+	if (r < 0) {
+		log_error_errno(r, "Failed to load recipes: %m");
+		return cli_exit_code_from_errno(r);
+	}
+	if (!dry_run) {
+		r = db_open(ctx, true, &d);
+		if (r < 0) {
+			log_error_errno(r, "Failed to open the state db: %m");
+			return cli_exit_code_from_errno(r);
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		_cleanup_(dkms_takeover_result_done) struct dkms_takeover_result res = {};
+		_cleanup_free_ char *files = strv_join(items[i].paths, "', '");
+		const struct takeover_item *it = &items[i];
+
+		if (!recipe_set_find(set, it->module)) {
+			printf("%s %s for %s: not taken over: no dkms.conf or recipe named "
+			       "'%s' (is '/usr/src/%s-%s' gone?)\n",
+			       it->module, it->version, it->kernel, it->module, it->module,
+			       it->version);
+			if (ret == EXIT_OK)
+				ret = EXIT_NOT_FOUND;
+			continue;
+		}
+		if (dry_run) {
+			printf("%s %s for %s: would move '%s' aside, build and install with "
+			       "dm2, then delete it and DKMS' link '%s/%s/kernel-%s-%s'\n",
+			       it->module, it->version, it->kernel,
+			       files ?: "(no file)", DM2_DKMS_TREE, it->module, it->kernel,
+			       it->arch);
+			continue;
+		}
+		r = dkms_takeover(ctx, d, set, it->module, it->kernel, it->arch, it->paths,
+				  !cli->json && cli->verbosity >= 0, &res);
+		if (r < 0)
+			return EXIT_FAILURE_GENERIC;
+		if (res.taken_over) {
+			_cleanup_free_ char *inst = strv_join(res.installed, "', '");
+
+			printf("%s %s for %s: taken over: dm2 installed '%s'; DKMS' copy "
+			       "'%s' deleted and DKMS forgot the kernel\n",
+			       it->module, it->version, it->kernel, strna(inst),
+			       files ?: "(none)");
+		} else {
+			printf("%s %s for %s: not taken over: %s; %s\n", it->module,
+			       it->version, it->kernel, strna(res.reason),
+			       res.restored ? "DKMS' files are back in place"
+					    : "DKMS' files could NOT all be restored");
+			if (ret == EXIT_OK)
+				ret = res.exit_code ?: EXIT_FAILURE_GENERIC;
+		}
+	}
+	return ret;
+}
+
+static int dkms_takeover_verb(int argc, char *argv[], struct cli *cli)
+{
+	static const struct option options[] = {
+		{ "kernel", required_argument, NULL, 'k' },
+		{ "dry-run", no_argument, NULL, 'n' },
+		{}
+	};
+	_cleanup_strv_free_ char **names = NULL;
+	struct takeover_item *items = NULL;
+	struct dkms_installed *l = NULL;
+	struct dm2_context *ctx;
+	const char *kver = NULL;
+	bool dry_run = false;
+	size_t n = 0, m = 0;
+	int opt, r, ret;
+
+	while ((opt = getopt_long(argc, argv, "k:n", options, NULL)) >= 0)
+		switch (opt) {
+		case 'k':
+			kver = optarg;
+			break;
+		case 'n':
+			dry_run = true;
+			break;
+		default:
+			return EXIT_USAGE;
+		}
+	for (int i = optind; i < argc; i++)
+		if (strv_extend(&names, argv[i]) < 0)
+			return log_oom(), EXIT_FAILURE_GENERIC;
+	r = cli_context(cli, &ctx);
+	if (r < 0)
+		return cli_exit_code_from_errno(r);
+	if (!dry_run && geteuid() != 0) {
+		log_error("Only root may take over DKMS' modules.");
+		return EXIT_PERMISSION;
+	}
+	r = dkms_installed_modules(ctx, kver, &l, &n);
+	if (r < 0) {
+		log_error_errno(r, "Failed to find the modules DKMS installed: %m");
+		return cli_exit_code_from_errno(r);
+	}
+	r = collect_items(l, n, names, &items, &m);
+	if (r < 0) {
+		dkms_installed_free(l, n);
+		return log_oom(), EXIT_FAILURE_GENERIC;
+	}
+	ret = EXIT_OK;
+	STRV_FOREACH(name, names) {
+		bool found = false;
+
+		for (size_t i = 0; i < m; i++)
+			found = found || streq(items[i].module, *name);
+		if (!found) {
+			log_error("DKMS has not installed '%s'%s%s; see 'dm2 dkms status'.",
+				  *name, kver ? " for " : "", strempty(kver));
+			ret = EXIT_NOT_FOUND;
+		}
+	}
+	if (ret == EXIT_OK && m == 0)
+		printf("Nothing to take over: DKMS has installed no modules%s%s.\n",
+		       kver ? " for " : "", strempty(kver));
+	else if (ret == EXIT_OK) {
+		ret = takeover_key(ctx, dry_run);
+		if (ret == EXIT_OK)
+			ret = takeover_run(ctx, cli, items, m, dry_run);
+	}
+	for (size_t i = 0; i < m; i++)
+		strv_free(items[i].paths);
+	free(items);
+	dkms_installed_free(l, n);
+	return ret;
+}
+
 int verb_dkms(int argc, char *argv[], struct cli *cli)
 {
 	if (argc < 2) {
-		log_error("Usage: dm2 dkms import DIR [-k KVER] | dm2 dkms list");
+		log_error("Usage: dm2 dkms import DIR [-k KVER] | list | status [-k KVER] | "
+			  "takeover [NAME...] [-k KVER] [--dry-run]");
 		return EXIT_USAGE;
 	}
 	optind = 0;
@@ -335,6 +630,10 @@ int verb_dkms(int argc, char *argv[], struct cli *cli)
 		return dkms_import(argc - 1, argv + 1, cli);
 	if (streq(argv[1], "list"))
 		return dkms_list(argc - 1, argv + 1, cli);
+	if (streq(argv[1], "status"))
+		return dkms_status(argc - 1, argv + 1, cli);
+	if (streq(argv[1], "takeover"))
+		return dkms_takeover_verb(argc - 1, argv + 1, cli);
 	log_error("Unknown command 'dkms %s'; see 'dm2 --help'.", argv[1]);
 	return EXIT_USAGE;
 }

@@ -8,27 +8,7 @@
 #include "shared/log.h"
 #include "shared/util.h"
 
-static void json_string(FILE *f, const char *s)
-{
-	if (!s) {
-		fputs("null", f);
-		return;
-	}
-	fputc('"', f);
-	for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			fprintf(f, "\\%c", *p);
-		else if (*p == '\n')
-			fputs("\\n", f);
-		else if (*p == '\t')
-			fputs("\\t", f);
-		else if (*p < 0x20)
-			fprintf(f, "\\u%04x", *p);
-		else
-			fputc(*p, f);
-	}
-	fputc('"', f);
-}
+#define KERNEL_LIST_USAGE "dm2 kernel list [--json]"
 
 static void print_json(struct kbw_kernel **ks, size_t n)
 {
@@ -40,30 +20,30 @@ static void print_json(struct kbw_kernel **ks, size_t n)
 
 		fputs(i ? ",\n {" : "\n {", stdout);
 		fputs("\"release\": ", stdout);
-		json_string(stdout, kbw_kernel_release(k));
+		cli_json_string(stdout, kbw_kernel_release(k));
 		fputs(", \"version\": ", stdout);
-		json_string(stdout, kbw_kernel_version(k));
+		cli_json_string(stdout, kbw_kernel_version(k));
 		fputs(", \"arch\": ", stdout);
-		json_string(stdout, kbw_kernel_arch(k));
+		cli_json_string(stdout, kbw_kernel_arch(k));
 		printf(", \"complete\": %s, \"state\": ", complete ? "true" : "false");
-		json_string(stdout, complete ? "complete" : "waiting");
+		cli_json_string(stdout, complete ? "complete" : "waiting");
 		fputs(", \"reason\": ", stdout);
-		json_string(stdout, reason);
+		cli_json_string(stdout, reason);
 		fputs(", \"identity\": ", stdout);
-		json_string(stdout, kbw_kernel_identity(k));
+		cli_json_string(stdout, kbw_kernel_identity(k));
 		fputs(", \"sig_hash\": ", stdout);
-		json_string(stdout, kbw_kernel_sig_hash(k));
+		cli_json_string(stdout, kbw_kernel_sig_hash(k));
 		fputs(", \"compression\": ", stdout);
-		json_string(stdout,
+		cli_json_string(stdout,
 			    kbw_kernel_build_dir(k)
 				    ? kbw_compression_to_string(kbw_kernel_compression(k))
 				    : NULL);
 		fputs(", \"cc\": ", stdout);
-		json_string(stdout, kbw_kernel_cc(k));
+		cli_json_string(stdout, kbw_kernel_cc(k));
 		fputs(", \"vermagic\": ", stdout);
-		json_string(stdout, kbw_kernel_vermagic(k));
+		cli_json_string(stdout, kbw_kernel_vermagic(k));
 		fputs(", \"build_dir\": ", stdout);
-		json_string(stdout, kbw_kernel_build_dir(k));
+		cli_json_string(stdout, kbw_kernel_build_dir(k));
 		fputs("}", stdout);
 	}
 	fputs(n ? "\n]\n" : "]\n", stdout);
@@ -102,9 +82,9 @@ static int kernel_list(int argc, char *argv[], struct cli *cli)
 	struct dm2_context *ctx;
 	struct kbw_kernel **ks = NULL;
 	size_t n = 0;
-	int c, r;
+	int c, r, ret;
 
-	while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
+	while ((c = cli_getopt(argc, argv, "", options, KERNEL_LIST_USAGE, &ret)) >= 0)
 		switch (c) {
 		case 'j':
 			cli->json = true;
@@ -112,10 +92,11 @@ static int kernel_list(int argc, char *argv[], struct cli *cli)
 		default:
 			return EXIT_USAGE;
 		}
-	if (optind < argc) {
-		log_error("Usage: dm2 kernel list [--json]");
-		return EXIT_USAGE;
-	}
+	if (ret >= 0)
+		return ret;
+	ret = cli_check_args(argc, argv, 0, 0, KERNEL_LIST_USAGE);
+	if (ret != EXIT_OK)
+		return ret;
 
 	r = cli_context(cli, &ctx);
 	if (r < 0)
@@ -138,9 +119,10 @@ static int kernel_list(int argc, char *argv[], struct cli *cli)
 
 int verb_kernel(int argc, char *argv[], struct cli *cli)
 {
-	if (argc < 2 || streq(argv[1], "list"))
-		return kernel_list(argc < 2 ? argc : argc - 1, argc < 2 ? argv : argv + 1,
-				   cli);
-	log_error("Unknown command 'kernel %s'; try 'dm2 kernel list'.", argv[1]);
-	return EXIT_USAGE;
+	static const struct cli_subverb subverbs[] = {
+		{ "list", kernel_list },
+	};
+
+	return cli_dispatch(argc, argv, cli, subverbs, ELEMENTSOF(subverbs), "list",
+			    KERNEL_LIST_USAGE);
 }

@@ -32,6 +32,13 @@ cleanup() {
 		kill "$NOTIFY_PID" 2>/dev/null || true
 		wait "$NOTIFY_PID" 2>/dev/null || true
 	fi
+	# Builds orphaned by kill -9/SIGTERM of their dm2 (kbuild runs in its own session) may
+	# still be compiling in our tree: stop exactly those, found by their working directory.
+	local p cwd
+	for p in /proc/[0-9]*; do
+		cwd=$(readlink "$p/cwd" 2>/dev/null) || continue
+		case "$cwd" in "$T"/*) kill -KILL "${p#/proc/}" 2>/dev/null || true ;; esac
+	done
 	if [ $rc != 0 ] && [ -f "$T/dm2d.log" ]; then
 		echo "---- dm2d log ----" >&2
 		tail -n 60 "$T/dm2d.log" >&2

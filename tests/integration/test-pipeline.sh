@@ -149,6 +149,14 @@ expect_exit 9 dm2 install "$NAME" -k 9.9.9-incomplete
 	fail "incomplete kernel not waiting"
 pass "waiting for an incomplete kernel"
 
+# ---- a job queued (by the daemon) for a recipe that is gone is closed, not left queued ----
+sqlite3 "$ROOT/var/lib/dm2/state.db" "INSERT INTO jobs (recipe, kernel, state, created)
+	VALUES ('ghost', '$KVER', 'queued', 1)"
+expect_exit 4 dm2 install ghost -k "$KVER"
+[ "$(sqlite3 "$ROOT/var/lib/dm2/state.db" "SELECT state || ':' || reason FROM jobs
+	WHERE recipe = 'ghost'")" = "failed:no such recipe" ] || fail "ghost job not closed"
+pass "queued job for a missing recipe closed"
+
 # ---- a failing rebuild keeps the old module ----
 old_sum=$(sha256sum "$MOD")
 echo 'this is not C;' >>"$RECIPES/dm2-example/dm2_example.c"
