@@ -2,16 +2,46 @@
 #include <fcntl.h>
 
 #include "config.h"
+#include "sign.h"
 #include "shared/fs-util.h"
 #include "shared/ini.h"
 #include "shared/log.h"
 #include "shared/util.h"
+
+/* A garbage file would otherwise print one line per line of it. */
+#define CONFIG_MAX_ERRORS 5
 
 struct config_parse {
 	struct dm2_config *c;
 	const char *path;
 	int errors;
 };
+
+/* Logs at most CONFIG_MAX_ERRORS problems; config_load() sums up the rest in one line. */
+static void config_problem(struct config_parse *p, unsigned line, const char *message)
+{
+	if (p->errors++ < CONFIG_MAX_ERRORS)
+		log_error("%s:%u: %s", p->path, line, message);
+}
+
+static bool http_url(const char *v)
+{
+	return (startswith(v, "http://") || startswith(v, "https://")) && !strpbrk(v, " \t");
+}
+
+static int parse_http_url(const char *v, char **ret)
+{
+	if (!http_url(v))
+		return -EINVAL;
+	return free_and_strdup(ret, v);
+}
+
+static int parse_hash(const char *v, char **ret)
+{
+	if (!sign_hash_supported(v))
+		return -EINVAL;
+	return free_and_strdup(ret, v);
+}
 
 static int parse_bool(const char *v, bool *ret)
 {
@@ -47,10 +77,7 @@ static int parse_unsigned(const char *v, unsigned *ret)
 
 static void config_error(unsigned line, const char *message, void *userdata)
 {
-	struct config_parse *p = userdata;
-
-	log_error("%s:%u: %s", p->path, line, message);
-	p->errors++;
+	config_problem(userdata, line, message);
 }
 
 static int config_item(const char *section, const char *key, const char *value, unsigned line,
@@ -87,7 +114,7 @@ static int config_item(const char *section, const char *key, const char *value, 
 	else if (IS("Signing", "Certificate"))
 		r = free_and_strdup(&c->sign_cert, value);
 	else if (IS("Signing", "Hash"))
-		r = free_and_strdup(&c->sign_hash, value);
+		r = parse_hash(value, &c->sign_hash);
 	else if (IS("Fetch", "Mirror")) {
 		_cleanup_strv_free_ char **w = NULL;
 		struct mirror *m;
@@ -95,9 +122,8 @@ static int config_item(const char *section, const char *key, const char *value, 
 		r = strv_split(value, " \t", &w);
 		if (r < 0)
 			return r;
-		if (strv_length(w) != 2) {
-			log_error("%s:%u: Mirror= takes two URL prefixes, 'PREFIX MIRROR'", p->path, line);
-			p->errors++;
+		if (strv_length(w) != 2 || !strstr(w[0], "://") || !strstr(w[1], "://")) {
+			config_problem(p, line, "Mirror= takes two URL prefixes, 'PREFIX MIRROR'");
 			return 0;
 		}
 		m = realloc(c->mirrors, sizeof(*m) * (c->n_mirrors + 1));
@@ -123,20 +149,26 @@ static int config_item(const char *section, const char *key, const char *value, 
 	else if (IS("Cache", "MaxSize"))
 		r = parse_size(value, &c->cache_max_size);
 	else if (IS("Cache", "Remote"))
-		r = free_and_strdup(&c->remote_cache, value);
+		r = parse_http_url(value, &c->remote_cache);
 	else if (IS("Cache", "Push"))
 		r = parse_bool(value, &c->remote_push);
 	else {
-		log_error("%s:%u: unknown setting '%s' in section [%s]", p->path, line, key, section);
-		p->errors++;
+		_cleanup_free_ char *m = NULL;
+
+		if (asprintf(&m, "unknown setting '%s' in section [%s]", key, section) < 0)
+			return -ENOMEM;
+		config_problem(p, line, m);
 		return 0;
 	}
 #undef IS
 	if (r == -ENOMEM)
 		return r;
 	if (r < 0) {
-		log_error("%s:%u: invalid value '%s' for %s=", p->path, line, value, key);
-		p->errors++;
+		_cleanup_free_ char *m = NULL;
+
+		if (asprintf(&m, "invalid value '%s' for %s=", value, key) < 0)
+			return -ENOMEM;
+		config_problem(p, line, m);
 	}
 	return 0;
 }
@@ -181,6 +213,8 @@ int config_load(int root_fd, const char *path, struct dm2_config **ret)
 	r = ini_parse_string(text, config_item, config_error, &p);
 	if (r == -ENOMEM)
 		return log_oom();
+	if (p.errors > CONFIG_MAX_ERRORS)
+		log_error("%s: %d more errors not shown.", path, p.errors - CONFIG_MAX_ERRORS);
 	if (r < 0 || p.errors > 0)
 		return -EINVAL; /* each error was logged with its line */
 

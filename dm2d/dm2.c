@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* dm2: the command line. See dm2(1). */
 #include <getopt.h>
+#include <limits.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -9,25 +10,37 @@
 
 static int verb_help(int argc, char *argv[], struct cli *cli);
 
+/*
+ * dm2 is built twice from this file. The front end ("dm2", DM2_FRONTEND) runs the read-only
+ * verbs itself and links nothing but the state db code, so "dm2 status" answers in a few ms
+ * instead of spending them loading libcurl, libarchive, OpenSSL and their dependencies; every
+ * other verb is handed to the full engine ("dm2-engine") with execv(). ENGINE() marks those.
+ */
+#ifdef DM2_FRONTEND
+#define ENGINE(fn) NULL
+#else
+#define ENGINE(fn) fn
+#endif
+
 static const struct verb verbs[] = {
 	{ "help", verb_help, "help" },
-	{ "install", verb_install,
+	{ "install", ENGINE(verb_install),
 	  "install NAME... {-k KVER | --all-kernels} [--no-depmod] [--force]" },
-	{ "uninstall", verb_uninstall, "uninstall NAME -k KVER" },
-	{ "depmod", verb_depmod, "depmod -k KVER" },
+	{ "uninstall", ENGINE(verb_uninstall), "uninstall NAME -k KVER" },
+	{ "depmod", ENGINE(verb_depmod), "depmod -k KVER" },
 	{ "status", verb_status, "status [NAME] [-k KVER] [--json]" },
 	{ "log", verb_log, "log NAME -k KVER" },
-	{ "fetch", verb_fetch, "fetch NAME [--version V]" },
-	{ "trigger", verb_trigger, "trigger [KVER] [--wait [--timeout SEC]]" },
-	{ "recipe", verb_recipe, "recipe lint FILE... | list [--json] | show NAME" },
-	{ "kernel", verb_kernel, "kernel list [--json]" },
-	{ "build", verb_build, "build NAME -k KVER [--version V] [--json]" },
-	{ "sign", verb_sign, "sign FILE.ko [--key K --cert C] [--hash H] [-k KVER] [-o OUT]" },
-	{ "verify", verb_verify, "verify FILE.ko[.xz|.zst|.gz] [--cert CERT]" },
-	{ "key", verb_key, "key generate [--force] | show | adopt-dkms [--force]" },
-	{ "cache", verb_cache,
+	{ "fetch", ENGINE(verb_fetch), "fetch NAME [--version V]" },
+	{ "trigger", ENGINE(verb_trigger), "trigger [KVER] [--wait [--timeout SEC]]" },
+	{ "recipe", ENGINE(verb_recipe), "recipe lint FILE... | list [--json] | show NAME" },
+	{ "kernel", ENGINE(verb_kernel), "kernel list [--json]" },
+	{ "build", ENGINE(verb_build), "build NAME -k KVER [--version V] [--json]" },
+	{ "sign", ENGINE(verb_sign), "sign FILE.ko [--key K --cert C] [--hash H] [-k KVER] [-o OUT]" },
+	{ "verify", ENGINE(verb_verify), "verify FILE.ko[.xz|.zst|.gz] [--cert CERT]" },
+	{ "key", ENGINE(verb_key), "key generate [--force] | show | adopt-dkms [--force]" },
+	{ "cache", ENGINE(verb_cache),
 	  "cache stat | gc [--max-size SIZE] | push|pull [--remote URL] KEY..." },
-	{ "dkms", verb_dkms,
+	{ "dkms", ENGINE(verb_dkms),
 	  "dkms import DIR [-k KVER] [--arch ARCH] [--json] | list [--json] | status "
 	  "[-k KVER] [--json] | takeover [NAME...] [-k KVER] [--dry-run]" },
 };
@@ -95,12 +108,51 @@ static int parse_global(int argc, char *argv[], struct cli *cli)
 	return n;
 }
 
+#ifdef DM2_FRONTEND
+/* Hand the whole original command line to the engine. Never returns on success. */
+static int exec_engine(char *argv[])
+{
+	char self[PATH_MAX], path[PATH_MAX + 16];
+	const char *e = getenv("DM2_ENGINE");
+	ssize_t n;
+
+	if (!e) {
+		/* Next to us in the build tree, else where "cmake --install" put it. */
+		n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+		if (n > 0) {
+			self[n] = '\0';
+			char *slash = strrchr(self, '/');
+			if (slash) {
+				*slash = '\0';
+				snprintf(path, sizeof(path), "%s/dm2-engine", self);
+				if (access(path, X_OK) >= 0)
+					e = path;
+			}
+		}
+	}
+	if (!e)
+		e = DM2_LIBEXECDIR "/dm2-engine";
+	execv(e, argv);
+	log_error_errno(errno, "Failed to run the dm2 engine '%s': %m", e);
+	return EXIT_FAILURE_GENERIC;
+}
+#endif
+
 int main(int argc, char *argv[])
 {
 	struct cli cli = { .tty = isatty(STDOUT_FILENO) };
 	int r;
 
 	log_set_program("dm2");
+#ifdef DM2_FRONTEND
+	/* parse_global() rewrites argv; the engine needs it as it was. */
+	_cleanup_strv_free_ char **original = calloc(argc + 1, sizeof(char *));
+	if (!original)
+		return log_oom(), EXIT_FAILURE_GENERIC;
+	for (int i = 0; i < argc; i++)
+		if (strv_extend(&original, argv[i]) < 0)
+			return log_oom(), EXIT_FAILURE_GENERIC;
+#endif
 	r = parse_global(argc, argv, &cli);
 	if (r < 0)
 		return EXIT_USAGE;
@@ -123,6 +175,12 @@ int main(int argc, char *argv[])
 	r = -1;
 	for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
 		if (streq(argv[1], verbs[i].name)) {
+#ifdef DM2_FRONTEND
+			if (!verbs[i].fn) {
+				r = exec_engine(original);
+				break;
+			}
+#endif
 			optind = 0; /* verbs use getopt_long() afresh */
 			r = verbs[i].fn(argc - 1, argv + 1, &cli);
 			break;

@@ -39,21 +39,11 @@ static int open_cache(struct cli *cli, struct dm2_context **ret_ctx, struct cach
 	return EXIT_OK;
 }
 
-static void json_string(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char) *s;
-
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch < 0x20)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f);
-	}
-	fputc('"', f);
-}
+#define CACHE_USAGE "dm2 cache {stat | gc [--max-size SIZE] | push|pull [--remote URL] KEY...}"
+#define STAT_USAGE "dm2 cache stat [--json]"
+#define GC_USAGE "dm2 cache gc [--max-size SIZE]"
+#define PUSH_USAGE "dm2 cache push [--remote URL] [KEY...]"
+#define PULL_USAGE "dm2 cache pull [--remote URL] KEY..."
 
 static void format_bytes(char *buf, size_t n, uint64_t v)
 {
@@ -73,17 +63,21 @@ static void format_bytes(char *buf, size_t n, uint64_t v)
 
 static int cache_stat_verb(int argc, char *argv[], struct cli *cli)
 {
+	static const struct option options[] = {{}};
 	_cleanup_(cache_closep_) struct cache *c = NULL;
 	_cleanup_free_ char *dir = NULL;
 	struct dm2_context *ctx;
 	struct cache_stats s;
 	char b1[32], b2[32], t1[32], t2[32];
-	int r;
+	int r, ret;
 
-	if (argc > 1) {
-		log_error("Usage: dm2 cache stat [--json]");
-		return EXIT_USAGE;
-	}
+	while (cli_getopt(argc, argv, "", options, STAT_USAGE, &ret) >= 0)
+		return EXIT_USAGE; /* there are no options but --help */
+	if (ret >= 0)
+		return ret;
+	ret = cli_check_args(argc, argv, 0, 0, STAT_USAGE);
+	if (ret != EXIT_OK)
+		return ret;
 	r = open_cache(cli, &ctx, &c);
 	if (r != EXIT_OK)
 		return r;
@@ -97,7 +91,7 @@ static int cache_stat_verb(int argc, char *argv[], struct cli *cli)
 		return log_oom(), EXIT_FAILURE_GENERIC;
 	if (cli->json) {
 		printf("{\"path\":");
-		json_string(stdout, dir);
+		cli_json_string(stdout, dir);
 		printf(",\"entries\":%" PRIu64 ",\"objects\":%" PRIu64
 		       ",\"bytes\":%" PRIu64 ",\"max_size\":%" PRIu64
 		       ",\"oldest_used_usec\":%" PRIu64 ",\"newest_used_usec\":%" PRIu64
@@ -129,9 +123,9 @@ static int cache_gc_verb(int argc, char *argv[], struct cli *cli)
 	struct dm2_context *ctx;
 	uint64_t max = UINT64_MAX, freed = 0;
 	char b[32];
-	int r, opt;
+	int r, opt, ret;
 
-	while ((opt = getopt_long(argc, argv, "m:", options, NULL)) >= 0) {
+	while ((opt = cli_getopt(argc, argv, "m:", options, GC_USAGE, &ret)) >= 0) {
 		switch (opt) {
 		case 'm':
 			if (parse_size(optarg, &max) < 0) {
@@ -142,14 +136,14 @@ static int cache_gc_verb(int argc, char *argv[], struct cli *cli)
 			}
 			break;
 		default:
-			log_error("Usage: dm2 cache gc [--max-size SIZE]");
 			return EXIT_USAGE;
 		}
 	}
-	if (optind < argc) {
-		log_error("Usage: dm2 cache gc [--max-size SIZE]");
-		return EXIT_USAGE;
-	}
+	if (ret >= 0)
+		return ret;
+	ret = cli_check_args(argc, argv, 0, 0, GC_USAGE);
+	if (ret != EXIT_OK)
+		return ret;
 	r = open_cache(cli, &ctx, &c);
 	if (r != EXIT_OK)
 		return r;
@@ -187,27 +181,26 @@ static int cache_remote_verb(int argc, char *argv[], struct cli *cli, bool push)
 	_cleanup_(cache_closep_) struct cache *c = NULL;
 	_cleanup_strv_free_ char **keys = NULL;
 	_cleanup_free_ char *ca_file = NULL;
-	const char *usage = push ? "Usage: dm2 cache push [--remote URL] [KEY...]"
-				 : "Usage: dm2 cache pull [--remote URL] KEY...";
+	const char *usage = push ? PUSH_USAGE : PULL_USAGE;
 	const char *remote = NULL;
 	struct dm2_context *ctx;
 	struct cache_remote_options o = {};
-	int r, opt, ret = EXIT_OK;
+	int r, opt, ret;
 
-	while ((opt = getopt_long(argc, argv, "r:", options, NULL)) >= 0) {
+	while ((opt = cli_getopt(argc, argv, "r:", options, usage, &ret)) >= 0) {
 		switch (opt) {
 		case 'r':
 			remote = optarg;
 			break;
 		default:
-			log_error("%s", usage);
 			return EXIT_USAGE;
 		}
 	}
-	if (!push && optind >= argc) {
-		log_error("%s", usage);
-		return EXIT_USAGE;
-	}
+	if (ret >= 0)
+		return ret;
+	ret = cli_check_args(argc, argv, push ? 0 : 1, -1, usage);
+	if (ret != EXIT_OK)
+		return ret;
 	for (int i = optind; i < argc; i++)
 		if (!cache_key_valid(argv[i])) {
 			log_error("'%s' is not a cache key (64 lowercase hex digits).",
@@ -269,21 +262,25 @@ static int cache_remote_verb(int argc, char *argv[], struct cli *cli, bool push)
 	return ret;
 }
 
+static int cache_push_verb(int argc, char *argv[], struct cli *cli)
+{
+	return cache_remote_verb(argc, argv, cli, true);
+}
+
+static int cache_pull_verb(int argc, char *argv[], struct cli *cli)
+{
+	return cache_remote_verb(argc, argv, cli, false);
+}
+
 int verb_cache(int argc, char *argv[], struct cli *cli)
 {
-	if (argc < 2) {
-		log_error("Usage: dm2 cache stat|gc|push|pull ...");
-		return EXIT_USAGE;
-	}
-	if (streq(argv[1], "stat"))
-		return cache_stat_verb(argc - 1, argv + 1, cli);
-	if (streq(argv[1], "gc"))
-		return cache_gc_verb(argc - 1, argv + 1, cli);
-	if (streq(argv[1], "push"))
-		return cache_remote_verb(argc - 1, argv + 1, cli, true);
-	if (streq(argv[1], "pull"))
-		return cache_remote_verb(argc - 1, argv + 1, cli, false);
-	log_error("Unknown cache command '%s'; expected stat, gc, push or pull.",
-		  argv[1]);
-	return EXIT_USAGE;
+	static const struct cli_subverb subverbs[] = {
+		{ "stat", cache_stat_verb },
+		{ "gc", cache_gc_verb },
+		{ "push", cache_push_verb },
+		{ "pull", cache_pull_verb },
+	};
+
+	return cli_dispatch(argc, argv, cli, subverbs, ELEMENTSOF(subverbs), NULL,
+			    CACHE_USAGE);
 }

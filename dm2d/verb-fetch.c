@@ -15,14 +15,7 @@
 #include "source.h"
 #include "unpack.h"
 
-static void diag_warning(const char *file, unsigned line, const char *message,
-			 void *userdata)
-{
-	if (line > 0)
-		log_warning("%s:%u: %s (recipe ignored)", file, line, message);
-	else
-		log_warning("%s: %s (recipe ignored)", file, message);
-}
+#define FETCH_USAGE "dm2 fetch NAME [--version V] [--json]"
 
 /* Unpack into a scratch directory to prove the archive is sound and matches GitTree=. */
 static int check_archive(struct dm2_context *ctx, const struct recipe_source *s,
@@ -83,24 +76,10 @@ finish:
 	return r;
 }
 
-static void json_string(const char *s)
-{
-	putchar('"');
-	for (const unsigned char *p = (const unsigned char *) s; *p; p++)
-		if (*p == '"' || *p == '\\')
-			printf("\\%c", *p);
-		else if (*p < 0x20)
-			printf("\\u%04x", *p);
-		else
-			putchar(*p);
-	putchar('"');
-}
-
 int verb_fetch(int argc, char *argv[], struct cli *cli)
 {
 	static const struct option options[] = {
 		{"version", required_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},
 		{},
 	};
 	_cleanup_(recipe_set_freep) struct recipe_set *set = NULL;
@@ -109,37 +88,26 @@ int verb_fetch(int argc, char *argv[], struct cli *cli)
 	const char *version = NULL;
 	struct dm2_context *ctx;
 	struct recipe *rcp;
-	int c, r;
+	int c, r, ret;
 
-	while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+	while ((c = cli_getopt(argc, argv, "", options, FETCH_USAGE, &ret)) >= 0)
 		switch (c) {
 		case 'V':
 			version = optarg;
 			break;
-		case 'h':
-			printf("Usage: dm2 fetch NAME [--version V]\n");
-			return EXIT_OK;
 		default:
 			return EXIT_USAGE;
 		}
-	if (optind + 1 != argc) {
-		log_error("Usage: dm2 fetch NAME [--version V]");
-		return EXIT_USAGE;
-	}
+	if (ret >= 0)
+		return ret;
+	ret = cli_check_args(argc, argv, 1, 1, FETCH_USAGE);
+	if (ret != EXIT_OK)
+		return ret;
 
-	r = cli_context(cli, &ctx);
-	if (r < 0)
-		return cli_exit_code_from_errno(r);
-	r = recipe_set_load(ctx, diag_warning, NULL, &set);
-	if (r < 0) {
-		log_error_errno(r, "Failed to load recipes: %m");
-		return cli_exit_code_from_errno(r);
-	}
-	rcp = recipe_set_find(set, argv[optind]);
-	if (!rcp) {
-		log_error("Unknown recipe '%s'.", argv[optind]);
-		return EXIT_NOT_FOUND;
-	}
+	ret = cli_find_recipe(cli, argv[optind], &set, &rcp);
+	if (ret != EXIT_OK)
+		return ret;
+	ctx = cli->ctx;
 	if (!version)
 		version = recipe_latest_version(rcp);
 	if (version)
@@ -198,11 +166,11 @@ int verb_fetch(int argc, char *argv[], struct cli *cli)
 
 	if (cli->json) {
 		printf("{\"recipe\":");
-		json_string(rcp->name);
+		cli_json_string(stdout, rcp->name);
 		printf(",\"version\":");
-		json_string(version);
+		cli_json_string(stdout, version);
 		printf(",\"path\":");
-		json_string(path);
+		cli_json_string(stdout, path);
 		printf("}\n");
 	} else
 		printf("%s\n", path);

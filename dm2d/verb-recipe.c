@@ -21,68 +21,58 @@ static void diag_stderr(const char *file, unsigned line, const char *message,
 		(*n)++;
 }
 
-/* For list/show: one warning per invalid file, lint shows the rest. */
-static void diag_warning(const char *file, unsigned line, const char *message,
-			 void *userdata)
-{
-	char **last = userdata;
+#define RECIPE_USAGE "dm2 recipe {lint FILE... | list [--json] | show NAME}"
+#define LINT_USAGE "dm2 recipe lint FILE..."
+#define LIST_USAGE "dm2 recipe list [--json]"
+#define SHOW_USAGE "dm2 recipe show NAME"
 
-	if (*last && streq(*last, file))
-		return;
-	free(*last);
-	*last = strdup(file);
-	if (line > 0)
-		log_warning("%s:%u: %s (recipe ignored; 'dm2 recipe lint' shows every "
-			    "problem)",
-			    file, line, message);
-	else
-		log_warning("%s: %s (recipe ignored)", file, message);
+/* Option parsing for the subcommands: none but --help (and --json, which dm2.c takes).
+ * Returns -1 to go on, else the exit code (EXIT_OK after --help). */
+static int parse_args(int argc, char *argv[], int min, int max, const char *usage)
+{
+	static const struct option options[] = {
+		{"json", no_argument, NULL, 'j'},
+		{},
+	};
+	int c, ret;
+
+	while ((c = cli_getopt(argc, argv, "", options, usage, &ret)) >= 0)
+		if (c != 'j')
+			return EXIT_USAGE;
+	if (ret >= 0)
+		return ret;
+	ret = cli_check_args(argc, argv, min, max, usage);
+	return ret == EXIT_OK ? -1 : ret;
 }
 
 static int recipe_lint(int argc, char *argv[], struct cli *cli)
 {
-	int ret = EXIT_OK;
+	int ret;
 
-	if (argc < 2) {
-		log_error("Usage: dm2 recipe lint FILE...");
-		return EXIT_USAGE;
-	}
-	for (int i = 1; i < argc; i++) {
+	ret = parse_args(argc, argv, 1, -1, LINT_USAGE);
+	if (ret >= 0)
+		return ret;
+	ret = EXIT_OK;
+	for (int i = optind; i < argc; i++) {
 		_cleanup_(recipe_unrefp) struct recipe *r = NULL;
 		unsigned n = 0;
 		int k;
 
 		k = recipe_load(argv[i], RECIPE_ORIGIN_FILE, diag_stderr, &n, &r);
 		if (k == -EBADMSG) {
-			ret = EXIT_BAD_INPUT;
+			if (ret == EXIT_OK)
+				ret = EXIT_BAD_INPUT;
 			continue;
 		}
 		if (k < 0) {
 			fprintf(stderr, "%s: cannot read: %s\n", argv[i], strerror(-k));
-			ret = EXIT_BAD_INPUT;
+			if (ret == EXIT_OK)
+				ret = k == -ENOENT ? EXIT_NOT_FOUND : EXIT_BAD_INPUT;
 			continue;
 		}
 		log_debug("%s: ok", argv[i]);
 	}
 	return ret;
-}
-
-static void json_string(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (const unsigned char *p = (const unsigned char *) strempty(s); *p; p++) {
-		if (*p == '"' || *p == '\\')
-			fprintf(f, "\\%c", *p);
-		else if (*p == '\n')
-			fputs("\\n", f);
-		else if (*p == '\t')
-			fputs("\\t", f);
-		else if (*p < 0x20)
-			fprintf(f, "\\u%04x", *p);
-		else
-			fputc(*p, f);
-	}
-	fputc('"', f);
 }
 
 /* Versions, newest first, separated by sep. */
@@ -112,26 +102,14 @@ static char *versions_text(const struct recipe *r, const char *sep)
 static int recipe_list(int argc, char *argv[], struct cli *cli)
 {
 	_cleanup_(recipe_set_freep) struct recipe_set *set = NULL;
-	_cleanup_free_ char *last = NULL;
-	struct dm2_context *ctx;
 	int r;
 
-	for (int i = 1; i < argc; i++) {
-		if (streq(argv[i], "--json"))
-			cli->json = true;
-		else {
-			log_error("Usage: dm2 recipe list [--json]");
-			return EXIT_USAGE;
-		}
-	}
-	r = cli_context(cli, &ctx);
-	if (r < 0)
-		return cli_exit_code_from_errno(r);
-	r = recipe_set_load(ctx, diag_warning, &last, &set);
-	if (r < 0) {
-		log_error_errno(r, "Failed to load recipes: %m");
-		return cli_exit_code_from_errno(r);
-	}
+	r = parse_args(argc, argv, 0, 0, LIST_USAGE);
+	if (r >= 0)
+		return r;
+	r = cli_load_recipes(cli, &set);
+	if (r != EXIT_OK)
+		return r;
 
 	if (cli->json) {
 		printf("[");
@@ -142,15 +120,15 @@ static int recipe_list(int argc, char *argv[], struct cli *cli)
 			if (!v)
 				return log_oom(), EXIT_FAILURE_GENERIC;
 			printf("%s\n  {\"name\":", i ? "," : "");
-			json_string(stdout, rc->name);
+			cli_json_string(stdout, strempty(rc->name));
 			printf(",\"versions\":[\"%s\"],\"origin\":", v);
-			json_string(stdout, recipe_origin_to_string(rc->origin));
+			cli_json_string(stdout, strempty(recipe_origin_to_string(rc->origin)));
 			printf(",\"file\":");
-			json_string(stdout, rc->path);
+			cli_json_string(stdout, strempty(rc->path));
 			printf(",\"license\":");
-			json_string(stdout, rc->license);
+			cli_json_string(stdout, strempty(rc->license));
 			printf(",\"description\":");
-			json_string(stdout, rc->description);
+			cli_json_string(stdout, strempty(rc->description));
 			printf("}");
 		}
 		printf("%s]\n", set->n ? "\n" : "");
@@ -180,28 +158,15 @@ static int recipe_list(int argc, char *argv[], struct cli *cli)
 static int recipe_show(int argc, char *argv[], struct cli *cli)
 {
 	_cleanup_(recipe_set_freep) struct recipe_set *set = NULL;
-	_cleanup_free_ char *last = NULL;
-	struct dm2_context *ctx;
 	struct recipe *rc;
 	int r;
 
-	if (argc != 2) {
-		log_error("Usage: dm2 recipe show NAME");
-		return EXIT_USAGE;
-	}
-	r = cli_context(cli, &ctx);
-	if (r < 0)
-		return cli_exit_code_from_errno(r);
-	r = recipe_set_load(ctx, diag_warning, &last, &set);
-	if (r < 0) {
-		log_error_errno(r, "Failed to load recipes: %m");
-		return cli_exit_code_from_errno(r);
-	}
-	rc = recipe_set_find(set, argv[1]);
-	if (!rc) {
-		log_error("No recipe named '%s'; see 'dm2 recipe list'.", argv[1]);
-		return EXIT_NOT_FOUND;
-	}
+	r = parse_args(argc, argv, 1, 1, SHOW_USAGE);
+	if (r >= 0)
+		return r;
+	r = cli_find_recipe(cli, argv[optind], &set, &rc);
+	if (r != EXIT_OK)
+		return r;
 	printf("# %s (%s)\n", rc->path, recipe_origin_to_string(rc->origin));
 	r = recipe_write(rc, stdout);
 	if (r < 0)
@@ -211,16 +176,12 @@ static int recipe_show(int argc, char *argv[], struct cli *cli)
 
 int verb_recipe(int argc, char *argv[], struct cli *cli)
 {
-	if (argc < 2) {
-		log_error("Usage: dm2 recipe lint FILE... | list [--json] | show NAME");
-		return EXIT_USAGE;
-	}
-	if (streq(argv[1], "lint"))
-		return recipe_lint(argc - 1, argv + 1, cli);
-	if (streq(argv[1], "list"))
-		return recipe_list(argc - 1, argv + 1, cli);
-	if (streq(argv[1], "show"))
-		return recipe_show(argc - 1, argv + 1, cli);
-	log_error("Unknown recipe command '%s'; expected lint, list or show.", argv[1]);
-	return EXIT_USAGE;
+	static const struct cli_subverb subverbs[] = {
+		{ "lint", recipe_lint },
+		{ "list", recipe_list },
+		{ "show", recipe_show },
+	};
+
+	return cli_dispatch(argc, argv, cli, subverbs, ELEMENTSOF(subverbs), NULL,
+			    RECIPE_USAGE);
 }

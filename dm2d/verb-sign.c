@@ -16,11 +16,17 @@
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct kbw_kernel *, kbw_kernel_unref);
 
-/* --hash, else [Signing] Hash=, else the kernel's CONFIG_MODULE_SIG_HASH, else sha256. */
+#define SIGN_USAGE                                                                         \
+	"dm2 sign FILE.ko [--key KEY --cert CERT] [--hash sha256|sha384|sha512] [-k KVER] "   \
+	"[-o OUT] | dm2 sign HASH KEY CERT MODULE [DEST]"
+#define VERIFY_USAGE "dm2 verify FILE.ko[.xz|.zst|.gz] [--cert CERT] [--json]"
+#define KEY_USAGE "dm2 key {generate [--force] | show | adopt-dkms [--force]}"
+
+/* --hash, else [Signing] Hash=, else the kernel's CONFIG_MODULE_SIG_HASH, else sha256.
+ * Returns an exit code. */
 static int pick_hash(struct cli *cli, const char *arg, const char *kver, char **ret)
 {
 	_cleanup_(kbw_kernel_unrefp) struct kbw_kernel *k = NULL;
-	_cleanup_free_ char *dir = NULL;
 	struct dm2_context *ctx = NULL;
 	const char *h = arg;
 	int r;
@@ -28,21 +34,13 @@ static int pick_hash(struct cli *cli, const char *arg, const char *kver, char **
 	if (!h) {
 		r = cli_context(cli, &ctx);
 		if (r < 0)
-			return r;
+			return cli_exit_code_from_errno(r);
 		h = ctx->config ? ctx->config->sign_hash : NULL;
 	}
 	if (!h && kver) {
-		if (strchr(kver, '/') || streq(kver, ".") || streq(kver, "..")) {
-			log_error("Invalid kernel release '%s'.", kver);
-			return -EINVAL;
-		}
-		dir = strjoin(ctx->root, "/" DM2_MODULES_DIR "/", kver);
-		if (!dir)
-			return log_oom();
-		r = kbw_kernel_probe(dir, kver, &k);
-		if (r < 0)
-			return log_error_errno(r, "Cannot probe kernel '%s' in '%s': %m",
-					       kver, dir);
+		r = cli_find_kernel(cli, kver, &k);
+		if (r != EXIT_OK)
+			return r;
 		h = kbw_kernel_sig_hash(k);
 		if (!h)
 			log_warning("Kernel '%s' names no CONFIG_MODULE_SIG_HASH, using "
@@ -55,10 +53,10 @@ static int pick_hash(struct cli *cli, const char *arg, const char *kver, char **
 		log_error("Unsupported signature hash '%s' (use sha256, sha384 or "
 			  "sha512%s).",
 			  h, streq(h, "sha1") ? "; sha1 is refused" : "");
-		return -EOPNOTSUPP;
+		return arg ? EXIT_USAGE : EXIT_BAD_INPUT;
 	}
 	*ret = strdup(h);
-	return *ret ? 0 : log_oom();
+	return *ret ? EXIT_OK : (log_oom(), EXIT_FAILURE_GENERIC);
 }
 
 static int read_module(const char *path, bool decompress, char **ret, size_t *ret_size,
@@ -88,16 +86,6 @@ static int read_module(const char *path, bool decompress, char **ret, size_t *re
 	return 0;
 }
 
-static int verb_sign_usage(void)
-{
-	log_error("Usage: dm2 sign FILE.ko [--key KEY --cert CERT] [--hash "
-		  "sha256|sha384|sha512] "
-		  "[-k KVER] [-o OUT]\n"
-		  "   or: dm2 sign HASH KEY CERT MODULE [DEST]   (scripts/sign-file "
-		  "order)");
-	return EXIT_USAGE;
-}
-
 int verb_sign(int argc, char *argv[], struct cli *cli)
 {
 	static const struct option options[] = {{"key", required_argument, NULL, 'K'},
@@ -105,7 +93,6 @@ int verb_sign(int argc, char *argv[], struct cli *cli)
 						{"hash", required_argument, NULL, 'H'},
 						{"kernel", required_argument, NULL, 'k'},
 						{"output", required_argument, NULL, 'o'},
-						{"help", no_argument, NULL, 'h'},
 						{}};
 	_cleanup_(sign_key_freep) struct sign_key *key = NULL;
 	_cleanup_free_ char *hash = NULL, *own_key = NULL, *own_cert = NULL, *data = NULL;
@@ -116,9 +103,9 @@ int verb_sign(int argc, char *argv[], struct cli *cli)
 	struct dm2_context *ctx;
 	size_t size, signed_size, out_size;
 	struct stat st;
-	int c, r;
+	int c, r, ret;
 
-	while ((c = getopt_long(argc, argv, "hk:o:", options, NULL)) >= 0)
+	while ((c = cli_getopt(argc, argv, "k:o:", options, SIGN_USAGE, &ret)) >= 0)
 		switch (c) {
 		case 'K':
 			key_arg = optarg;
@@ -135,12 +122,11 @@ int verb_sign(int argc, char *argv[], struct cli *cli)
 		case 'o':
 			out = optarg;
 			break;
-		case 'h':
-			(void) verb_sign_usage();
-			return EXIT_OK;
 		default:
 			return EXIT_USAGE;
 		}
+	if (ret >= 0)
+		return ret;
 
 	if (argc - optind >= 4 && argc - optind <= 5 && !key_arg && !cert_arg &&
 	    !hash_arg && !out) {
@@ -150,16 +136,27 @@ int verb_sign(int argc, char *argv[], struct cli *cli)
 		cert_arg = argv[optind + 2];
 		in = argv[optind + 3];
 		out = argc - optind == 5 ? argv[optind + 4] : NULL;
-	} else if (argc - optind == 1)
+	} else {
+		ret = cli_check_args(argc, argv, 1, 1, SIGN_USAGE);
+		if (ret != EXIT_OK)
+			return ret;
 		in = argv[optind];
-	else
-		return verb_sign_usage();
+	}
 	if (!out)
 		out = in;
 
+	/* Before anything else, so that a typo does not generate a key first. */
+	if (stat(in, &st) < 0) {
+		log_error_errno(errno, "Cannot read '%s': %m", in);
+		return cli_exit_code_from_errno(-errno);
+	}
+	if (!S_ISREG(st.st_mode)) {
+		log_error("'%s' is not a regular file.", in);
+		return EXIT_BAD_INPUT;
+	}
 	r = pick_hash(cli, hash_arg, kver, &hash);
-	if (r < 0)
-		return r == -EOPNOTSUPP ? EXIT_USAGE : cli_exit_code_from_errno(r);
+	if (r != EXIT_OK)
+		return r;
 
 	if (!key_arg) {
 		if (cert_arg) {
@@ -190,10 +187,6 @@ int verb_sign(int argc, char *argv[], struct cli *cli)
 		return r == -ENOENT ? EXIT_NOT_FOUND : EXIT_SIGN_FAILED;
 	}
 
-	if (stat(in, &st) < 0) {
-		log_error_errno(errno, "Cannot read '%s': %m", in);
-		return cli_exit_code_from_errno(-errno);
-	}
 	r = read_module(in, true, &data, &size, &comp);
 	if (r < 0) {
 		log_error_errno(r, "Cannot read module '%s': %m", in);
@@ -219,20 +212,6 @@ int verb_sign(int argc, char *argv[], struct cli *cli)
 	log_debug("Signed '%s' with %s, signer '%s', key %s.", out, hash,
 		  sign_key_signer(key), sign_key_id(key));
 	return EXIT_OK;
-}
-
-static void json_string(const char *s)
-{
-	putchar('"');
-	for (const unsigned char *c = (const unsigned char *) strempty(s); *c; c++) {
-		if (*c == '"' || *c == '\\')
-			printf("\\%c", *c);
-		else if (*c < 0x20)
-			printf("\\u%04x", *c);
-		else
-			putchar(*c);
-	}
-	putchar('"');
 }
 
 /* The certificate dm2 signs with, without generating anything: Certificate=, else Key= (a
@@ -265,34 +244,42 @@ static int default_cert(struct cli *cli, char **ret)
 int verb_verify(int argc, char *argv[], struct cli *cli)
 {
 	static const struct option options[] = {{"cert", required_argument, NULL, 'C'},
-						{"help", no_argument, NULL, 'h'},
 						{}};
 	_cleanup_(module_signature_info_done) struct module_signature_info info = {};
 	_cleanup_free_ char *cert = NULL, *data = NULL;
 	enum kbw_compression comp;
 	const char *path;
 	size_t size;
-	int c, r;
+	int c, r, ret;
 
-	while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+	while ((c = cli_getopt(argc, argv, "", options, VERIFY_USAGE, &ret)) >= 0)
 		switch (c) {
 		case 'C':
 			free(cert);
 			cert = strdup(optarg);
 			if (!cert)
-				return log_oom();
+				return log_oom(), EXIT_FAILURE_GENERIC;
 			break;
-		case 'h':
-			printf("Usage: dm2 verify FILE.ko[.xz|.zst|.gz] [--cert CERT]\n");
-			return EXIT_OK;
 		default:
 			return EXIT_USAGE;
 		}
-	if (argc - optind != 1) {
-		log_error("Usage: dm2 verify FILE.ko [--cert CERT]");
-		return EXIT_USAGE;
-	}
+	if (ret >= 0)
+		return ret;
+	ret = cli_check_args(argc, argv, 1, 1, VERIFY_USAGE);
+	if (ret != EXIT_OK)
+		return ret;
 	path = argv[optind];
+
+	r = read_module(path, true, &data, &size, &comp);
+	if (r == -EBADMSG) {
+		log_error("'%s': cannot decompress, corrupt %s data.", path,
+			  kbw_compression_to_string(compression_from_filename(path)));
+		return EXIT_BAD_SIGNATURE;
+	}
+	if (r < 0) {
+		log_error_errno(r, "Cannot read module '%s': %m", path);
+		return cli_exit_code_from_errno(r);
+	}
 
 	if (!cert) {
 		r = default_cert(cli, &cert);
@@ -305,17 +292,6 @@ int verb_verify(int argc, char *argv[], struct cli *cli)
 				cert);
 			return EXIT_NOT_FOUND;
 		}
-	}
-
-	r = read_module(path, true, &data, &size, &comp);
-	if (r == -EBADMSG) {
-		log_error("'%s': cannot decompress, corrupt %s data.", path,
-			  kbw_compression_to_string(compression_from_filename(path)));
-		return EXIT_BAD_SIGNATURE;
-	}
-	if (r < 0) {
-		log_error_errno(r, "Cannot read module '%s': %m", path);
-		return cli_exit_code_from_errno(r);
 	}
 
 	r = module_verify(data, size, cert, &info);
@@ -342,15 +318,15 @@ int verb_verify(int argc, char *argv[], struct cli *cli)
 
 	if (cli->json) {
 		printf("{\"file\":");
-		json_string(path);
+		cli_json_string(stdout, strempty(path));
 		printf(",\"signer\":");
-		json_string(info.signer);
+		cli_json_string(stdout, strempty(info.signer));
 		printf(",\"sig_key\":");
-		json_string(info.key_id);
+		cli_json_string(stdout, strempty(info.key_id));
 		printf(",\"sig_hashalgo\":");
-		json_string(info.hash);
+		cli_json_string(stdout, strempty(info.hash));
 		printf(",\"certificate\":");
-		json_string(cert);
+		cli_json_string(stdout, strempty(cert));
 		printf(",\"valid\":true}\n");
 	} else
 		printf("file:         %s\n"
@@ -401,31 +377,29 @@ static int key_show(struct cli *cli)
 
 int verb_key(int argc, char *argv[], struct cli *cli)
 {
-	static const struct option options[] = {
-		{"force", no_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'}, {}};
+	static const struct option options[] = {{"force", no_argument, NULL, 'f'}, {}};
 	struct dm2_context *ctx;
 	const char *what;
 	bool force = false;
-	int c, r;
+	int c, r, ret;
 
-	while ((c = getopt_long(argc, argv, "fh", options, NULL)) >= 0)
+	while ((c = cli_getopt(argc, argv, "f", options, KEY_USAGE, &ret)) >= 0)
 		switch (c) {
 		case 'f':
 			force = true;
 			break;
-		case 'h':
-			printf("Usage: dm2 key generate [--force] | show | adopt-dkms "
-			       "[--force]\n");
-			return EXIT_OK;
 		default:
 			return EXIT_USAGE;
 		}
-	if (argc - optind != 1) {
-		log_error("Usage: dm2 key generate [--force] | show | adopt-dkms "
-			  "[--force]");
-		return EXIT_USAGE;
-	}
+	if (ret >= 0)
+		return ret;
+	ret = cli_check_args(argc, argv, 1, 1, KEY_USAGE);
+	if (ret != EXIT_OK)
+		return ret;
 	what = argv[optind];
+	/* Before opening the root, so a typo is reported as such. */
+	if (!streq(what, "generate") && !streq(what, "show") && !streq(what, "adopt-dkms"))
+		return cli_usage_error(KEY_USAGE, "Unknown command 'dm2 key %s'", what);
 	if (streq(what, "show"))
 		return key_show(cli);
 
@@ -491,6 +465,5 @@ int verb_key(int argc, char *argv[], struct cli *cli)
 		}
 	}
 
-	log_error("Unknown 'dm2 key' command '%s' (generate, show, adopt-dkms).", what);
-	return EXIT_USAGE;
+	return cli_usage_error(KEY_USAGE, "Unknown command 'dm2 key %s'", what);
 }
