@@ -7,7 +7,17 @@
 : "${DM2D:?DM2D must point at the dm2d binary}"
 : "${DM2_SOURCE_DIR:?}"
 
-REAL_KVER=6.1.0-56-amd64
+# The installed kernel build tree (Debian's linux-headers-amd64 may bring a newer ABI than the
+# one this was written on, so never hard-code the release).
+if [ -z "${REAL_KVER:-}" ]; then
+	for _b in /lib/modules/*/build; do
+		if [ -f "$_b/.config" ]; then
+			REAL_KVER=$(basename "$(dirname "$_b")")
+			break
+		fi
+	done
+fi
+REAL_KVER=${REAL_KVER:-none}
 REAL_TREE=$(readlink -f /lib/modules/$REAL_KVER/build)
 # Sanitizer builds: child processes inherit these; keep leak reports fatal.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}

@@ -16,7 +16,17 @@
 : "${DM2:?DM2 must point at the dm2 binary}"
 : "${DM2_SOURCE_DIR:?DM2_SOURCE_DIR must point at the source tree}"
 
-REAL_KVER=${REAL_KVER:-6.1.0-56-amd64}
+# The installed kernel build tree (Debian's linux-headers-amd64 may bring a newer ABI than the
+# one this was written on, so never hard-code the release).
+if [ -z "${REAL_KVER:-}" ]; then
+	for _b in /lib/modules/*/build; do
+		if [ -f "$_b/.config" ]; then
+			REAL_KVER=$(basename "$(dirname "$_b")")
+			break
+		fi
+	done
+fi
+REAL_KVER=${REAL_KVER:-none}
 REAL_TREE=$(readlink -f "/lib/modules/$REAL_KVER/build" 2>/dev/null || true)
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 # Tests must not hang on a lock forever; 120 s is far above any legitimate wait here.

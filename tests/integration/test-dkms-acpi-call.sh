@@ -1,19 +1,22 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # The real Debian package acpi-call-dkms (installed in CI, see .ci/setup): a fake root whose
-# usr/src/acpi-call-1.2.2 links to the machine's /usr/src/acpi-call-1.2.2 (as in the
+# usr/src/acpi-call-VERSION links to the machine's /usr/src/acpi-call-VERSION (as in the
 # README demo) gets it as a recipe of origin dkms, and `dm2 install` builds, signs and
 # installs acpi_call.ko into updates/dkms, where DKMS would put it on Debian.
 set -eu -o pipefail
 source "$(dirname "$0")/lib.sh"
 
-SRC=/usr/src/acpi-call-1.2.2
-[ -f "$SRC/dkms.conf" ] || fail "$SRC missing: apt-get install acpi-call-dkms"
+SRC=$(ls -d /usr/src/acpi-call-*/ 2>/dev/null | head -n 1)
+SRC=${SRC%/}
+[ -n "$SRC" ] && [ -f "$SRC/dkms.conf" ] || fail "no /usr/src/acpi-call-*: apt-get install acpi-call-dkms"
+PKG=$(basename "$SRC")
+VER=${PKG#acpi-call-}
 lib_init
 mkdir -p "$ROOT/usr/src"
-ln -s "$SRC" "$ROOT/usr/src/acpi-call-1.2.2"
+ln -s "$SRC" "$ROOT/usr/src/$PKG"
 MOD=$ROOT/lib/modules/$KVER/updates/dkms/acpi_call.ko
 
-dm2 recipe list | grep -E "^acpi-call +1.2.2 +dkms +$ROOT/usr/src/acpi-call-1.2.2/dkms.conf" \
+dm2 recipe list | grep -E "^acpi-call +$VER +dkms +$ROOT/usr/src/$PKG/dkms.conf" \
 	>/dev/null || fail "acpi-call not listed: $(dm2 recipe list)"
 dm2 install acpi-call -k "$KVER" >"$T/out" 2>&1 || { cat "$T/out"; fail "install acpi-call"; }
 cat "$T/out"
