@@ -17,7 +17,7 @@ HERE=$(cd "$(dirname "$0")/.." && pwd)
 DM2=${DM2:-$HERE/build/dm2}
 DM2D=${DM2D:-$HERE/build/dm2d}
 N=${N:-20}
-KVER=${KVER:-6.1.0-56-amd64}
+KVER=${KVER:-$(ls -d /lib/modules/*/build/.config | head -n 1 | cut -d/ -f4)}
 TREE=$(readlink -f "/lib/modules/$KVER/build")
 [ -x "$DM2" ] && [ -x "$DM2D" ] || { echo "set DM2 and DM2D to built binaries" >&2; exit 2; }
 command -v dkms >/dev/null || { echo "dkms is not installed" >&2; exit 2; }

@@ -17,7 +17,7 @@ SRC=$(cd "$(dirname "$0")/.." && pwd)
 DM2=${1:-${DM2:-$SRC/build/dm2}}
 M=${M:-20}
 ROUNDS=${ROUNDS:-3}
-KVER=6.1.0-56-amd64
+KVER=${KVER:-$(ls -d /lib/modules/*/build/.config | head -n 1 | cut -d/ -f4)}
 TREE=$(readlink -f /lib/modules/$KVER/build)
 
 [ -x "$DM2" ] || { echo "usage: $0 PATH/TO/dm2 (not found: $DM2)" >&2; exit 2; }

@@ -21,7 +21,7 @@ K=${K:-3}
 RUNS=${RUNS:-50}
 DKMS_RUNS=${DKMS_RUNS:-3} # dkms status takes about a minute at 100 x 3
 SKIP_DKMS=${SKIP_DKMS:-} # set to time dm2 only
-REAL_KVER=6.1.0-56-amd64
+REAL_KVER=${REAL_KVER:-$(ls -d /lib/modules/*/build/.config | head -n 1 | cut -d/ -f4)}
 REAL_TREE=$(readlink -f /lib/modules/$REAL_KVER/build)
 ARCH=$(uname -m)
 
