@@ -3,8 +3,6 @@
 #include <sys/stat.h>
 
 #include "cli.h"
-#include "kernels.h"
-#include "recipe-set.h"
 #include "shared/log.h"
 #include "shared/util.h"
 
@@ -14,20 +12,24 @@ int cli_context(struct cli *cli, struct dm2_context **ret)
 
 	if (!cli->ctx) {
 		/* A mistyped --recipes would otherwise just hide every recipe in it. */
-		STRV_FOREACH(d, cli->recipe_dirs) {
+		STRV_FOREACH(d, cli->recipe_dirs)
+		{
 			struct stat st;
 
 			if (stat(*d, &st) < 0)
-				return log_error_errno(errno, "Recipe directory '%s' (--recipes): %m",
-						       *d);
+				return log_error_errno(
+					errno, "Recipe directory '%s' (--recipes): %m",
+					*d);
 			if (!S_ISDIR(st.st_mode))
-				return log_error_errno(ENOTDIR,
-						       "Recipe directory '%s' (--recipes): %m", *d);
+				return log_error_errno(
+					ENOTDIR, "Recipe directory '%s' (--recipes): %m",
+					*d);
 		}
 		r = context_new(cli->root, &cli->ctx);
 		if (r < 0)
 			return r;
-		STRV_FOREACH(d, cli->recipe_dirs) {
+		STRV_FOREACH(d, cli->recipe_dirs)
+		{
 			r = strv_extend(&cli->ctx->recipe_dirs, *d);
 			if (r < 0)
 				return log_oom();
@@ -82,9 +84,11 @@ int cli_usage_error(const char *usage, const char *format, ...)
 	return EXIT_USAGE;
 }
 
-int cli_getopt(int argc, char *argv[], const char *shortopts, const struct option *longopts,
-	       const char *usage, int *ret_exit)
+int cli_getopt(int argc, char *argv[], const char *shortopts,
+	       const struct option *longopts, const char *usage, int min_args,
+	       int max_args, int *ret_exit)
 {
+	static const struct option none[] = {{}};
 	_cleanup_free_ char *opts = NULL;
 	const char *arg;
 	int c;
@@ -97,16 +101,19 @@ int cli_getopt(int argc, char *argv[], const char *shortopts, const struct optio
 		return log_oom(), -1;
 	}
 	opterr = 0;
-	c = getopt_long(argc, argv, opts, longopts, NULL);
+	/* Without a table "--foo" would be parsed as the short options '-', 'f', 'o'. */
+	c = getopt_long(argc, argv, opts, longopts ?: none, NULL);
 	if (c == -1) {
-		*ret_exit = -1;
+		c = cli_check_args(argc, argv, min_args, max_args, usage);
+		*ret_exit = c == EXIT_OK ? -1 : c;
 		return -1;
 	}
 	if (c != '?' && c != ':')
 		return c;
 
-	/* The offending word: a long option is argv[optind - 1] whole (drop any "=value");
-	 * a short one may sit inside a cluster like "-xk", so name it by optopt. */
+	/* The offending word: a long option is argv[optind - 1] whole (drop any
+	 * "=value"); a short one may sit inside a cluster like "-xk", so name it by
+	 * optopt. */
 	arg = optind > 0 && optind <= argc ? argv[optind - 1] : NULL;
 	if (arg && startswith(arg, "--")) {
 		_cleanup_free_ char *name = strndup(arg, strcspn(arg, "="));
@@ -119,10 +126,13 @@ int cli_getopt(int argc, char *argv[], const char *shortopts, const struct optio
 			printf("Usage: %s\n", usage);
 			*ret_exit = EXIT_OK;
 		} else if (c == ':')
-			*ret_exit = cli_usage_error(usage, "Option '%s' needs an argument", name);
+			*ret_exit = cli_usage_error(
+				usage, "Option '%s' needs an argument", name);
 		else if (strchr(arg, '='))
-			*ret_exit = cli_usage_error(usage, "Unknown option '%s' or it takes no "
-						    "value", name);
+			*ret_exit = cli_usage_error(usage,
+						    "Unknown option '%s' or it takes no "
+						    "value",
+						    name);
 		else
 			*ret_exit = cli_usage_error(usage, "Unknown option '%s'", name);
 		return -1;
@@ -131,7 +141,8 @@ int cli_getopt(int argc, char *argv[], const char *shortopts, const struct optio
 		printf("Usage: %s\n", usage);
 		*ret_exit = EXIT_OK;
 	} else if (c == ':')
-		*ret_exit = cli_usage_error(usage, "Option '-%c' needs an argument", optopt);
+		*ret_exit =
+			cli_usage_error(usage, "Option '-%c' needs an argument", optopt);
 	else if (optopt > 0x20 && optopt < 0x7f)
 		*ret_exit = cli_usage_error(usage, "Unknown option '-%c'", optopt);
 	else
@@ -146,7 +157,8 @@ int cli_check_args(int argc, char *argv[], int min, int max, const char *usage)
 	if (n < min)
 		return cli_usage_error(usage, "Missing argument");
 	if (max >= 0 && n > max)
-		return cli_usage_error(usage, "Unexpected argument '%s'", argv[optind + max]);
+		return cli_usage_error(usage, "Unexpected argument '%s'",
+				       argv[optind + max]);
 	return EXIT_OK;
 }
 
@@ -168,85 +180,6 @@ int cli_dispatch(int argc, char *argv[], struct cli *cli, const struct cli_subve
 					 : table[i].fn(argc, argv, cli);
 		}
 	return cli_usage_error(usage, "Unknown command 'dm2 %s %s'", argv[0], name);
-}
-
-/* Report each invalid recipe file once, by its first problem; 'dm2 recipe lint' shows all. */
-static void diag_once(const char *file, unsigned line, const char *message, void *userdata)
-{
-	char **last = userdata;
-
-	if (*last && streq(*last, file))
-		return;
-	free(*last);
-	*last = strdup(file);
-	if (line > 0)
-		log_warning("%s:%u: %s (recipe ignored; 'dm2 recipe lint' shows every "
-			    "problem)",
-			    file, line, message);
-	else
-		log_warning("%s: %s (recipe ignored)", file, message);
-}
-
-int cli_load_recipes(struct cli *cli, struct recipe_set **ret)
-{
-	_cleanup_free_ char *last = NULL;
-	struct dm2_context *ctx;
-	int r;
-
-	r = cli_context(cli, &ctx);
-	if (r < 0)
-		return cli_exit_code_from_errno(r);
-	r = recipe_set_load(ctx, diag_once, &last, ret);
-	if (r < 0) {
-		log_error_errno(r, "Failed to load recipes: %m");
-		return cli_exit_code_from_errno(r);
-	}
-	return EXIT_OK;
-}
-
-int cli_find_recipe(struct cli *cli, const char *name, struct recipe_set **ret_set,
-		    struct recipe **ret)
-{
-	_cleanup_(recipe_set_freep) struct recipe_set *set = NULL;
-	struct recipe *rcp;
-	int r;
-
-	r = cli_load_recipes(cli, &set);
-	if (r != EXIT_OK)
-		return r;
-	rcp = recipe_set_find(set, name);
-	if (!rcp) {
-		log_error("No recipe '%s'; see 'dm2 recipe list'.", name);
-		return EXIT_NOT_FOUND;
-	}
-	*ret_set = TAKE_PTR(set);
-	*ret = rcp;
-	return EXIT_OK;
-}
-
-int cli_find_kernel(struct cli *cli, const char *release, struct kbw_kernel **ret)
-{
-	struct dm2_context *ctx;
-	int r;
-
-	r = cli_context(cli, &ctx);
-	if (r < 0)
-		return cli_exit_code_from_errno(r);
-	r = kernel_find(ctx, release, ret);
-	if (r == -EINVAL) {
-		log_error("Invalid kernel release '%s': not a directory name.", release);
-		return EXIT_USAGE;
-	}
-	if (r == -ENOENT) {
-		log_error("No kernel '%s' in '%s%slib/modules'.", release, ctx->root,
-			  streq(ctx->root, "/") ? "" : "/");
-		return EXIT_NOT_FOUND;
-	}
-	if (r < 0) {
-		log_error_errno(r, "Failed to probe kernel '%s': %m", release);
-		return cli_exit_code_from_errno(r);
-	}
-	return EXIT_OK;
 }
 
 void cli_json_string(FILE *f, const char *s)

@@ -33,8 +33,8 @@ int cli_context(struct cli *cli, struct dm2_context **ret);
 int cli_exit_code_from_errno(int r);
 
 /*
- * Helpers shared by the verbs. Each logs exactly one line on failure and returns a dm2 exit
- * code (EXIT_OK on success). "usage" is the verb's one-line synopsis, e.g.
+ * Helpers shared by the verbs. Each logs exactly one line on failure and returns a dm2
+ * exit code (EXIT_OK on success). "usage" is the verb's one-line synopsis, e.g.
  * "dm2 build NAME -k KVER [--version V]"; --help prints it on stdout.
  */
 
@@ -46,13 +46,16 @@ int cli_usage_error(const char *usage, const char *format, ...) _printf_(2, 3);
 
 /*
  * getopt_long() with one-line messages of dm2's own. Returns the next option, or -1 when
- * the verb must stop parsing: then *ret_exit is -1 (options done, go on), EXIT_OK (--help
- * or -h: usage printed) or EXIT_USAGE (unknown option or missing argument, logged).
+ * the verb must stop parsing: then *ret_exit is -1 (options done and between min_args
+ * and max_args (-1: no limit) arguments left at argv[optind]: go on), EXIT_OK (--help or
+ * -h: usage printed) or EXIT_USAGE (unknown option, missing option argument, too few or
+ * too many arguments: logged). longopts may be NULL.
  */
-int cli_getopt(int argc, char *argv[], const char *shortopts, const struct option *longopts,
-	       const char *usage, int *ret_exit);
+int cli_getopt(int argc, char *argv[], const char *shortopts,
+	       const struct option *longopts, const char *usage, int min_args,
+	       int max_args, int *ret_exit);
 
-/* After cli_getopt(): are there between min and max (-1: no limit) arguments left? */
+/* Are there between min and max (-1: no limit) arguments at argv[optind]? */
 int cli_check_args(int argc, char *argv[], int min, int max, const char *usage);
 
 /* Subcommands ("dm2 recipe list"): argv[1] picks one, called with argv + 1. Without a
@@ -64,7 +67,8 @@ struct cli_subverb {
 int cli_dispatch(int argc, char *argv[], struct cli *cli, const struct cli_subverb *table,
 		 size_t n, const char *default_name, const char *usage);
 
-/* All recipes; an invalid recipe file is reported once (its first problem) and skipped. */
+/* cli-engine.c (dm2-engine only): all recipes; an invalid recipe file is reported once
+ * (its first problem) and skipped. */
 int cli_load_recipes(struct cli *cli, struct recipe_set **ret);
 /* ...and the one named name: EXIT_NOT_FOUND when there is none. *ret_set owns *ret. */
 int cli_find_recipe(struct cli *cli, const char *name, struct recipe_set **ret_set,

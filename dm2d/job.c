@@ -2,10 +2,12 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "builder.h"
 #include "cache.h"
 #include "compress.h"
+#include "dkms-takeover.h"
 #include "exit-codes.h"
 #include "install.h"
 #include "job.h"
@@ -284,6 +286,73 @@ static void built_done(struct built *b)
 	strv_free(b->names);
 }
 
+/* Strip= (DKMS STRIP[]): `strip -g` (llvm-strip for clang-built kernels) on a private copy
+ * of the module, before it is signed: stripping a signed module would break the signature,
+ * and the copy in the build cache stays as built. The tool runs with a clean environment.
+ * On success the buffer and its size are replaced; on failure *ret_reason says why. */
+static int strip_module(struct job_run *j, const char *name, char **buf, size_t *size,
+			char **ret_reason)
+{
+	static const char *const envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", "LC_ALL=C",
+					   NULL};
+	const char *tool = kbw_kernel_llvm(j->kernel) ? "llvm-strip" : "strip";
+	_cleanup_free_ char *rel = NULL, *abs = NULL, *out = NULL;
+	size_t out_size;
+	int status, r;
+	pid_t pid;
+
+	rel = strjoin(j->work, "/strip-", name);
+	if (!rel)
+		return -ENOMEM;
+	abs = context_path(j->ctx, rel);
+	if (!abs)
+		return -ENOMEM;
+	r = write_file_atomic_at(j->ctx->root_fd, rel, *buf, *size, 0644);
+	if (r < 0)
+		return r;
+
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		int log = open(j->log_path, O_WRONLY | O_APPEND | O_CLOEXEC);
+
+		if (null >= 0) {
+			(void) dup2(null, STDIN_FILENO);
+			(void) dup2(null, STDOUT_FILENO);
+		}
+		(void) dup2(log >= 0 ? log : null, STDERR_FILENO);
+		execvpe(tool, (char *const[]){(char *) tool, (char *) "-g", abs, NULL},
+			(char *const *) envp);
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+			*ret_reason = strjoin("'", tool, "' not found (install ",
+					      streq(tool, "strip") ? "binutils" : "llvm",
+					      ") or set Strip=no");
+		else if (asprintf(ret_reason, "'%s -g %s' failed (%s %d)", tool, name,
+				  WIFEXITED(status) ? "exit status" : "signal",
+				  WIFEXITED(status) ? WEXITSTATUS(status)
+						    : WTERMSIG(status)) < 0)
+			*ret_reason = NULL;
+		(void) unlinkat(j->ctx->root_fd, rel, 0);
+		return -EPROTO;
+	}
+	r = read_full_file_at(j->ctx->root_fd, rel, 0, &out, &out_size);
+	(void) unlinkat(j->ctx->root_fd, rel, 0);
+	if (r < 0)
+		return r;
+	free(*buf);
+	*buf = TAKE_PTR(out);
+	*size = out_size;
+	return 0;
+}
+
 /* Sign, compress, install (under the kernel lock), depmod. */
 static int sign_and_install(struct job_run *j, const struct built *b)
 {
@@ -348,6 +417,26 @@ static int sign_and_install(struct job_run *j, const struct built *b)
 				strjoin("cannot read built module '", b->paths[i], "'");
 			ret = fail(j, "signing", EXIT_SIGN_FAILED, strna(msg));
 			goto finish;
+		}
+		/* A built module the recipe does not list keeps the default, Strip=yes. */
+		if (!m || m->strip) {
+			_cleanup_free_ char *why = NULL;
+
+			r = strip_module(j, b->names[i], &raw, &raw_size, &why);
+			if (r < 0) {
+				_cleanup_free_ char *msg = NULL;
+
+				if (!why) {
+					errno = -r;
+					if (asprintf(&msg, "stripping '%s' failed: %m",
+						     b->names[i]) < 0)
+						msg = NULL;
+				}
+				ret = finish(j, JOB_STATE_FAILED, "building",
+					     EXIT_BUILD_FAILED, why ?: strna(msg),
+					     j->from_cache ? NULL : j->log_path);
+				goto finish;
+			}
 		}
 		if (key) {
 			r = module_sign(key, hash, raw, raw_size, &signed_buf,
@@ -419,7 +508,13 @@ static int sign_and_install(struct job_run *j, const struct built *b)
 	r = install_files(j->ctx, j->db, j->recipe->name, j->kver, items, n, &conflict);
 	if (r < 0) {
 		_cleanup_free_ char *msg = NULL;
-		if (r == -EEXIST)
+		_cleanup_free_ char *dkms_pkg = NULL;
+
+		if (r == -EEXIST && conflict &&
+		    dkms_file_owner(j->ctx, conflict, &dkms_pkg) >= 0)
+			msg = strjoin("'", conflict, "' was installed by DKMS (package '",
+				      dkms_pkg, "'); see 'dm2 dkms takeover'");
+		else if (r == -EEXIST)
 			msg = strjoin("'", strna(conflict),
 				      "' exists and was not installed by dm2");
 		else {

@@ -336,18 +336,6 @@ static char *format_name(const X509_NAME *n)
 	return s;
 }
 
-static char *hex_colon(const unsigned char *p, size_t n)
-{
-	char *s = malloc(n ? n * 3 : 1);
-
-	if (!s)
-		return NULL;
-	s[0] = '\0';
-	for (size_t i = 0; i < n; i++)
-		snprintf(s + i * 3, 4, "%02X%s", p[i], i + 1 < n ? ":" : "");
-	return s;
-}
-
 int key_info_from_cert(const char *cert_path, struct key_info *ret)
 {
 	_cleanup_(key_info_done) struct key_info info = {};
@@ -381,10 +369,10 @@ int key_info_from_cert(const char *cert_path, struct key_info *ret)
 	if (!serial)
 		return -ENOMEM;
 	BN_bn2bin(bn, serial);
-	info.serial = hex_colon(serial, (size_t) n);
+	info.serial = sign_hex_colon(serial, (size_t) n);
 	if (X509_digest(x, EVP_sha256(), md, &md_len) != 1)
 		return -EIO;
-	info.fingerprint = hex_colon(md, md_len);
+	info.fingerprint = sign_hex_colon(md, md_len);
 	info.not_before = format_asn1_time(X509_get0_notBefore(x));
 	info.not_after = format_asn1_time(X509_get0_notAfter(x));
 	pub = X509_get0_pubkey(x);

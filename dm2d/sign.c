@@ -168,7 +168,7 @@ static int store_load(const char *uri, EVP_PKEY **ret_pkey, X509 **ret_cert)
 	return 0;
 }
 
-static char *hex_colon(const unsigned char *p, size_t n)
+char *sign_hex_colon(const unsigned char *p, size_t n)
 {
 	char *s = malloc(n ? n * 3 : 1);
 
@@ -197,7 +197,7 @@ static char *serial_to_string(const ASN1_INTEGER *serial)
 	}
 	BN_bn2bin(bn, der);
 	BN_free(bn);
-	return hex_colon(der, (size_t) n);
+	return sign_hex_colon(der, (size_t) n);
 }
 
 static char *name_cn(const X509_NAME *name)
@@ -506,8 +506,8 @@ int module_verify(const void *mod, size_t len, const char *cert_path,
 		info.key_id = serial_to_string(serial);
 	} else if (keyid) {
 		info.signer = strdup("");
-		info.key_id = hex_colon(ASN1_STRING_get0_data(keyid),
-					(size_t) ASN1_STRING_length(keyid));
+		info.key_id = sign_hex_colon(ASN1_STRING_get0_data(keyid),
+					     (size_t) ASN1_STRING_length(keyid));
 	}
 	CMS_SignerInfo_get0_algs(si, NULL, NULL, &digest, NULL);
 	if (!digest)

@@ -46,6 +46,10 @@ int sign_cert_load_der(const char *cert_path, void **ret_der, size_t *ret_len);
 /* True for "sha256", "sha384", "sha512" (the hashes dm2 signs with; sha1 is refused). */
 bool sign_hash_supported(const char *hash);
 
+/* Bytes as upper-case hex pairs joined by ':' ("0A:1B"), as modinfo shows key ids and
+ * openssl serials; NULL on allocation failure. */
+char *sign_hex_colon(const unsigned char *p, size_t n);
+
 /* Length of the module without any appended signature (the whole length if unsigned). */
 size_t module_unsigned_length(const void *mod, size_t len);
 

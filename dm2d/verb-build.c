@@ -60,7 +60,6 @@ int verb_build(int argc, char *argv[], struct cli *cli)
 	static const struct option options[] = {
 		{"kernel", required_argument, NULL, 'k'},
 		{"version", required_argument, NULL, 'V'},
-		{"json", no_argument, NULL, 'j'},
 		{},
 	};
 	_cleanup_(recipe_set_freep) struct recipe_set *set = NULL;
@@ -77,7 +76,7 @@ int verb_build(int argc, char *argv[], struct cli *cli)
 	struct recipe *rcp;
 	int c, r, ret;
 
-	while ((c = cli_getopt(argc, argv, "k:", options, BUILD_USAGE, &ret)) >= 0)
+	while ((c = cli_getopt(argc, argv, "k:", options, BUILD_USAGE, 1, 1, &ret)) >= 0)
 		switch (c) {
 		case 'k':
 			kver = optarg;
@@ -85,16 +84,10 @@ int verb_build(int argc, char *argv[], struct cli *cli)
 		case 'V':
 			version = optarg;
 			break;
-		case 'j':
-			cli->json = true;
-			break;
 		default:
 			return EXIT_USAGE;
 		}
 	if (ret >= 0)
-		return ret;
-	ret = cli_check_args(argc, argv, 1, 1, BUILD_USAGE);
-	if (ret != EXIT_OK)
 		return ret;
 	if (!kver)
 		return cli_usage_error(BUILD_USAGE, "Missing -k KVER");

@@ -39,7 +39,8 @@ static int open_cache(struct cli *cli, struct dm2_context **ret_ctx, struct cach
 	return EXIT_OK;
 }
 
-#define CACHE_USAGE "dm2 cache {stat | gc [--max-size SIZE] | push|pull [--remote URL] KEY...}"
+#define CACHE_USAGE                                                                      \
+	"dm2 cache {stat | gc [--max-size SIZE] | push|pull [--remote URL] KEY...}"
 #define STAT_USAGE "dm2 cache stat [--json]"
 #define GC_USAGE "dm2 cache gc [--max-size SIZE]"
 #define PUSH_USAGE "dm2 cache push [--remote URL] [KEY...]"
@@ -63,7 +64,6 @@ static void format_bytes(char *buf, size_t n, uint64_t v)
 
 static int cache_stat_verb(int argc, char *argv[], struct cli *cli)
 {
-	static const struct option options[] = {{}};
 	_cleanup_(cache_closep_) struct cache *c = NULL;
 	_cleanup_free_ char *dir = NULL;
 	struct dm2_context *ctx;
@@ -71,12 +71,9 @@ static int cache_stat_verb(int argc, char *argv[], struct cli *cli)
 	char b1[32], b2[32], t1[32], t2[32];
 	int r, ret;
 
-	while (cli_getopt(argc, argv, "", options, STAT_USAGE, &ret) >= 0)
+	while (cli_getopt(argc, argv, "", NULL, STAT_USAGE, 0, 0, &ret) >= 0)
 		return EXIT_USAGE; /* there are no options but --help */
 	if (ret >= 0)
-		return ret;
-	ret = cli_check_args(argc, argv, 0, 0, STAT_USAGE);
-	if (ret != EXIT_OK)
 		return ret;
 	r = open_cache(cli, &ctx, &c);
 	if (r != EXIT_OK)
@@ -125,7 +122,7 @@ static int cache_gc_verb(int argc, char *argv[], struct cli *cli)
 	char b[32];
 	int r, opt, ret;
 
-	while ((opt = cli_getopt(argc, argv, "m:", options, GC_USAGE, &ret)) >= 0) {
+	while ((opt = cli_getopt(argc, argv, "m:", options, GC_USAGE, 0, 0, &ret)) >= 0) {
 		switch (opt) {
 		case 'm':
 			if (parse_size(optarg, &max) < 0) {
@@ -140,9 +137,6 @@ static int cache_gc_verb(int argc, char *argv[], struct cli *cli)
 		}
 	}
 	if (ret >= 0)
-		return ret;
-	ret = cli_check_args(argc, argv, 0, 0, GC_USAGE);
-	if (ret != EXIT_OK)
 		return ret;
 	r = open_cache(cli, &ctx, &c);
 	if (r != EXIT_OK)
@@ -187,7 +181,8 @@ static int cache_remote_verb(int argc, char *argv[], struct cli *cli, bool push)
 	struct cache_remote_options o = {};
 	int r, opt, ret;
 
-	while ((opt = cli_getopt(argc, argv, "r:", options, usage, &ret)) >= 0) {
+	while ((opt = cli_getopt(argc, argv, "r:", options, usage, push ? 0 : 1, -1,
+				 &ret)) >= 0) {
 		switch (opt) {
 		case 'r':
 			remote = optarg;
@@ -198,9 +193,7 @@ static int cache_remote_verb(int argc, char *argv[], struct cli *cli, bool push)
 	}
 	if (ret >= 0)
 		return ret;
-	ret = cli_check_args(argc, argv, push ? 0 : 1, -1, usage);
-	if (ret != EXIT_OK)
-		return ret;
+	ret = EXIT_OK; /* from here: the first failure's exit code */
 	for (int i = optind; i < argc; i++)
 		if (!cache_key_valid(argv[i])) {
 			log_error("'%s' is not a cache key (64 lowercase hex digits).",
@@ -275,10 +268,10 @@ static int cache_pull_verb(int argc, char *argv[], struct cli *cli)
 int verb_cache(int argc, char *argv[], struct cli *cli)
 {
 	static const struct cli_subverb subverbs[] = {
-		{ "stat", cache_stat_verb },
-		{ "gc", cache_gc_verb },
-		{ "push", cache_push_verb },
-		{ "pull", cache_pull_verb },
+		{"stat", cache_stat_verb},
+		{"gc", cache_gc_verb},
+		{"push", cache_push_verb},
+		{"pull", cache_pull_verb},
 	};
 
 	return cli_dispatch(argc, argv, cli, subverbs, ELEMENTSOF(subverbs), NULL,

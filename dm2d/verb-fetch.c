@@ -90,7 +90,7 @@ int verb_fetch(int argc, char *argv[], struct cli *cli)
 	struct recipe *rcp;
 	int c, r, ret;
 
-	while ((c = cli_getopt(argc, argv, "", options, FETCH_USAGE, &ret)) >= 0)
+	while ((c = cli_getopt(argc, argv, "", options, FETCH_USAGE, 1, 1, &ret)) >= 0)
 		switch (c) {
 		case 'V':
 			version = optarg;
@@ -99,9 +99,6 @@ int verb_fetch(int argc, char *argv[], struct cli *cli)
 			return EXIT_USAGE;
 		}
 	if (ret >= 0)
-		return ret;
-	ret = cli_check_args(argc, argv, 1, 1, FETCH_USAGE);
-	if (ret != EXIT_OK)
 		return ret;
 
 	ret = cli_find_recipe(cli, argv[optind], &set, &rcp);

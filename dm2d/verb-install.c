@@ -5,6 +5,7 @@
 #include <inttypes.h>
 
 #include "cli.h"
+#include "control.h"
 #include "db.h"
 #include "install.h"
 #include "job.h"
@@ -160,6 +161,35 @@ int verb_install(int argc, char *argv[], struct cli *cli)
 			log_error("No kernels in '%s/lib/modules'.", ctx->root);
 			return EXIT_NOT_FOUND;
 		}
+	}
+
+	/* A running dm2d does the work (it owns the queue, and its jobs for the same recipe x
+	 * kernel would otherwise wait for our locks); its children set DM2_NO_FORWARD. The
+	 * daemon has no --force, so a forced install always runs here. */
+	if (!o.force) {
+		_cleanup_strv_free_ char **names = NULL;
+		int forwarded = 0;
+
+		for (int i = optind; i < argc; i++)
+			if (strv_extend(&names, argv[i]) < 0)
+				return log_oom(), EXIT_FAILURE_GENERIC;
+		STRV_FOREACH(k, kvers)
+		{
+			int code;
+
+			r = control_try_forward(ctx, names, *k, 0, &code);
+			if (r == -ENOENT && forwarded == 0)
+				break; /* no daemon: run the engine ourselves */
+			if (r < 0) {
+				log_error_errno(r, "Talking to dm2d about '%s' failed: %m", *k);
+				code = EXIT_FAILURE_GENERIC;
+			}
+			forwarded++;
+			if (code != EXIT_OK && exit_code == EXIT_OK)
+				exit_code = code;
+		}
+		if (forwarded > 0)
+			return exit_code;
 	}
 
 	r = recipe_set_load(ctx, on_recipe_diag, NULL, &set);

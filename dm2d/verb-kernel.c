@@ -34,10 +34,10 @@ static void print_json(struct kbw_kernel **ks, size_t n)
 		fputs(", \"sig_hash\": ", stdout);
 		cli_json_string(stdout, kbw_kernel_sig_hash(k));
 		fputs(", \"compression\": ", stdout);
-		cli_json_string(stdout,
-			    kbw_kernel_build_dir(k)
-				    ? kbw_compression_to_string(kbw_kernel_compression(k))
-				    : NULL);
+		cli_json_string(stdout, kbw_kernel_build_dir(k)
+						? kbw_compression_to_string(
+							  kbw_kernel_compression(k))
+						: NULL);
 		fputs(", \"cc\": ", stdout);
 		cli_json_string(stdout, kbw_kernel_cc(k));
 		fputs(", \"vermagic\": ", stdout);
@@ -75,27 +75,15 @@ static void print_table(struct kbw_kernel **ks, size_t n)
 
 static int kernel_list(int argc, char *argv[], struct cli *cli)
 {
-	static const struct option options[] = {
-		{"json", no_argument, NULL, 'j'},
-		{},
-	};
 	struct dm2_context *ctx;
 	struct kbw_kernel **ks = NULL;
 	size_t n = 0;
-	int c, r, ret;
+	int r, ret;
 
-	while ((c = cli_getopt(argc, argv, "", options, KERNEL_LIST_USAGE, &ret)) >= 0)
-		switch (c) {
-		case 'j':
-			cli->json = true;
-			break;
-		default:
-			return EXIT_USAGE;
-		}
+	/* --json is a global option: dm2.c takes it. */
+	while (cli_getopt(argc, argv, "", NULL, KERNEL_LIST_USAGE, 0, 0, &ret) >= 0)
+		return EXIT_USAGE;
 	if (ret >= 0)
-		return ret;
-	ret = cli_check_args(argc, argv, 0, 0, KERNEL_LIST_USAGE);
-	if (ret != EXIT_OK)
 		return ret;
 
 	r = cli_context(cli, &ctx);
@@ -120,7 +108,7 @@ static int kernel_list(int argc, char *argv[], struct cli *cli)
 int verb_kernel(int argc, char *argv[], struct cli *cli)
 {
 	static const struct cli_subverb subverbs[] = {
-		{ "list", kernel_list },
+		{"list", kernel_list},
 	};
 
 	return cli_dispatch(argc, argv, cli, subverbs, ELEMENTSOF(subverbs), "list",

@@ -26,23 +26,15 @@ static void diag_stderr(const char *file, unsigned line, const char *message,
 #define LIST_USAGE "dm2 recipe list [--json]"
 #define SHOW_USAGE "dm2 recipe show NAME"
 
-/* Option parsing for the subcommands: none but --help (and --json, which dm2.c takes).
- * Returns -1 to go on, else the exit code (EXIT_OK after --help). */
+/* The subcommands have no options but --help (--json is global: dm2.c takes it). Returns
+ * -1 to go on, else the exit code (EXIT_OK after --help). */
 static int parse_args(int argc, char *argv[], int min, int max, const char *usage)
 {
-	static const struct option options[] = {
-		{"json", no_argument, NULL, 'j'},
-		{},
-	};
-	int c, ret;
+	int ret;
 
-	while ((c = cli_getopt(argc, argv, "", options, usage, &ret)) >= 0)
-		if (c != 'j')
-			return EXIT_USAGE;
-	if (ret >= 0)
-		return ret;
-	ret = cli_check_args(argc, argv, min, max, usage);
-	return ret == EXIT_OK ? -1 : ret;
+	while (cli_getopt(argc, argv, "", NULL, usage, min, max, &ret) >= 0)
+		return EXIT_USAGE;
+	return ret;
 }
 
 static int recipe_lint(int argc, char *argv[], struct cli *cli)
@@ -122,7 +114,8 @@ static int recipe_list(int argc, char *argv[], struct cli *cli)
 			printf("%s\n  {\"name\":", i ? "," : "");
 			cli_json_string(stdout, strempty(rc->name));
 			printf(",\"versions\":[\"%s\"],\"origin\":", v);
-			cli_json_string(stdout, strempty(recipe_origin_to_string(rc->origin)));
+			cli_json_string(stdout,
+					strempty(recipe_origin_to_string(rc->origin)));
 			printf(",\"file\":");
 			cli_json_string(stdout, strempty(rc->path));
 			printf(",\"license\":");
@@ -177,9 +170,9 @@ static int recipe_show(int argc, char *argv[], struct cli *cli)
 int verb_recipe(int argc, char *argv[], struct cli *cli)
 {
 	static const struct cli_subverb subverbs[] = {
-		{ "lint", recipe_lint },
-		{ "list", recipe_list },
-		{ "show", recipe_show },
+		{"lint", recipe_lint},
+		{"list", recipe_list},
+		{"show", recipe_show},
 	};
 
 	return cli_dispatch(argc, argv, cli, subverbs, ELEMENTSOF(subverbs), NULL,

@@ -16,9 +16,9 @@
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct kbw_kernel *, kbw_kernel_unref);
 
-#define SIGN_USAGE                                                                         \
-	"dm2 sign FILE.ko [--key KEY --cert CERT] [--hash sha256|sha384|sha512] [-k KVER] "   \
-	"[-o OUT] | dm2 sign HASH KEY CERT MODULE [DEST]"
+#define SIGN_USAGE                                                                       \
+	"dm2 sign FILE.ko [--key KEY --cert CERT] [--hash sha256|sha384|sha512] "        \
+	"[-k KVER] [-o OUT] | dm2 sign HASH KEY CERT MODULE [DEST]"
 #define VERIFY_USAGE "dm2 verify FILE.ko[.xz|.zst|.gz] [--cert CERT] [--json]"
 #define KEY_USAGE "dm2 key {generate [--force] | show | adopt-dkms [--force]}"
 
@@ -105,7 +105,7 @@ int verb_sign(int argc, char *argv[], struct cli *cli)
 	struct stat st;
 	int c, r, ret;
 
-	while ((c = cli_getopt(argc, argv, "k:o:", options, SIGN_USAGE, &ret)) >= 0)
+	while ((c = cli_getopt(argc, argv, "k:o:", options, SIGN_USAGE, 1, 5, &ret)) >= 0)
 		switch (c) {
 		case 'K':
 			key_arg = optarg;
@@ -252,7 +252,7 @@ int verb_verify(int argc, char *argv[], struct cli *cli)
 	size_t size;
 	int c, r, ret;
 
-	while ((c = cli_getopt(argc, argv, "", options, VERIFY_USAGE, &ret)) >= 0)
+	while ((c = cli_getopt(argc, argv, "", options, VERIFY_USAGE, 1, 1, &ret)) >= 0)
 		switch (c) {
 		case 'C':
 			free(cert);
@@ -264,9 +264,6 @@ int verb_verify(int argc, char *argv[], struct cli *cli)
 			return EXIT_USAGE;
 		}
 	if (ret >= 0)
-		return ret;
-	ret = cli_check_args(argc, argv, 1, 1, VERIFY_USAGE);
-	if (ret != EXIT_OK)
 		return ret;
 	path = argv[optind];
 
@@ -383,7 +380,7 @@ int verb_key(int argc, char *argv[], struct cli *cli)
 	bool force = false;
 	int c, r, ret;
 
-	while ((c = cli_getopt(argc, argv, "f", options, KEY_USAGE, &ret)) >= 0)
+	while ((c = cli_getopt(argc, argv, "f", options, KEY_USAGE, 1, 1, &ret)) >= 0)
 		switch (c) {
 		case 'f':
 			force = true;
@@ -393,12 +390,10 @@ int verb_key(int argc, char *argv[], struct cli *cli)
 		}
 	if (ret >= 0)
 		return ret;
-	ret = cli_check_args(argc, argv, 1, 1, KEY_USAGE);
-	if (ret != EXIT_OK)
-		return ret;
 	what = argv[optind];
 	/* Before opening the root, so a typo is reported as such. */
-	if (!streq(what, "generate") && !streq(what, "show") && !streq(what, "adopt-dkms"))
+	if (!streq(what, "generate") && !streq(what, "show") &&
+	    !streq(what, "adopt-dkms"))
 		return cli_usage_error(KEY_USAGE, "Unknown command 'dm2 key %s'", what);
 	if (streq(what, "show"))
 		return key_show(cli);

@@ -539,8 +539,9 @@ static void test_cli_lint(void **state)
 	ASSERT_OK(read_full_file_at(t->fd, "err", 0, &out, NULL));
 	_cleanup_free_ char *want = strjoin(bad, ":2: invalid Name= 'bad name'");
 	assert_non_null(strstr(out, want));
+	/* A missing file is "no such file" (4), not an invalid recipe (3). */
 	assert_int_equal(
-		test_system("'%s' recipe lint /nonexistent.recipe 2>/dev/null", dm2), 3);
+		test_system("'%s' recipe lint /nonexistent.recipe 2>/dev/null", dm2), 4);
 	assert_int_equal(test_system("'%s' recipe bogus 2>/dev/null", dm2), 2);
 	assert_int_equal(test_system("cp -r '%s' '%s/extra'", recipes, t->path), 0);
 	assert_int_equal(

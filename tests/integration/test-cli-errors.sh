@@ -105,7 +105,18 @@ check 6 1 "garbage\.tar\.gz" $(r fetch badsum)
 printf '[Recipe]\nName=noserver\nLicense=GPL-2.0\n[Source]\nVersion=1\nURL=http://127.0.0.1:1/x.tar.gz\n[Build]\nModules=g\n' \
 	>"$RECIPES/noserver.recipe"
 check 6 1 "'http://127\.0\.0\.1:1/x\.tar\.gz'" $(r fetch noserver)
-rm "$RECIPES/garbage.recipe" "$RECIPES/badsum.recipe" "$RECIPES/noserver.recipe"
+python3 -c '
+import io, sys, tarfile
+with tarfile.open(sys.argv[1], "w:gz") as t:
+    ti = tarfile.TarInfo("../evil")
+    ti.size = 1
+    t.addfile(ti, io.BytesIO(b"x"))
+' "$T/trav.tar.gz"
+printf '[Recipe]\nName=trav\nLicense=GPL-2.0\n[Source]\nVersion=1\nURL=file://%s\n[Build]\nModules=g\n' \
+	"$T/trav.tar.gz" >"$RECIPES/trav.recipe"
+check 3 1 "entry '\.\./evil': path escapes the source tree" $(r fetch trav)
+[ ! -e "$T/evil" ] || fail "an archive wrote outside its directory"
+rm "$RECIPES"/{garbage,badsum,noserver,trav}.recipe
 
 # ---- dm2 sign / verify / key ----
 check 2 1 "Missing argument; usage: dm2 sign" $(r sign)

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # dm2d's queue survives: kill -9 in the middle of a build, then a restart resumes the job and
 # finishes it; SIGTERM in the middle of a build puts the job back in the queue and the next
-# start finishes it; --exit-when-idle exits 0; a non-root client is refused.
+# start finishes it; --exit-when-idle exits 0; a non-root client is refused; `dm2 install`
+# is forwarded to a running daemon; Needs= orders the daemon's jobs.
 set -euo pipefail
 source "$(dirname "$0")/daemon-lib.sh"
 
@@ -77,5 +78,64 @@ grep -q "Refused 'TRIGGER' from uid" "$T/dm2d.log" || fail "refusal not logged"
 rc=0
 dm2 trigger "$KVER" --wait --timeout 120 >/dev/null || rc=$?
 [ $rc = 0 ] || fail "root trigger --wait exited $rc"
+
+# 4. `dm2 install` while dm2d runs is handed to the daemon, which builds it and reports.
+dm2 uninstall t-one -k "$KVER" >/dev/null
+module_installed "$KVER" dm2t_one && fail "t-one still installed after uninstall"
+n_before=$(grep -c "Building 't-one' for kernel '$KVER'" "$T/dm2d.log" || true)
+rc=0
+out=$(dm2 install t-one -k "$KVER" 2>&1) || rc=$?
+[ $rc = 0 ] || fail "forwarded install exited $rc: $out"
+grep -q "t-one $KVER: installed" <<<"$out" || fail "forwarded install output: $out"
+n_after=$(grep -c "Building 't-one' for kernel '$KVER'" "$T/dm2d.log" || true)
+[ "$n_after" -gt "$n_before" ] || fail "dm2d did not run the forwarded install"
+module_installed "$KVER" dm2t_one || fail "forwarded install: module missing"
+state_is t-one "$KVER" installed || fail "forwarded install: t-one not installed"
+# The exit code is the job's: a recipe that does not compile gives 5, through the daemon too.
+make_recipe t-bad dm2t_bad broken
+rc=0
+out=$(dm2 install t-bad -k "$KVER" 2>&1) || rc=$?
+[ $rc = 5 ] || fail "forwarded install of a broken recipe exited $rc, expected 5: $out"
+grep -q "t-bad $KVER: failed" <<<"$out" || fail "forwarded failure not reported: $out"
+grep -q "Building 't-bad' for kernel '$KVER'" "$T/dm2d.log" || fail "dm2d did not build t-bad"
+rm "$RECIPES/t-bad.recipe"
+# Non-root clients are refused by the daemon (exit 11), even for a --root tree.
+rc=0
+out=$(setpriv --reuid=nobody --regid=nogroup --clear-groups \
+	"$DM2" --root "$ROOT" --recipes "$RECIPES" install t-one -k "$KVER" 2>&1) || rc=$?
+[ $rc = 11 ] || fail "non-root install exited $rc, expected 11: $out"
+grep -q "Refused 'INSTALL' from uid" "$T/dm2d.log" || fail "INSTALL refusal not logged"
+
+# 5. Needs=: the daemon starts a dependant only once what it needs is done.
+mkdir -p "$T/stage/provider-src" "$T/stage/consumer-src"
+echo 'obj-m := provider_mod.o' >"$T/stage/provider-src/Kbuild"
+echo 'obj-m := consumer_mod.o' >"$T/stage/consumer-src/Kbuild"
+printf '%s\n' '#include <linux/module.h>' 'int provider_answer(void) { return 42; }' \
+	'EXPORT_SYMBOL_GPL(provider_answer);' 'MODULE_LICENSE("GPL");' \
+	>"$T/stage/provider-src/provider_mod.c"
+printf '%s\n' '#include <linux/module.h>' 'int provider_answer(void);' \
+	'static int __init i(void) { return provider_answer() == 42 ? 0 : -EINVAL; }' \
+	'module_init(i);' 'MODULE_LICENSE("GPL");' >"$T/stage/consumer-src/consumer_mod.c"
+for r in provider consumer; do
+	printf '[Recipe]\nName=%s\nLicense=GPL-2.0-only\n[Source]\nVersion=1\nPath=%s-src\n' \
+		"$r" "$r" >"$T/stage/$r.recipe"
+	printf '[Build]\nModules=%s_mod\n' "$r" >>"$T/stage/$r.recipe"
+done
+echo 'Needs=provider' >>"$T/stage/consumer.recipe"
+chmod -R a+rX "$T/stage"
+mv "$T/stage/provider-src" "$T/stage/consumer-src" "$RECIPES/"
+# The dependant arrives first: only the scheduler can make it wait.
+mv "$T/stage/consumer.recipe" "$RECIPES/"
+mv "$T/stage/provider.recipe" "$RECIPES/"
+wait_for 240 state_is consumer "$KVER" installed || fail "consumer not installed by dm2d"
+state_is provider "$KVER" installed || fail "provider not installed by dm2d"
+p_done=$(grep -n "recipe=provider, kernel=$KVER, state=installed" "$T/dm2d.log" | head -n1 |
+	cut -d: -f1)
+c_start=$(grep -n "Building 'consumer' for kernel '$KVER'" "$T/dm2d.log" | tail -n1 |
+	cut -d: -f1)
+[ -n "$p_done" ] && [ -n "$c_start" ] && [ "$c_start" -gt "$p_done" ] ||
+	fail "consumer started (line ${c_start:-none}) before provider was done (${p_done:-none})"
+[ "$(modinfo -F depends "$ROOT/lib/modules/$KVER/updates/dm2/consumer_mod.ko")" = \
+	provider_mod ] || fail "consumer built by dm2d does not depend on provider_mod"
 stop_daemon
 echo "ok"

@@ -167,7 +167,16 @@ pass "takeover with the adopted key"
 # ---- dm2 never overwrites DKMS' file (bar compiles again, its DKMS install is still there)
 cp "$T/bar.c" "$ROOT/usr/src/bar-2.0/bar.c"
 expect_exit 8 dm2 install bar -k "$KVER" >"$T/out" 2>&1
-grep -q "updates/dkms/bar.ko' exists and was not installed by dm2" "$T/out" ||
-	fail "install over DKMS' file: $(cat "$T/out")"
+# The refusal names the owner and the way out.
+grep -q "'lib/modules/$KVER/updates/dkms/bar.ko' was installed by DKMS (package 'bar'); see 'dm2 dkms takeover'" \
+	"$T/out" || fail "install over DKMS' file: $(cat "$T/out")"
 cmp "$MODDIR/bar.ko" "$T/bar.ko" || fail "dm2 install touched DKMS' file"
+# A file no DKMS package accounts for: refused all the same, without naming a package.
+mv "$ROOT/var/lib/dkms/bar/kernel-$KVER-$ARCH" "$T/bar.link"
+expect_exit 8 dm2 install bar -k "$KVER" >"$T/out" 2>&1
+mv "$T/bar.link" "$ROOT/var/lib/dkms/bar/kernel-$KVER-$ARCH"
+grep -q "updates/dkms/bar.ko' exists and was not installed by dm2" "$T/out" ||
+	fail "install over a foreign file: $(cat "$T/out")"
+! grep -q "installed by DKMS" "$T/out" || fail "foreign file blamed on DKMS: $(cat "$T/out")"
+cmp "$MODDIR/bar.ko" "$T/bar.ko" || fail "dm2 install touched the foreign file"
 pass "dm2 install refuses DKMS' file"
