@@ -172,22 +172,27 @@ int main(int argc, char *argv[])
 		goto finish;
 	}
 
-	r = -1;
+	const struct verb *verb = NULL;
 	for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
-		if (streq(argv[1], verbs[i].name)) {
-#ifdef DM2_FRONTEND
-			if (!verbs[i].fn) {
-				r = exec_engine(original);
-				break;
-			}
-#endif
-			optind = 0; /* verbs use getopt_long() afresh */
-			r = verbs[i].fn(argc - 1, argv + 1, &cli);
-			break;
-		}
-	if (r < 0) {
+		if (streq(argv[1], verbs[i].name))
+			verb = &verbs[i];
+	if (!verb) {
 		log_error("Unknown command '%s'; see 'dm2 --help'.", argv[1]);
 		r = EXIT_USAGE;
+		goto finish;
+	}
+#ifdef DM2_FRONTEND
+	if (!verb->fn) {
+		r = exec_engine(original);
+		goto finish;
+	}
+#endif
+	optind = 0; /* verbs use getopt_long() afresh */
+	r = verb->fn(argc - 1, argv + 1, &cli);
+	if (r < 0) {
+		/* Verbs return exit codes; a negative errno here is a bug, but still an error. */
+		log_debug("Verb '%s' returned %d.", verb->name, r);
+		r = cli_exit_code_from_errno(r);
 	}
 finish:
 	context_free(cli.ctx);

@@ -600,6 +600,13 @@ int manager_queue(struct manager *m, const char *kver, char **names, char **ret_
 	kbw_kernel_unref(kk);
 	if (!manager_kernel_get(m, kver, true))
 		return -ENOMEM;
+	/* A recipe written a moment ago (before the settle timer re-read the directory) is
+	 * what `dm2 install` asks for right after creating it: re-read once before refusing. */
+	STRV_FOREACH(n, names)
+		if (!recipe_set_find(m->recipes, *n)) {
+			(void) recipes_reload(m);
+			break;
+		}
 	STRV_FOREACH(n, names)
 		if (!recipe_set_find(m->recipes, *n)) {
 			if (ret_missing)
