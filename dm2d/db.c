@@ -9,6 +9,8 @@
 #include "shared/fs-util.h"
 #include "shared/util.h"
 
+#define DB_BUSY_TIMEOUT_MSEC (60 * 1000)
+
 struct db {
 	sqlite3 *sql;
 	bool writable;
@@ -296,7 +298,10 @@ int db_open_path(const char *path, bool writable, struct db **ret)
 	if (rc != SQLITE_OK)
 		return sql_err(d->sql, rc);
 
-	sqlite3_busy_timeout(d->sql, 5000);
+	/* Writers hold the lock for milliseconds, but on a loaded machine (parallel builds
+	 * fsyncing, synchronous=FULL) one commit can take seconds: a job must not fail, or
+	 * a daemon miss a transition, because the disk was slow. */
+	sqlite3_busy_timeout(d->sql, DB_BUSY_TIMEOUT_MSEC);
 	r = exec(d, "PRAGMA foreign_keys = ON");
 	if (r < 0)
 		return r;

@@ -286,10 +286,11 @@ static void built_done(struct built *b)
 	strv_free(b->names);
 }
 
-/* Strip= (DKMS STRIP[]): `strip -g` (llvm-strip for clang-built kernels) on a private copy
- * of the module, before it is signed: stripping a signed module would break the signature,
- * and the copy in the build cache stays as built. The tool runs with a clean environment.
- * On success the buffer and its size are replaced; on failure *ret_reason says why. */
+/* Strip= (DKMS STRIP[]): `strip -g` (llvm-strip for clang-built kernels) on a private
+ * copy of the module, before it is signed: stripping a signed module would break the
+ * signature, and the copy in the build cache stays as built. The tool runs with a clean
+ * environment. On success the buffer and its size are replaced; on failure *ret_reason
+ * says why. */
 static int strip_module(struct job_run *j, const char *name, char **buf, size_t *size,
 			char **ret_reason)
 {

@@ -21,6 +21,15 @@ make_recipe t-bad dm2t_bad broken
 
 export DM2_HOOK_DM2=$DM2 DM2_HOOK_DM2D=$DM2D DM2_HOOK_ROOT=$ROOT DM2_HOOK_TIMEOUT=300
 
+# Fail with what dm2 knows about the job: its status line and the end of its build log.
+job_fail() { # recipe message
+	echo "---- dm2 status -k $KVER ----" >&2
+	dm2 status -k "$KVER" >&2 || true
+	echo "---- dm2 log $1 -k $KVER (tail) ----" >&2
+	dm2 log "$1" -k "$KVER" 2>&1 | tail -n 20 >&2 || true
+	fail "$2"
+}
+
 # A copy of a wrapper that calls the hook from the build tree instead of libexec.
 wrapper() {
 	sed "s#^/[^ ]*/kernel-hook #$HOOK #" "$UNITS/$1" >"$T/$1"
@@ -44,7 +53,7 @@ rc=0
 grep -q "failed to build for kernel $KVER" "$T/out" || fail "hook does not report the failure: $(cat "$T/out")"
 grep -q "dm2 log NAME -k $KVER" "$T/out" || fail "hook does not say how to see the log"
 grep -q "t-bad" "$T/out" || fail "hook does not name the failed recipe: $(cat "$T/out")"
-state_is t-good "$KVER" installed || fail "t-good not installed by the inline hook"
+state_is t-good "$KVER" installed || job_fail t-good "t-good not installed by the inline hook"
 state_is t-bad "$KVER" failed || fail "t-bad not recorded as failed"
 [ -S "$ROOT/run/dm2/control" ] && fail "the inline run left a control socket behind"
 
@@ -61,7 +70,7 @@ rc=0
 "$(wrapper debian-postinst)" "$KVER" /boot/vmlinuz-$KVER >"$T/out" 2>&1 || rc=$?
 [ $rc = 0 ] || fail "postinst hook exited $rc with dm2d running"
 grep -q "t-bad $KVER: failed" "$T/out" || fail "hook via dm2d does not show the failure: $(cat "$T/out")"
-state_is t-good "$KVER" installed || fail "t-good not installed via dm2d"
+state_is t-good "$KVER" installed || job_fail t-good "t-good not installed via dm2d"
 module_installed "$KVER" dm2t_good || fail "t-good module missing"
 [ -f "$ROOT/lib/modules/$KVER/modules.dep" ] || fail "no depmod before the hook returned"
 
