@@ -4,12 +4,15 @@
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "db.h"
 #include "shared/fs-util.h"
 #include "shared/util.h"
 
 #define DB_BUSY_TIMEOUT_MSEC (60 * 1000)
+/* How long to retry switching a fresh database to WAL (see set_wal()). */
+#define DB_WAL_SWITCH_TIMEOUT_USEC (10 * 1000000ULL)
 
 struct db {
 	sqlite3 *sql;
@@ -280,6 +283,25 @@ fail:
 	return r;
 }
 
+/*
+ * Switching a fresh database to WAL needs an exclusive lock, and SQLite answers
+ * SQLITE_BUSY at once, without calling the busy handler, when another process opens the
+ * same fresh file at that moment (two jobs starting together on a new root). Once the
+ * file is in WAL mode the pragma is a no-op, so this only ever waits on first use.
+ */
+static int set_wal(struct db *d)
+{
+	uint64_t deadline = now_mono_usec() + DB_WAL_SWITCH_TIMEOUT_USEC;
+	int r;
+
+	for (;;) {
+		r = exec(d, "PRAGMA journal_mode = WAL");
+		if (r != -EBUSY || now_mono_usec() >= deadline)
+			return r;
+		(void) usleep(10000 + (unsigned) (now_mono_usec() % 20000));
+	}
+}
+
 int db_open_path(const char *path, bool writable, struct db **ret)
 {
 	_cleanup_(db_closep) struct db *d = NULL;
@@ -309,7 +331,7 @@ int db_open_path(const char *path, bool writable, struct db **ret)
 		/* WAL: readers (dm2 status) never block the writer. The write volume is
 		 * tiny, so FULL costs nothing and keeps the last transitions across power
 		 * loss. */
-		r = exec(d, "PRAGMA journal_mode = WAL");
+		r = set_wal(d);
 		if (r < 0)
 			return r;
 		r = exec(d, "PRAGMA synchronous = FULL");

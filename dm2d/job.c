@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -22,6 +23,7 @@
 #include "source.h"
 
 #define JOB_MAX_NEEDS_DEPTH 8
+#define CACHE_OPEN_TIMEOUT_USEC (30 * 1000000ULL)
 
 void job_result_done(struct job_result *r)
 {
@@ -67,6 +69,48 @@ static void cache_closep(struct cache **c)
 static void cache_entry_freep(struct cache_entry **e)
 {
 	cache_entry_free(*e);
+}
+
+/* SIGTERM (dm2d stopping, systemd) and SIGINT (Ctrl-C) during a build: kbuild runs in its
+ * own session, so the signal never reaches it; kill its whole process group, let the job
+ * record the interruption and the caller re-raise the signal (job_interrupted()). Outside
+ * a build the signal keeps its default action, as before. */
+static volatile sig_atomic_t in_build, interrupted;
+
+static void on_stop_signal(int sig)
+{
+	if (!in_build) {
+		(void) signal(sig, SIG_DFL);
+		(void) raise(sig);
+		return;
+	}
+	interrupted = sig;
+	kbw_build_cancel_all();
+}
+
+static void install_stop_handlers(void)
+{
+	static bool done;
+	static const int sigs[] = {SIGTERM, SIGINT};
+
+	if (done)
+		return;
+	done = true;
+	for (size_t i = 0; i < ELEMENTSOF(sigs); i++) {
+		struct sigaction old, sa = {.sa_handler = on_stop_signal,
+					    .sa_flags = SA_RESTART};
+
+		/* A signal the caller ignores (nohup, background jobs) stays ignored. */
+		if (sigaction(sigs[i], NULL, &old) < 0 || old.sa_handler == SIG_IGN)
+			continue;
+		sigemptyset(&sa.sa_mask);
+		(void) sigaction(sigs[i], &sa, NULL);
+	}
+}
+
+int job_interrupted(void)
+{
+	return interrupted;
 }
 
 /* Everything one run needs, so each stage is a small function. */
@@ -216,7 +260,16 @@ static int open_cache(struct dm2_context *ctx, struct cache **ret)
 	index = path_join(dir, "index.db");
 	if (!index)
 		return -ENOMEM;
-	return cache_open(dir, index, ret);
+	/* Two jobs starting together on a fresh cache: SQLite refuses the second one's switch
+	 * of the new index to WAL with SQLITE_BUSY at once (no busy handler runs for it), so
+	 * cache_open() fails with -EBUSY although waiting a moment is all it takes. */
+	for (uint64_t deadline = now_mono_usec() + CACHE_OPEN_TIMEOUT_USEC;;) {
+		int r = cache_open(dir, index, ret);
+
+		if (r != -EBUSY || now_mono_usec() >= deadline)
+			return r;
+		(void) usleep(10000 + (unsigned) (now_mono_usec() % 20000));
+	}
 }
 
 static int run_job(struct dm2_context *ctx, struct db *d, const struct recipe_set *set,
@@ -667,8 +720,19 @@ static int pipeline(struct job_run *j, const struct recipe_source *src)
 		r = mkdir_p_at(j->ctx->root_fd, log_dir, 0755);
 		if (r < 0)
 			return log_error_errno(r, "Failed to create '%s': %m", log_dir);
+		in_build = 1;
 		r = builder_build(j->ctx, j->recipe, j->kernel, src_abs, build_abs,
 				  j->log_path, needs, &br);
+		in_build = 0;
+		if (interrupted) {
+			_cleanup_free_ char *m = NULL;
+
+			if (asprintf(&m, "interrupted by signal %s",
+				     sigabbrev_np(interrupted) ?: "?") < 0)
+				m = NULL;
+			return finish(j, JOB_STATE_FAILED, "building", EXIT_BUILD_FAILED,
+				      strna(m), j->log_path);
+		}
 		if (r < 0) {
 			_cleanup_free_ char *m = NULL;
 			errno = -r;
@@ -926,5 +990,6 @@ int job_run(struct dm2_context *ctx, struct db *d, const char *recipe, const cha
 		set = owned;
 	}
 	kernels_setup_log();
+	install_stop_handlers();
 	return run_job(ctx, d, set, recipe, kver, o, 0, ret);
 }

@@ -53,3 +53,11 @@ void job_result_done(struct job_result *r);
  */
 int job_run(struct dm2_context *ctx, struct db *d, const char *recipe, const char *kver,
 	    const struct job_options *o, struct job_result *ret);
+
+/*
+ * job_run() makes SIGTERM and SIGINT (unless ignored) stop a build in progress together
+ * with every process of it (kbw_build_cancel_all()); that job then ends failed at
+ * building, "interrupted by signal TERM". Returns that signal (0: none): the caller stops
+ * its batch and re-raises it. A signal outside a build has its default action.
+ */
+int job_interrupted(void);

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 
 #include "cli.h"
 #include "control.h"
@@ -218,6 +219,17 @@ int verb_install(int argc, char *argv[], struct cli *cli)
 			struct job_result res = {};
 
 			r = job_run(ctx, d, argv[i], *k, &o, &res);
+			if (job_interrupted()) {
+				/* The build was killed; die of the signal as the caller asked
+				 * (dm2d puts the job back in its queue). */
+				int sig = job_interrupted();
+
+				job_result_done(&res);
+				db_close(TAKE_PTR(d));
+				(void) signal(sig, SIG_DFL);
+				(void) raise(sig);
+				return EXIT_FAILURE_GENERIC;
+			}
 			if (r < 0) {
 				if (exit_code == EXIT_OK)
 					exit_code = cli_exit_code_from_errno(r);

@@ -3,7 +3,8 @@
  * Run one kbuild build of an external module: a private copy of the sources owned by the
  * build user, a child in new mount + network namespaces with the kernel tree bind-mounted
  * read-only, privileges dropped, rlimits, a clean environment and a timeout enforced by
- * the parent.
+ * the parent. The processes themselves (guardian, process group, cancellation) are in
+ * build-process.c.
  */
 #include <fcntl.h>
 #include <grp.h>
@@ -137,8 +138,10 @@ static void write_proc(const char *file, const char *text)
 	}
 }
 
-static _Noreturn void run_child(const struct child_args *a)
+static _Noreturn void run_child(const void *arg)
 {
+	const struct child_args *a = arg;
+	pid_t guardian = getppid();
 	bool root = geteuid() == 0;
 	uid_t outer_uid = getuid();
 	gid_t outer_gid = getgid();
@@ -146,8 +149,6 @@ static _Noreturn void run_child(const struct child_args *a)
 	struct rlimit rl;
 	int null_fd;
 
-	if (setsid() < 0)
-		child_fail(a, "setsid() failed");
 	null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 ||
 	    dup2(a->log_fd, STDOUT_FILENO) < 0 || dup2(a->log_fd, STDERR_FILENO) < 0)
@@ -208,6 +209,10 @@ static _Noreturn void run_child(const struct child_args *a)
 	(void) close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
 	/* Tell the parent who we are now; the pipe closes on exec. */
 	dprintf(a->report_fd, "uid %u\nnet %d\n", (unsigned) getuid(), net ? 1 : 0);
+	/* Changing credentials (the build user, a user namespace) cleared the parent-death
+	 * signal set right after fork(). */
+	if (kbw_process_die_with_parent(guardian, SIGKILL) < 0)
+		child_fail(a, "The build was stopped while starting");
 	/* Last: this process may already map more than the limit (sanitizer shadow memory),
 	 * so nothing may allocate between here and execve(), which starts a fresh image. */
 	if (a->memory_max > 0) {
@@ -311,58 +316,6 @@ static int parse_report(int fd, struct kbw_build_result *res, char **ret_error)
 				return -ENOMEM;
 		}
 	}
-	return 0;
-}
-
-/* Wait for pid; kill its process group when the deadline passes. */
-static int wait_child(pid_t pid, uint64_t timeout_usec, int *ret_status,
-		      bool *ret_timed_out)
-{
-	_kbw_cleanup_close_ int pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
-	struct timespec start;
-	bool timed_out = false;
-	int status;
-
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	while (timeout_usec > 0) {
-		struct timespec now;
-		uint64_t elapsed;
-		int ms;
-
-		if (waitpid(pid, &status, WNOHANG) == pid)
-			goto done;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		elapsed = (uint64_t) (now.tv_sec - start.tv_sec) * 1000000u +
-			  (uint64_t) ((now.tv_nsec - start.tv_nsec) / 1000);
-		if (elapsed >= timeout_usec) {
-			timed_out = true;
-			(void) kill(-pid, SIGKILL);
-			(void) kill(pid, SIGKILL);
-			break;
-		}
-		ms = (int) MIN_U64((timeout_usec - elapsed + 999) / 1000, 1000);
-		if (pidfd >= 0) {
-			struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
-
-			(void) poll(&pfd, 1, ms);
-		} else {
-			struct timespec ts = {0, 20 * 1000 * 1000};
-
-			(void) nanosleep(&ts, NULL);
-		}
-	}
-	for (;;) {
-		if (waitpid(pid, &status, 0) == pid)
-			break;
-		if (errno != EINTR)
-			return -errno;
-	}
-	if (timed_out)
-		/* Anything of the build still alive in its process group goes too. */
-		(void) kill(-pid, SIGKILL);
-done:
-	*ret_status = status;
-	*ret_timed_out = timed_out;
 	return 0;
 }
 
@@ -553,7 +506,7 @@ KBW_EXPORT int kbw_build(const struct kbw_kernel *k, const struct kbw_build_para
 	gid_t gid;
 	int r, status = 0;
 	bool timed_out = false;
-	pid_t pid;
+	struct kbw_process proc;
 
 	if (!k || !p || !p->source_dir || !p->work_dir || !p->log_path ||
 	    p->work_dir[0] != '/')
@@ -655,12 +608,7 @@ KBW_EXPORT int kbw_build(const struct kbw_kernel *k, const struct kbw_build_para
 		r = -errno;
 		goto fail;
 	}
-	pid = fork();
-	if (pid < 0) {
-		r = -errno;
-		goto fail;
-	}
-	if (pid == 0) {
+	{
 		struct child_args a = {
 			.k = k,
 			.argv = argv,
@@ -677,17 +625,17 @@ KBW_EXPORT int kbw_build(const struct kbw_kernel *k, const struct kbw_build_para
 			.isolate = p->isolate,
 		};
 
-		run_child(&a);
+		r = kbw_process_start(run_child, &a, pipe_fds[1], &proc);
+		if (r < 0)
+			goto fail;
 	}
 	pipe_fds[1] = kbw_close(pipe_fds[1]);
-	r = parse_report(pipe_fds[0], res, &setup_error);
+	r = proc.pid > 0 ? parse_report(pipe_fds[0], res, &setup_error) : 0;
 	pipe_fds[0] = kbw_close(pipe_fds[0]);
-	if (r < 0) {
-		(void) kill(-pid, SIGKILL);
-		(void) kill(pid, SIGKILL);
-	}
+	if (r < 0)
+		kbw_process_kill(&proc);
 	{
-		int w = wait_child(pid, p->timeout_usec, &status, &timed_out);
+		int w = kbw_process_wait(&proc, p->timeout_usec, &status, &timed_out);
 
 		if (r >= 0)
 			r = w;
@@ -701,7 +649,11 @@ KBW_EXPORT int kbw_build(const struct kbw_kernel *k, const struct kbw_build_para
 	else
 		res->exit_status = -1;
 
-	if (setup_error) {
+	if (proc.cancelled) {
+		res->reason = strdup("build cancelled");
+		res->exit_status = -1;
+		dprintf(log_fd, "dm2: build cancelled\n");
+	} else if (setup_error) {
 		res->reason = kbw_asprintf("sandbox setup failed: %s", setup_error);
 		res->exit_status = -1;
 	} else if (timed_out) {

@@ -72,8 +72,8 @@ void kbw_sha256_final_hex(struct kbw_sha256 *s, char out[65]);
 void kbw_sha256_free(struct kbw_sha256 *s);
 
 struct kbw_config_entry {
-	char *name;  /* "CONFIG_FOO" */
-	char *value; /* without quotes */
+	char *name;  /* "CONFIG_FOO", points into kbw_kernel.config_text */
+	char *value; /* without quotes, ditto */
 };
 
 struct kbw_kernel {
@@ -83,6 +83,7 @@ struct kbw_kernel {
 	char *build_dir; /* realpath, or NULL */
 	bool complete;
 	char *reason;
+	char *config_text; /* .config, parsed in place */
 	struct kbw_config_entry *config;
 	size_t n_config;
 	char *arch, *srcarch;
@@ -90,11 +91,30 @@ struct kbw_kernel {
 	bool llvm;
 	enum kbw_compression compression;
 	char *vermagic;
-	char *identity;
+	char *identity; /* computed on first use by kbw_kernel_identity() */
 	char *version;
 	char **ro_paths; /* trees the build reads: bind-mounted read-only in the sandbox
 			  */
 };
+
+/* build-process.c: one build's guardian process and its process group. */
+struct kbw_process {
+	pid_t pid;	/* the guardian: also the process group of the build; 0 when gone */
+	int slot;	/* in the table kbw_build_cancel_all() reads, or -1 */
+	bool cancelled; /* kbw_build_cancel_all() was called for it */
+};
+/* Fork the guardian, which forks the worker that calls run(arg) (which must exec or
+ * _exit). report_fd is only for the guardian's own setup errors ("error ...\n"). */
+int kbw_process_start(void (*run)(const void *arg), const void *arg, int report_fd,
+		      struct kbw_process *ret);
+/* SIGKILL to the whole group of the build. */
+void kbw_process_kill(const struct kbw_process *p);
+/* Wait until the guardian exits, killing the group when timeout_usec (0: none) passes;
+ * then kill whatever is left in the group and reap. Status as from waitpid(). */
+int kbw_process_wait(struct kbw_process *p, uint64_t timeout_usec, int *ret_status,
+		     bool *ret_timed_out);
+/* prctl(PR_SET_PDEATHSIG, sig), then -ESRCH if getppid() is no longer parent. */
+int kbw_process_die_with_parent(pid_t parent, int sig);
 
 static inline int kbw_close(int fd)
 {

@@ -66,7 +66,9 @@ const char *kbw_kernel_cc_version_text(const struct kbw_kernel *k);
 /* The vermagic string modules built for this kernel must carry, e.g.
  * "6.1.0-56-amd64 SMP preempt mod_unload modversions ". */
 const char *kbw_kernel_vermagic(const struct kbw_kernel *k);
-/* sha256 (hex) over .config, Module.symvers, the release and the compiler version text. */
+/* sha256 (hex) over .config, Module.symvers, the release and the compiler version text.
+ * Computed on the first call and cached in k (probing never reads Module.symvers nor loads
+ * OpenSSL); NULL when the kernel is incomplete or the files cannot be read. */
 const char *kbw_kernel_identity(const struct kbw_kernel *k);
 /* Major.minor.patch of the kernel, parsed from the release or the Makefile (for ranges). */
 const char *kbw_kernel_version(const struct kbw_kernel *k);
@@ -106,6 +108,14 @@ struct kbw_build_result {
  * result->exit_status and result->reason), < 0 when it could not be run at all. */
 int kbw_build(const struct kbw_kernel *k, const struct kbw_build_params *p,
 	      struct kbw_build_result **ret);
+/* Every build runs in its own process group under a small guardian process: when the caller
+ * dies (even by SIGKILL) or the build times out or is cancelled, the whole group is killed,
+ * compilers and $(shell ...) children included. */
+
+/* Kill every build of this process that is in progress: kbw_build() then returns 0 with
+ * result->reason "build cancelled". Async-signal-safe: meant for a SIGTERM/SIGINT handler. */
+void kbw_build_cancel_all(void);
+
 /* Success means: exit status 0, every expected module produced, vermagic matched. */
 bool kbw_build_succeeded(const struct kbw_build_result *r);
 struct kbw_build_result *kbw_build_result_free(struct kbw_build_result *r);

@@ -16,11 +16,8 @@ static struct kbw_kernel *kernel_free(struct kbw_kernel *k)
 	free(k->modules_dir);
 	free(k->build_dir);
 	free(k->reason);
-	for (size_t i = 0; i < k->n_config; i++) {
-		free(k->config[i].name);
-		free(k->config[i].value);
-	}
 	free(k->config);
+	free(k->config_text);
 	free(k->arch);
 	free(k->srcarch);
 	free(k->cc);
@@ -54,7 +51,9 @@ static void kernel_unrefp(struct kbw_kernel **k)
 	kbw_kernel_unref(*k);
 }
 
-/* Parse .config: "CONFIG_X=value", values in quotes unescaped ("\"" and "\\"). */
+/* Parse .config in place: "CONFIG_X=value", values in quotes unescaped ("\"" and "\\").
+ * The entries point into text, which the kernel object keeps: one allocation for a few
+ * thousand options instead of two each, which matters for a daemon holding every kernel. */
 static int parse_config(struct kbw_kernel *k, char *text)
 {
 	size_t cap = 0;
@@ -90,15 +89,14 @@ static int parse_config(struct kbw_kernel *k, char *text)
 				return -ENOMEM;
 			k->config = e;
 		}
-		e = &k->config[k->n_config];
-		e->name = strdup(line);
-		e->value = strdup(v);
-		if (!e->name || !e->value) {
-			free(e->name);
-			free(e->value);
-			return -ENOMEM;
-		}
-		k->n_config++;
+		k->config[k->n_config++] = (struct kbw_config_entry){.name = line, .value = v};
+	}
+	if (k->n_config > 0 && k->n_config < cap) {
+		/* Give back the unused part of the last doubling. */
+		struct kbw_config_entry *e = realloc(k->config, k->n_config * sizeof(*e));
+
+		if (e)
+			k->config = e;
 	}
 	return 0;
 }
@@ -366,7 +364,7 @@ static int hash_file(struct kbw_sha256 *s, const char *label, const char *path)
 	return 0;
 }
 
-static int compute_identity(struct kbw_kernel *k)
+static int compute_identity(const struct kbw_kernel *k, char **ret)
 {
 	struct kbw_sha256 *s = NULL;
 	_kbw_cleanup_free_ char *config = kbw_asprintf("%s/.config", k->build_dir);
@@ -394,8 +392,8 @@ static int compute_identity(struct kbw_kernel *k)
 			  strlen(k->cc_version_text ?: "") + 1);
 	kbw_sha256_final_hex(s, hex);
 	kbw_sha256_free(s);
-	k->identity = strdup(hex);
-	return k->identity ? 0 : -ENOMEM;
+	*ret = strdup(hex);
+	return *ret ? 0 : -ENOMEM;
 }
 
 /* utsrelease.h: #define UTS_RELEASE "6.1.0-56-amd64" */
@@ -420,7 +418,7 @@ static int probe_tree(struct kbw_kernel *k)
 		"include/config/auto.conf",
 		"scripts/mod/modpost",
 	};
-	_kbw_cleanup_free_ char *config = NULL, *kernelvariables = NULL, *uts = NULL,
+	_kbw_cleanup_free_ char *kernelvariables = NULL, *uts = NULL,
 				*uts_release = NULL, *kernel_release = NULL,
 				*makefile = NULL, *p = NULL;
 	const char *cc_text;
@@ -439,9 +437,9 @@ static int probe_tree(struct kbw_kernel *k)
 	p = kbw_asprintf("%s/.config", k->build_dir);
 	if (!p)
 		return -ENOMEM;
-	r = kbw_read_file(p, 0, &config, NULL);
+	r = kbw_read_file(p, 0, &k->config_text, NULL);
 	if (r >= 0) {
-		r = parse_config(k, config);
+		r = parse_config(k, k->config_text);
 		if (r < 0)
 			return r;
 	}
@@ -530,10 +528,10 @@ static int probe_tree(struct kbw_kernel *k)
 		return set_incomplete(k,
 				      kbw_asprintf("Cannot tell the architecture of '%s'",
 						   k->build_dir));
-	r = set_vermagic(k, uts_release);
-	if (r < 0)
-		return r;
-	return compute_identity(k);
+	/* The identity (a sha256 over .config and the large Module.symvers) is computed on
+	 * the first kbw_kernel_identity() call: a daemon probing every kernel never pays
+	 * for it, nor loads OpenSSL, until a build needs it. */
+	return set_vermagic(k, uts_release);
 }
 
 KBW_EXPORT int kbw_kernel_probe(const char *modules_dir, const char *release,
@@ -587,11 +585,8 @@ KBW_EXPORT int kbw_kernel_probe(const char *modules_dir, const char *release,
 	}
 	if (r < 0)
 		return r;
-	if (!k->complete) {
+	if (!k->complete)
 		kbw_log(LOG_DEBUG, "Kernel %s is incomplete: %s", release, k->reason);
-		free(k->identity);
-		k->identity = NULL;
-	}
 	*ret = KBW_TAKE_PTR(k);
 	return 0;
 }
@@ -675,6 +670,20 @@ KBW_EXPORT const char *kbw_kernel_vermagic(const struct kbw_kernel *k)
 
 KBW_EXPORT const char *kbw_kernel_identity(const struct kbw_kernel *k)
 {
+	/* A cache, not state: the object stays logically const. */
+	struct kbw_kernel *m = (struct kbw_kernel *) k;
+	int r;
+
+	if (!k->complete)
+		return NULL;
+	if (k->identity)
+		return k->identity;
+	r = compute_identity(k, &m->identity);
+	if (r < 0) {
+		kbw_log(LOG_ERR, "Cannot compute the identity of kernel %s: %s", k->release,
+			strerror(-r));
+		return NULL;
+	}
 	return k->identity;
 }
 

@@ -337,6 +337,54 @@ static void test_concurrent_reader(void **state)
 	sqlite3_finalize(st);
 }
 
+/* Several processes opening the same fresh state db at once (jobs starting together on a
+ * new root) all succeed: SQLite's immediate SQLITE_BUSY for the switch to WAL is retried.
+ * Each round starts the openers together behind a pipe so they really race. */
+static void test_concurrent_first_open(void **state)
+{
+	_cleanup_(test_rootp) struct test_root *t = test_root_new();
+	enum { ROUNDS = 40, OPENERS = 4 };
+
+	for (int round = 0; round < ROUNDS; round++) {
+		_cleanup_free_ char *path = NULL;
+		char name[32];
+		pid_t pids[OPENERS];
+		int go[2];
+
+		snprintf(name, sizeof(name), "fresh-%d.db", round);
+		path = path_join(t->path, name);
+		assert_non_null(path);
+		assert_int_equal(pipe(go), 0);
+		for (int i = 0; i < OPENERS; i++) {
+			pids[i] = fork();
+			assert_true(pids[i] >= 0);
+			if (pids[i] == 0) {
+				struct db *d = NULL;
+				char c;
+				int r;
+
+				close(go[1]);
+				(void) !read(go[0], &c, 1); /* EOF: everyone starts now */
+				r = db_open_path(path, true, &d);
+				if (r >= 0)
+					r = db_kernel_upsert(d, "6.1", NULL, NULL, "complete",
+							     NULL);
+				db_close(d);
+				_exit(r < 0 ? 1 : 0);
+			}
+		}
+		close(go[0]);
+		close(go[1]);
+		for (int i = 0; i < OPENERS; i++) {
+			int status;
+
+			assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+			assert_true(WIFEXITED(status));
+			assert_int_equal(WEXITSTATUS(status), 0);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -345,6 +393,7 @@ int main(void)
 		cmocka_unit_test(test_job_transitions),
 		cmocka_unit_test(test_kernels_and_files),
 		cmocka_unit_test(test_concurrent_reader),
+		cmocka_unit_test(test_concurrent_first_open),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

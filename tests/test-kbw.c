@@ -4,9 +4,12 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <dirent.h>
 #include <pwd.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "libkbuild-wrap.h"
 #include "shared/fs-util.h"
@@ -456,6 +459,215 @@ static void test_build_command(void **state)
 	build_done(&b);
 }
 
+static void closedirp(DIR **d)
+{
+	if (*d)
+		closedir(*d);
+}
+
+/* Field n (1-based as in proc(5): 4 ppid, 6 session) of /proc/PID/stat, and its state. */
+static long proc_stat_field(pid_t pid, int n, char *ret_state)
+{
+	_cleanup_free_ char *text = NULL, *path = NULL;
+	char *p;
+	long v = -1;
+
+	assert_true(asprintf(&path, "/proc/%d/stat", (int) pid) > 0);
+	if (read_full_file_at(AT_FDCWD, path, 0, &text, NULL) < 0)
+		return -1;
+	p = strrchr(text, ')'); /* the command name may hold spaces and parentheses */
+	if (!p || p[1] != ' ')
+		return -1;
+	if (ret_state)
+		*ret_state = p[2];
+	p += 2; /* field 3 */
+	for (int i = 3; i <= n && p; i++) {
+		v = strtol(p, NULL, 10);
+		p = strchr(p, ' ');
+		if (p)
+			p++;
+	}
+	return v;
+}
+
+static char *proc_comm(pid_t pid)
+{
+	char *text = NULL, path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int) pid);
+	if (read_full_file_at(AT_FDCWD, path, 0, &text, NULL) < 0)
+		return NULL;
+	text[strcspn(text, "\n")] = '\0';
+	return text;
+}
+
+/* Live (non-zombie) processes whose session or parent is 'id' (by 'field'); sets
+ * *ret_sleep when one of them is sleep(1) and *ret_first to one of them. */
+static int count_procs(int field, pid_t id, bool *ret_sleep, pid_t *ret_first)
+{
+	_cleanup_(closedirp) DIR *d = opendir("/proc");
+	struct dirent *de;
+	int n = 0;
+
+	assert_non_null(d);
+	if (ret_sleep)
+		*ret_sleep = false;
+	while ((de = readdir(d))) {
+		pid_t pid = (pid_t) strtol(de->d_name, NULL, 10);
+		char state = 0;
+
+		if (pid <= 0 || proc_stat_field(pid, field, &state) != id || state == 'Z')
+			continue;
+		n++;
+		if (ret_first)
+			*ret_first = pid;
+		if (ret_sleep) {
+			_cleanup_free_ char *comm = proc_comm(pid);
+
+			if (comm && streq(comm, "sleep"))
+				*ret_sleep = true;
+		}
+	}
+	return n;
+}
+
+/* Fork a process that runs the hanging build; return it once the build's $(shell sleep 60)
+ * runs, with the session of the build (its guardian's pid). */
+static pid_t start_hanging_build(struct build *b, void (*on_term)(int), pid_t *ret_session)
+{
+	pid_t pid;
+
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct kbw_build_result *res = NULL;
+		uint64_t start = now_mono_usec();
+		int r;
+
+		if (on_term) {
+			struct sigaction sa = {.sa_handler = on_term};
+
+			assert_int_equal(sigaction(SIGTERM, &sa, NULL), 0);
+		}
+		r = kbw_build(b->k, &b->p, &res);
+		/* 0: cancelled promptly, as the test wants. */
+		_exit(r < 0								? 2
+		      : !res->reason || !strstr(res->reason, "build cancelled") ? 3
+		      : kbw_build_succeeded(res)				? 4
+		      : now_mono_usec() - start > 100 * 1000000ULL		? 5
+										: 0);
+	}
+	for (int i = 0; i < 1200; i++) {
+		pid_t guardian = 0;
+		bool sleeping = false;
+
+		if (count_procs(4, pid, NULL, &guardian) == 1 &&
+		    count_procs(6, guardian, &sleeping, NULL) > 0 && sleeping) {
+			*ret_session = guardian;
+			return pid;
+		}
+		usleep(100 * 1000);
+	}
+	(void) kill(pid, SIGKILL);
+	fail_msg("the hanging build did not reach its 'sleep 60'");
+	return -1;
+}
+
+/* No process of the build's session is left within a few seconds. */
+static void assert_session_gone(pid_t session)
+{
+	int n = 0;
+
+	for (int i = 0; i < 50; i++) {
+		n = count_procs(6, session, NULL, NULL);
+		if (n == 0)
+			return;
+		usleep(100 * 1000);
+	}
+	test_system("ps -o pid,ppid,sid,stat,args -s %d", (int) session);
+	fail_msg("%d processes of the build (session %d) survive", n, (int) session);
+}
+
+static void test_build_dies_with_caller(void **state)
+{
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	char *mods[] = {"dm2_hang.ko", NULL};
+	struct build b;
+	pid_t pid, session = 0;
+	int status;
+
+	build_init(&b, t, "hang", "work-orphan");
+	b.p.modules = mods;
+	pid = start_hanging_build(&b, NULL, &session);
+	/* As the daemon's shutdown does to a dm2 process that is building. */
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	assert_session_gone(session);
+	build_done(&b);
+}
+
+static void on_sigterm_cancel(int sig)
+{
+	kbw_build_cancel_all();
+}
+
+static void test_build_cancel_from_signal_handler(void **state)
+{
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	char *mods[] = {"dm2_hang.ko", NULL};
+	uint64_t start;
+	struct build b;
+	pid_t pid, session = 0;
+	int status = 0;
+
+	build_init(&b, t, "hang", "work-cancel");
+	b.p.modules = mods;
+	pid = start_hanging_build(&b, on_sigterm_cancel, &session);
+	assert_int_equal(kill(pid, SIGTERM), 0);
+	start = now_mono_usec();
+	while (waitpid(pid, &status, WNOHANG) == 0) {
+		if (now_mono_usec() - start > 10 * 1000000ULL) {
+			(void) kill(pid, SIGKILL);
+			fail_msg("kbw_build() did not return 10 s after the cancellation");
+		}
+		usleep(50 * 1000);
+	}
+	/* kbw_build() returned "build cancelled" (see start_hanging_build()). */
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_session_gone(session);
+	build_done(&b);
+}
+
+static void test_probe_identity_is_lazy(void **state)
+{
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(kbw_unrefp) struct kbw_kernel *k = NULL;
+	_cleanup_free_ char *id = NULL;
+
+	/* A copy whose Module.symvers cannot be read after the probe: the probe does not
+	 * read it (complete only checks that it exists), the identity does, once. */
+	copy_build_tree(t);
+	k = probe(t, t->kver);
+	assert_true(kbw_kernel_complete(k, NULL));
+	assert_int_equal(test_system("mv '%s/usr-src-copy/Module.symvers' '%s/symvers.saved' "
+				     "&& mkdir '%s/usr-src-copy/Module.symvers'",
+				     t->path, t->path, t->path),
+			 0);
+	assert_null(kbw_kernel_identity(k));
+	assert_int_equal(test_system("rmdir '%s/usr-src-copy/Module.symvers' && "
+				     "mv '%s/symvers.saved' '%s/usr-src-copy/Module.symvers'",
+				     t->path, t->path, t->path),
+			 0);
+	id = strdup(kbw_kernel_identity(k));
+	assert_int_equal(strlen(id), 64);
+	/* Cached: the same pointer, even once the file is gone. */
+	assert_int_equal(test_system("rm '%s/usr-src-copy/Module.symvers'", t->path), 0);
+	assert_ptr_equal(kbw_kernel_identity(k), kbw_kernel_identity(k));
+	assert_string_equal(kbw_kernel_identity(k), id);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -469,6 +681,9 @@ int main(void)
 		cmocka_unit_test(test_build_sandbox),
 		cmocka_unit_test(test_build_timeout),
 		cmocka_unit_test(test_build_command),
+		cmocka_unit_test(test_build_dies_with_caller),
+		cmocka_unit_test(test_build_cancel_from_signal_handler),
+		cmocka_unit_test(test_probe_identity_is_lazy),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

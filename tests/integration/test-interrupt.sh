@@ -1,0 +1,59 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# A `dm2 install` that is stopped in the middle of a build takes the build with it: kbuild
+# runs in its own session, so SIGTERM (dm2d stopping, systemd) and kill -9 must still end
+# make and everything it started. After SIGTERM dm2 dies of the signal and the job is
+# recorded as interrupted; after kill -9 nothing of the build survives either.
+set -eu -o pipefail
+source "$(dirname "$0")/lib.sh"
+
+lib_init
+# A build that takes "forever": Kbuild runs a sleep with a value no other test uses, so the
+# build's processes can be found (and, should the test fail, killed) by it.
+MARK="$((500 + RANDOM % 400)).$$"
+build_pids() { pgrep -f "^sleep $MARK\$" || true; }
+kill_leftovers() {
+	local p
+	for p in $(build_pids); do kill -KILL "$p" 2>/dev/null || true; done
+}
+on_exit() {
+	local rc=$?
+	kill_leftovers
+	(exit $rc)
+	lib_cleanup
+}
+trap on_exit EXIT
+
+mkdir -p "$RECIPES/slow-src"
+printf 'obj-m := slow_mod.o\n$(info $(shell sleep %s))\n' "$MARK" >"$RECIPES/slow-src/Kbuild"
+printf '#include <linux/module.h>\nMODULE_LICENSE("GPL");\n' >"$RECIPES/slow-src/slow_mod.c"
+printf '[Recipe]\nName=slow\nLicense=GPL-2.0-only\n[Source]\nVersion=1\nPath=slow-src\n[Build]\nModules=slow_mod\n' \
+	>"$RECIPES/slow.recipe"
+chmod -R a+rX "$RECIPES"
+running() { [ -n "$(build_pids)" ]; }
+gone() { [ -z "$(build_pids)" ]; }
+
+# ---- SIGTERM: the build's whole process group goes, dm2 dies of SIGTERM, the job says why
+# Not the dm2() function: $! must be dm2 itself, not a subshell running it.
+"$DM2" --root "$ROOT" --recipes "$RECIPES" install slow -k "$KVER" >"$T/out" 2>&1 &
+pid=$!
+wait_for 120 running
+kill -TERM "$pid"
+rc=0
+wait "$pid" || rc=$?
+[ $rc = 143 ] || fail "dm2 exited $rc after SIGTERM, expected 143 (killed by SIGTERM): $(cat "$T/out")"
+wait_for 10 gone
+json_get "[m['state'] + ' ' + (m.get('reason') or '') for m in j['modules'] if m['name'] == 'slow'][0]" \
+	>"$T/state"
+grep -q '^failed interrupted by signal TERM' "$T/state" || fail "job after SIGTERM: $(cat "$T/state")"
+[ -z "$(ls -A "$ROOT/var/lib/dm2/work" 2>/dev/null)" ] || fail "work directory left behind"
+pass "SIGTERM stops the build with its process group"
+
+# ---- kill -9: no handler runs, and still nothing of the build may keep compiling ----------
+"$DM2" --root "$ROOT" --recipes "$RECIPES" install slow -k "$KVER" >"$T/out" 2>&1 &
+pid=$!
+wait_for 120 running
+kill -KILL "$pid"
+wait "$pid" 2>/dev/null || true
+wait_for 10 gone
+pass "kill -9 of dm2 stops the build too"
