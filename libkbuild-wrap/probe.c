@@ -2,6 +2,7 @@
 /* Probe a kernel build tree: everything comes from the tree, never from the running
  * kernel. */
 #include <ctype.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <sys/stat.h>
 #include <syslog.h>
@@ -349,19 +350,38 @@ static int collect_ro_paths(struct kbw_kernel *k, const char *makefile)
 	return 0;
 }
 
+/* label, the size, then the content: streamed, Module.symvers is a few MiB. */
 static int hash_file(struct kbw_sha256 *s, const char *label, const char *path)
 {
-	_kbw_cleanup_free_ char *text = NULL;
-	size_t n = 0;
-	int r;
+	_kbw_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	char buf[65536];
+	struct stat st;
+	size_t n, done = 0;
 
-	r = kbw_read_file(path, 256u << 20, &text, &n);
-	if (r < 0)
-		return r;
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EBADF;
+	n = (size_t) st.st_size;
 	kbw_sha256_update(s, label, strlen(label) + 1);
 	kbw_sha256_update(s, &n, sizeof(n));
-	kbw_sha256_update(s, text, n);
-	return 0;
+	for (;;) {
+		ssize_t k = read(fd, buf, sizeof(buf));
+
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (k == 0)
+			break;
+		kbw_sha256_update(s, buf, (size_t) k);
+		done += (size_t) k;
+	}
+	/* Rewritten while we read: the identity would describe neither version. */
+	return done == n ? 0 : -EBUSY;
 }
 
 static int compute_identity(const struct kbw_kernel *k, char **ret)

@@ -2,7 +2,9 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <openssl/evp.h>
+/* SHA256_* rather than EVP: see kbw_sha256 below. */
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/sha.h>
 #include <sys/stat.h>
 
 #include "kbw-internal.h"
@@ -288,8 +290,11 @@ bool kbw_find_program(const char *prog)
 	return false;
 }
 
+/* OpenSSL's plain SHA256_* functions: EVP_sha256() would initialize OpenSSL 3's provider
+ * machinery, about 1.7 MiB resident for the life of a daemon that only wants a kernel's
+ * identity. Deprecated in OpenSSL 3, same digests. */
 struct kbw_sha256 {
-	EVP_MD_CTX *md;
+	SHA256_CTX sha;
 };
 
 int kbw_sha256_new(struct kbw_sha256 **ret)
@@ -298,8 +303,7 @@ int kbw_sha256_new(struct kbw_sha256 **ret)
 
 	if (!s)
 		return -ENOMEM;
-	s->md = EVP_MD_CTX_new();
-	if (!s->md || EVP_DigestInit_ex(s->md, EVP_sha256(), NULL) != 1) {
+	if (SHA256_Init(&s->sha) != 1) {
 		kbw_sha256_free(s);
 		return -ENOMEM;
 	}
@@ -309,17 +313,19 @@ int kbw_sha256_new(struct kbw_sha256 **ret)
 
 void kbw_sha256_update(struct kbw_sha256 *s, const void *p, size_t n)
 {
-	(void) EVP_DigestUpdate(s->md, p, n);
+	(void) SHA256_Update(&s->sha, p, n);
 }
 
 void kbw_sha256_final_hex(struct kbw_sha256 *s, char out[65])
 {
-	unsigned char d[EVP_MAX_MD_SIZE];
-	unsigned n = 0;
+	static const char hex[] = "0123456789abcdef";
+	unsigned char d[SHA256_DIGEST_LENGTH];
 
-	(void) EVP_DigestFinal_ex(s->md, d, &n);
-	for (unsigned i = 0; i < n && i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", d[i]);
+	(void) SHA256_Final(d, &s->sha);
+	for (unsigned i = 0; i < SHA256_DIGEST_LENGTH; i++) {
+		out[2 * i] = hex[d[i] >> 4];
+		out[2 * i + 1] = hex[d[i] & 15];
+	}
 	out[64] = '\0';
 }
 
@@ -327,6 +333,5 @@ void kbw_sha256_free(struct kbw_sha256 *s)
 {
 	if (!s)
 		return;
-	EVP_MD_CTX_free(s->md);
 	free(s);
 }

@@ -151,7 +151,7 @@ int write_file_atomic_at(int dir_fd, const char *path, const void *data, size_t 
 {
 	_cleanup_close_ int sub_fd = -EBADF, fd = -EBADF;
 	_cleanup_free_ char *tmp = NULL;
-	const char *base;
+	const char *base = NULL; /* set by split_dir() on success; gcc -O3 cannot tell */
 	int dfd, r;
 
 	r = split_dir(dir_fd, path, &sub_fd, &base);
@@ -174,7 +174,7 @@ int copy_file_atomic_at(int src_fd, int dir_fd, const char *path, mode_t mode)
 {
 	_cleanup_close_ int sub_fd = -EBADF, fd = -EBADF;
 	_cleanup_free_ char *tmp = NULL;
-	const char *base;
+	const char *base = NULL; /* set by split_dir() on success; gcc -O3 cannot tell */
 	char buf[65536];
 	int dfd, r;
 
