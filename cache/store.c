@@ -5,6 +5,7 @@
  * IMMEDIATE), so a gc in one process can never delete an object another process is just
  * adding to an entry.
  */
+#include <time.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -80,6 +81,29 @@ fail:
 	return r;
 }
 
+/*
+ * Switching a fresh index to WAL needs an exclusive lock, and SQLite answers SQLITE_BUSY at
+ * once, without calling the busy handler, when another process opens the same fresh file at
+ * that moment (two builds starting together on a new machine). Once the file is in WAL mode
+ * the pragma is a no-op, so this only ever waits on first use.
+ */
+static int set_wal(struct cache *c)
+{
+	struct timespec start, now;
+	int r;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		r = cache_exec(c, "PRAGMA journal_mode=WAL;");
+		if (r != -EBUSY)
+			return r;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - start.tv_sec >= 10)
+			return r;
+		(void) usleep(10000 + (unsigned) (now.tv_nsec / 1000 % 20000));
+	}
+}
+
 int cache_open(const char *artifacts_dir, const char *index_db_path, struct cache **ret)
 {
 	struct cache *c;
@@ -118,8 +142,10 @@ int cache_open(const char *artifacts_dir, const char *index_db_path, struct cach
 	if (r < 0)
 		goto fail;
 	sqlite3_busy_timeout(c->db, 10000);
-	r = cache_exec(c, "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;"
-			  "PRAGMA synchronous=NORMAL;");
+	r = set_wal(c);
+	if (r < 0)
+		goto fail;
+	r = cache_exec(c, "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;");
 	if (r < 0)
 		goto fail;
 	r = schema_init(c);
