@@ -570,8 +570,8 @@ int fetch_url_full(struct dm2_context *ctx, char **urls, const char *sha256,
 
 		for (unsigned i = 0; i <= ctx->config->retries; i++) {
 			_cleanup_free_ char *reason = NULL;
-			/* attempt() sets it whenever it returns >= 0; the initializer is for
-			 * gcc -O2, which cannot see that. */
+			/* attempt() sets it whenever it returns >= 0; the initializer is
+			 * for gcc -O2, which cannot see that. */
 			enum attempt_result res = ATTEMPT_FATAL;
 
 			if (i > 0) {

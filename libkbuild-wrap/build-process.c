@@ -2,14 +2,16 @@
 /*
  * The processes of one build. The caller forks a guardian, which starts a new session (so
  * its pid is the process group of everything the build spawns) and forks the worker that
- * execs make. The guardian only waits: it passes the worker's exit status on, and when the
- * caller dies (parent-death signal) or it is told to stop (SIGTERM, SIGINT, SIGHUP) it kills
- * the whole group. make's own children ($(shell ...), compilers) are not make's business to
- * clean up when make is killed, so nothing short of killing the group ends a build for good.
+ * execs make. The guardian only waits: it passes the worker's exit status on, and when
+ * the caller dies (parent-death signal) or it is told to stop (SIGTERM, SIGINT, SIGHUP)
+ * it kills the whole group. make's own children ($(shell ...), compilers) are not make's
+ * business to clean up when make is killed, so nothing short of killing the group ends a
+ * build for good.
  *
- * Builds in progress are recorded in a small static table that kbw_build_cancel_all() reads
- * from a signal handler.
+ * Builds in progress are recorded in a small static table that kbw_build_cancel_all()
+ * reads from a signal handler.
  */
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -22,7 +24,8 @@
 
 /* Slot values: 0 free, SLOT_STARTING reserved before fork, SLOT_CANCELLED cancelled while
  * starting, > 0 the guardian's pid (= the build's process group). A slot is released
- * before the guardian is reaped, so its pid cannot be reused while a handler may read it. */
+ * before the guardian is reaped, so its pid cannot be reused while a handler may read it.
+ */
 #define N_SLOTS 32
 #define SLOT_STARTING (-1)
 #define SLOT_CANCELLED (-2)
@@ -31,9 +34,9 @@ static int slot_cancelled[N_SLOTS];
 
 static void kill_group(pid_t pid)
 {
-	/* Before the guardian's setsid() the group does not exist yet, after its death the
-	 * group may still: both calls, and the group once more for a worker forked between
-	 * the two. */
+	/* Before the guardian's setsid() the group does not exist yet, after its death
+	 * the group may still: both calls, and the group once more for a worker forked
+	 * between the two. */
 	(void) kill(-pid, SIGKILL);
 	(void) kill(pid, SIGKILL);
 	(void) kill(-pid, SIGKILL);
@@ -52,9 +55,9 @@ KBW_EXPORT void kbw_build_cancel_all(void)
 		} else if (v == SLOT_STARTING) {
 			int expected = SLOT_STARTING;
 
-			(void) __atomic_compare_exchange_n(&slots[i], &expected,
-							   SLOT_CANCELLED, false,
-							   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+			(void) __atomic_compare_exchange_n(
+				&slots[i], &expected, SLOT_CANCELLED, false,
+				__ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
 		}
 	}
 	errno = saved;
@@ -65,8 +68,9 @@ static int slot_reserve(void)
 	for (int i = 0; i < N_SLOTS; i++) {
 		int expected = 0;
 
-		if (__atomic_compare_exchange_n(&slots[i], &expected, SLOT_STARTING, false,
-						__ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+		if (__atomic_compare_exchange_n(&slots[i], &expected, SLOT_STARTING,
+						false, __ATOMIC_SEQ_CST,
+						__ATOMIC_SEQ_CST)) {
 			__atomic_store_n(&slot_cancelled[i], 0, __ATOMIC_SEQ_CST);
 			return i;
 		}
@@ -114,9 +118,10 @@ static _Noreturn void run_guardian(pid_t caller, int report_fd,
 	struct rlimit no_core = {0, 0};
 	sigset_t set;
 	pid_t me, worker;
-	int status;
+	int status, null_fd;
 
-	/* Blocked and collected with sigwaitinfo(); not ignored, or they would be lost. */
+	/* Blocked and collected with sigwaitinfo(); not ignored, or they would be lost.
+	 */
 	sigemptyset(&set);
 	for (size_t i = 0; i < sizeof(watched) / sizeof(watched[0]); i++) {
 		sigaddset(&set, watched[i]);
@@ -142,8 +147,16 @@ static _Noreturn void run_guardian(pid_t caller, int report_fd,
 		run(arg);
 		_exit(127); /* run() execs or exits */
 	}
-	/* The guardian holds nothing: the report pipe must see EOF when the worker execs. */
+	/* The guardian holds nothing: the report pipe must see EOF when the worker
+	 * execs, and whoever reads the caller's output must not wait for the build. */
 	(void) close_range(3, ~0U, 0);
+	null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null_fd >= 0) {
+		for (int fd = 0; fd < 3; fd++)
+			(void) dup2(null_fd, fd);
+		if (null_fd > 2)
+			(void) close(null_fd);
+	}
 
 	for (;;) {
 		siginfo_t si;
@@ -152,7 +165,8 @@ static _Noreturn void run_guardian(pid_t caller, int report_fd,
 		if (sigwaitinfo(&set, &si) < 0)
 			continue;
 		if (si.si_signo != SIGCHLD) {
-			/* The caller died or wants the build gone: the group, us included. */
+			/* The caller died or wants the build gone: the group, us
+			 * included. */
 			(void) kill(0, SIGKILL);
 			_exit(128 + SIGKILL);
 		}
@@ -164,7 +178,8 @@ static _Noreturn void run_guardian(pid_t caller, int report_fd,
 	}
 	if (WIFEXITED(status))
 		_exit(WEXITSTATUS(status));
-	/* Killed: end the same way, so the caller sees the signal, without a core file. */
+	/* Killed: end the same way, so the caller sees the signal, without a core file.
+	 */
 	(void) setrlimit(RLIMIT_CORE, &no_core);
 	(void) sigaction(WTERMSIG(status), &dfl, NULL);
 	sigemptyset(&set);
@@ -181,7 +196,8 @@ int kbw_process_start(void (*run)(const void *arg), const void *arg, int report_
 	int slot, expected = SLOT_STARTING;
 
 	slot = slot_reserve();
-	if (slot >= 0 && __atomic_load_n(&slots[slot], __ATOMIC_SEQ_CST) == SLOT_CANCELLED) {
+	if (slot >= 0 &&
+	    __atomic_load_n(&slots[slot], __ATOMIC_SEQ_CST) == SLOT_CANCELLED) {
 		*ret = (struct kbw_process){.pid = 0, .slot = slot, .cancelled = true};
 		return 0;
 	}
@@ -196,8 +212,9 @@ int kbw_process_start(void (*run)(const void *arg), const void *arg, int report_
 		run_guardian(caller, report_fd, run, arg);
 
 	*ret = (struct kbw_process){.pid = pid, .slot = slot};
-	if (slot >= 0 && !__atomic_compare_exchange_n(&slots[slot], &expected, pid, false,
-						      __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+	if (slot >= 0 &&
+	    !__atomic_compare_exchange_n(&slots[slot], &expected, pid, false,
+					 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
 		/* Cancelled between the reservation and now. */
 		__atomic_store_n(&slots[slot], pid, __ATOMIC_SEQ_CST);
 		ret->cancelled = true;
@@ -242,8 +259,8 @@ int kbw_process_wait(struct kbw_process *p, uint64_t timeout_usec, int *ret_stat
 		uint64_t elapsed;
 		int ms = -1;
 
-		/* WNOWAIT: the guardian stays a zombie, its pid and group reserved, until the
-		 * slot is released and stragglers are killed. */
+		/* WNOWAIT: the guardian stays a zombie, its pid and group reserved, until
+		 * the slot is released and stragglers are killed. */
 		if (waitid(P_PID, (id_t) p->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -273,8 +290,8 @@ int kbw_process_wait(struct kbw_process *p, uint64_t timeout_usec, int *ret_stat
 	/* Whatever the build left running in its group goes with it. */
 	(void) kill(-p->pid, SIGKILL);
 	if (p->slot >= 0) {
-		p->cancelled = p->cancelled ||
-			       __atomic_load_n(&slot_cancelled[p->slot], __ATOMIC_SEQ_CST);
+		p->cancelled = p->cancelled || __atomic_load_n(&slot_cancelled[p->slot],
+							       __ATOMIC_SEQ_CST);
 		slot_release(p->slot);
 		p->slot = -1;
 	}

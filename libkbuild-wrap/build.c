@@ -209,12 +209,13 @@ static _Noreturn void run_child(const void *arg)
 	(void) close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
 	/* Tell the parent who we are now; the pipe closes on exec. */
 	dprintf(a->report_fd, "uid %u\nnet %d\n", (unsigned) getuid(), net ? 1 : 0);
-	/* Changing credentials (the build user, a user namespace) cleared the parent-death
-	 * signal set right after fork(). */
+	/* Changing credentials (the build user, a user namespace) cleared the
+	 * parent-death signal set right after fork(). */
 	if (kbw_process_die_with_parent(guardian, SIGKILL) < 0)
 		child_fail(a, "The build was stopped while starting");
-	/* Last: this process may already map more than the limit (sanitizer shadow memory),
-	 * so nothing may allocate between here and execve(), which starts a fresh image. */
+	/* Last: this process may already map more than the limit (sanitizer shadow
+	 * memory), so nothing may allocate between here and execve(), which starts a
+	 * fresh image. */
 	if (a->memory_max > 0) {
 		rl = (struct rlimit){a->memory_max, a->memory_max};
 		if (setrlimit(RLIMIT_AS, &rl) < 0)

@@ -99,8 +99,8 @@ struct kbw_kernel {
 
 /* build-process.c: one build's guardian process and its process group. */
 struct kbw_process {
-	pid_t pid;	/* the guardian: also the process group of the build; 0 when gone */
-	int slot;	/* in the table kbw_build_cancel_all() reads, or -1 */
+	pid_t pid; /* the guardian: also the process group of the build; 0 when gone */
+	int slot;  /* in the table kbw_build_cancel_all() reads, or -1 */
 	bool cancelled; /* kbw_build_cancel_all() was called for it */
 };
 /* Fork the guardian, which forks the worker that calls run(arg) (which must exec or

@@ -54,7 +54,8 @@ static void kernel_unrefp(struct kbw_kernel **k)
 
 /* Parse .config in place: "CONFIG_X=value", values in quotes unescaped ("\"" and "\\").
  * The entries point into text, which the kernel object keeps: one allocation for a few
- * thousand options instead of two each, which matters for a daemon holding every kernel. */
+ * thousand options instead of two each, which matters for a daemon holding every kernel.
+ */
 static int parse_config(struct kbw_kernel *k, char *text)
 {
 	size_t cap = 0;
@@ -90,7 +91,8 @@ static int parse_config(struct kbw_kernel *k, char *text)
 				return -ENOMEM;
 			k->config = e;
 		}
-		k->config[k->n_config++] = (struct kbw_config_entry){.name = line, .value = v};
+		k->config[k->n_config++] =
+			(struct kbw_config_entry){.name = line, .value = v};
 	}
 	if (k->n_config > 0 && k->n_config < cap) {
 		/* Give back the unused part of the last doubling. */
@@ -438,9 +440,8 @@ static int probe_tree(struct kbw_kernel *k)
 		"include/config/auto.conf",
 		"scripts/mod/modpost",
 	};
-	_kbw_cleanup_free_ char *kernelvariables = NULL, *uts = NULL,
-				*uts_release = NULL, *kernel_release = NULL,
-				*makefile = NULL, *p = NULL;
+	_kbw_cleanup_free_ char *kernelvariables = NULL, *uts = NULL, *uts_release = NULL,
+				*kernel_release = NULL, *makefile = NULL, *p = NULL;
 	const char *cc_text;
 	bool debian;
 	int r;
@@ -548,9 +549,9 @@ static int probe_tree(struct kbw_kernel *k)
 		return set_incomplete(k,
 				      kbw_asprintf("Cannot tell the architecture of '%s'",
 						   k->build_dir));
-	/* The identity (a sha256 over .config and the large Module.symvers) is computed on
-	 * the first kbw_kernel_identity() call: a daemon probing every kernel never pays
-	 * for it, nor loads OpenSSL, until a build needs it. */
+	/* The identity (a sha256 over .config and the large Module.symvers) is computed
+	 * on the first kbw_kernel_identity() call: a daemon probing every kernel never
+	 * pays for it, nor loads OpenSSL, until a build needs it. */
 	return set_vermagic(k, uts_release);
 }
 
@@ -700,8 +701,8 @@ KBW_EXPORT const char *kbw_kernel_identity(const struct kbw_kernel *k)
 		return k->identity;
 	r = compute_identity(k, &m->identity);
 	if (r < 0) {
-		kbw_log(LOG_ERR, "Cannot compute the identity of kernel %s: %s", k->release,
-			strerror(-r));
+		kbw_log(LOG_ERR, "Cannot compute the identity of kernel %s: %s",
+			k->release, strerror(-r));
 		return NULL;
 	}
 	return k->identity;

@@ -421,11 +421,17 @@ static void test_build_timeout(void **state)
 	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
 	_cleanup_(resultp) struct kbw_build_result *res = NULL;
 	char *mods[] = {"dm2_hang.ko", NULL};
+	_cleanup_free_ char *seconds = NULL, *var = NULL;
 	uint64_t start;
 	struct build b;
 
+	/* A duration no other test uses: its sleep is ours. */
+	assert_true(asprintf(&seconds, "60.%d", (int) getpid()) > 0);
+	assert_true(asprintf(&var, "DM2_HANG_SECONDS=%s", seconds) > 0);
+	char *vars[] = {var, NULL};
 	build_init(&b, t, "hang", "work-hang");
 	b.p.modules = mods;
+	b.p.make_vars = vars;
 	b.p.timeout_usec = 2 * 1000000ULL;
 	start = now_mono_usec();
 	ASSERT_OK(kbw_build(b.k, &b.p, &res));
@@ -435,8 +441,7 @@ static void test_build_timeout(void **state)
 	assert_int_equal(res->exit_status, -1);
 	assert_non_null(strstr(res->reason, "timed out"));
 	/* Nothing of the build (the sleep) survives in its process group. */
-	assert_int_not_equal(test_system("pgrep -f '^sleep 60$' -u nobody >/dev/null"),
-			     0);
+	assert_int_not_equal(test_system("pgrep -f '^sleep %s$' >/dev/null", seconds), 0);
 	build_done(&b);
 }
 
@@ -531,9 +536,10 @@ static int count_procs(int field, pid_t id, bool *ret_sleep, pid_t *ret_first)
 	return n;
 }
 
-/* Fork a process that runs the hanging build; return it once the build's $(shell sleep 60)
- * runs, with the session of the build (its guardian's pid). */
-static pid_t start_hanging_build(struct build *b, void (*on_term)(int), pid_t *ret_session)
+/* Fork a process that runs the hanging build; return it once the build's $(shell sleep
+ * 60) runs, with the session of the build (its guardian's pid). */
+static pid_t start_hanging_build(struct build *b, void (*on_term)(int),
+				 pid_t *ret_session)
 {
 	pid_t pid;
 
@@ -551,7 +557,7 @@ static pid_t start_hanging_build(struct build *b, void (*on_term)(int), pid_t *r
 		}
 		r = kbw_build(b->k, &b->p, &res);
 		/* 0: cancelled promptly, as the test wants. */
-		_exit(r < 0								? 2
+		_exit(r < 0							? 2
 		      : !res->reason || !strstr(res->reason, "build cancelled") ? 3
 		      : kbw_build_succeeded(res)				? 4
 		      : now_mono_usec() - start > 100 * 1000000ULL		? 5
@@ -629,7 +635,8 @@ static void test_build_cancel_from_signal_handler(void **state)
 	while (waitpid(pid, &status, WNOHANG) == 0) {
 		if (now_mono_usec() - start > 10 * 1000000ULL) {
 			(void) kill(pid, SIGKILL);
-			fail_msg("kbw_build() did not return 10 s after the cancellation");
+			fail_msg(
+				"kbw_build() did not return 10 s after the cancellation");
 		}
 		usleep(50 * 1000);
 	}
@@ -651,15 +658,17 @@ static void test_probe_identity_is_lazy(void **state)
 	copy_build_tree(t);
 	k = probe(t, t->kver);
 	assert_true(kbw_kernel_complete(k, NULL));
-	assert_int_equal(test_system("mv '%s/usr-src-copy/Module.symvers' '%s/symvers.saved' "
-				     "&& mkdir '%s/usr-src-copy/Module.symvers'",
-				     t->path, t->path, t->path),
-			 0);
+	assert_int_equal(
+		test_system("mv '%s/usr-src-copy/Module.symvers' '%s/symvers.saved' "
+			    "&& mkdir '%s/usr-src-copy/Module.symvers'",
+			    t->path, t->path, t->path),
+		0);
 	assert_null(kbw_kernel_identity(k));
-	assert_int_equal(test_system("rmdir '%s/usr-src-copy/Module.symvers' && "
-				     "mv '%s/symvers.saved' '%s/usr-src-copy/Module.symvers'",
-				     t->path, t->path, t->path),
-			 0);
+	assert_int_equal(
+		test_system("rmdir '%s/usr-src-copy/Module.symvers' && "
+			    "mv '%s/symvers.saved' '%s/usr-src-copy/Module.symvers'",
+			    t->path, t->path, t->path),
+		0);
 	id = strdup(kbw_kernel_identity(k));
 	assert_int_equal(strlen(id), 64);
 	/* Cached: the same pointer, even once the file is gone. */

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * OpenSSL's plain SHA256_* functions, not EVP: EVP_sha256() initializes OpenSSL 3's provider
- * machinery (configuration, algorithm tables), which costs the daemon about 1.7 MiB of
- * resident memory for the rest of its life; these touch only the digest code. They are
- * marked deprecated in OpenSSL 3 but produce the same digests.
+ * OpenSSL's plain SHA256_* functions, not EVP: EVP_sha256() initializes OpenSSL 3's
+ * provider machinery (configuration, algorithm tables), which costs the daemon about 1.7
+ * MiB of resident memory for the rest of its life; these touch only the digest code. They
+ * are marked deprecated in OpenSSL 3 but produce the same digests.
  */
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include <fcntl.h>
