@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* dm2d: notices kernels and recipes, builds in the background. See dm2d(8). */
 #include <getopt.h>
+#include <openssl/crypto.h>
 #include <unistd.h>
 
 #include "context.h"
@@ -26,6 +27,7 @@ static void help(void)
 int main(int argc, char *argv[])
 {
 	enum { ARG_ROOT = 0x100, ARG_RECIPES, ARG_FOREGROUND, ARG_EXIT_WHEN_IDLE, ARG_VERSION };
+
 	static const struct option options[] = {
 		{ "root", required_argument, NULL, ARG_ROOT },
 		{ "recipes", required_argument, NULL, ARG_RECIPES },
@@ -45,6 +47,10 @@ int main(int argc, char *argv[])
 	int c, r;
 
 	log_set_program("dm2d");
+	/* The daemon only hashes (recipes, to notice changes) and never signs: it has no use for
+	 * openssl.cnf and its providers, which would stay resident for its whole life. The jobs
+	 * it starts are separate processes and read the configuration as usual. */
+	(void) OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
 	while ((c = getopt_long(argc, argv, "vh", options, NULL)) >= 0)
 		switch (c) {
 		case ARG_ROOT:

@@ -44,6 +44,42 @@ static void kbw_log(int priority, const char *message, void *userdata)
 	log_full(priority, "%s", message);
 }
 
+/*
+ * What the daemon remembers of a kernel's tree to notice that it was rebuilt under the same
+ * release: size and mtime of the files that make up the kernel identity. The identity itself
+ * (a sha256 over them) is computed by the jobs for the cache key; computing it here would pull
+ * OpenSSL into the idle daemon for nothing. A "touch" without change costs one cache hit.
+ */
+static int tree_stamp(const struct kbw_kernel *kk, char **ret)
+{
+	static const char *const files[] = {
+		".config", "Module.symvers", "include/generated/utsrelease.h",
+		"include/generated/autoconf.h",
+	};
+	const char *dir = kbw_kernel_build_dir(kk);
+	_cleanup_free_ char *s = strdup("stamp");
+
+	if (!dir)
+		return -ENOENT;
+	for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+		_cleanup_free_ char *p = path_join(dir, files[i]);
+		struct stat st;
+		char *n;
+
+		if (!p || !s)
+			return -ENOMEM;
+		if (stat(p, &st) < 0)
+			return -errno;
+		if (asprintf(&n, "%s:%llx.%llx.%09ld", s, (unsigned long long) st.st_size,
+			     (unsigned long long) st.st_mtim.tv_sec, st.st_mtim.tv_nsec) < 0)
+			return -ENOMEM;
+		free(s);
+		s = n;
+	}
+	*ret = TAKE_PTR(s);
+	return 0;
+}
+
 /* Decide what kver needs, given the recipe set and the state db. */
 static int kernel_plan(struct manager *m, const char *kver, bool retry, bool force)
 {
@@ -115,6 +151,7 @@ static int kernel_check(struct manager *m, const char *kver, bool retry, char **
 	struct db_kernel old = {};
 	struct mkernel *k;
 	const char *reason = NULL, *identity;
+	_cleanup_free_ char *stamp = NULL;
 	bool force = false;
 	int r;
 
@@ -143,12 +180,14 @@ static int kernel_check(struct manager *m, const char *kver, bool retry, char **
 		return -EAGAIN;
 	}
 
-	identity = kbw_kernel_identity(kk);
+	r = tree_stamp(kk, &stamp);
+	if (r < 0)
+		log_warning_errno(r, "Failed to stat the build tree of '%s', ignoring: %m", kver);
+	identity = stamp;
 	if (db_kernel_get(m->db, kver, &old) >= 0) {
 		/* Same release, different tree (headers rebuilt): everything must be redone. */
 		if (old.identity && identity && !streq(old.identity, identity)) {
-			log_notice("Kernel '%s' changed (identity %.12s -> %.12s), rebuilding.", kver,
-				   old.identity, identity);
+			log_notice("The build tree of kernel '%s' changed, rebuilding.", kver);
 			force = true;
 		}
 		db_kernel_done(&old);

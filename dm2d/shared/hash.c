@@ -1,18 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/*
- * OpenSSL's plain SHA256_* functions, not EVP: EVP_sha256() initializes OpenSSL 3's
- * provider machinery (configuration, algorithm tables), which costs the daemon about 1.7
- * MiB of resident memory for the rest of its life; these touch only the digest code. They
- * are marked deprecated in OpenSSL 3 but produce the same digests.
- */
-#define OPENSSL_SUPPRESS_DEPRECATED
 #include <fcntl.h>
-#include <openssl/sha.h>
+#include <openssl/evp.h>
 
 #include "hash.h"
 
 struct sha256_ctx {
-	SHA256_CTX sha;
+	EVP_MD_CTX *md;
 };
 
 int sha256_new(struct sha256_ctx **ret)
@@ -21,7 +14,8 @@ int sha256_new(struct sha256_ctx **ret)
 
 	if (!c)
 		return -ENOMEM;
-	if (SHA256_Init(&c->sha) != 1) {
+	c->md = EVP_MD_CTX_new();
+	if (!c->md || EVP_DigestInit_ex(c->md, EVP_sha256(), NULL) != 1) {
 		sha256_free(c);
 		return -ENOMEM;
 	}
@@ -31,7 +25,7 @@ int sha256_new(struct sha256_ctx **ret)
 
 void sha256_update(struct sha256_ctx *c, const void *data, size_t size)
 {
-	(void) SHA256_Update(&c->sha, data, size);
+	(void) EVP_DigestUpdate(c->md, data, size);
 }
 
 void sha256_update_str(struct sha256_ctx *c, const char *s)
@@ -42,7 +36,9 @@ void sha256_update_str(struct sha256_ctx *c, const char *s)
 
 void sha256_finish(struct sha256_ctx *c, uint8_t out[SHA256_DIGEST_SIZE])
 {
-	(void) SHA256_Final(out, &c->sha);
+	unsigned int n = SHA256_DIGEST_SIZE;
+
+	(void) EVP_DigestFinal_ex(c->md, out, &n);
 	sha256_free(c);
 }
 
@@ -50,6 +46,7 @@ struct sha256_ctx *sha256_free(struct sha256_ctx *c)
 {
 	if (!c)
 		return NULL;
+	EVP_MD_CTX_free(c->md);
 	free(c);
 	return NULL;
 }
@@ -68,11 +65,9 @@ void sha256_to_hex(const uint8_t digest[SHA256_DIGEST_SIZE], char out[SHA256_HEX
 void sha256_buf_hex(const void *data, size_t size, char out[SHA256_HEX_SIZE])
 {
 	uint8_t d[SHA256_DIGEST_SIZE];
-	SHA256_CTX sha;
+	unsigned int n = sizeof(d);
 
-	(void) SHA256_Init(&sha);
-	(void) SHA256_Update(&sha, data, size);
-	(void) SHA256_Final(d, &sha);
+	(void) EVP_Digest(data, size, d, &n, EVP_sha256(), NULL);
 	sha256_to_hex(d, out);
 }
 
