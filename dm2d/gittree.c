@@ -145,7 +145,7 @@ static int hash_tree_fd(int dir_fd, uint8_t out[SHA1_SIZE], bool *ret_empty,
 			_cleanup_close_ int sub =
 				openat(dirfd(d), de->d_name,
 				       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			bool empty;
+			bool empty = false;
 
 			if (sub < 0) {
 				r = -errno;

@@ -13,21 +13,22 @@ static char tree[PATH_MAX], release[256];
 
 static bool tree_usable(const char *dir)
 {
-	char p[PATH_MAX];
+	char p[PATH_MAX + 64];
 
-	snprintf(p, sizeof(p), "%s/.config", dir);
-	if (access(p, R_OK) < 0)
+	if (snprintf(p, sizeof(p), "%s/.config", dir) >= (int) sizeof(p) || access(p, R_OK) < 0)
 		return false;
-	snprintf(p, sizeof(p), "%s/include/generated/utsrelease.h", dir);
+	if (snprintf(p, sizeof(p), "%s/include/generated/utsrelease.h", dir) >= (int) sizeof(p))
+		return false;
 	return access(p, R_OK) >= 0;
 }
 
 static bool read_release(const char *dir)
 {
 	_cleanup_free_ char *text = NULL;
-	char p[PATH_MAX], *q, *e;
+	char p[PATH_MAX + 64], *q, *e;
 
-	snprintf(p, sizeof(p), "%s/include/generated/utsrelease.h", dir);
+	if (snprintf(p, sizeof(p), "%s/include/generated/utsrelease.h", dir) >= (int) sizeof(p))
+		return false;
 	if (read_full_file_at(AT_FDCWD, p, 0, &text, NULL) < 0)
 		return false;
 	q = strchr(text, '"');
@@ -54,7 +55,7 @@ static void find_tree(void)
 
 	d = opendir("/lib/modules");
 	while (d && (de = readdir(d))) {
-		char p[PATH_MAX];
+		char p[PATH_MAX + 64];
 
 		if (de->d_name[0] == '.')
 			continue;
@@ -70,7 +71,7 @@ static void find_tree(void)
 
 	d = opendir("/usr/src");
 	while (d && (de = readdir(d))) {
-		char p[PATH_MAX];
+		char p[PATH_MAX + 64];
 
 		if (!startswith(de->d_name, "linux-headers-"))
 			continue;
@@ -106,7 +107,7 @@ struct test_root *test_root_new(void)
 {
 	struct test_root *t = calloc(1, sizeof(*t));
 	const char *tmp = getenv("TMPDIR") ?: "/tmp";
-	char p[PATH_MAX];
+	char p[PATH_MAX + 64];
 
 	assert_non_null(t);
 	find_tree();
