@@ -221,39 +221,6 @@ void status_print_table(FILE *f, const struct status_row *rows, size_t n)
 	}
 }
 
-static void json_string(FILE *f, const char *s)
-{
-	if (!s) {
-		fputs("null", f);
-		return;
-	}
-	fputc('"', f);
-	for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
-		switch (*p) {
-		case '"':
-			fputs("\\\"", f);
-			break;
-		case '\\':
-			fputs("\\\\", f);
-			break;
-		case '\n':
-			fputs("\\n", f);
-			break;
-		case '\t':
-			fputs("\\t", f);
-			break;
-		case '\r':
-			fputs("\\r", f);
-			break;
-		default:
-			if (*p < 0x20)
-				fprintf(f, "\\u%04x", *p);
-			else
-				fputc(*p, f);
-		}
-	}
-	fputc('"', f);
-}
 
 static void json_strv(FILE *f, char **l)
 {
@@ -262,7 +229,7 @@ static void json_strv(FILE *f, char **l)
 	{
 		if (s != l)
 			fputc(',', f);
-		json_string(f, *s);
+		json_write_string(f, *s);
 	}
 	fputc(']', f);
 }
@@ -282,37 +249,37 @@ void status_print_json(FILE *f, const struct status_row *rows, size_t n)
 		if (i > 0)
 			fputc(',', f);
 		fputs("{\"name\":", f);
-		json_string(f, s->name);
+		json_write_string(f, s->name);
 		fputs(",\"version\":", f);
-		json_string(f, s->version);
+		json_write_string(f, s->version);
 		fputs(",\"installed_version\":", f);
-		json_string(f, s->installed_version);
+		json_write_string(f, s->installed_version);
 		fputs(",\"kernel\":", f);
-		json_string(f, s->kernel);
+		json_write_string(f, s->kernel);
 		fputs(",\"arch\":", f);
-		json_string(f, s->arch);
+		json_write_string(f, s->arch);
 		fputs(",\"state\":", f);
-		json_string(f, s->state);
+		json_write_string(f, s->state);
 		fputs(",\"stage\":", f);
-		json_string(f, s->stage);
+		json_write_string(f, s->stage);
 		fputs(",\"reason\":", f);
-		json_string(f, s->reason);
+		json_write_string(f, s->reason);
 		fputs(",\"state_text\":", f);
-		json_string(f, text);
+		json_write_string(f, text);
 		fputs(",\"signed_by\":", f);
-		json_string(f, s->signer);
+		json_write_string(f, s->signer);
 		fprintf(f, ",\"from_cache\":%s", s->from_cache ? "true" : "false");
 		fputs(",\"when\":", f);
-		json_string(f, s->when ? when : NULL);
+		json_write_string(f, s->when ? when : NULL);
 		fprintf(f, ",\"when_usec\":%" PRIu64, s->when);
 		fputs(",\"install_dir\":", f);
-		json_string(f, s->install_dir);
+		json_write_string(f, s->install_dir);
 		fputs(",\"files\":", f);
 		json_strv(f, s->files);
 		fputs(",\"overrides_intree\":", f);
 		json_strv(f, s->overrides);
 		fputs(",\"log\":", f);
-		json_string(f, s->log_path);
+		json_write_string(f, s->log_path);
 		fputc('}', f);
 	}
 	fputs("]}\n", f);

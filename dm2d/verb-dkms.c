@@ -35,28 +35,6 @@ static void diag_first(const char *file, unsigned line, const char *message,
 		*first = NULL;
 }
 
-static void json_string(FILE *f, const char *s)
-{
-	if (!s) {
-		fputs("null", f);
-		return;
-	}
-	fputc('"', f);
-	for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			fprintf(f, "\\%c", *p);
-		else if (*p == '\n')
-			fputs("\\n", f);
-		else if (*p == '\t')
-			fputs("\\t", f);
-		else if (*p < 0x20)
-			fprintf(f, "\\u%04x", *p);
-		else
-			fputc(*p, f);
-	}
-	fputc('"', f);
-}
-
 static void json_strv(FILE *f, char *const *l)
 {
 	bool first = true;
@@ -65,7 +43,7 @@ static void json_strv(FILE *f, char *const *l)
 	STRV_FOREACH(s, l) {
 		if (!first)
 			fputs(", ", f);
-		json_string(f, *s);
+		cli_json_string(f, *s);
 		first = false;
 	}
 	fputc(']', f);
@@ -76,54 +54,54 @@ static void print_json(const struct dkms_conf *c, bool applies, const char *reas
 	FILE *f = stdout;
 
 	fputs("{\"name\": ", f);
-	json_string(f, c->name);
+	cli_json_string(f, c->name);
 	fputs(", \"version\": ", f);
-	json_string(f, c->version);
+	cli_json_string(f, c->version);
 	fputs(", \"path\": ", f);
-	json_string(f, c->dir);
+	cli_json_string(f, c->dir);
 	fputs(", \"kernel\": ", f);
-	json_string(f, c->kernel_release);
+	cli_json_string(f, c->kernel_release);
 	fputs(", \"license\": ", f);
-	json_string(f, c->license);
+	cli_json_string(f, c->license);
 	fprintf(f, ", \"autoinstall\": %s, \"install_dir\": ",
 		c->autoinstall ? "true" : "false");
-	json_string(f, DKMS_INSTALL_DIR);
+	cli_json_string(f, DKMS_INSTALL_DIR);
 	fputs(", \"modules\": [", f);
 	for (size_t i = 0; i < c->n_modules; i++) {
 		const struct dkms_module *m = &c->modules[i];
 
 		fputs(i > 0 ? ", {\"name\": " : "{\"name\": ", f);
-		json_string(f, m->built_name);
+		cli_json_string(f, m->built_name);
 		fputs(", \"built_location\": ", f);
-		json_string(f, m->built_location);
+		cli_json_string(f, m->built_location);
 		fputs(", \"dest_name\": ", f);
-		json_string(f, m->dest_name);
+		cli_json_string(f, m->dest_name);
 		fputs(", \"dest_module_location\": ", f);
-		json_string(f, m->dest_location);
+		cli_json_string(f, m->dest_location);
 		fprintf(f, ", \"strip\": %s}", m->strip ? "true" : "false");
 	}
 	fputs("], \"make\": ", f);
-	json_string(f, c->make);
+	cli_json_string(f, c->make);
 	fputs(", \"make_command\": ", f);
-	json_string(f, c->make_command);
+	cli_json_string(f, c->make_command);
 	fputs(", \"clean\": ", f);
-	json_string(f, c->clean);
+	cli_json_string(f, c->clean);
 	fputs(", \"patches\": [", f);
 	for (size_t i = 0; i < c->n_patches; i++) {
 		fputs(i > 0 ? ", {\"file\": " : "{\"file\": ", f);
-		json_string(f, c->patches[i].file);
+		cli_json_string(f, c->patches[i].file);
 		fputs(", \"match\": ", f);
-		json_string(f, c->patches[i].match);
+		cli_json_string(f, c->patches[i].match);
 		fputc('}', f);
 	}
 	fputs("], \"build_exclusive_kernel\": ", f);
-	json_string(f, c->exclusive_kernel);
+	cli_json_string(f, c->exclusive_kernel);
 	fputs(", \"build_exclusive_kernel_min\": ", f);
-	json_string(f, c->exclusive_kernel_min);
+	cli_json_string(f, c->exclusive_kernel_min);
 	fputs(", \"build_exclusive_kernel_max\": ", f);
-	json_string(f, c->exclusive_kernel_max);
+	cli_json_string(f, c->exclusive_kernel_max);
 	fputs(", \"build_exclusive_arch\": ", f);
-	json_string(f, c->exclusive_arch);
+	cli_json_string(f, c->exclusive_arch);
 	fputs(", \"build_exclusive_config\": ", f);
 	json_strv(f, c->exclusive_config);
 	fputs(", \"build_depends\": ", f);
@@ -131,7 +109,7 @@ static void print_json(const struct dkms_conf *c, bool applies, const char *reas
 	fputs(", \"scripts_not_run\": ", f);
 	json_strv(f, c->scripts);
 	fprintf(f, ", \"applies\": %s, \"skip_reason\": ", applies ? "true" : "false");
-	json_string(f, reason);
+	cli_json_string(f, reason);
 	fputs("}\n", f);
 }
 
@@ -301,15 +279,15 @@ static int dkms_list(int argc, char *argv[], struct cli *cli)
 
 		if (cli->json) {
 			fputs(first ? "\n {\"path\": " : ",\n {\"path\": ", stdout);
-			json_string(stdout, *d);
+			cli_json_string(stdout, *d);
 			fputs(", \"name\": ", stdout);
-			json_string(stdout, c ? c->name : NULL);
+			cli_json_string(stdout, c ? c->name : NULL);
 			fputs(", \"version\": ", stdout);
-			json_string(stdout, c ? c->version : NULL);
+			cli_json_string(stdout, c ? c->version : NULL);
 			printf(", \"autoinstall\": %s, \"valid\": %s, \"error\": ",
 			       c && c->autoinstall ? "true" : "false",
 			       c ? "true" : "false");
-			json_string(stdout, c ? NULL : strna(error));
+			cli_json_string(stdout, c ? NULL : strna(error));
 			fputs("}", stdout);
 		} else
 			printf("%-24s %-16s %-11s %s%s\n",
@@ -363,15 +341,15 @@ static int dkms_status(int argc, char *argv[], struct cli *cli)
 		fputs("{\"version\":1,\"modules\":[", stdout);
 		for (size_t i = 0; i < n; i++) {
 			fputs(i > 0 ? ",{\"module\":" : "{\"module\":", stdout);
-			json_string(stdout, l[i].module);
+			cli_json_string(stdout, l[i].module);
 			fputs(",\"version\":", stdout);
-			json_string(stdout, l[i].version);
+			cli_json_string(stdout, l[i].version);
 			fputs(",\"kernel\":", stdout);
-			json_string(stdout, l[i].kernel);
+			cli_json_string(stdout, l[i].kernel);
 			fputs(",\"arch\":", stdout);
-			json_string(stdout, l[i].arch);
+			cli_json_string(stdout, l[i].arch);
 			fputs(",\"path\":", stdout);
-			json_string(stdout, l[i].path);
+			cli_json_string(stdout, l[i].path);
 			printf(",\"dm2_managed\":%s}", l[i].dm2_managed ? "true" : "false");
 		}
 		fputs("]}\n", stdout);

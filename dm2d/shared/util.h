@@ -37,6 +37,10 @@ int unhexmem(const char *s, void **ret, size_t *ret_len);
 /* Compare dotted version strings the way people expect: 6.10 > 6.9, 6.1.0-56 > 6.1.0-9. */
 int version_compare(const char *a, const char *b);
 
+/* Write s as a JSON string literal (NULL as null), escaping quotes, backslashes and control
+ * characters. */
+void json_write_string(FILE *f, const char *s);
+
 /* Time */
 uint64_t now_usec(void);          /* CLOCK_REALTIME */
 uint64_t now_mono_usec(void);     /* CLOCK_MONOTONIC */
