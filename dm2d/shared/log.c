@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <stdio.h>
 #include <sys/stat.h>
-#include <systemd/sd-journal.h>
 
 #include "log.h"
 
 static int max_level = LOG_INFO;
 static enum log_target target = LOG_TARGET_STDERR;
 static const char *program = "dm2";
+/* Set by log_target_auto() (log-journal.c), so that only the programs that may log to the
+ * journal link libsystemd: the dm2 front end starts faster without it. */
+log_journal_fn log_journal;
 static char ctx_recipe[256], ctx_kernel[256], ctx_job[64];
 
 void log_set_max_level(int level)
@@ -30,20 +32,6 @@ void log_set_target(enum log_target t)
 	target = t;
 }
 
-void log_target_auto(void)
-{
-	const char *e = getenv("JOURNAL_STREAM");
-	unsigned long long dev, ino;
-	struct stat st;
-
-	/* systemd sets JOURNAL_STREAM=dev:inode for the stream it connected to stderr. */
-	if (!e || sscanf(e, "%llu:%llu", &dev, &ino) != 2)
-		return;
-	if (fstat(STDERR_FILENO, &st) < 0)
-		return;
-	if ((unsigned long long) st.st_dev == dev && (unsigned long long) st.st_ino == ino)
-		target = LOG_TARGET_JOURNAL;
-}
 
 static void copy_field(char *dst, size_t n, const char *src)
 {
@@ -72,18 +60,9 @@ int log_internal(int level, int error, const char *file, int line, const char *f
 	vsnprintf(buf, sizeof(buf), format, ap);
 	va_end(ap);
 
-	if (target == LOG_TARGET_JOURNAL) {
-		char cf[512], cl[32];
-
-		snprintf(cf, sizeof(cf), "CODE_FILE=%s", file);
-		snprintf(cl, sizeof(cl), "CODE_LINE=%d", line);
-		(void) sd_journal_send_with_location(cf, cl, func, "MESSAGE=%s", buf,
-						     "PRIORITY=%i", level,
-						     "SYSLOG_IDENTIFIER=%s", program,
-						     "DM2_RECIPE=%s", ctx_recipe,
-						     "DM2_KERNEL=%s", ctx_kernel,
-						     "DM2_JOB=%s", ctx_job, NULL);
-	} else
+	if (target == LOG_TARGET_JOURNAL && log_journal)
+		log_journal(level, file, line, func, buf, program, ctx_recipe, ctx_kernel, ctx_job);
+	else
 		fprintf(stderr, "%s: %s\n", program, buf);
 
 	return -error;

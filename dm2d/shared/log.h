@@ -24,8 +24,12 @@ void log_set_max_level(int level);
 int log_get_max_level(void);
 void log_set_program(const char *name);
 void log_set_target(enum log_target target);
-/* Pick the journal when our stderr is connected to it. */
+/* Pick the journal when our stderr is connected to it (log-journal.c; links libsystemd). */
 void log_target_auto(void);
+typedef void (*log_journal_fn)(int level, const char *file, int line, const char *func,
+			       const char *message, const char *program, const char *recipe,
+			       const char *kernel, const char *job);
+extern log_journal_fn log_journal;
 
 /* Structured fields attached to every message until cleared (pass NULL to clear). */
 void log_set_context(const char *recipe, const char *kernel, const char *job);
