@@ -101,10 +101,20 @@ rows_dkms=0
 rows_dm2=$(dm2_status | grep -c ' installed' || true)
 echo "rows: dkms status $rows_dkms installed, dm2 status $rows_dm2 installed (expected $((N * K)))"
 
-# Median wall-clock milliseconds of running "$@" RUNS times.
+# Median wall time of a command in ms: hyperfine without a shell (-N) when it is installed
+# (.ci/setup installs it), which measures the command and not the harness; else python3.
 median_ms() {
-	local runs=$1
+	local runs=$1 json
 	shift
+	if command -v hyperfine >/dev/null; then
+		json=$(mktemp)
+		local q=() a
+		for a in "$@"; do q+=("$(printf '%q' "$a")"); done
+		hyperfine -N --warmup 3 -r "$runs" --export-json "$json" "${q[*]}" >/dev/null 2>&1
+		python3 -c 'import json, sys; r = json.load(open(sys.argv[1]))["results"][0]; print("%.3f" % (r["median"] * 1000))' "$json"
+		rm -f "$json"
+		return
+	fi
 	python3 - "$runs" "$@" <<'PY'
 import subprocess, sys, time, statistics
 runs = int(sys.argv[1]); cmd = sys.argv[2:]
