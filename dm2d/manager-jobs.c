@@ -230,7 +230,11 @@ static void job_output_line(struct mjob *j, const char *line)
 		return;
 	snprintf(j->last, sizeof(j->last), "%s", line);
 	log_set_context(j->recipe, j->kver, j->id_text);
-	log_info("%s %s: %s", j->recipe, j->kver, line);
+	/* The job's own state-change lines repeat what the daemon logs for the same job. */
+	if (startswith(line, "dm2: event: job-state,"))
+		log_debug("%s %s: %s", j->recipe, j->kver, line);
+	else
+		log_info("%s %s: %s", j->recipe, j->kver, line);
 	log_set_context(NULL, NULL, NULL);
 }
 
