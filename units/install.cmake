@@ -18,8 +18,16 @@ set(DM2_BINDIR ${CMAKE_INSTALL_FULL_BINDIR})
 set(DM2_SBINDIR ${CMAKE_INSTALL_FULL_SBINDIR})
 set(DM2_UNITS_OUT ${CMAKE_BINARY_DIR}/units)
 
-foreach(f dm2d.service dm2-kernel-hook 40-dm2.install debian-postinst debian-header-postinst
-	  debian-prerm)
+# dm2d.service is a plain unit (so systemd-analyze can check it in the source tree) that
+# names /usr/sbin/dm2d; another prefix is substituted here.
+file(READ ${CMAKE_CURRENT_LIST_DIR}/dm2d.service DM2_SERVICE_TEXT)
+string(REPLACE "ExecStart=/usr/sbin/dm2d" "ExecStart=${DM2_SBINDIR}/dm2d" DM2_SERVICE_TEXT
+       "${DM2_SERVICE_TEXT}")
+file(WRITE ${DM2_UNITS_OUT}/dm2d.service "${DM2_SERVICE_TEXT}")
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS
+	     ${CMAKE_CURRENT_LIST_DIR}/dm2d.service)
+
+foreach(f dm2-kernel-hook 40-dm2.install debian-postinst debian-header-postinst debian-prerm)
 	configure_file(${CMAKE_CURRENT_LIST_DIR}/${f}.in ${DM2_UNITS_OUT}/${f} @ONLY
 		       FILE_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ
 				GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
