@@ -14,39 +14,14 @@
 #include "shared/util.h"
 #include "status.h"
 
-/* Returns 0 to go on, 1000 after --help, or an exit code. */
-static int parse_log_args(int argc, char *argv[], const char **ret_kver, int *ret_ind)
-{
-	static const struct option options[] = {
-		{"kernel", required_argument, NULL, 'k'},
-		{"help", no_argument, NULL, 'h'},
-		{},
-	};
-	const char *kver = NULL;
-	int c;
-
-	while ((c = getopt_long(argc, argv, "k:h", options, NULL)) >= 0)
-		switch (c) {
-		case 'k':
-			kver = optarg;
-			break;
-		case 'h':
-			printf("Usage: dm2 log NAME -k KVER\n");
-			return 1000;
-		default:
-			return EXIT_USAGE;
-		}
-	*ret_kver = kver;
-	*ret_ind = optind;
-	return 0;
-}
+#define STATUS_USAGE "dm2 status [NAME] [-k KVER] [--json]"
+#define LOG_USAGE "dm2 log NAME -k KVER"
 
 int verb_status(int argc, char *argv[], struct cli *cli)
 {
 	static const struct option options[] = {
 		{"kernel", required_argument, NULL, 'k'},
 		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
 		{},
 	};
 	_cleanup_(db_closep) struct db *d = NULL;
@@ -55,9 +30,9 @@ int verb_status(int argc, char *argv[], struct cli *cli)
 	const char *kver = NULL, *name = NULL;
 	bool json = cli->json;
 	size_t n = 0;
-	int c, r;
+	int c, r, ret;
 
-	while ((c = getopt_long(argc, argv, "k:h", options, NULL)) >= 0)
+	while ((c = cli_getopt(argc, argv, "k:", options, STATUS_USAGE, 0, 1, &ret)) >= 0)
 		switch (c) {
 		case 'k':
 			kver = optarg;
@@ -65,16 +40,11 @@ int verb_status(int argc, char *argv[], struct cli *cli)
 		case 'j':
 			json = true;
 			break;
-		case 'h':
-			printf("Usage: dm2 status [NAME] [-k KVER] [--json]\n");
-			return EXIT_OK;
 		default:
 			return EXIT_USAGE;
 		}
-	if (optind + 1 < argc) {
-		log_error("Usage: dm2 status [NAME] [-k KVER] [--json]");
-		return EXIT_USAGE;
-	}
+	if (ret >= 0)
+		return ret;
 	if (optind < argc)
 		name = argv[optind];
 
@@ -120,17 +90,26 @@ int verb_log(int argc, char *argv[], struct cli *cli)
 	_cleanup_close_ int fd = -EBADF;
 	struct db_job cur = {};
 	struct dm2_context *ctx;
-	const char *kver, *name;
-	int r, ind;
+	static const struct option options[] = {
+		{"kernel", required_argument, NULL, 'k'},
+		{},
+	};
+	const char *kver = NULL, *name;
+	int c, r, ret;
 
-	r = parse_log_args(argc, argv, &kver, &ind);
-	if (r != 0)
-		return r == 1000 ? EXIT_OK : r;
-	if (ind + 1 != argc || !kver) {
-		log_error("Usage: dm2 log NAME -k KVER");
-		return EXIT_USAGE;
-	}
-	name = argv[ind];
+	while ((c = cli_getopt(argc, argv, "k:", options, LOG_USAGE, 1, 1, &ret)) >= 0)
+		switch (c) {
+		case 'k':
+			kver = optarg;
+			break;
+		default:
+			return EXIT_USAGE;
+		}
+	if (ret >= 0)
+		return ret;
+	if (!kver)
+		return cli_usage_error(LOG_USAGE, "Missing -k KVER");
+	name = argv[optind];
 	if (!path_is_safe_relative(name) || strchr(name, '/') ||
 	    !path_is_safe_relative(kver) || strchr(kver, '/')) {
 		log_error("Invalid recipe or kernel name '%s' / '%s'.", name, kver);
