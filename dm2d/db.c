@@ -543,7 +543,7 @@ int db_recipe_upsert(struct db *d, const char *name, const char *origin, const c
 				"INSERT INTO recipes (name, origin, path, content_hash) "
 				"VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
 				"origin = excluded.origin, path = excluded.path, "
-				"content_hash = excluded.content_hash",
+				"content_hash = COALESCE(excluded.content_hash, content_hash)",
 				"tttt", name, origin, path, content_hash));
 	return MIN(r, 0);
 }

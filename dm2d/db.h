@@ -87,6 +87,7 @@ int db_kernel_remove(struct db *d, const char *release);
 
 /* ---- recipes ---- */
 
+/* content_hash NULL keeps the one recorded (dm2d knows recipes by a CRC only). */
 int db_recipe_upsert(struct db *d, const char *name, const char *origin, const char *path,
 		     const char *content_hash);
 

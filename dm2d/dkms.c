@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <lzma.h>
 #include <regex.h>
 #include <stdarg.h>
 #include <sys/stat.h>
@@ -12,7 +13,6 @@
 #include "dkms-eval.h"
 #include "dkms.h"
 #include "shared/fs-util.h"
-#include "shared/hash.h"
 #include "shared/log.h"
 #include "shared/util.h"
 
@@ -77,7 +77,6 @@ struct dkms_conf *dkms_conf_free(struct dkms_conf *c)
 	free(c->name);
 	free(c->version);
 	free(c->license);
-	free(c->content_hash);
 	for (size_t i = 0; i < c->n_modules; i++) {
 		free(c->modules[i].built_name);
 		free(c->modules[i].built_location);
@@ -639,7 +638,6 @@ int dkms_conf_load(const char *dir, const char *kernel_release, const char *arch
 	_cleanup_(dkms_vars_freep) struct dkms_vars *first = NULL, *vars = NULL;
 	_cleanup_free_ char *path = NULL, *text = NULL, *ksrc = NULL;
 	struct conf_ctx c = { .diag = diag, .userdata = userdata };
-	char hash[SHA256_HEX_SIZE];
 	struct dkms_eval_params params = {};
 	struct utsname u;
 	long np;
@@ -650,7 +648,7 @@ int dkms_conf_load(const char *dir, const char *kernel_release, const char *arch
 	if (!path)
 		return -ENOMEM;
 	c.path = path;
-	r = read_full_file_at(AT_FDCWD, path, 1 << 20, &text, &size);
+	r = read_full_file_at(AT_FDCWD, path, RECIPE_MAX_SIZE, &text, &size);
 	if (r < 0) {
 		report(&c, 0, "cannot read: %s", strerror(-r));
 		return r;
@@ -708,10 +706,7 @@ int dkms_conf_load(const char *dir, const char *kernel_release, const char *arch
 	if (!conf->path || !conf->dir ||
 	    dup_opt(&conf->kernel_release, kernel_release) < 0)
 		return -ENOMEM;
-	sha256_buf_hex(text, size, hash);
-	conf->content_hash = strdup(hash);
-	if (!conf->content_hash)
-		return -ENOMEM;
+	conf->content_crc = lzma_crc64((const uint8_t *) text, size, 0);
 
 	if (dkms_vars_first_line(vars, "PACKAGE_NAME") == 0 &&
 	    dkms_vars_first_line(vars, "PACKAGE_VERSION") == 0 && r >= 0) {
@@ -772,9 +767,9 @@ int dkms_conf_to_recipe(const struct dkms_conf *c, struct recipe **ret)
 	r->name = strdup(c->name);
 	r->path = strdup(c->path);
 	r->dir = strdup(c->dir);
-	r->content_hash = strdup(c->content_hash);
+	r->content_crc = c->content_crc;
 	r->install_dir = strdup(DKMS_INSTALL_DIR);
-	if (!r->name || !r->path || !r->dir || !r->content_hash || !r->install_dir)
+	if (!r->name || !r->path || !r->dir || !r->install_dir)
 		return -ENOMEM;
 	if (dup_opt(&r->license, c->license) < 0 ||
 	    dup_opt(&r->make_command, c->make_command) < 0 ||

@@ -48,7 +48,7 @@ struct dkms_conf {
 	char *version;	      /* PACKAGE_VERSION */
 	char *license;	      /* MODULE_LICENSE("...") found in the sources (a non-GPL one
 			       * wins when they differ), NULL if none */
-	char *content_hash;   /* sha256 of dkms.conf's bytes */
+	uint64_t content_crc; /* CRC-64 of dkms.conf's bytes (see struct recipe) */
 	struct dkms_module *modules;
 	size_t n_modules;
 	char *make; /* the MAKE[] entry chosen for the kernel as evaluated, or NULL */

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* dm2d: notices kernels and recipes, builds in the background. See dm2d(8). */
 #include <getopt.h>
-#include <openssl/crypto.h>
 #include <unistd.h>
 
 #include "context.h"
@@ -47,10 +46,6 @@ int main(int argc, char *argv[])
 	int c, r;
 
 	log_set_program("dm2d");
-	/* The daemon only hashes (recipes, to notice changes) and never signs: it has no use for
-	 * openssl.cnf and its providers, which would stay resident for its whole life. The jobs
-	 * it starts are separate processes and read the configuration as usual. */
-	(void) OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
 	while ((c = getopt_long(argc, argv, "vh", options, NULL)) >= 0)
 		switch (c) {
 		case ARG_ROOT:

@@ -832,7 +832,7 @@ static int run_job(struct dm2_context *ctx, struct db *d, const struct recipe_se
 	struct job_result res = {};
 	struct plan plan = {};
 	const struct recipe *rcp;
-	const char *why = NULL;
+	const char *why = NULL, *content_hash;
 	bool complete;
 	int r;
 
@@ -859,6 +859,12 @@ static int run_job(struct dm2_context *ctx, struct db *d, const struct recipe_se
 	if (r < 0)
 		return log_error_errno(r, "Failed to evaluate '%s' for kernel '%s': %m",
 				       rcp->path, kver);
+	r = recipe_content_hash(for_kernel, &content_hash);
+	if (r == -ESTALE)
+		return log_error_errno(r, "Recipe '%s' changed while it was read; run again.",
+				       for_kernel->path);
+	if (r < 0)
+		return log_error_errno(r, "Failed to read recipe '%s': %m", for_kernel->path);
 	rcp = for_kernel;
 	complete = kbw_kernel_complete(k, &why);
 
@@ -867,7 +873,7 @@ static int run_job(struct dm2_context *ctx, struct db *d, const struct recipe_se
 			     complete ? NULL : why);
 	if (r >= 0)
 		r = db_recipe_upsert(d, rcp->name, recipe_origin_to_string(rcp->origin),
-				     rcp->path, rcp->content_hash);
+				     rcp->path, content_hash);
 	if (r < 0)
 		return log_error_errno(r, "Failed to write the state db: %m");
 

@@ -353,9 +353,10 @@ static int recipes_reload(struct manager *m)
 		struct recipe *rc = new->recipes[i];
 		struct recipe *prev = old ? recipe_set_find(old, rc->name) : NULL;
 
+		/* The sha256 column is the jobs' to fill (it is part of their build key). */
 		(void) db_recipe_upsert(m->db, rc->name, recipe_origin_to_string(rc->origin),
-					rc->path, rc->content_hash);
-		if (prev && streq(strempty(prev->content_hash), strempty(rc->content_hash)))
+					rc->path, NULL);
+		if (prev && prev->content_crc == rc->content_crc)
 			continue;
 		if (old)
 			log_notice("event: recipe-%s, recipe=%s", prev ? "changed" : "added", rc->name);

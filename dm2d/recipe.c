@@ -3,18 +3,17 @@
 #include <ctype.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <lzma.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <sys/stat.h>
 
 #include "recipe.h"
 #include "shared/fs-util.h"
-#include "shared/hash.h"
 #include "shared/ini.h"
 #include "shared/log.h"
 #include "shared/util.h"
 
-#define RECIPE_MAX_SIZE (1024U * 1024U)
 #define DEFAULT_INSTALL_DIR "updates/dm2"
 
 static const char *const recipe_origin_table[_RECIPE_ORIGIN_MAX] = {
@@ -915,7 +914,6 @@ int recipe_load(const char *path, enum recipe_origin origin, recipe_diag_fn diag
 	_cleanup_(recipe_unrefp) struct recipe *rcp = NULL;
 	_cleanup_free_ char *text = NULL, *abs = NULL, *dircopy = NULL, *strip = NULL;
 	_cleanup_free_ unsigned *version_lines = NULL;
-	char hex[SHA256_HEX_SIZE];
 	size_t size;
 	int r;
 
@@ -942,10 +940,7 @@ int recipe_load(const char *path, enum recipe_origin origin, recipe_diag_fn diag
 	rcp->path = TAKE_PTR(abs);
 	if (!rcp->dir)
 		return -ENOMEM;
-	sha256_buf_hex(text, size, hex);
-	rcp->content_hash = strdup(hex);
-	if (!rcp->content_hash)
-		return -ENOMEM;
+	rcp->content_crc = lzma_crc64((const uint8_t *) text, size, 0);
 
 	struct parser p = {.r = rcp, .file = path, .diag = diag, .userdata = userdata};
 	r = ini_parse_string(text, on_ini_item, on_ini_error, &p);

@@ -5,6 +5,9 @@
 
 #include "shared/macro.h"
 
+/* The largest recipe or dkms.conf file read. */
+#define RECIPE_MAX_SIZE (1024U * 1024U)
+
 /* dm2-recipe(5). A recipe is immutable once loaded; a reload builds new ones. */
 
 enum recipe_origin {
@@ -76,7 +79,9 @@ struct recipe {
 	char *path;             /* file it was loaded from (absolute) */
 	char *dir;              /* directory of that file (patches, relative Path=) */
 	enum recipe_origin origin;
-	char *content_hash;     /* sha256 of the recipe file's bytes (part of the build key) */
+	uint64_t content_crc;   /* CRC-64 of the file's bytes: how dm2d notices a change */
+	char *content_hash;     /* sha256 of the same bytes (part of the build key); NULL until
+				 * recipe_content_hash() */
 
 	struct recipe_source *sources;
 	size_t n_sources;
@@ -116,6 +121,14 @@ typedef void (*recipe_diag_fn)(const char *file, unsigned line, const char *mess
 			       void *userdata);
 int recipe_load(const char *path, enum recipe_origin origin, recipe_diag_fn diag,
 		void *userdata, struct recipe **ret);
+
+/*
+ * The sha256 of the recipe's file (for dkms.conf packages: of dkms.conf), computed on first
+ * use from the file, which must still have the content the recipe was loaded from
+ * (-ESTALE otherwise). Lives in its own file: dm2d, which only compares content_crc,
+ * never links OpenSSL.
+ */
+int recipe_content_hash(struct recipe *r, const char **ret);
 
 /* The source that applies to a kernel version: the newest Version= whose Kernel= range
  * matches. NULL if none does. */

@@ -64,12 +64,6 @@ char *kbw_asprintf(const char *format, ...) __attribute__((__format__(printf, 1,
 int kbw_copy_tree(const char *src, const char *dst, uid_t uid, gid_t gid);
 /* Find an executable in KBW_DEFAULT_PATH (or check an absolute/relative path). */
 bool kbw_find_program(const char *prog);
-/* sha256 hex (65 bytes with NUL) with OpenSSL EVP over several buffers. */
-struct kbw_sha256;
-int kbw_sha256_new(struct kbw_sha256 **ret);
-void kbw_sha256_update(struct kbw_sha256 *s, const void *p, size_t n);
-void kbw_sha256_final_hex(struct kbw_sha256 *s, char out[65]);
-void kbw_sha256_free(struct kbw_sha256 *s);
 
 struct kbw_config_entry {
 	char *name;  /* "CONFIG_FOO", points into kbw_kernel.config_text */

@@ -352,72 +352,6 @@ static int collect_ro_paths(struct kbw_kernel *k, const char *makefile)
 	return 0;
 }
 
-/* label, the size, then the content: streamed, Module.symvers is a few MiB. */
-static int hash_file(struct kbw_sha256 *s, const char *label, const char *path)
-{
-	_kbw_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	char buf[65536];
-	struct stat st;
-	size_t n, done = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	if (!S_ISREG(st.st_mode))
-		return -EBADF;
-	n = (size_t) st.st_size;
-	kbw_sha256_update(s, label, strlen(label) + 1);
-	kbw_sha256_update(s, &n, sizeof(n));
-	for (;;) {
-		ssize_t k = read(fd, buf, sizeof(buf));
-
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (k == 0)
-			break;
-		kbw_sha256_update(s, buf, (size_t) k);
-		done += (size_t) k;
-	}
-	/* Rewritten while we read: the identity would describe neither version. */
-	return done == n ? 0 : -EBUSY;
-}
-
-static int compute_identity(const struct kbw_kernel *k, char **ret)
-{
-	struct kbw_sha256 *s = NULL;
-	_kbw_cleanup_free_ char *config = kbw_asprintf("%s/.config", k->build_dir);
-	_kbw_cleanup_free_ char *symvers =
-		kbw_asprintf("%s/Module.symvers", k->build_dir);
-	char hex[65];
-	int r;
-
-	if (!config || !symvers)
-		return -ENOMEM;
-	r = kbw_sha256_new(&s);
-	if (r < 0)
-		return r;
-	r = hash_file(s, "config", config);
-	if (r >= 0)
-		r = hash_file(s, "symvers", symvers);
-	if (r < 0) {
-		kbw_sha256_free(s);
-		return r;
-	}
-	kbw_sha256_update(s, "release", 8);
-	kbw_sha256_update(s, k->release, strlen(k->release) + 1);
-	kbw_sha256_update(s, "cc", 3);
-	kbw_sha256_update(s, k->cc_version_text ?: "",
-			  strlen(k->cc_version_text ?: "") + 1);
-	kbw_sha256_final_hex(s, hex);
-	kbw_sha256_free(s);
-	*ret = strdup(hex);
-	return *ret ? 0 : -ENOMEM;
-}
-
 /* utsrelease.h: #define UTS_RELEASE "6.1.0-56-amd64" */
 static char *parse_uts_release(const char *text)
 {
@@ -687,25 +621,6 @@ KBW_EXPORT const char *kbw_kernel_cc_version_text(const struct kbw_kernel *k)
 KBW_EXPORT const char *kbw_kernel_vermagic(const struct kbw_kernel *k)
 {
 	return k->vermagic;
-}
-
-KBW_EXPORT const char *kbw_kernel_identity(const struct kbw_kernel *k)
-{
-	/* A cache, not state: the object stays logically const. */
-	struct kbw_kernel *m = (struct kbw_kernel *) k;
-	int r;
-
-	if (!k->complete)
-		return NULL;
-	if (k->identity)
-		return k->identity;
-	r = compute_identity(k, &m->identity);
-	if (r < 0) {
-		kbw_log(LOG_ERR, "Cannot compute the identity of kernel %s: %s",
-			k->release, strerror(-r));
-		return NULL;
-	}
-	return k->identity;
 }
 
 KBW_EXPORT const char *kbw_kernel_version(const struct kbw_kernel *k)

@@ -2,7 +2,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <openssl/evp.h>
 #include <sys/stat.h>
 
 #include "kbw-internal.h"
@@ -286,52 +285,4 @@ bool kbw_find_program(const char *prog)
 			p++;
 	}
 	return false;
-}
-
-/* The identity is computed only when asked for (kbw_kernel_identity()): initializing
- * OpenSSL's EVP layer costs a daemon that never needs it about 2 MiB. */
-struct kbw_sha256 {
-	EVP_MD_CTX *md;
-};
-
-int kbw_sha256_new(struct kbw_sha256 **ret)
-{
-	struct kbw_sha256 *s = calloc(1, sizeof(*s));
-
-	if (!s)
-		return -ENOMEM;
-	s->md = EVP_MD_CTX_new();
-	if (!s->md || EVP_DigestInit_ex(s->md, EVP_sha256(), NULL) != 1) {
-		kbw_sha256_free(s);
-		return -ENOMEM;
-	}
-	*ret = s;
-	return 0;
-}
-
-void kbw_sha256_update(struct kbw_sha256 *s, const void *p, size_t n)
-{
-	(void) EVP_DigestUpdate(s->md, p, n);
-}
-
-void kbw_sha256_final_hex(struct kbw_sha256 *s, char out[65])
-{
-	static const char hex[] = "0123456789abcdef";
-	unsigned char d[EVP_MAX_MD_SIZE];
-	unsigned int n = 0;
-
-	(void) EVP_DigestFinal_ex(s->md, d, &n);
-	for (unsigned i = 0; i < 32; i++) {
-		out[2 * i] = hex[d[i] >> 4];
-		out[2 * i + 1] = hex[d[i] & 15];
-	}
-	out[64] = '\0';
-}
-
-void kbw_sha256_free(struct kbw_sha256 *s)
-{
-	if (!s)
-		return;
-	EVP_MD_CTX_free(s->md);
-	free(s);
 }

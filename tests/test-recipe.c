@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <fcntl.h>
+#include <lzma.h>
 #include <stdarg.h>
 #include <sys/stat.h>
 
@@ -70,6 +71,7 @@ static void test_minimal_defaults(void **state)
 	_cleanup_(recipe_unrefp) struct recipe *r = NULL;
 	struct diags d = {};
 	char hex[SHA256_HEX_SIZE];
+	const char *h;
 
 	ASSERT_OK(load_text(t, "mini.recipe", minimal, &d, &r));
 	assert_null(d.lines);
@@ -84,10 +86,31 @@ static void test_minimal_defaults(void **state)
 	assert_int_equal(r->origin, RECIPE_ORIGIN_FILE);
 	assert_int_equal(r->sources[0].kernel.n, 0);
 	assert_int_equal(r->sources[0].line, 4);
+	/* The CRC at load time, the sha256 (build key) only when asked for. */
+	assert_int_equal(r->content_crc, lzma_crc64((const uint8_t *) minimal, strlen(minimal), 0));
+	assert_null(r->content_hash);
+	ASSERT_OK(recipe_content_hash(r, &h));
 	sha256_buf_hex(minimal, strlen(minimal), hex);
-	assert_string_equal(r->content_hash, hex);
+	assert_string_equal(h, hex);
+	assert_ptr_equal(h, r->content_hash);
 	assert_string_equal(r->dir, t->path);
 	assert_true(startswith(r->path, t->path) && endswith(r->path, "/mini.recipe"));
+}
+
+/* A recipe edited after it was loaded must not lend its new hash to the old content. */
+static void test_content_hash_stale(void **state)
+{
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(recipe_unrefp) struct recipe *r = NULL;
+	struct diags d = {};
+	const char *h;
+
+	ASSERT_OK(load_text(t, "mini.recipe", minimal, &d, &r));
+	test_write_file(t->fd, "mini.recipe", "# edited\n");
+	ASSERT_ERR(recipe_content_hash(r, &h), -ESTALE);
+	assert_null(r->content_hash);
+	test_write_file(t->fd, "mini.recipe", minimal);
+	ASSERT_OK(recipe_content_hash(r, &h));
 }
 
 static void test_full(void **state)
@@ -567,6 +590,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_minimal_defaults),
+		cmocka_unit_test(test_content_hash_stale),
 		cmocka_unit_test(test_full),
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_errors_bad_file),
