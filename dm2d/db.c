@@ -15,10 +15,13 @@
 #define DB_WAL_SWITCH_TIMEOUT_USEC (10 * 1000000ULL)
 
 struct db {
-	sqlite3 *sql;
+	sqlite3 *sql;      /* NULL while suspended (db_suspend()) */
+	char *path;
 	bool writable;
 	unsigned tx_depth; /* >0 while db_begin() is open */
 };
+
+static int db_connect(struct db *d);
 
 static const char *const job_state_table[_JOB_STATE_MAX] = {
 	[JOB_STATE_QUEUED] = "queued",	       [JOB_STATE_FETCHING] = "fetching",
@@ -130,6 +133,10 @@ static int sql_err(sqlite3 *s, int rc)
 
 static int exec(struct db *d, const char *sql)
 {
+	int r = db_connect(d);
+
+	if (r < 0)
+		return r;
 	return sql_err(d->sql, sqlite3_exec(d->sql, sql, NULL, NULL, NULL));
 }
 
@@ -141,6 +148,10 @@ static void finalizep(sqlite3_stmt **s)
 
 static int prepare(struct db *d, const char *sql, sqlite3_stmt **ret)
 {
+	int r = db_connect(d);
+
+	if (r < 0)
+		return r;
 	return sql_err(d->sql, sqlite3_prepare_v2(d->sql, sql, -1, ret, NULL));
 }
 
@@ -302,39 +313,58 @@ static int set_wal(struct db *d)
 	}
 }
 
-int db_open_path(const char *path, bool writable, struct db **ret)
+/* (Re)open the connection: what is per connection, not stored in the file. */
+static int db_connect(struct db *d)
 {
-	_cleanup_(db_closep) struct db *d = NULL;
-	int flags, rc, r, v;
+	int flags, rc, r;
 
-	d = calloc(1, sizeof(*d));
-	if (!d)
-		return -ENOMEM;
-	d->writable = writable;
-
-	if (!writable && access(path, F_OK) < 0)
-		return -errno;
-	flags = writable ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
-			 : SQLITE_OPEN_READONLY;
-	rc = sqlite3_open_v2(path, &d->sql, flags | SQLITE_OPEN_NOMUTEX, NULL);
-	if (rc != SQLITE_OK)
-		return sql_err(d->sql, rc);
-
+	if (d->sql)
+		return 0;
+	flags = d->writable ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY;
+	rc = sqlite3_open_v2(d->path, &d->sql, flags | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		r = sql_err(d->sql, rc);
+		sqlite3_close_v2(d->sql);
+		d->sql = NULL;
+		return r;
+	}
 	/* Writers hold the lock for milliseconds, but on a loaded machine (parallel builds
 	 * fsyncing, synchronous=FULL) one commit can take seconds: a job must not fail, or
 	 * a daemon miss a transition, because the disk was slow. */
 	sqlite3_busy_timeout(d->sql, DB_BUSY_TIMEOUT_MSEC);
 	r = exec(d, "PRAGMA foreign_keys = ON");
+	/* The write volume is tiny, so FULL costs nothing and keeps the last transitions
+	 * across power loss. */
+	if (r >= 0 && d->writable)
+		r = exec(d, "PRAGMA synchronous = FULL");
+	if (r < 0) {
+		sqlite3_close_v2(d->sql);
+		d->sql = NULL;
+	}
+	return r;
+}
+
+int db_open_path(const char *path, bool writable, struct db **ret)
+{
+	_cleanup_(db_closep) struct db *d = NULL;
+	int r, v;
+
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->writable = writable;
+	d->path = strdup(path);
+	if (!d->path)
+		return -ENOMEM;
+
+	if (!writable && access(path, F_OK) < 0)
+		return -errno;
+	r = db_connect(d);
 	if (r < 0)
 		return r;
 	if (writable) {
-		/* WAL: readers (dm2 status) never block the writer. The write volume is
-		 * tiny, so FULL costs nothing and keeps the last transitions across power
-		 * loss. */
+		/* WAL (stored in the file): readers (dm2 status) never block the writer. */
 		r = set_wal(d);
-		if (r < 0)
-			return r;
-		r = exec(d, "PRAGMA synchronous = FULL");
 		if (r < 0)
 			return r;
 		r = migrate(d);
@@ -378,12 +408,24 @@ struct db *db_close(struct db *d)
 	if (d->tx_depth > 0)
 		(void) exec(d, "ROLLBACK");
 	sqlite3_close_v2(d->sql);
+	free(d->path);
 	return mfree(d);
+}
+
+int db_suspend(struct db *d)
+{
+	if (d->tx_depth > 0)
+		return -EBUSY;
+	if (!d->sql)
+		return 0;
+	sqlite3_close_v2(d->sql);
+	d->sql = NULL;
+	return 1;
 }
 
 void *db_sqlite(struct db *d)
 {
-	return d->sql;
+	return db_connect(d) < 0 ? NULL : d->sql;
 }
 
 /* Wrap a single write in its own transaction unless the caller holds one. */

@@ -167,5 +167,11 @@ int db_installed_list(struct db *d, const char *kver, const char *recipe,
 /* The owner (recipe, kernel) of path, -ENOENT when dm2 did not install it. */
 int db_installed_owner(struct db *d, const char *path, struct db_installed_file *ret);
 
-/* For status.c's single read query: the raw sqlite3 handle (sqlite3 *). */
+/* Close the connection until the next call needs it again (dm2d, going idle: with the
+ * last connection closed, it unloads SQLite, see sqlite-lazy.c). 1 when it closed the
+ * connection, 0 when it was closed already, -EBUSY inside a transaction. */
+int db_suspend(struct db *d);
+
+/* For status.c's single read query: the raw sqlite3 handle (sqlite3 *), NULL when the
+ * connection cannot be opened again. */
 void *db_sqlite(struct db *d);

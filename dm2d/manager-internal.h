@@ -56,7 +56,7 @@ struct manager {
 	struct watch *watch;
 	struct control_server *control;
 	sd_event_source *sig_term, *sig_int, *sig_hup;
-	sd_event_source *recipes_settle, *dispatch, *stop_timer;
+	sd_event_source *recipes_settle, *dispatch, *stop_timer, *idle_post;
 	struct mjob **jobs;
 	size_t n_jobs;
 	struct mkernel **kernels;
@@ -78,5 +78,7 @@ int manager_job_enqueue(struct manager *m, const char *recipe, const char *kver)
 void manager_jobs_drop_kernel(struct manager *m, const char *kver);
 /* Start what may start, and depmod kernels whose batch is done, before the loop sleeps. */
 void manager_schedule_dispatch(struct manager *m);
+/* Close the state db whenever the daemon has nothing left to do. */
+int manager_watch_idle(struct manager *m);
 /* Exit the loop when stopping and no child is left, or when idle with --exit-when-idle. */
 void manager_maybe_exit(struct manager *m);

@@ -5,7 +5,6 @@
 #include <malloc.h>
 #include <signal.h>
 #include <sys/wait.h>
-#include <sqlite3.h>
 #include <systemd/sd-daemon.h>
 
 #include "control.h"
@@ -482,11 +481,6 @@ static int on_dispatch(sd_event_source *s, void *userdata)
 			depmod_start(m, k);
 	}
 	manager_notify_status(m);
-	if (m->n_running == 0 && !manager_busy(m, NULL, NULL)) {
-		/* Going idle, maybe for weeks: hand back what the burst of work allocated. */
-		(void) sqlite3_db_release_memory(db_sqlite(m->db));
-		(void) malloc_trim(0);
-	}
 	manager_maybe_exit(m);
 	return 0;
 }
@@ -506,6 +500,27 @@ void manager_schedule_dispatch(struct manager *m)
 }
 
 /* ---- idle and exit ---- */
+
+/*
+ * Runs before the loop sleeps, after anything at all happened. Going idle, maybe for weeks:
+ * close the state db (in dm2d that unloads SQLite, see sqlite-lazy.c) and hand back what the
+ * burst of work allocated. The next event that needs the db opens it again.
+ */
+static int on_post(sd_event_source *s, void *userdata)
+{
+	struct manager *m = userdata;
+
+	if (!m->started || m->stopping || m->n_running > 0 || manager_busy(m, NULL, NULL))
+		return 0;
+	if (db_suspend(m->db) > 0)
+		(void) malloc_trim(0);
+	return 0;
+}
+
+int manager_watch_idle(struct manager *m)
+{
+	return sd_event_add_post(m->event, &m->idle_post, on_post, m);
+}
 
 static bool manager_idle(struct manager *m)
 {

@@ -520,6 +520,7 @@ struct manager *manager_free(struct manager *m)
 	sd_event_source_disable_unref(m->recipes_settle);
 	sd_event_source_disable_unref(m->dispatch);
 	sd_event_source_disable_unref(m->stop_timer);
+	sd_event_source_disable_unref(m->idle_post);
 	recipe_set_free(m->recipes);
 	db_close(m->db);
 	sd_event_unref(m->event);
@@ -576,6 +577,9 @@ int manager_startup(struct manager *m)
 	r = control_server_new(m, m->event, m->ctx, &m->control);
 	if (r < 0)
 		return r;
+	r = manager_watch_idle(m);
+	if (r < 0)
+		return log_error_errno(r, "Failed to set up the idle check: %m");
 
 	/* The persistent queue first: whatever was unfinished at the last stop or crash. */
 	r = db_jobs_unfinished(m->db, &unfinished, &n_unfinished);

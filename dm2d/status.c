@@ -129,6 +129,8 @@ int status_collect(struct db *d, const char *name, const char *kver,
 	size_t n = 0;
 	int r = 0, rc;
 
+	if (!sql)
+		return -EIO;
 	rc = sqlite3_prepare_v2(sql, STATUS_SQL, -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return (rc & 0xff) == SQLITE_BUSY ? -EBUSY : -EIO;

@@ -385,6 +385,37 @@ static void test_concurrent_first_open(void **state)
 	}
 }
 
+/* dm2d closes its connection when idle; the next call opens it again, with its settings. */
+static void test_suspend(void **state)
+{
+	_cleanup_(test_rootp) struct test_root *t = test_root_new();
+	_cleanup_(db_closep) struct db *d = NULL;
+	_cleanup_free_ char *path = db_path(t);
+	struct db_job j = {};
+	sqlite3_stmt *st = NULL;
+	int64_t id;
+
+	ASSERT_OK(db_open_path(path, true, &d));
+	ASSERT_OK(db_job_enqueue(d, "r", "k", &id));
+	assert_int_equal(db_suspend(d), 1);
+	assert_int_equal(db_suspend(d), 0);
+	ASSERT_OK(db_job_get(d, id, &j));
+	assert_string_equal(j.recipe, "r");
+	db_job_done(&j);
+	/* synchronous is per connection: the reopened one has it too (2 = FULL). */
+	assert_int_equal(db_suspend(d), 1);
+	assert_int_equal(sqlite3_prepare_v2(db_sqlite(d), "PRAGMA synchronous", -1, &st, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 2);
+	sqlite3_finalize(st);
+	ASSERT_OK(db_begin(d));
+	ASSERT_ERR(db_suspend(d), -EBUSY);
+	ASSERT_OK(db_commit(d));
+	assert_int_equal(db_suspend(d), 1);
+	assert_int_equal(count_rows(path, "SELECT COUNT(*) FROM jobs"), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -394,6 +425,7 @@ int main(void)
 		cmocka_unit_test(test_kernels_and_files),
 		cmocka_unit_test(test_concurrent_reader),
 		cmocka_unit_test(test_concurrent_first_open),
+		cmocka_unit_test(test_suspend),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
