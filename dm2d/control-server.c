@@ -344,6 +344,8 @@ int control_server_new(struct manager *m, sd_event *e, struct dm2_context *ctx,
 		s->fd = SD_LISTEN_FDS_START;
 		s->activated = true;
 		(void) fcntl(s->fd, F_SETFL, fcntl(s->fd, F_GETFL) | O_NONBLOCK);
+		/* Passed without O_CLOEXEC: jobs (and the builds they run) must not inherit it. */
+		(void) fcntl(s->fd, F_SETFD, FD_CLOEXEC);
 	} else {
 		_cleanup_free_ char *path = context_path(ctx, DM2_CONTROL_SOCKET);
 		struct sockaddr_un sa = { .sun_family = AF_UNIX };
