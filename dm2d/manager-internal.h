@@ -61,8 +61,9 @@ struct manager {
 	size_t n_jobs;
 	struct mkernel **kernels;
 	size_t n_kernels;
+	struct mbuild *builds; /* owned by their control connections */
 	unsigned max_jobs;
-	unsigned n_running;
+	unsigned n_running; /* jobs and builds */
 	bool started;
 	bool stopping;
 };
@@ -78,5 +79,7 @@ int manager_job_enqueue(struct manager *m, const char *recipe, const char *kver)
 void manager_jobs_drop_kernel(struct manager *m, const char *kver);
 /* Start what may start, and depmod kernels whose batch is done, before the loop sleeps. */
 void manager_schedule_dispatch(struct manager *m);
+/* Send sig to the process group of every running job and build. */
+void manager_kill_children(struct manager *m, int sig);
 /* Exit the loop when stopping and no child is left, or when idle with --exit-when-idle. */
 void manager_maybe_exit(struct manager *m);
