@@ -25,6 +25,7 @@ struct control_conn {
 	bool waiting;      /* a request is waiting for jobs */
 	char *kver;        /* what it waits for (NULL: all kernels) */
 	char **names;      /* only these recipes (INSTALL) */
+	struct mbuild *build; /* BUILD: the daemon's child for this client */
 };
 
 struct control_server {
@@ -51,6 +52,7 @@ static void conn_free(struct control_conn *c)
 		}
 	sd_event_source_disable_unref(c->io);
 	sd_event_source_disable_unref(c->timer);
+	manager_build_free(c->build); /* a client that hangs up ends its build */
 	safe_close(c->fd);
 	free(c->kver);
 	strv_free(c->names);
@@ -108,42 +110,83 @@ static int on_conn_timeout(sd_event_source *s, uint64_t usec, void *userdata)
 	return 0;
 }
 
-static int conn_start_wait(struct control_conn *c, const char *kver, char **names,
-			   const char *timeout)
+/* A TIMEOUT_SEC above 0 ends the request with DONE 12 after that long. */
+static int conn_arm_timeout(struct control_conn *c, const char *timeout)
 {
 	uint64_t sec = 0;
-	int r;
 
-	c->names = names; /* owned by c from here on */
 	if (safe_atou64(timeout, &sec) < 0) {
 		conn_send(c, "ERR %i invalid timeout '%s'\n", EXIT_USAGE, timeout);
 		return -EINVAL;
 	}
+	if (sec == 0)
+		return 0;
+	return sd_event_add_time_relative(c->server->event, &c->timer, CLOCK_MONOTONIC,
+					  sec * 1000000ULL, 0, on_conn_timeout, c);
+}
+
+static int conn_start_wait(struct control_conn *c, const char *kver, char **names,
+			   const char *timeout)
+{
+	int r;
+
+	c->names = names; /* owned by c from here on */
 	if (kver) {
 		c->kver = strdup(kver);
 		if (!c->kver)
 			return -ENOMEM;
 	}
+	r = conn_arm_timeout(c, timeout);
+	if (r < 0)
+		return r;
 	c->waiting = true;
-	if (sec > 0) {
-		r = sd_event_add_time_relative(c->server->event, &c->timer, CLOCK_MONOTONIC,
-					       sec * 1000000ULL, 0, on_conn_timeout, c);
-		if (r < 0)
-			return r;
-	}
 	conn_finish_if_done(c); /* may free c */
 	return 0;
 }
 
-static bool word_ok(const char *w)
+static void conn_build_line(bool is_stderr, const char *line, void *userdata)
 {
-	/* Kernel releases and recipe names: no slashes, no dot-dot, printable. */
-	if (isempty(w) || streq(w, ".") || streq(w, "..") || strchr(w, '/'))
-		return false;
-	for (const char *p = w; *p; p++)
-		if (*p <= ' ' || *p == 0x7f)
-			return false;
-	return true;
+	conn_send(userdata, "%s %s\n", is_stderr ? "LOG" : "OUT", line);
+}
+
+static void conn_build_exited(int code, void *userdata)
+{
+	struct control_conn *c = userdata;
+	struct manager *m = c->server->manager;
+
+	conn_send(c, "DONE %i\n", code);
+	conn_free(c);
+	manager_check_idle(m);
+}
+
+/* BUILD KVER TIMEOUT NAME [VERSION|-] [json|text] */
+static int conn_start_build(struct control_conn *c, char **w, size_t n)
+{
+	const char *version = n > 4 && !streq(w[4], "-") ? w[4] : NULL;
+	bool json = n > 5 && streq(w[5], "json");
+	int r;
+
+	if (n < 4 || n > 6 || !control_word_ok(w[1]) || !control_word_ok(w[3]) ||
+	    (n > 4 && !control_word_ok(w[4])) ||
+	    (n > 5 && !json && !streq(w[5], "text"))) {
+		conn_send(c, "ERR %i usage: BUILD KVER TIMEOUT NAME [VERSION|-] [json|text]\n",
+			  EXIT_USAGE);
+		return -EINVAL;
+	}
+	c->kver = strdup(w[1]);
+	if (!c->kver)
+		return -ENOMEM;
+	r = conn_arm_timeout(c, w[2]);
+	if (r < 0)
+		return r;
+	r = manager_build_new(c->server->manager, w[3], w[1], version, json,
+			      conn_build_line, conn_build_exited, c, &c->build);
+	if (r < 0) {
+		conn_send(c, "ERR %i starting the build failed: %s\n",
+			  EXIT_FAILURE_GENERIC, strerror(-r));
+		return r;
+	}
+	return 0;
 }
 
 static void conn_handle(struct control_conn *c, char *line)
@@ -165,7 +208,7 @@ static void conn_handle(struct control_conn *c, char *line)
 		conn_send(c, "DONE 0\n");
 		goto close;
 	}
-	if (!streq(w[0], "TRIGGER") && !streq(w[0], "INSTALL")) {
+	if (!streq(w[0], "TRIGGER") && !streq(w[0], "INSTALL") && !streq(w[0], "BUILD")) {
 		conn_send(c, "ERR %i unknown request '%s'\n", EXIT_USAGE, w[0]);
 		goto close;
 	}
@@ -177,10 +220,16 @@ static void conn_handle(struct control_conn *c, char *line)
 		goto close;
 	}
 
+	if (streq(w[0], "BUILD")) {
+		r = conn_start_build(c, w, n);
+		if (r < 0)
+			goto close;
+		return;
+	}
 	if (streq(w[0], "TRIGGER")) {
 		const char *kver;
 
-		if (n != 4 || !word_ok(w[1])) {
+		if (n != 4 || !control_word_ok(w[1])) {
 			conn_send(c, "ERR %i usage: TRIGGER KVER|* WAIT TIMEOUT\n", EXIT_USAGE);
 			goto close;
 		}
@@ -210,12 +259,12 @@ static void conn_handle(struct control_conn *c, char *line)
 	}
 
 	/* INSTALL KVER TIMEOUT NAME... */
-	if (n < 4 || !word_ok(w[1])) {
+	if (n < 4 || !control_word_ok(w[1])) {
 		conn_send(c, "ERR %i usage: INSTALL KVER TIMEOUT NAME...\n", EXIT_USAGE);
 		goto close;
 	}
 	for (size_t i = 3; i < n; i++)
-		if (!word_ok(w[i])) {
+		if (!control_word_ok(w[i])) {
 			conn_send(c, "ERR %i invalid recipe name '%s'\n", EXIT_USAGE, w[i]);
 			goto close;
 		}
@@ -247,7 +296,7 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
 	ssize_t k;
 	char *nl;
 
-	if (c->waiting) {
+	if (c->waiting || c->build) {
 		/* Nothing more to read; EOF or error means the client gave up waiting. */
 		char dummy[64];
 

@@ -16,6 +16,16 @@ int control_split(const char *line, char ***ret)
 	return strv_split(line, " ", ret);
 }
 
+bool control_word_ok(const char *w)
+{
+	if (isempty(w) || streq(w, ".") || streq(w, "..") || strchr(w, '/'))
+		return false;
+	for (const char *p = w; *p; p++)
+		if (*p <= ' ' || *p == 0x7f)
+			return false;
+	return true;
+}
+
 int control_connect(struct dm2_context *ctx, int *ret_fd)
 {
 	_cleanup_free_ char *path = context_path(ctx, DM2_CONTROL_SOCKET);
@@ -45,8 +55,12 @@ static void print_reply(const char *line, bool raw)
 		printf("%s\n", line);
 		return;
 	}
-	if ((p = startswith(line, "MSG "))) {
+	if ((p = startswith(line, "MSG ")) || (p = startswith(line, "OUT "))) {
 		printf("%s\n", p);
+		return;
+	}
+	if ((p = startswith(line, "LOG "))) {
+		fprintf(stderr, "%s\n", p);
 		return;
 	}
 	if (!startswith(line, "JOB "))
@@ -66,7 +80,7 @@ static void print_reply(const char *line, bool raw)
 int control_request(int fd, const char *request, uint64_t timeout_usec, bool raw)
 {
 	uint64_t deadline = timeout_usec ? now_mono_usec() + timeout_usec : 0;
-	char buf[CONTROL_LINE_MAX * 4];
+	char buf[CONTROL_REPLY_MAX];
 	size_t n = 0;
 	size_t len = strlen(request);
 
@@ -133,15 +147,13 @@ int control_request(int fd, const char *request, uint64_t timeout_usec, bool raw
 	}
 }
 
-int control_try_forward(struct dm2_context *ctx, char **names, const char *kver,
-			uint64_t timeout_usec, int *ret_exit)
+/* Send request to the daemon of ctx's root, if one runs; see control_try_forward(). */
+static int forward(struct dm2_context *ctx, const char *request, uint64_t timeout_usec,
+		   int *ret_exit)
 {
 	_cleanup_close_ int fd = -EBADF;
-	_cleanup_free_ char *joined = NULL, *req = NULL;
 	int r;
 
-	if (!names || !names[0] || !kver)
-		return -EINVAL;
 	/* dm2d's own children run the engine themselves. */
 	if (getenv("DM2_NO_FORWARD"))
 		return -ENOENT;
@@ -150,15 +162,39 @@ int control_try_forward(struct dm2_context *ctx, char **names, const char *kver,
 		return -ENOENT;
 	if (r < 0)
 		return r;
+	r = control_request(fd, request, timeout_usec, false);
+	if (r < 0)
+		return r;
+	*ret_exit = r;
+	return 0;
+}
+
+int control_try_forward(struct dm2_context *ctx, char **names, const char *kver,
+			uint64_t timeout_usec, int *ret_exit)
+{
+	_cleanup_free_ char *joined = NULL, *req = NULL;
+
+	if (!names || !names[0] || !kver)
+		return -EINVAL;
 	joined = strv_join(names, " ");
 	if (!joined)
 		return -ENOMEM;
 	if (asprintf(&req, "INSTALL %s %llu %s", kver,
 		     (unsigned long long) ((timeout_usec + 999999) / 1000000), joined) < 0)
 		return -ENOMEM;
-	r = control_request(fd, req, timeout_usec, false);
-	if (r < 0)
-		return r;
-	*ret_exit = r;
-	return 0;
+	return forward(ctx, req, timeout_usec, ret_exit);
+}
+
+int control_try_forward_build(struct dm2_context *ctx, const char *name, const char *kver,
+			      const char *version, bool json, int *ret_exit)
+{
+	_cleanup_free_ char *req = NULL;
+
+	if (!control_word_ok(name) || !control_word_ok(kver) ||
+	    (version && (!control_word_ok(version) || streq(version, "-"))))
+		return -ENOENT;
+	if (asprintf(&req, "BUILD %s 0 %s %s %s", kver, name, version ?: "-",
+		     json ? "json" : "text") < 0)
+		return -ENOMEM;
+	return forward(ctx, req, 0, ret_exit);
 }

@@ -61,8 +61,9 @@ struct manager {
 	size_t n_jobs;
 	struct mkernel **kernels;
 	size_t n_kernels;
+	struct mbuild *builds; /* owned by their control connections */
 	unsigned max_jobs;
-	unsigned n_running;
+	unsigned n_running; /* jobs and builds */
 	bool started;
 	bool stopping;
 };
@@ -80,5 +81,7 @@ void manager_jobs_drop_kernel(struct manager *m, const char *kver);
 void manager_schedule_dispatch(struct manager *m);
 /* Close the state db whenever the daemon has nothing left to do. */
 int manager_watch_idle(struct manager *m);
+/* Send sig to the process group of every running job and build. */
+void manager_kill_children(struct manager *m, int sig);
 /* Exit the loop when stopping and no child is left, or when idle with --exit-when-idle. */
 void manager_maybe_exit(struct manager *m);

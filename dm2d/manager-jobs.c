@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* dm2d's queue: jobs as `dm2 install` children, Jobs= at a time, one depmod per batch. */
+/* dm2d's queue: jobs as `dm2 install` children, Jobs= at a time, one depmod per batch;
+ * and `dm2 build` children for clients, in the same Jobs= slots. */
 #include <fcntl.h>
 #include <inttypes.h>
 #include <malloc.h>
@@ -15,6 +16,31 @@
 #include "recipe-set.h"
 #include "shared/log.h"
 #include "shared/util.h"
+
+/* A child's stdout or stderr, read line by line. */
+struct mbuild_pipe {
+	struct mbuild *build;
+	bool is_stderr;
+	int fd;
+	sd_event_source *source;
+	size_t n;
+	char line[CONTROL_REPLY_MAX - 8]; /* room for "OUT " and the newline */
+};
+
+struct mbuild {
+	struct manager *m;
+	struct mbuild *next; /* m->builds, in request order */
+	char *recipe;
+	char *kver;
+	char **args; /* the dm2 command line */
+	bool started;
+	pid_t pid; /* > 0: running, and counted in m->n_running */
+	sd_event_source *child;
+	struct mbuild_pipe out, err;
+	manager_build_line_fn on_line;
+	manager_build_exit_fn on_exit;
+	void *userdata;
+};
 
 struct mkernel *manager_kernel_get(struct manager *m, const char *kver, bool create)
 {
@@ -167,7 +193,8 @@ void manager_jobs_drop_kernel(struct manager *m, const char *kver)
 
 /* ---- children ---- */
 
-static int spawn(struct manager *m, char **args, int out_fd, pid_t *ret_pid)
+/* The child's stdout and stderr go to out_fd and err_fd (-EBADF: ours). */
+static int spawn(struct manager *m, char **args, int out_fd, int err_fd, pid_t *ret_pid)
 {
 	pid_t pid = fork();
 
@@ -186,8 +213,9 @@ static int spawn(struct manager *m, char **args, int out_fd, pid_t *ret_pid)
 			if (null >= 0)
 				(void) dup2(null, STDIN_FILENO);
 			(void) dup2(out_fd, STDOUT_FILENO);
-			(void) dup2(out_fd, STDERR_FILENO);
 		}
+		if (err_fd >= 0)
+			(void) dup2(err_fd, STDERR_FILENO);
 		/* A child must run the engine itself, never ask us back. */
 		(void) setenv("DM2_NO_FORWARD", "1", 1);
 		(void) unsetenv("NOTIFY_SOCKET");
@@ -196,6 +224,29 @@ static int spawn(struct manager *m, char **args, int out_fd, pid_t *ret_pid)
 		execv(args[0], args);
 		_exit(127);
 	}
+	*ret_pid = pid;
+	return 0;
+}
+
+/* spawn(), and call on_exit when the child exits; the returned source owns the child
+ * (freeing it kills and reaps the child). */
+static int spawn_watched(struct manager *m, char **args, int out_fd, int err_fd,
+			 sd_event_child_handler_t on_exit, void *userdata, pid_t *ret_pid,
+			 sd_event_source **ret_child)
+{
+	pid_t pid = 0; /* set when spawn() succeeds; gcc -O2 cannot tell */
+	int r;
+
+	r = spawn(m, args, out_fd, err_fd, &pid);
+	if (r < 0)
+		return r;
+	r = sd_event_add_child(m->event, ret_child, pid, WEXITED, on_exit, userdata);
+	if (r < 0) {
+		(void) kill(pid, SIGKILL);
+		(void) waitpid(pid, NULL, 0);
+		return r;
+	}
+	(void) sd_event_source_set_child_process_own(*ret_child, true);
 	*ret_pid = pid;
 	return 0;
 }
@@ -223,8 +274,42 @@ static int cli_args(struct manager *m, char ***ret, ...)
 	return 0;
 }
 
-static void job_output_line(struct mjob *j, const char *line)
+/* Read what the pipe fd holds and hand each line to fn (one longer than size - 1 bytes in
+ * pieces); the *n bytes of an unfinished line wait in line. Returns 1 while the pipe is
+ * open; at its end (or an error) the unfinished line is handed on too, and 0 returned. */
+static int read_lines(int fd, char *line, size_t size, size_t *n,
+		      void (*fn)(const char *line, void *userdata), void *userdata)
 {
+	char buf[4096];
+	ssize_t k = read(fd, buf, sizeof(buf));
+
+	if (k < 0 && (errno == EAGAIN || errno == EINTR))
+		return 1;
+	if (k <= 0) {
+		if (*n > 0) {
+			line[*n] = '\0';
+			fn(line, userdata);
+			*n = 0;
+		}
+		return 0;
+	}
+	for (ssize_t i = 0; i < k; i++) {
+		if (buf[i] == '\n' || *n >= size - 1) {
+			line[*n] = '\0';
+			fn(line, userdata);
+			*n = 0;
+			if (buf[i] == '\n')
+				continue;
+		}
+		line[(*n)++] = buf[i];
+	}
+	return 1;
+}
+
+static void job_output_line(const char *line, void *userdata)
+{
+	struct mjob *j = userdata;
+
 	if (isempty(line))
 		return;
 	snprintf(j->last, sizeof(j->last), "%s", line);
@@ -240,31 +325,11 @@ static void job_output_line(struct mjob *j, const char *line)
 static int on_job_output(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
 	struct mjob *j = userdata;
-	char buf[4096];
-	ssize_t k = read(fd, buf, sizeof(buf));
 
-	if (k < 0 && (errno == EAGAIN || errno == EINTR))
+	if (read_lines(fd, j->line, sizeof(j->line), &j->n_line, job_output_line, j) > 0)
 		return 0;
-	if (k <= 0) {
-		if (j->n_line > 0) {
-			j->line[j->n_line] = '\0';
-			job_output_line(j, j->line);
-			j->n_line = 0;
-		}
-		j->out = sd_event_source_disable_unref(j->out);
-		j->out_fd = safe_close(j->out_fd);
-		return 0;
-	}
-	for (ssize_t i = 0; i < k; i++) {
-		if (buf[i] == '\n' || j->n_line >= sizeof(j->line) - 1) {
-			j->line[j->n_line] = '\0';
-			job_output_line(j, j->line);
-			j->n_line = 0;
-			if (buf[i] == '\n')
-				continue;
-		}
-		j->line[j->n_line++] = buf[i];
-	}
+	j->out = sd_event_source_disable_unref(j->out);
+	j->out_fd = safe_close(j->out_fd);
 	return 0;
 }
 
@@ -363,16 +428,9 @@ static int job_start(struct manager *m, struct mjob *j)
 		return -errno;
 	j->out_fd = p[0];
 	wr = p[1];
-	r = spawn(m, args, wr, &j->pid);
+	r = spawn_watched(m, args, wr, wr, on_job_exited, j, &j->pid, &j->child);
 	if (r < 0)
 		return r;
-	r = sd_event_add_child(m->event, &j->child, j->pid, WEXITED, on_job_exited, j);
-	if (r < 0) {
-		(void) kill(j->pid, SIGKILL);
-		(void) waitpid(j->pid, NULL, 0);
-		return r;
-	}
-	(void) sd_event_source_set_child_process_own(j->child, true);
 	r = sd_event_add_io(m->event, &j->out, j->out_fd, EPOLLIN, on_job_output, j);
 	if (r < 0)
 		return r;
@@ -417,7 +475,7 @@ static void depmod_start(struct manager *m, struct mkernel *k)
 
 	r = cli_args(m, &args, "depmod", "-k", k->kver, NULL);
 	if (r >= 0)
-		r = spawn(m, args, -EBADF, &k->depmod_pid);
+		r = spawn(m, args, -EBADF, -EBADF, &k->depmod_pid);
 	if (r < 0) {
 		log_error_errno(r, "Failed to run depmod for '%s': %m", k->kver);
 		k->depmod_pending = false;
@@ -450,6 +508,196 @@ static bool needs_pending(struct manager *m, struct mjob *j)
 	return false;
 }
 
+/* ---- builds for clients ---- */
+
+static void build_line(const char *line, void *userdata)
+{
+	struct mbuild_pipe *p = userdata;
+	struct mbuild *b = p->build;
+
+	log_debug("build %s %s: %s", b->recipe, b->kver, line);
+	b->on_line(p->is_stderr, line, b->userdata);
+}
+
+/* Pass on what the pipe holds; close it at its end. */
+static void build_pipe_read(struct mbuild_pipe *p)
+{
+	if (read_lines(p->fd, p->line, sizeof(p->line), &p->n, build_line, p) > 0)
+		return;
+	p->source = sd_event_source_disable_unref(p->source);
+	p->fd = safe_close(p->fd);
+}
+
+static int on_build_output(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	build_pipe_read(userdata);
+	return 0;
+}
+
+/* The child exited or must go: kill what is left of its process group, reap it, free its
+ * slot. */
+static void build_stop(struct mbuild *b)
+{
+	if (b->pid <= 0)
+		return;
+	(void) kill(-b->pid, SIGKILL);
+	b->child = sd_event_source_disable_unref(b->child); /* owned: reaps the child */
+	b->pid = 0;
+	b->m->n_running--;
+	manager_schedule_dispatch(b->m);
+	manager_notify_status(b->m);
+}
+
+/* Report the end to the client; why: the build has no exit status of its own (then 1). */
+static void build_end(struct mbuild *b, int code, const char *why)
+{
+	struct manager *m = b->m;
+
+	if (why) {
+		_cleanup_free_ char *line = NULL;
+
+		log_error("Build of '%s' for kernel '%s' failed: %s", b->recipe, b->kver,
+			  why);
+		if (asprintf(&line, "dm2d: the build failed: %s", why) >= 0)
+			b->on_line(true, line, b->userdata);
+		code = EXIT_FAILURE_GENERIC;
+	} else
+		log_info("Build of '%s' for kernel '%s' exited with status %i.",
+			 b->recipe, b->kver, code);
+	b->on_exit(code, b->userdata); /* may free b */
+	manager_maybe_exit(m);
+}
+
+static int on_build_exited(sd_event_source *s, const siginfo_t *si, void *userdata)
+{
+	struct mbuild *b = userdata;
+	char why[64];
+
+	/* What it wrote before it exited comes first. */
+	while (b->out.fd >= 0)
+		build_pipe_read(&b->out);
+	while (b->err.fd >= 0)
+		build_pipe_read(&b->err);
+	build_stop(b);
+	if (si->si_code == CLD_EXITED) {
+		build_end(b, si->si_status, NULL);
+		return 0;
+	}
+	snprintf(why, sizeof(why), "killed by signal %s",
+		 strna(sigabbrev_np(si->si_status)));
+	build_end(b, EXIT_FAILURE_GENERIC, why);
+	return 0;
+}
+
+static int build_start(struct mbuild *b)
+{
+	struct manager *m = b->m;
+	_cleanup_close_ int out_wr = -EBADF, err_wr = -EBADF;
+	int p[2], r;
+
+	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
+		return -errno;
+	b->out.fd = p[0];
+	out_wr = p[1];
+	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
+		return -errno;
+	b->err.fd = p[0];
+	err_wr = p[1];
+	r = sd_event_add_io(m->event, &b->out.source, b->out.fd, EPOLLIN, on_build_output,
+			    &b->out);
+	if (r >= 0)
+		r = sd_event_add_io(m->event, &b->err.source, b->err.fd, EPOLLIN,
+				    on_build_output, &b->err);
+	if (r < 0)
+		return r;
+	r = spawn_watched(m, b->args, out_wr, err_wr, on_build_exited, b, &b->pid,
+			  &b->child);
+	if (r < 0)
+		return r;
+	m->n_running++;
+	log_notice("event: build, recipe=%s, kernel=%s", b->recipe, b->kver);
+	return 0;
+}
+
+/* Builds go first: someone waits for each of them. */
+static void builds_dispatch(struct manager *m)
+{
+	for (struct mbuild *b = m->builds, *next; b && m->n_running < m->max_jobs;
+	     b = next) {
+		char why[128];
+		int r;
+
+		next = b->next;
+		if (b->started)
+			continue;
+		b->started = true;
+		r = build_start(b);
+		if (r >= 0)
+			continue;
+		snprintf(why, sizeof(why), "dm2d could not start it: %s", strerror(-r));
+		build_end(b, EXIT_FAILURE_GENERIC, why); /* may free b */
+	}
+}
+
+int manager_build_new(struct manager *m, const char *name, const char *kver,
+		      const char *version, bool json, manager_build_line_fn on_line,
+		      manager_build_exit_fn on_exit, void *userdata, struct mbuild **ret)
+{
+	struct mbuild *b, **p;
+	int r;
+
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->m = m;
+	b->out = (struct mbuild_pipe){.build = b, .fd = -EBADF};
+	b->err = (struct mbuild_pipe){.build = b, .is_stderr = true, .fd = -EBADF};
+	b->on_line = on_line;
+	b->on_exit = on_exit;
+	b->userdata = userdata;
+	b->recipe = strdup(name);
+	b->kver = strdup(kver);
+	r = cli_args(m, &b->args, "build", name, "-k", kver, json ? "--json" : NULL,
+		     NULL);
+	if (r >= 0 && version &&
+	    (strv_extend(&b->args, "--version") < 0 ||
+	     strv_extend(&b->args, version) < 0))
+		r = -ENOMEM;
+	if (r < 0 || !b->recipe || !b->kver) {
+		manager_build_free(b);
+		return -ENOMEM;
+	}
+	for (p = &m->builds; *p; p = &(*p)->next)
+		;
+	*p = b;
+	manager_schedule_dispatch(m);
+	*ret = b;
+	return 0;
+}
+
+struct mbuild *manager_build_free(struct mbuild *b)
+{
+	if (!b)
+		return NULL;
+	for (struct mbuild **p = &b->m->builds; *p; p = &(*p)->next)
+		if (*p == b) {
+			*p = b->next;
+			break;
+		}
+	if (b->pid > 0)
+		log_notice("Killing the build of '%s' for kernel '%s': its client went away "
+			   "or its timeout passed.", b->recipe, b->kver);
+	build_stop(b);
+	sd_event_source_disable_unref(b->out.source);
+	sd_event_source_disable_unref(b->err.source);
+	safe_close(b->out.fd);
+	safe_close(b->err.fd);
+	strv_free(b->args);
+	free(b->recipe);
+	free(b->kver);
+	return mfree(b);
+}
+
 static int on_dispatch(sd_event_source *s, void *userdata)
 {
 	struct manager *m = userdata;
@@ -457,6 +705,7 @@ static int on_dispatch(sd_event_source *s, void *userdata)
 
 	if (m->stopping)
 		return 0;
+	builds_dispatch(m);
 	for (size_t i = 0; i < m->n_jobs && m->n_running < m->max_jobs; i++) {
 		struct mjob *j = m->jobs[i];
 		struct mkernel *k = manager_kernel_get(m, j->kver, false);
@@ -520,6 +769,16 @@ static int on_post(sd_event_source *s, void *userdata)
 int manager_watch_idle(struct manager *m)
 {
 	return sd_event_add_post(m->event, &m->idle_post, on_post, m);
+}
+
+void manager_kill_children(struct manager *m, int sig)
+{
+	for (size_t i = 0; i < m->n_jobs; i++)
+		if (m->jobs[i]->state == MJOB_RUNNING && m->jobs[i]->pid > 0)
+			(void) kill(-m->jobs[i]->pid, sig);
+	for (struct mbuild *b = m->builds; b; b = b->next)
+		if (b->pid > 0)
+			(void) kill(-b->pid, sig);
 }
 
 static bool manager_idle(struct manager *m)

@@ -427,9 +427,7 @@ static int on_stop_timeout(sd_event_source *s, uint64_t usec, void *userdata)
 	struct manager *m = userdata;
 
 	log_warning("Jobs did not stop in time, killing them.");
-	for (size_t i = 0; i < m->n_jobs; i++)
-		if (m->jobs[i]->state == MJOB_RUNNING && m->jobs[i]->pid > 0)
-			(void) kill(-m->jobs[i]->pid, SIGKILL);
+	manager_kill_children(m, SIGKILL);
 	return 0;
 }
 
@@ -442,9 +440,7 @@ static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, voi
 	m->stopping = true;
 	(void) sd_notify(false, "STOPPING=1\nSTATUS=Stopping, interrupting running jobs.");
 	log_info("Stopping: %u running job(s) go back to the queue.", m->n_running);
-	for (size_t i = 0; i < m->n_jobs; i++)
-		if (m->jobs[i]->state == MJOB_RUNNING && m->jobs[i]->pid > 0)
-			(void) kill(-m->jobs[i]->pid, SIGTERM);
+	manager_kill_children(m, SIGTERM);
 	if (m->n_running > 0)
 		(void) sd_event_add_time_relative(m->event, &m->stop_timer, CLOCK_MONOTONIC,
 						  STOP_TIMEOUT_USEC, 0, on_stop_timeout, m);

@@ -13,7 +13,8 @@
  * (SettleSec=) and followed by a completeness check; complete kernels get a job for every
  * recipe that has none yet. Jobs run as `dm2 install NAME -k KVER --no-depmod` child
  * processes, at most Jobs= at once; when a kernel's batch is done, one `dm2 depmod -k KVER`.
- * The queue is the state db's: unfinished jobs found at start are run again.
+ * The queue is the state db's: unfinished jobs found at start are run again. Builds for
+ * `dm2 build` clients take Jobs= slots too.
  */
 
 struct manager;
@@ -54,3 +55,19 @@ int manager_foreach_job(struct manager *m, const char *kver, char **names, manag
 			void *userdata);
 /* A control connection went away or finished: maybe it is time to exit when idle. */
 void manager_check_idle(struct manager *m);
+
+/* One-off builds for `dm2 build` clients. */
+struct mbuild;
+/* A line the build wrote on stdout (is_stderr: on stderr), without the newline. */
+typedef void (*manager_build_line_fn)(bool is_stderr, const char *line, void *userdata);
+/* The build is over: code is the exit status of `dm2 build` (1, explained on a stderr
+ * line, when it was killed or could not start). Free the build then, or from here. */
+typedef void (*manager_build_exit_fn)(int code, void *userdata);
+/* Run `dm2 build NAME -k KVER [--version V] [--json]` as a child once one of the Jobs=
+ * slots is free, in request order and before queued jobs. It neither queues a job nor
+ * writes the state db. */
+int manager_build_new(struct manager *m, const char *name, const char *kver,
+		      const char *version, bool json, manager_build_line_fn on_line,
+		      manager_build_exit_fn on_exit, void *userdata, struct mbuild **ret);
+/* Kill (and reap) the build if it runs, forget it if it waits. NULL-safe. */
+struct mbuild *manager_build_free(struct mbuild *b);

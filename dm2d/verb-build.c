@@ -6,6 +6,7 @@
 
 #include "builder.h"
 #include "cli.h"
+#include "control.h"
 #include "kernels.h"
 #include "lock.h"
 #include "plan.h"
@@ -93,13 +94,25 @@ int verb_build(int argc, char *argv[], struct cli *cli)
 		return cli_usage_error(BUILD_USAGE, "Missing -k KVER");
 	name = argv[optind];
 
+	r = cli_context(cli, &ctx);
+	if (r < 0)
+		return cli_exit_code_from_errno(r);
+	/* A running dm2d builds it in one of its Jobs= slots and passes on our output and
+	 * exit code; its children set DM2_NO_FORWARD. */
+	r = control_try_forward_build(ctx, name, kver, version, cli->json, &ret);
+	if (r >= 0)
+		return ret;
+	if (r != -ENOENT) {
+		log_error_errno(r, "Talking to dm2d about '%s' failed: %m", name);
+		return EXIT_FAILURE_GENERIC;
+	}
+
 	ret = cli_find_recipe(cli, name, &set, &rcp);
 	if (ret != EXIT_OK)
 		return ret;
 	ret = cli_find_kernel(cli, kver, &k);
 	if (ret != EXIT_OK)
 		return ret;
-	ctx = cli->ctx;
 	if (!kbw_kernel_complete(k, &why)) {
 		log_error("Kernel %s is waiting for its build tree: %s", kver,
 			  strna(why));

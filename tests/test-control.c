@@ -37,6 +37,14 @@ static void test_control_done_codes(void **state)
 	close(c);
 	close(d);
 
+	/* A build's output lines come before its exit code. */
+	c = canned("OUT {\"succeeded\": false}\nLOG dm2: Building 'a' failed\nDONE 5\n",
+		   &d);
+	assert_int_equal(control_request(c, "BUILD 6.1 0 a - json", 0, false),
+			 EXIT_BUILD_FAILED);
+	close(c);
+	close(d);
+
 	/* Replies split over several reads still parse. */
 	c = canned("DO", &d);
 	assert_int_equal(write(d, "NE 0\n", 5), 5);
@@ -79,6 +87,14 @@ static void test_control_split(void **state)
 	assert_int_equal(strv_length(w), 5);
 	assert_string_equal(w[0], "INSTALL");
 	assert_string_equal(w[4], "b");
+
+	assert_true(control_word_ok("6.1.0-56-amd64"));
+	assert_true(control_word_ok("acpi_call+x"));
+	assert_false(control_word_ok(""));
+	assert_false(control_word_ok(".."));
+	assert_false(control_word_ok("a/b"));
+	assert_false(control_word_ok("a b"));
+	assert_false(control_word_ok("a\nSTATUS"));
 }
 
 static void test_control_no_daemon(void **state)
@@ -91,6 +107,8 @@ static void test_control_no_daemon(void **state)
 	ASSERT_OK(context_new(t->path, &ctx));
 	ASSERT_ERR(control_connect(ctx, &fd), -ENOENT);
 	ASSERT_ERR(control_try_forward(ctx, names, t->kver, 0, &code), -ENOENT);
+	ASSERT_ERR(control_try_forward_build(ctx, "x", t->kver, NULL, true, &code),
+		   -ENOENT);
 	assert_int_equal(code, -1);
 }
 
