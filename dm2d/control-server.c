@@ -179,6 +179,11 @@ static int conn_start_build(struct control_conn *c, char **w, size_t n)
 	r = conn_arm_timeout(c, w[2]);
 	if (r < 0)
 		return r;
+	r = manager_find_recipes(c->server->manager, (char *[]){w[3], NULL}, NULL);
+	if (r == -ESRCH) {
+		conn_send(c, "NORECIPE %s\n", w[3]);
+		return r;
+	}
 	r = manager_build_new(c->server->manager, w[3], w[1], version, json,
 			      conn_build_line, conn_build_exited, c, &c->build);
 	if (r < 0) {
@@ -273,7 +278,11 @@ static void conn_handle(struct control_conn *c, char *line)
 			goto close;
 	r = manager_queue(m, w[1], names, &reason);
 	if (r == -ENOENT) {
-		conn_send(c, "ERR %i no such recipe or kernel '%s'\n", EXIT_NOT_FOUND, strna(reason));
+		conn_send(c, "ERR %i no kernel '%s' under lib/modules\n", EXIT_NOT_FOUND, w[1]);
+		goto close;
+	}
+	if (r == -ESRCH) {
+		conn_send(c, "NORECIPE %s\n", strna(reason));
 		goto close;
 	}
 	if (r < 0) {

@@ -123,6 +123,8 @@ int control_request(int fd, const char *request, uint64_t timeout_usec, bool raw
 			int code;
 
 			*nl = '\0';
+			if (startswith(buf, "NORECIPE "))
+				return CONTROL_NO_RECIPE;
 			if ((rest = startswith(buf, "DONE ")) || (rest = startswith(buf, "ERR "))) {
 				const char *text = strchr(rest, ' ');
 
@@ -163,6 +165,11 @@ static int forward(struct dm2_context *ctx, const char *request, uint64_t timeou
 	if (r < 0)
 		return r;
 	r = control_request(fd, request, timeout_usec, false);
+	if (r == CONTROL_NO_RECIPE) {
+		log_info("dm2d does not have that recipe (it reads other recipe directories); "
+			 "working here instead.");
+		return -ENOENT;
+	}
 	if (r < 0)
 		return r;
 	*ret_exit = r;

@@ -35,6 +35,10 @@
  *                                             kernel's tree is incomplete, 12 timed out; for
  *                                             BUILD the exit status of `dm2 build`)
  *   ERR <exit code> <message>                 request refused (11: permission denied, ...)
+ *   NORECIPE <name>                           INSTALL, BUILD: last line; the daemon has no
+ *                                             such recipe (the client reads other recipe
+ *                                             directories, e.g. with --recipes), nothing was
+ *                                             done: the client may do the work itself
  *
  * Only peers with uid 0 (SO_PEERCRED) may TRIGGER, INSTALL or BUILD; anyone may ask for
  * STATUS.
@@ -83,6 +87,8 @@ int control_connect(struct dm2_context *ctx, int *ret_fd);
  * the whole conversation on the client side too (0 = unbounded); on expiry returns EXIT_BUSY.
  */
 int control_request(int fd, const char *request, uint64_t timeout_usec, bool raw);
+/* control_request()'s answer to NORECIPE. */
+#define CONTROL_NO_RECIPE (-ESRCH)
 
 /*
  * For `dm2 install`: if a daemon runs for ctx's root, ask it to install the recipes

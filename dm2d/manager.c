@@ -626,20 +626,8 @@ int manager_trigger(struct manager *m, const char *kver, bool retry, char **ret_
 	return kernel_check(m, kver, retry, ret_reason);
 }
 
-int manager_queue(struct manager *m, const char *kver, char **names, char **ret_missing)
+int manager_find_recipes(struct manager *m, char **names, char **ret_missing)
 {
-	struct kbw_kernel *kk = NULL;
-	int r;
-
-	r = probe(m, kver, &kk);
-	if (r < 0) {
-		if (r == -ENOENT && ret_missing)
-			*ret_missing = strdup(kver);
-		return r;
-	}
-	kbw_kernel_unref(kk);
-	if (!manager_kernel_get(m, kver, true))
-		return -ENOMEM;
 	/* A recipe written a moment ago (before the settle timer re-read the directory) is
 	 * what `dm2 install` asks for right after creating it: re-read once before refusing. */
 	STRV_FOREACH(n, names)
@@ -651,8 +639,25 @@ int manager_queue(struct manager *m, const char *kver, char **names, char **ret_
 		if (!recipe_set_find(m->recipes, *n)) {
 			if (ret_missing)
 				*ret_missing = strdup(*n);
-			return -ENOENT;
+			return -ESRCH;
 		}
+	return 0;
+}
+
+int manager_queue(struct manager *m, const char *kver, char **names, char **ret_missing)
+{
+	struct kbw_kernel *kk = NULL;
+	int r;
+
+	r = probe(m, kver, &kk);
+	if (r < 0)
+		return r;
+	kbw_kernel_unref(kk);
+	if (!manager_kernel_get(m, kver, true))
+		return -ENOMEM;
+	r = manager_find_recipes(m, names, ret_missing);
+	if (r < 0)
+		return r;
 	STRV_FOREACH(n, names) {
 		r = manager_job_enqueue(m, *n, kver);
 		if (r < 0)

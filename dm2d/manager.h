@@ -41,8 +41,11 @@ sd_event *manager_event(struct manager *m);
  * retry, those that failed or waited. -ENOENT: no such kernel. -EAGAIN: the kernel's build
  * tree is incomplete (*ret_reason says why, when given). */
 int manager_trigger(struct manager *m, const char *kver, bool retry, char **ret_reason);
-/* Queue (again) these recipes for kver. -ENOENT names the first unknown recipe or kernel in
- * *ret_missing. */
+/* Whether the recipe set has all of names (re-read once if not). -ESRCH names the first
+ * unknown one in *ret_missing. */
+int manager_find_recipes(struct manager *m, char **names, char **ret_missing);
+/* Queue (again) these recipes for kver. -ENOENT: no such kernel; -ESRCH: no such recipe,
+ * named in *ret_missing. */
 int manager_queue(struct manager *m, const char *kver, char **names, char **ret_missing);
 /* True while kver (NULL: any kernel) has jobs queued or running, or a depmod pending; names
  * restricts the question to these recipes (plus the depmod). */

@@ -54,11 +54,13 @@ DM2_NO_FORWARD=1 dm2 build t-broken -k "$KVER" >"$T/local.out" 2>"$T/local.err" 
 [ $rc = 5 ] || fail "local build of t-broken exited $rc, expected 5"
 diff -u "$T/local.out" "$T/fwd.out" || fail "forwarded stdout of t-broken differs"
 diff -u "$T/local.err" "$T/fwd.err" || fail "forwarded stderr of t-broken differs"
-# An unknown recipe: the child's exit 4 and its message.
+# An unknown recipe: dm2d has none (NORECIPE), so the CLI looks itself: exit 4, one message.
 rc=0
 out=$(dm2 build no-such -k "$KVER" 2>&1) || rc=$?
-[ $rc = 4 ] || fail "forwarded build of an unknown recipe exited $rc, expected 4: $out"
+[ $rc = 4 ] || fail "build of an unknown recipe exited $rc, expected 4: $out"
 grep -q "No recipe 'no-such'" <<<"$out" || fail "unknown recipe: $out"
+[ "$(builds_logged no-such)" = 0 ] || fail "dm2d started a build of an unknown recipe"
+
 
 # 3. Only root may ask: anyone else gets exit 11 and one line.
 rc=0
@@ -97,9 +99,30 @@ rm "$T/hold"
 # 5. None of this touched the jobs.
 dm2 status --json >"$T/status-after"
 diff -u "$T/status-before" "$T/status-after" || fail "dm2 build changed dm2 status"
+
+# 6. A recipe only the CLI reads (a --recipes directory dm2d was not started with) is built
+# and installed here instead of being refused.
+EXTRA=$T/extra
+mkdir -p "$EXTRA/t-extra-src"
+sed 's/dm2t_alpha/dm2t_extra/g' "$RECIPES/t-alpha-src/dm2t_alpha.c" >"$EXTRA/t-extra-src/dm2t_extra.c"
+echo "obj-m := dm2t_extra.o" >"$EXTRA/t-extra-src/Kbuild"
+printf '[Recipe]\nName=t-extra\nLicense=GPL-2.0-only\n\n[Source]\nVersion=1.0\nPath=t-extra-src\n\n[Build]\nModules=dm2t_extra\n' \
+	>"$EXTRA/t-extra.recipe"
+extra() { "$DM2" --root "$ROOT" --recipes "$EXTRA" --recipes "$RECIPES" "$@"; }
+rc=0
+extra build t-extra -k "$KVER" --json >"$T/extra.json" 2>"$T/extra.err" || rc=$?
+[ $rc = 0 ] || fail "build of a recipe dm2d does not read exited $rc: $(cat "$T/extra.err")"
+jq -e '.succeeded == true' "$T/extra.json" >/dev/null || fail "t-extra: bad JSON"
+grep -q "working here instead" "$T/extra.err" || fail "t-extra: no note: $(cat "$T/extra.err")"
+[ "$(builds_logged t-extra)" = 0 ] || fail "dm2d ran a build of a recipe it does not read"
+rc=0
+out=$(extra install t-extra -k "$KVER" 2>&1) || rc=$?
+[ $rc = 0 ] || fail "install of a recipe dm2d does not read exited $rc: $out"
+module_installed "$KVER" dm2t_extra || fail "t-extra not installed"
+extra uninstall t-extra -k "$KVER" >/dev/null 2>&1 || fail "t-extra not uninstalled"
 stop_daemon
 
-# 6. No daemon: the CLI builds by itself.
+# 7. No daemon: the CLI builds by itself.
 rc=0
 dm2 build t-alpha -k "$KVER" --json >"$T/nodaemon.json" || rc=$?
 [ $rc = 0 ] || fail "build without a daemon exited $rc"
