@@ -56,7 +56,7 @@ struct manager {
 	struct watch *watch;
 	struct control_server *control;
 	sd_event_source *sig_term, *sig_int, *sig_hup;
-	sd_event_source *recipes_settle, *dispatch, *stop_timer, *idle_post;
+	sd_event_source *recipes_settle, *rescan_settle, *dispatch, *stop_timer, *idle_post;
 	struct mjob **jobs;
 	size_t n_jobs;
 	struct mkernel **kernels;
@@ -83,5 +83,11 @@ void manager_schedule_dispatch(struct manager *m);
 int manager_watch_idle(struct manager *m);
 /* Send sig to the process group of every running job and build. */
 void manager_kill_children(struct manager *m, int sig);
+/* The debounce of dm2d: a one-shot timer in *s that fires SettleSec= from now, made on
+ * first use; a timer still armed is pushed back. */
+int manager_settle_arm(struct manager *m, sd_event_source **s,
+		       sd_event_time_handler_t handler, void *userdata);
+/* Whether a timer of manager_settle_arm() has yet to fire. */
+bool manager_settle_armed(sd_event_source *s);
 /* Exit the loop when stopping and no child is left, or when idle with --exit-when-idle. */
 void manager_maybe_exit(struct manager *m);

@@ -783,20 +783,16 @@ void manager_kill_children(struct manager *m, int sig)
 
 static bool manager_idle(struct manager *m)
 {
-	int enabled = SD_EVENT_OFF;
-
 	if (!m->started || m->n_running > 0 || control_server_n_waiting(m->control) > 0)
 		return false;
-	if (m->recipes_settle && sd_event_source_get_enabled(m->recipes_settle, &enabled) >= 0 &&
-	    enabled != SD_EVENT_OFF)
+	if (manager_settle_armed(m->recipes_settle) ||
+	    manager_settle_armed(m->rescan_settle))
 		return false;
 	for (size_t i = 0; i < m->n_kernels; i++) {
 		struct mkernel *k = m->kernels[i];
 
-		if (k->depmod_pending || k->depmod_child)
-			return false;
-		if (k->settle && sd_event_source_get_enabled(k->settle, &enabled) >= 0 &&
-		    enabled != SD_EVENT_OFF)
+		if (k->depmod_pending || k->depmod_child ||
+		    manager_settle_armed(k->settle))
 			return false;
 	}
 	for (size_t i = 0; i < m->n_jobs; i++)

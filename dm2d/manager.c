@@ -206,6 +206,29 @@ static int kernel_check(struct manager *m, const char *kver, bool retry, char **
 
 /* ---- events ---- */
 
+int manager_settle_arm(struct manager *m, sd_event_source **s,
+		       sd_event_time_handler_t handler, void *userdata)
+{
+	uint64_t settle = m->ctx->config->settle_usec;
+	int r;
+
+	if (!*s)
+		return sd_event_add_time_relative(m->event, s, CLOCK_MONOTONIC, settle, 0,
+						  handler, userdata);
+	r = sd_event_source_set_time_relative(*s, settle);
+	if (r < 0)
+		return r;
+	return sd_event_source_set_enabled(*s, SD_EVENT_ONESHOT);
+}
+
+bool manager_settle_armed(sd_event_source *s)
+{
+	int enabled = SD_EVENT_OFF;
+
+	return s && sd_event_source_get_enabled(s, &enabled) >= 0 &&
+	       enabled != SD_EVENT_OFF;
+}
+
 static int on_settled(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct mkernel *k = userdata;
@@ -228,21 +251,13 @@ static void on_kernel_changed(const char *kver, void *userdata)
 {
 	struct manager *m = userdata;
 	struct mkernel *k = manager_kernel_get(m, kver, true);
-	uint64_t settle = m->ctx->config->settle_usec;
 	int r;
 
 	if (!k) {
 		log_oom();
 		return;
 	}
-	if (k->settle) {
-		r = sd_event_source_set_time_relative(k->settle, settle);
-		if (r >= 0)
-			r = sd_event_source_set_enabled(k->settle, SD_EVENT_ONESHOT);
-	} else {
-		r = sd_event_add_time_relative(m->event, &k->settle, CLOCK_MONOTONIC, settle, 0,
-					       on_settled, k);
-	}
+	r = manager_settle_arm(m, &k->settle, on_settled, k);
 	if (r < 0)
 		log_error_errno(r, "Failed to arm the settle timer for '%s': %m", kver);
 }
@@ -267,25 +282,40 @@ static int on_recipes_settled(sd_event_source *s, uint64_t usec, void *userdata)
 static void on_recipes_changed(void *userdata)
 {
 	struct manager *m = userdata;
-	uint64_t settle = m->ctx->config->settle_usec;
 	int r;
 
-	if (m->recipes_settle) {
-		r = sd_event_source_set_time_relative(m->recipes_settle, settle);
-		if (r >= 0)
-			r = sd_event_source_set_enabled(m->recipes_settle, SD_EVENT_ONESHOT);
-	} else
-		r = sd_event_add_time_relative(m->event, &m->recipes_settle, CLOCK_MONOTONIC, settle,
-					       0, on_recipes_settled, m);
+	r = manager_settle_arm(m, &m->recipes_settle, on_recipes_settled, m);
 	if (r < 0)
 		log_error_errno(r, "Failed to arm the recipe settle timer: %m");
 }
 
-static int rescan(struct manager *m)
+/* Kernels the db knows but whose directory went away while we were not looking. */
+static int kernels_forget_vanished(struct manager *m)
 {
-	_cleanup_close_ int fd = -EBADF;
 	struct db_kernel *known = NULL;
 	size_t n_known = 0;
+	int r;
+
+	r = db_kernels_list(m->db, &known, &n_known);
+	if (r < 0)
+		return log_error_errno(r, "Failed to list kernels in the state db: %m");
+	for (size_t i = 0; i < n_known; i++) {
+		_cleanup_free_ char *rel = strjoin(DM2_MODULES_DIR "/", known[i].release);
+		struct stat st;
+
+		if (!rel)
+			break;
+		if (fstatat(m->ctx->root_fd, rel, &st, 0) < 0 && errno == ENOENT)
+			kernel_removed(m, known[i].release);
+	}
+	db_kernels_free(known, n_known);
+	return 0;
+}
+
+/* Watch and check every kernel directory there is. */
+static int kernels_scan(struct manager *m)
+{
+	_cleanup_close_ int fd = -EBADF;
 	DIR *d;
 	struct dirent *de;
 	int r;
@@ -309,29 +339,56 @@ static int rescan(struct manager *m)
 		(void) kernel_check(m, de->d_name, false, NULL);
 	}
 	closedir(d);
-
-	/* Kernels the db knows but whose directory went away while we were not looking. */
-	r = db_kernels_list(m->db, &known, &n_known);
-	if (r < 0)
-		return log_error_errno(r, "Failed to list kernels in the state db: %m");
-	for (size_t i = 0; i < n_known; i++) {
-		_cleanup_free_ char *rel = strjoin(DM2_MODULES_DIR "/", known[i].release);
-		struct stat st;
-
-		if (!rel)
-			break;
-		if (fstatat(m->ctx->root_fd, rel, &st, 0) < 0 && errno == ENOENT)
-			kernel_removed(m, known[i].release);
-	}
-	db_kernels_free(known, n_known);
 	return 0;
 }
 
-static void on_rescan(void *userdata)
+static int rescan(struct manager *m)
+{
+	int r;
+
+	r = kernels_forget_vanished(m);
+	if (r < 0)
+		return r;
+	return kernels_scan(m);
+}
+
+/* Everything the watches could have told. Vanished kernels go first, so that new recipes
+ * are not queued for them; the recipes before the kernel scan, so that the kernels found
+ * are planned with the current set. */
+static void rescan_all(struct manager *m)
+{
+	(void) kernels_forget_vanished(m);
+	(void) recipes_reload(m);
+	(void) kernels_scan(m);
+	manager_schedule_dispatch(m);
+}
+
+static int on_rescan_settled(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct manager *m = userdata;
 
-	(void) rescan(m);
+	rescan_all(m);
+	manager_notify_status(m);
+	manager_maybe_exit(m);
+	return 0;
+}
+
+/* The inotify queue overflowed: events of any watch, kernels and recipes alike, are lost.
+ * Every watch source reports the same overflow; the first arms the timer, and the others,
+ * finding it armed, leave it as it is, so that the rescan is not put off further. */
+static void on_rescan(void *userdata)
+{
+	struct manager *m = userdata;
+	int r;
+
+	if (manager_settle_armed(m->rescan_settle))
+		return;
+	log_warning("inotify queue overflowed, events were lost; rescanning everything.");
+	r = manager_settle_arm(m, &m->rescan_settle, on_rescan_settled, m);
+	if (r >= 0)
+		return;
+	log_warning_errno(r, "Failed to arm the rescan timer, rescanning at once: %m");
+	rescan_all(m);
 	manager_maybe_exit(m);
 }
 
@@ -413,9 +470,7 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
 		m->ctx->config = c;
 		m->max_jobs = jobs_from_config(m);
 	}
-	(void) recipes_reload(m);
-	(void) rescan(m);
-	manager_schedule_dispatch(m);
+	rescan_all(m);
 	(void) sd_notify(false, "READY=1");
 	manager_notify_status(m);
 	log_info("Reloaded: %zu recipe(s), up to %u job(s) at once.", m->recipes->n, m->max_jobs);
@@ -514,6 +569,7 @@ struct manager *manager_free(struct manager *m)
 	sd_event_source_disable_unref(m->sig_int);
 	sd_event_source_disable_unref(m->sig_hup);
 	sd_event_source_disable_unref(m->recipes_settle);
+	sd_event_source_disable_unref(m->rescan_settle);
 	sd_event_source_disable_unref(m->dispatch);
 	sd_event_source_disable_unref(m->stop_timer);
 	sd_event_source_disable_unref(m->idle_post);

@@ -44,11 +44,12 @@ struct watch {
 	size_t n_kernels;
 };
 
+/* sd-event hands an IN_Q_OVERFLOW to every source on the inotify fd, so one overflow
+ * calls this once per watch; the manager logs it and debounces the rescan. */
 static bool overflowed(const struct inotify_event *ev, struct watch *w)
 {
 	if (!(ev->mask & IN_Q_OVERFLOW))
 		return false;
-	log_warning("inotify queue overflowed, rescanning everything.");
 	if (w->cb.rescan)
 		w->cb.rescan(w->userdata);
 	return true;

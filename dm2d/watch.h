@@ -13,7 +13,9 @@
  * build tree and the directories the completeness check looks into, ROOT/usr/src (dkms.conf
  * packages) and the recipe directories. inotify is not recursive and events can be lost, so
  * the watcher only says "something changed for KVER" / "recipes changed"; the manager debounces
- * and then checks the tree itself. Any IN_Q_OVERFLOW asks for a full rescan.
+ * and then checks the tree itself. An IN_Q_OVERFLOW calls rescan(), once for every
+ * watch source (sd-event passes the overflow to all of them): events of any watch may be
+ * lost.
  */
 
 struct watch;
