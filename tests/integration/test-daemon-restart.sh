@@ -13,6 +13,12 @@ link_tree_entries "$ROOT/usr/src/tree" "${TREE_ENTRIES[@]}"
 ln -s "$ROOT/usr/src/tree" "$ROOT/lib/modules/$KVER/build"
 make_recipe t-one dm2t_one
 make_recipe t-two dm2t_two
+# A build of $1 that stays in "building" while $T/hold exists (its Kbuild waits for the file
+# to go away), so that the daemon is surely stopped in the middle of it.
+hold_build() {
+	echo "\$(shell while [ -e $T/hold ]; do sleep 0.2; done)" >>"$RECIPES/$1-src/Kbuild"
+}
+hold_build t-one
 
 # The process groups dm2d made for its jobs (each job leads its own group).
 kill_daemon_hard() {
@@ -27,9 +33,11 @@ kill_daemon_hard() {
 }
 
 # 1. kill -9 while building.
+touch "$T/hold"
 start_daemon
 wait_for 120 state_is t-one "$KVER" building || fail "t-one never reached building"
 kill_daemon_hard
+rm "$T/hold"
 st=$(job_state t-one "$KVER")
 case "$st" in
 queued | fetching | building | signing | installing) ;;
@@ -50,9 +58,12 @@ ls "$ROOT/lib/modules/$KVER/updates/dm2/" | grep -v '\.ko$' && fail "temporary f
 # 2. SIGTERM while building: graceful, the job goes back to the queue.
 dm2 uninstall t-one -k "$KVER" >/dev/null
 make_recipe t-three dm2t_three
+hold_build t-three
+touch "$T/hold"
 start_daemon
 wait_for 120 state_is t-three "$KVER" building || fail "t-three never reached building"
 stop_daemon
+rm "$T/hold"
 st=$(job_state t-three "$KVER")
 [ "$st" = queued ] || fail "after SIGTERM t-three is '$st', expected queued"
 rc=0
