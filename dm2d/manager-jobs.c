@@ -193,6 +193,22 @@ void manager_jobs_drop_kernel(struct manager *m, const char *kver)
 
 /* ---- children ---- */
 
+/* A pipe for a child's output: only our end is non-blocking, a child that writes faster
+ * than we read waits instead of losing lines to EAGAIN. */
+static int output_pipe(int p[2])
+{
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	if (fcntl(p[0], F_SETFL, O_NONBLOCK) < 0) {
+		int r = -errno;
+
+		safe_close(p[0]);
+		safe_close(p[1]);
+		return r;
+	}
+	return 0;
+}
+
 /* The child's stdout and stderr go to out_fd and err_fd (-EBADF: ours). */
 static int spawn(struct manager *m, char **args, int out_fd, int err_fd, pid_t *ret_pid)
 {
@@ -276,34 +292,41 @@ static int cli_args(struct manager *m, char ***ret, ...)
 
 /* Read what the pipe fd holds and hand each line to fn (one longer than size - 1 bytes in
  * pieces); the *n bytes of an unfinished line wait in line. Returns 1 while the pipe is
- * open; at its end (or an error) the unfinished line is handed on too, and 0 returned. */
-static int read_lines(int fd, char *line, size_t size, size_t *n,
+ * open; at its end (or an error) the unfinished line is handed on too, and 0 returned.
+ * With drain (the child exited), reads all there is now and ends there: a grandchild that
+ * still holds the pipe open is not waited for. */
+static int read_lines(int fd, char *line, size_t size, size_t *n, bool drain,
 		      void (*fn)(const char *line, void *userdata), void *userdata)
 {
-	char buf[4096];
-	ssize_t k = read(fd, buf, sizeof(buf));
+	for (;;) {
+		char buf[4096];
+		ssize_t k = read(fd, buf, sizeof(buf));
 
-	if (k < 0 && (errno == EAGAIN || errno == EINTR))
-		return 1;
-	if (k <= 0) {
-		if (*n > 0) {
-			line[*n] = '\0';
-			fn(line, userdata);
-			*n = 0;
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0 && errno == EAGAIN && !drain)
+			return 1;
+		if (k <= 0) {
+			if (*n > 0) {
+				line[*n] = '\0';
+				fn(line, userdata);
+				*n = 0;
+			}
+			return 0;
 		}
-		return 0;
-	}
-	for (ssize_t i = 0; i < k; i++) {
-		if (buf[i] == '\n' || *n >= size - 1) {
-			line[*n] = '\0';
-			fn(line, userdata);
-			*n = 0;
-			if (buf[i] == '\n')
-				continue;
+		for (ssize_t i = 0; i < k; i++) {
+			if (buf[i] == '\n' || *n >= size - 1) {
+				line[*n] = '\0';
+				fn(line, userdata);
+				*n = 0;
+				if (buf[i] == '\n')
+					continue;
+			}
+			line[(*n)++] = buf[i];
 		}
-		line[(*n)++] = buf[i];
+		if (!drain)
+			return 1;
 	}
-	return 1;
 }
 
 static void job_output_line(const char *line, void *userdata)
@@ -326,7 +349,7 @@ static int on_job_output(sd_event_source *s, int fd, uint32_t revents, void *use
 {
 	struct mjob *j = userdata;
 
-	if (read_lines(fd, j->line, sizeof(j->line), &j->n_line, job_output_line, j) > 0)
+	if (read_lines(fd, j->line, sizeof(j->line), &j->n_line, false, job_output_line, j) > 0)
 		return 0;
 	j->out = sd_event_source_disable_unref(j->out);
 	j->out_fd = safe_close(j->out_fd);
@@ -357,9 +380,13 @@ static int on_job_exited(sd_event_source *s, const siginfo_t *si, void *userdata
 	struct mkernel *k;
 	int code = si->si_code == CLD_EXITED ? si->si_status : -1;
 
-	/* Drain what the child wrote before it exited. */
-	while (j->out && on_job_output(j->out, j->out_fd, EPOLLIN, j) == 0 && j->out)
-		;
+	/* What the child wrote before it exited. */
+	if (j->out) {
+		(void) read_lines(j->out_fd, j->line, sizeof(j->line), &j->n_line, true,
+				  job_output_line, j);
+		j->out = sd_event_source_disable_unref(j->out);
+		j->out_fd = safe_close(j->out_fd);
+	}
 	j->child = sd_event_source_disable_unref(j->child);
 	j->pid = 0;
 	m->n_running--;
@@ -424,16 +451,21 @@ static int job_start(struct manager *m, struct mjob *j)
 	r = cli_args(m, &args, "install", j->recipe, "-k", j->kver, "--no-depmod", NULL);
 	if (r < 0)
 		return r;
-	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
-		return -errno;
+	r = output_pipe(p);
+	if (r < 0)
+		return r;
 	j->out_fd = p[0];
 	wr = p[1];
-	r = spawn_watched(m, args, wr, wr, on_job_exited, j, &j->pid, &j->child);
-	if (r < 0)
-		return r;
+	/* Watch the output first: once the child runs, nothing may fail that leaves it running
+	 * without being counted. */
 	r = sd_event_add_io(m->event, &j->out, j->out_fd, EPOLLIN, on_job_output, j);
-	if (r < 0)
+	if (r >= 0)
+		r = spawn_watched(m, args, wr, wr, on_job_exited, j, &j->pid, &j->child);
+	if (r < 0) {
+		j->out = sd_event_source_disable_unref(j->out);
+		j->out_fd = safe_close(j->out_fd);
 		return r;
+	}
 	j->state = MJOB_RUNNING;
 	m->n_running++;
 	log_set_context(j->recipe, j->kver, j->id_text);
@@ -519,10 +551,10 @@ static void build_line(const char *line, void *userdata)
 	b->on_line(p->is_stderr, line, b->userdata);
 }
 
-/* Pass on what the pipe holds; close it at its end. */
-static void build_pipe_read(struct mbuild_pipe *p)
+/* Pass on what the pipe holds; close it at its end, or with drain (see read_lines()). */
+static void build_pipe_read(struct mbuild_pipe *p, bool drain)
 {
-	if (read_lines(p->fd, p->line, sizeof(p->line), &p->n, build_line, p) > 0)
+	if (read_lines(p->fd, p->line, sizeof(p->line), &p->n, drain, build_line, p) > 0)
 		return;
 	p->source = sd_event_source_disable_unref(p->source);
 	p->fd = safe_close(p->fd);
@@ -530,7 +562,7 @@ static void build_pipe_read(struct mbuild_pipe *p)
 
 static int on_build_output(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
-	build_pipe_read(userdata);
+	build_pipe_read(userdata, false);
 	return 0;
 }
 
@@ -574,10 +606,10 @@ static int on_build_exited(sd_event_source *s, const siginfo_t *si, void *userda
 	char why[64];
 
 	/* What it wrote before it exited comes first. */
-	while (b->out.fd >= 0)
-		build_pipe_read(&b->out);
-	while (b->err.fd >= 0)
-		build_pipe_read(&b->err);
+	if (b->out.fd >= 0)
+		build_pipe_read(&b->out, true);
+	if (b->err.fd >= 0)
+		build_pipe_read(&b->err, true);
 	build_stop(b);
 	if (si->si_code == CLD_EXITED) {
 		build_end(b, si->si_status, NULL);
@@ -595,12 +627,14 @@ static int build_start(struct mbuild *b)
 	_cleanup_close_ int out_wr = -EBADF, err_wr = -EBADF;
 	int p[2], r;
 
-	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
-		return -errno;
+	r = output_pipe(p);
+	if (r < 0)
+		return r;
 	b->out.fd = p[0];
 	out_wr = p[1];
-	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
-		return -errno;
+	r = output_pipe(p);
+	if (r < 0)
+		return r;
 	b->err.fd = p[0];
 	err_wr = p[1];
 	r = sd_event_add_io(m->event, &b->out.source, b->out.fd, EPOLLIN, on_build_output,
