@@ -183,6 +183,13 @@ int control_try_forward(struct dm2_context *ctx, char **names, const char *kver,
 
 	if (!names || !names[0] || !kver)
 		return -EINVAL;
+	/* What cannot travel as one word each ("a b" would ask for two recipes) is for the
+	 * engine here to refuse. */
+	if (!control_word_ok(kver))
+		return -ENOENT;
+	STRV_FOREACH(n, names)
+		if (!control_word_ok(*n))
+			return -ENOENT;
 	joined = strv_join(names, " ");
 	if (!joined)
 		return -ENOMEM;

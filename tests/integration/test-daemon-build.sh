@@ -62,6 +62,15 @@ grep -q "No recipe 'no-such'" <<<"$out" || fail "unknown recipe: $out"
 [ "$(builds_logged no-such)" = 0 ] || fail "dm2d started a build of an unknown recipe"
 
 
+# A name that is not one word is refused here, not sent as two recipes.
+queued() { grep -c 'state=queued' "$T/dm2d.log" || true; }
+q0=$(queued)
+rc=0
+out=$(dm2 install "t-alpha t-slow" -k "$KVER" 2>&1) || rc=$?
+[ $rc = 4 ] || fail "install of 't-alpha t-slow' exited $rc, expected 4: $out"
+[ "$(wc -l <<<"$out")" = 1 ] || fail "install of 't-alpha t-slow' printed more than a line: $out"
+[ "$(queued)" = "$q0" ] || fail "dm2d queued jobs for 't-alpha t-slow'"
+
 # 3. Only root may ask: anyone else gets exit 11 and one line.
 rc=0
 out=$(setpriv --reuid=65534 --regid=65534 --clear-groups \
