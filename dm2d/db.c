@@ -313,13 +313,40 @@ static int set_wal(struct db *d)
 	}
 }
 
-/* (Re)open the connection: what is per connection, not stored in the file. */
+/* Check (read-only) or bring (writable) the schema to the version this dm2 knows. */
+static int check_schema(struct db *d)
+{
+	int r, v;
+
+	if (d->writable) {
+		/* WAL (stored in the file): readers (dm2 status) never block the writer. */
+		r = set_wal(d);
+		if (r < 0)
+			return r;
+		return migrate(d);
+	}
+	r = get_version(d, &v);
+	if (r < 0)
+		return r;
+	if (v > DB_SCHEMA_VERSION)
+		return -EPROTO;
+	if (v < DB_SCHEMA_VERSION)
+		return -ENOENT; /* never written by a dm2 that knows this schema */
+	return 0;
+}
+
+/*
+ * (Re)open the connection. Also on a reconnect after db_suspend() the schema is checked: a
+ * state db removed in between comes back whole, not as an empty file.
+ */
 static int db_connect(struct db *d)
 {
 	int flags, rc, r;
 
 	if (d->sql)
 		return 0;
+	if (!d->writable && access(d->path, F_OK) < 0)
+		return -errno;
 	flags = d->writable ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY;
 	rc = sqlite3_open_v2(d->path, &d->sql, flags | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
@@ -337,6 +364,8 @@ static int db_connect(struct db *d)
 	 * across power loss. */
 	if (r >= 0 && d->writable)
 		r = exec(d, "PRAGMA synchronous = FULL");
+	if (r >= 0)
+		r = check_schema(d);
 	if (r < 0) {
 		sqlite3_close_v2(d->sql);
 		d->sql = NULL;
@@ -347,7 +376,7 @@ static int db_connect(struct db *d)
 int db_open_path(const char *path, bool writable, struct db **ret)
 {
 	_cleanup_(db_closep) struct db *d = NULL;
-	int r, v;
+	int r;
 
 	d = calloc(1, sizeof(*d));
 	if (!d)
@@ -356,31 +385,9 @@ int db_open_path(const char *path, bool writable, struct db **ret)
 	d->path = strdup(path);
 	if (!d->path)
 		return -ENOMEM;
-
-	if (!writable && access(path, F_OK) < 0)
-		return -errno;
 	r = db_connect(d);
 	if (r < 0)
 		return r;
-	if (writable) {
-		/* WAL (stored in the file): readers (dm2 status) never block the writer. */
-		r = set_wal(d);
-		if (r < 0)
-			return r;
-		r = migrate(d);
-		if (r < 0)
-			return r;
-	} else {
-		r = get_version(d, &v);
-		if (r < 0)
-			return r;
-		if (v > DB_SCHEMA_VERSION)
-			return -EPROTO;
-		if (v < DB_SCHEMA_VERSION)
-			return -ENOENT; /* never written by a dm2 that knows this schema
-					 */
-	}
-
 	*ret = TAKE_PTR(d);
 	return 0;
 }

@@ -414,6 +414,20 @@ static void test_suspend(void **state)
 	ASSERT_OK(db_commit(d));
 	assert_int_equal(db_suspend(d), 1);
 	assert_int_equal(count_rows(path, "SELECT COUNT(*) FROM jobs"), 1);
+
+	/* Removed while suspended: the reconnect makes a whole new database, not an empty
+	 * file. */
+	for (const char *const *sfx = (const char *const[]){"", "-wal", "-shm", NULL}; *sfx;
+	     sfx++) {
+		_cleanup_free_ char *p = strjoin(path, *sfx);
+
+		assert_non_null(p);
+		(void) unlink(p);
+	}
+	ASSERT_ERR(db_job_get(d, id, &j), -ENOENT);
+	ASSERT_OK(db_job_enqueue(d, "r2", "k", &id));
+	assert_int_equal(db_suspend(d), 1);
+	assert_int_equal(count_rows(path, "SELECT COUNT(*) FROM jobs"), 1);
 }
 
 int main(void)
