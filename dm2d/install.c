@@ -170,11 +170,17 @@ static int remove_if_ours(int root_fd, const char *path, const char *sha256)
 	return 1;
 }
 
+static void unlink_staged(int root_fd, char **staged)
+{
+	STRV_FOREACH(t, staged)
+		(void) unlinkat(root_fd, *t, 0);
+}
+
 int install_files(struct dm2_context *ctx, struct db *d, const char *recipe,
 		  const char *kver, const struct install_item *items, size_t n,
 		  char **ret_conflict)
 {
-	_cleanup_strv_free_ char **paths = NULL;
+	_cleanup_strv_free_ char **paths = NULL, **staged = NULL;
 	struct db_installed_file *old = NULL;
 	size_t n_old = 0;
 	int r;
@@ -203,20 +209,39 @@ int install_files(struct dm2_context *ctx, struct db *d, const char *recipe,
 			return r;
 	}
 
+	/* Every new file is written before any replaces an old one: a full disk or an I/O
+	 * error on the last module leaves the earlier install whole, not a mix. */
 	for (size_t i = 0; i < n; i++) {
-		_cleanup_free_ char *dir = NULL, *intree = NULL;
-		char hex[SHA256_HEX_SIZE];
+		_cleanup_free_ char *dir = NULL;
+		char *tmp = NULL;
 
 		dir = strjoin(DM2_MODULES_DIR "/", kver, "/", items[i].dir);
 		if (!dir)
-			return -ENOMEM;
-		r = mkdir_p_at(ctx->root_fd, dir, 0755);
-		if (r < 0)
+			r = -ENOMEM;
+		else
+			r = mkdir_p_at(ctx->root_fd, dir, 0755);
+		if (r >= 0)
+			r = stage_file_at(ctx->root_fd, paths[i], items[i].data, items[i].size,
+					  0644, &tmp);
+		if (r >= 0)
+			r = strv_consume(&staged, tmp);
+		if (r < 0) {
+			unlink_staged(ctx->root_fd, staged);
 			return r;
-		r = write_file_atomic_at(ctx->root_fd, paths[i], items[i].data,
-					 items[i].size, 0644);
-		if (r < 0)
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		r = commit_staged_at(ctx->root_fd, staged[i], paths[i]);
+		if (r < 0) {
+			unlink_staged(ctx->root_fd, staged + i);
 			return r;
+		}
+	}
+
+	for (size_t i = 0; i < n; i++) {
+		_cleanup_free_ char *intree = NULL;
+		char hex[SHA256_HEX_SIZE];
+
 		sha256_buf_hex(items[i].data, items[i].size, hex);
 		r = install_find_intree(ctx, kver, items[i].name, &intree);
 		if (r < 0 && r != -ENOENT)

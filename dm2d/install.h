@@ -21,8 +21,9 @@ struct install_item {
 };
 
 /*
- * Write each item atomically (temporary file in the same directory, fsync, rename,
- * directory fsync), record it for recipe x kver, then remove the files recorded for
+ * Write every item to a temporary file beside its target and fsync it, and only when all
+ * are written rename them over their targets (so a failed write leaves the earlier install
+ * whole), record them for recipe x kver, then remove the files recorded for
  * recipe x kver by an earlier install that are not part of this one (when their content
  * is still ours). -EEXIST when a target exists and dm2 did not install it for this recipe
  * (the item's root-relative path is returned in *ret_conflict, if given); nothing is

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include "context.h"
@@ -168,6 +170,40 @@ static void test_uninstall_keeps_modified(void **state)
 	fixture_done(&f);
 }
 
+/* A write that fails on the last module (here: a file size limit) leaves the earlier
+ * install whole and no temporary file behind. */
+static void test_failed_write_keeps_old(void **state)
+{
+	struct fixture f = {};
+	struct install_item it[2] = {
+		{.dir = "updates/dm2", .name = "a.ko", .data = "old a", .size = 5},
+		{.dir = "updates/dm2", .name = "b.ko", .data = "old b", .size = 5},
+	};
+	static char big[64 * 1024];
+	struct rlimit saved, small = {.rlim_cur = 16 * 1024};
+	_cleanup_free_ char *a = NULL, *b = NULL;
+
+	fixture_init(&f);
+	ASSERT_OK(install_files(f.ctx, f.db, "ab", f.t->kver, it, 2, NULL));
+	it[0].data = "new a";
+	it[1].data = big;
+	it[1].size = sizeof(big);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
+	small.rlim_max = saved.rlim_max;
+	(void) signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+	ASSERT_ERR(install_files(f.ctx, f.db, "ab", f.t->kver, it, 2, NULL), -EFBIG);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
+	(void) signal(SIGXFSZ, SIG_DFL);
+
+	a = read_at(f.t->fd, f.dm2dir, "a.ko");
+	b = read_at(f.t->fd, f.dm2dir, "b.ko");
+	assert_string_equal(a, "old a");
+	assert_string_equal(b, "old b");
+	assert_int_equal(count_entries(f.t->fd, f.dm2dir), 2);
+	fixture_done(&f);
+}
+
 static void test_depmod(void **state)
 {
 	struct fixture f = {};
@@ -294,6 +330,7 @@ int main(void)
 		cmocka_unit_test(test_atomic_install),
 		cmocka_unit_test(test_refuse_foreign),
 		cmocka_unit_test(test_uninstall_keeps_modified),
+		cmocka_unit_test(test_failed_write_keeps_old),
 		cmocka_unit_test(test_depmod),
 		cmocka_unit_test(test_intree_override),
 		cmocka_unit_test(test_lock_contention),

@@ -149,9 +149,25 @@ static int finish_atomic(int fd, int dfd, const char *tmp, const char *base)
 
 int write_file_atomic_at(int dir_fd, const char *path, const void *data, size_t size, mode_t mode)
 {
+	_cleanup_free_ char *tmp = NULL;
+	int r;
+
+	r = stage_file_at(dir_fd, path, data, size, mode, &tmp);
+	if (r < 0)
+		return r;
+	r = commit_staged_at(dir_fd, tmp, path);
+	if (r < 0)
+		(void) unlinkat(dir_fd, tmp, 0);
+	return r;
+}
+
+int stage_file_at(int dir_fd, const char *path, const void *data, size_t size, mode_t mode,
+		  char **ret_tmp)
+{
 	_cleanup_close_ int sub_fd = -EBADF, fd = -EBADF;
 	_cleanup_free_ char *tmp = NULL;
 	const char *base = NULL; /* set by split_dir() on success; gcc -O3 cannot tell */
+	char *rel;
 	int dfd, r;
 
 	r = split_dir(dir_fd, path, &sub_fd, &base);
@@ -163,11 +179,33 @@ int write_file_atomic_at(int dir_fd, const char *path, const void *data, size_t 
 	if (r < 0)
 		return r;
 	r = write_all(fd, data, size);
-	if (r >= 0)
-		r = finish_atomic(fd, dfd, tmp, base);
-	if (r < 0)
+	if (r >= 0 && fsync(fd) < 0)
+		r = -errno;
+	if (r >= 0) {
+		/* The temporary's path relative to dir_fd: path's directory and its name. */
+		if (asprintf(&rel, "%.*s%s", (int) (base - path), path, tmp) < 0)
+			r = -ENOMEM;
+	}
+	if (r < 0) {
 		(void) unlinkat(dfd, tmp, 0);
-	return r;
+		return r;
+	}
+	*ret_tmp = rel;
+	return 0;
+}
+
+int commit_staged_at(int dir_fd, const char *tmp, const char *path)
+{
+	_cleanup_close_ int sub_fd = -EBADF;
+	const char *base = NULL;
+	int r;
+
+	if (renameat(dir_fd, tmp, dir_fd, path) < 0)
+		return -errno;
+	r = split_dir(dir_fd, path, &sub_fd, &base);
+	if (r >= 0)
+		(void) fsync(sub_fd >= 0 ? sub_fd : dir_fd);
+	return 0;
 }
 
 int copy_file_atomic_at(int src_fd, int dir_fd, const char *path, mode_t mode)

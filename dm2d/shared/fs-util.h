@@ -12,6 +12,13 @@
 int read_full_file_at(int dir_fd, const char *path, size_t max_size, char **ret, size_t *ret_size);
 /* Temporary file in the same directory, fsync, rename over path, fsync the directory. */
 int write_file_atomic_at(int dir_fd, const char *path, const void *data, size_t size, mode_t mode);
+/* write_file_atomic_at() in two steps, for several files that change together: first
+ * each new content goes to a temporary file beside its path, written and fsynced (its path
+ * relative to dir_fd in *ret_tmp; nothing left behind on failure), then each is renamed
+ * over its path and the directory fsynced. */
+int stage_file_at(int dir_fd, const char *path, const void *data, size_t size, mode_t mode,
+		  char **ret_tmp);
+int commit_staged_at(int dir_fd, const char *tmp, const char *path);
 /* Like write_file_atomic_at() but copies the contents of an open fd. */
 int copy_file_atomic_at(int src_fd, int dir_fd, const char *path, mode_t mode);
 /* Create a directory and any missing parents. Existing directories are fine. */
