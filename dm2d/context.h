@@ -23,6 +23,7 @@
 #define DM2_CONTROL_SOCKET "run/dm2/control"
 #define DM2_MODULES_DIR "lib/modules"
 #define DM2_USR_SRC_DIR "usr/src"
+#define DM2_DKMS_ETC_DIR "etc/dkms"
 #define DM2_DKMS_TREE "var/lib/dkms"
 
 struct dm2_context {

@@ -758,7 +758,8 @@ static int parse_array(struct parser *p, const char *name, bool append, unsigned
 	if (!append)
 		dkms_vars_unset(p->vars, name);
 	for (size_t k = 0; items && items[k]; k++) {
-		r = dkms_vars_set(p->vars, name, base + k, items[k], line);
+		r = dkms_vars_set(p->vars, name, base + k, items[k],
+				  p->params->line_base + line);
 		if (r < 0)
 			return r;
 	}
@@ -827,7 +828,7 @@ static int parse_assignment(struct parser *p)
 			return -ENOMEM;
 		v = j;
 	}
-	r = dkms_vars_set(p->vars, name, index, v, line);
+	r = dkms_vars_set(p->vars, name, index, v, p->params->line_base + line);
 	free(v);
 	return r;
 }

@@ -42,6 +42,8 @@ struct dkms_eval_params {
 	const char *kernelver; /* what $(uname -r) gives */
 	const char *arch;      /* what $(uname -m) gives */
 	unsigned nproc;	       /* what $(nproc) gives */
+	unsigned line_base;    /* added to the line recorded with each variable (dkms.c tells
+				* the files it reads one after another apart by it) */
 };
 
 /*

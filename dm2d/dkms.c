@@ -16,8 +16,12 @@
 #include "shared/log.h"
 #include "shared/util.h"
 
+/* Lines of the n-th override file are recorded as n * OVERRIDE_LINES + line. */
+#define OVERRIDE_LINES (1U << 22)
+
 struct conf_ctx {
 	const char *path;
+	char **overrides; /* override files read after path, see read_overrides() */
 	recipe_diag_fn diag;
 	void *userdata;
 	struct dkms_vars *vars;
@@ -28,6 +32,7 @@ static _printf_(3, 4) void report(struct conf_ctx *c, unsigned line, const char 
 				  ...)
 {
 	_cleanup_free_ char *m = NULL;
+	const char *path;
 	va_list ap;
 	int k;
 
@@ -40,17 +45,27 @@ static _printf_(3, 4) void report(struct conf_ctx *c, unsigned line, const char 
 	for (char *q = m; q && *q; q++)
 		if (*q == '\n' || *q == '\t')
 			*q = ' ';
+	path = c->path;
+	if (line >= OVERRIDE_LINES) {
+		path = c->overrides[line / OVERRIDE_LINES - 1];
+		line %= OVERRIDE_LINES;
+	}
 	if (!startswith(format, "warning: "))
 		c->failed = true;
 	else if (c->failed) {
 		/* Warnings after errors are noise: the file is rejected anyway. */
-		log_debug("%s:%u: %s", c->path, line, strna(m));
+		log_debug("%s:%u: %s", path, line, strna(m));
 		return;
 	}
 	if (c->diag)
-		c->diag(c->path, line, m ?: "out of memory", c->userdata);
+		c->diag(path, line, m ?: "out of memory", c->userdata);
 	else
-		log_debug("%s:%u: %s", c->path, line, strna(m));
+		log_debug("%s:%u: %s", path, line, strna(m));
+}
+
+static void conf_ctx_done(struct conf_ctx *c)
+{
+	strv_free(c->overrides);
 }
 
 /* Value of NAME[index] if set and not empty. */
@@ -77,6 +92,7 @@ struct dkms_conf *dkms_conf_free(struct dkms_conf *c)
 	free(c->name);
 	free(c->version);
 	free(c->license);
+	strv_free(c->overrides);
 	for (size_t i = 0; i < c->n_modules; i++) {
 		free(c->modules[i].built_name);
 		free(c->modules[i].built_location);
@@ -628,21 +644,90 @@ static int load_rest(struct conf_ctx *c, struct dkms_conf *conf)
 	return 0;
 }
 
+/*
+ * After dkms.conf, DKMS reads the admin's overrides from /etc/dkms, later ones winning:
+ * <m>.conf, <m>-<v>.conf, <m>-<v>-<k>.conf, <m>-<v>-<k>-<a>.conf, <m>--<k>.conf and
+ * <m>--<k>-<a>.conf (m the package, v its version, k the kernel, a the arch). They are
+ * evaluated like dkms.conf, into the same variables; the ones that exist are added to
+ * c->overrides and to *crc.
+ */
+static int read_overrides(struct conf_ctx *c, const char *dir, const char *kernel_release,
+			  const char *arch, struct dkms_eval_params *params, uint64_t *crc)
+{
+	const char *m = dkms_vars_get(c->vars, "PACKAGE_NAME", 0);
+	const char *v = dkms_vars_get(c->vars, "PACKAGE_VERSION", 0);
+	const char *k = kernel_release;
+	char *names[6] = {};
+	int r = 0;
+
+	if (!dir || isempty(m) || !recipe_name_valid(m))
+		return 0;
+	names[0] = strjoin(m, ".conf");
+	if (!isempty(v) && !strchr(v, '/')) {
+		names[1] = strjoin(m, "-", v, ".conf");
+		if (k) {
+			names[2] = strjoin(m, "-", v, "-", k, ".conf");
+			names[3] = strjoin(m, "-", v, "-", k, "-", arch, ".conf");
+		}
+	}
+	if (k) {
+		names[4] = strjoin(m, "--", k, ".conf");
+		names[5] = strjoin(m, "--", k, "-", arch, ".conf");
+	}
+	for (size_t i = 0; i < ELEMENTSOF(names) && r >= 0; i++) {
+		_cleanup_free_ char *path = NULL, *text = NULL;
+		size_t size;
+		int e;
+
+		if (!names[i])
+			continue;
+		path = path_join(dir, names[i]);
+		if (!path) {
+			r = -ENOMEM;
+			break;
+		}
+		e = read_full_file_at(AT_FDCWD, path, RECIPE_MAX_SIZE, &text, &size);
+		if (e == -ENOENT)
+			continue;
+		if (e < 0) {
+			if (c->diag)
+				c->diag(path, 0, strerror(-e), c->userdata);
+			c->failed = true;
+			continue;
+		}
+		r = strv_extend(&c->overrides, path);
+		if (r < 0)
+			break;
+		params->line_base = strv_length(c->overrides) * OVERRIDE_LINES;
+		e = dkms_eval(path, text, size, c->vars, params, c->diag, c->userdata);
+		if (e == -ENOMEM)
+			r = e;
+		else if (e < 0)
+			c->failed = true;
+		*crc = recipe_crc_more(*crc, path, text, size);
+	}
+	params->line_base = 0;
+	for (size_t i = 0; i < ELEMENTSOF(names); i++)
+		free(names[i]);
+	return r;
+}
+
 /* ---- loading ---- */
 
 int dkms_conf_load(const char *dir, const char *kernel_release, const char *arch,
-		   const char *kernel_build_dir, recipe_diag_fn diag, void *userdata,
-		   struct dkms_conf **ret)
+		   const char *kernel_build_dir, const char *overrides_dir, recipe_diag_fn diag,
+		   void *userdata, struct dkms_conf **ret)
 {
 	_cleanup_(dkms_conf_freep) struct dkms_conf *conf = NULL;
 	_cleanup_(dkms_vars_freep) struct dkms_vars *first = NULL, *vars = NULL;
 	_cleanup_free_ char *path = NULL, *text = NULL, *ksrc = NULL;
-	struct conf_ctx c = { .diag = diag, .userdata = userdata };
+	_cleanup_(conf_ctx_done) struct conf_ctx c = { .diag = diag, .userdata = userdata };
 	struct dkms_eval_params params = {};
 	struct utsname u;
+	uint64_t crc;
 	long np;
 	size_t size;
-	int r;
+	int r, k;
 
 	path = path_join(dir, "dkms.conf");
 	if (!path)
@@ -697,6 +782,10 @@ int dkms_conf_load(const char *dir, const char *kernel_release, const char *arch
 		return r;
 	if (r < 0)
 		c.failed = true;
+	crc = lzma_crc64((const uint8_t *) text, size, 0);
+	k = read_overrides(&c, overrides_dir, kernel_release, arch, &params, &crc);
+	if (k < 0)
+		return k;
 
 	conf = calloc(1, sizeof(*conf));
 	if (!conf)
@@ -706,7 +795,7 @@ int dkms_conf_load(const char *dir, const char *kernel_release, const char *arch
 	if (!conf->path || !conf->dir ||
 	    dup_opt(&conf->kernel_release, kernel_release) < 0)
 		return -ENOMEM;
-	conf->content_crc = lzma_crc64((const uint8_t *) text, size, 0);
+	conf->content_crc = crc;
 
 	if (dkms_vars_first_line(vars, "PACKAGE_NAME") == 0 &&
 	    dkms_vars_first_line(vars, "PACKAGE_VERSION") == 0 && r >= 0) {
@@ -749,6 +838,8 @@ int dkms_conf_load(const char *dir, const char *kernel_release, const char *arch
 	if (r == -ENOMEM)
 		return r;
 
+	/* Only now: report() names the override files by their place in c.overrides. */
+	conf->overrides = TAKE_PTR(c.overrides);
 	*ret = TAKE_PTR(conf);
 	return 0;
 }
@@ -768,6 +859,9 @@ int dkms_conf_to_recipe(const struct dkms_conf *c, struct recipe **ret)
 	r->path = strdup(c->path);
 	r->dir = strdup(c->dir);
 	r->content_crc = c->content_crc;
+	STRV_FOREACH(p, c->overrides)
+		if (strv_extend(&r->content_more, *p) < 0)
+			return -ENOMEM;
 	r->install_dir = strdup(DKMS_INSTALL_DIR);
 	if (!r->name || !r->path || !r->dir || !r->install_dir)
 		return -ENOMEM;
@@ -867,14 +961,14 @@ int dkms_conf_to_recipe(const struct dkms_conf *c, struct recipe **ret)
 }
 
 int dkms_recipe_load(const char *dir, const char *kernel_release, const char *arch,
-		     const char *kernel_build_dir, recipe_diag_fn diag, void *userdata,
-		     struct recipe **ret)
+		     const char *kernel_build_dir, const char *overrides_dir, recipe_diag_fn diag,
+		     void *userdata, struct recipe **ret)
 {
 	_cleanup_(dkms_conf_freep) struct dkms_conf *c = NULL;
 	int r;
 
-	r = dkms_conf_load(dir, kernel_release, arch, kernel_build_dir, diag, userdata,
-			   &c);
+	r = dkms_conf_load(dir, kernel_release, arch, kernel_build_dir, overrides_dir, diag,
+			   userdata, &c);
 	if (r < 0)
 		return r;
 	return dkms_conf_to_recipe(c, ret);

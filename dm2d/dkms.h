@@ -48,7 +48,10 @@ struct dkms_conf {
 	char *version;	      /* PACKAGE_VERSION */
 	char *license;	      /* MODULE_LICENSE("...") found in the sources (a non-GPL one
 			       * wins when they differ), NULL if none */
-	uint64_t content_crc; /* CRC-64 of dkms.conf's bytes (see struct recipe) */
+	uint64_t content_crc; /* CRC-64 of dkms.conf's bytes and the overrides' (see struct
+			       * recipe) */
+	char **overrides;     /* the admin's /etc/dkms/<m>[-<v>[-<k>[-<a>]]].conf and
+			       * <m>--<k>[-<a>].conf files that were read after dkms.conf */
 	struct dkms_module *modules;
 	size_t n_modules;
 	char *make; /* the MAKE[] entry chosen for the kernel as evaluated, or NULL */
@@ -76,11 +79,13 @@ struct dkms_conf {
  * Evaluate DIR/dkms.conf. dir is absolute. kernel_release NULL gives the
  * kernel-independent view (for listings: $kernelver is empty, MAKE[0] is used). arch NULL
  * means the machine's (uname -m). kernel_build_dir is $kernel_source_dir as the build
- * will see it (NULL: /lib/modules/KVER/build).
+ * will see it (NULL: /lib/modules/KVER/build). overrides_dir is where the admin's
+ * overrides are (ROOT/etc/dkms; NULL: none are read); those for the package, its version,
+ * the kernel and the arch are evaluated after dkms.conf, as DKMS does.
  */
 int dkms_conf_load(const char *dir, const char *kernel_release, const char *arch,
-		   const char *kernel_build_dir, recipe_diag_fn diag, void *userdata,
-		   struct dkms_conf **ret);
+		   const char *kernel_build_dir, const char *overrides_dir, recipe_diag_fn diag,
+		   void *userdata, struct dkms_conf **ret);
 struct dkms_conf *dkms_conf_free(struct dkms_conf *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct dkms_conf *, dkms_conf_free);
 
@@ -95,8 +100,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct dkms_conf *, dkms_conf_free);
  */
 int dkms_conf_to_recipe(const struct dkms_conf *c, struct recipe **ret);
 int dkms_recipe_load(const char *dir, const char *kernel_release, const char *arch,
-		     const char *kernel_build_dir, recipe_diag_fn diag, void *userdata,
-		     struct recipe **ret);
+		     const char *kernel_build_dir, const char *overrides_dir, recipe_diag_fn diag,
+		     void *userdata, struct recipe **ret);
 
 /* The MODULE_LICENSE("...") of the .c files below dir (bounded walk); when they differ, a
  * license that is not GPL-compatible wins. *ret = NULL when there is none. */

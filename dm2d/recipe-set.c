@@ -179,9 +179,12 @@ static int load_dkms(struct dm2_context *ctx, struct recipe_set *s, recipe_diag_
 		     void *userdata)
 {
 	_cleanup_strv_free_ char **dirs = NULL;
+	_cleanup_free_ char *etc_dkms = context_path(ctx, DM2_DKMS_ETC_DIR);
 	struct dkms_diag dd = { diag, userdata, false };
 	int r;
 
+	if (!etc_dkms)
+		return -ENOMEM;
 	r = dkms_scan(ctx->root_fd, ctx->root, &dirs);
 	if (r == -ENOMEM)
 		return r;
@@ -201,7 +204,8 @@ static int load_dkms(struct dm2_context *ctx, struct recipe_set *s, recipe_diag_
 		struct recipe *old;
 		int k;
 
-		k = dkms_recipe_load(*d, NULL, NULL, NULL, dkms_diag_filter, &dd, &rcp);
+		k = dkms_recipe_load(*d, NULL, NULL, NULL, etc_dkms, dkms_diag_filter, &dd,
+				     &rcp);
 		if (k == -ENOMEM)
 			return k;
 		if (k < 0) {
@@ -238,7 +242,7 @@ int recipe_for_kernel(struct dm2_context *ctx, const struct recipe *r,
 		      const struct kbw_kernel *k, recipe_diag_fn diag, void *userdata,
 		      struct recipe **ret)
 {
-	_cleanup_free_ char *owned = NULL;
+	_cleanup_free_ char *owned = NULL, *etc_dkms = NULL;
 	struct dkms_diag dd = { diag, userdata, true };
 	const char *build;
 
@@ -258,8 +262,11 @@ int recipe_for_kernel(struct dm2_context *ctx, const struct recipe *r,
 			return -ENOMEM;
 		build = owned;
 	}
+	etc_dkms = context_path(ctx, DM2_DKMS_ETC_DIR);
+	if (!etc_dkms)
+		return -ENOMEM;
 	return dkms_recipe_load(r->dir, kbw_kernel_release(k), kbw_kernel_arch(k), build,
-				dkms_diag_filter, &dd, ret);
+				etc_dkms, dkms_diag_filter, &dd, ret);
 }
 
 bool recipe_autoinstall(const struct recipe *r)

@@ -302,6 +302,7 @@ struct recipe *recipe_unref(struct recipe *r)
 	free(r->path);
 	free(r->dir);
 	free(r->content_hash);
+	strv_free(r->content_more);
 	for (size_t i = 0; i < r->n_sources; i++)
 		recipe_source_done(&r->sources[i]);
 	free(r->sources);
@@ -906,6 +907,15 @@ static int finish(struct parser *p)
 			return -ENOMEM;
 	}
 	return 0;
+}
+
+uint64_t recipe_crc_more(uint64_t crc, const char *path, const char *text, size_t size)
+{
+	const char *slash = strrchr(path, '/');
+	const char *name = slash ? slash + 1 : path;
+
+	crc = lzma_crc64((const uint8_t *) name, strlen(name) + 1, crc);
+	return lzma_crc64((const uint8_t *) text, size, crc);
 }
 
 int recipe_load(const char *path, enum recipe_origin origin, recipe_diag_fn diag,

@@ -79,7 +79,10 @@ struct recipe {
 	char *path;             /* file it was loaded from (absolute) */
 	char *dir;              /* directory of that file (patches, relative Path=) */
 	enum recipe_origin origin;
-	uint64_t content_crc;   /* CRC-64 of the file's bytes: how dm2d notices a change */
+	uint64_t content_crc;   /* CRC-64 of the file's bytes (and content_more's): how dm2d
+				 * notices a change */
+	char **content_more;    /* further files that are part of the content: the admin's
+				 * /etc/dkms overrides of a dkms.conf */
 	char *content_hash;     /* sha256 of the same bytes (part of the build key); NULL until
 				 * recipe_content_hash() */
 
@@ -123,12 +126,16 @@ int recipe_load(const char *path, enum recipe_origin origin, recipe_diag_fn diag
 		void *userdata, struct recipe **ret);
 
 /*
- * The sha256 of the recipe's file (for dkms.conf packages: of dkms.conf), computed on first
- * use from the file, which must still have the content the recipe was loaded from
+ * The sha256 of the recipe's file (for dkms.conf packages: of dkms.conf and its
+ * content_more), computed on first use from the files, which must still have the content
+ * the recipe was loaded from
  * (-ESTALE otherwise). Lives in its own file: dm2d, which only compares content_crc,
  * never links OpenSSL.
  */
 int recipe_content_hash(struct recipe *r, const char **ret);
+/* content_crc with one more file (of content_more) after what crc covers: its name and its
+ * bytes. */
+uint64_t recipe_crc_more(uint64_t crc, const char *path, const char *text, size_t size);
 
 /* The source that applies to a kernel version: the newest Version= whose Kernel= range
  * matches. NULL if none does. */

@@ -108,6 +108,8 @@ static void print_json(const struct dkms_conf *c, bool applies, const char *reas
 	json_strv(f, c->build_depends);
 	fputs(", \"scripts_not_run\": ", f);
 	json_strv(f, c->scripts);
+	fputs(", \"overrides\": ", f);
+	json_strv(f, c->overrides);
 	fprintf(f, ", \"applies\": %s, \"skip_reason\": ", applies ? "true" : "false");
 	cli_json_string(f, reason);
 	fputs("}\n", f);
@@ -123,6 +125,8 @@ static void print_text(const struct dkms_conf *c, bool applies, const char *reas
 	printf("  License:       %s\n",
 	       c->license ?: "unknown (no MODULE_LICENSE found)");
 	printf("  Autoinstall:   %s\n", c->autoinstall ? "yes" : "no");
+	STRV_FOREACH(o, c->overrides)
+		printf("  Overridden by: %s\n", *o);
 	for (size_t i = 0; i < c->n_modules; i++) {
 		const struct dkms_module *m = &c->modules[i];
 
@@ -179,7 +183,8 @@ static int dkms_import(int argc, char *argv[], struct cli *cli)
 	};
 	_cleanup_(dkms_conf_freep) struct dkms_conf *c = NULL;
 	_cleanup_(recipe_unrefp) struct recipe *rcp = NULL;
-	_cleanup_free_ char *dir = NULL, *ksrc = NULL, *reason = NULL, *rel = NULL;
+	_cleanup_free_ char *dir = NULL, *ksrc = NULL, *reason = NULL, *rel = NULL,
+			    *etc_dkms = NULL;
 	const char *kver = NULL, *arch = NULL;
 	struct dm2_context *ctx;
 	bool applies = true;
@@ -205,17 +210,20 @@ static int dkms_import(int argc, char *argv[], struct cli *cli)
 		log_error("Cannot find '%s': %m", argv[optind]);
 		return EXIT_NOT_FOUND;
 	}
+	r = cli_context(cli, &ctx);
+	if (r < 0)
+		return cli_exit_code_from_errno(r);
 	if (kver) {
-		r = cli_context(cli, &ctx);
-		if (r < 0)
-			return cli_exit_code_from_errno(r);
 		rel = strjoin(DM2_MODULES_DIR "/", kver, "/build");
 		ksrc = rel ? context_path(ctx, rel) : NULL;
 		if (!ksrc)
 			return log_oom(), EXIT_FAILURE_GENERIC;
 	}
+	etc_dkms = context_path(ctx, DM2_DKMS_ETC_DIR);
+	if (!etc_dkms)
+		return log_oom(), EXIT_FAILURE_GENERIC;
 
-	r = dkms_conf_load(dir, kver, arch, ksrc, diag_stderr, NULL, &c);
+	r = dkms_conf_load(dir, kver, arch, ksrc, etc_dkms, diag_stderr, NULL, &c);
 	if (r == -EBADMSG)
 		return EXIT_BAD_INPUT;
 	if (r == -ENOENT)
@@ -242,6 +250,7 @@ static int dkms_import(int argc, char *argv[], struct cli *cli)
 static int dkms_list(int argc, char *argv[], struct cli *cli)
 {
 	_cleanup_strv_free_ char **dirs = NULL;
+	_cleanup_free_ char *etc_dkms = NULL;
 	struct dm2_context *ctx;
 	bool first = true;
 	int r;
@@ -253,6 +262,9 @@ static int dkms_list(int argc, char *argv[], struct cli *cli)
 	r = cli_context(cli, &ctx);
 	if (r < 0)
 		return cli_exit_code_from_errno(r);
+	etc_dkms = context_path(ctx, DM2_DKMS_ETC_DIR);
+	if (!etc_dkms)
+		return log_oom(), EXIT_FAILURE_GENERIC;
 	r = dkms_scan(ctx->root_fd, ctx->root, &dirs);
 	if (r < 0) {
 		log_error_errno(r, "Failed to list '%s/" DM2_USR_SRC_DIR "': %m",
@@ -270,7 +282,7 @@ static int dkms_list(int argc, char *argv[], struct cli *cli)
 		_cleanup_free_ char *error = NULL;
 		const char *slash = strrchr(*d, '/');
 
-		r = dkms_conf_load(*d, NULL, NULL, NULL, diag_first, &error, &c);
+		r = dkms_conf_load(*d, NULL, NULL, NULL, etc_dkms, diag_first, &error, &c);
 		if (r == -ENOMEM)
 			return log_oom(), EXIT_FAILURE_GENERIC;
 		if (r < 0 && !error &&

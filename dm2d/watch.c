@@ -262,7 +262,8 @@ int watch_new(sd_event *e, struct dm2_context *ctx, const struct watch_callbacks
 	      void *userdata, struct watch **ret)
 {
 	_cleanup_(watch_freep) struct watch *w = NULL;
-	_cleanup_free_ char *modules = NULL, *usr_src = NULL, *admin = NULL, *vendor = NULL;
+	_cleanup_free_ char *modules = NULL, *usr_src = NULL, *admin = NULL, *vendor = NULL,
+			    *etc_dkms = NULL;
 	int r;
 
 	w = calloc(1, sizeof(*w));
@@ -277,7 +278,8 @@ int watch_new(sd_event *e, struct dm2_context *ctx, const struct watch_callbacks
 	usr_src = context_path(ctx, DM2_USR_SRC_DIR);
 	admin = context_path(ctx, DM2_ADMIN_RECIPE_DIR);
 	vendor = context_path(ctx, DM2_VENDOR_RECIPE_DIR);
-	if (!modules || !usr_src || !admin || !vendor)
+	etc_dkms = context_path(ctx, DM2_DKMS_ETC_DIR);
+	if (!modules || !usr_src || !admin || !vendor || !etc_dkms)
 		return -ENOMEM;
 
 	r = mkdir_p_at(ctx->root_fd, DM2_MODULES_DIR, 0755);
@@ -306,6 +308,10 @@ int watch_new(sd_event *e, struct dm2_context *ctx, const struct watch_callbacks
 	r = add_recipe_dir(w, vendor);
 	if (r < 0)
 		return log_error_errno(r, "Failed to watch '%s': %m", vendor);
+	/* The admin's overrides of dkms.conf files are part of those recipes. */
+	r = add_recipe_dir(w, etc_dkms);
+	if (r < 0)
+		return log_error_errno(r, "Failed to watch '%s': %m", etc_dkms);
 
 	*ret = TAKE_PTR(w);
 	return 0;

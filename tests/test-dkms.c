@@ -66,7 +66,7 @@ static int load(struct test_root *t, const char *conf, const char *kver, struct 
 {
 	_cleanup_free_ char *dir = write_pkg(t, "pkg-1", conf);
 
-	return dkms_conf_load(dir, kver, "x86_64", NULL, diag_collect, d, ret);
+	return dkms_conf_load(dir, kver, "x86_64", NULL, NULL, diag_collect, d, ret);
 }
 
 static void test_multi_module(void **state)
@@ -124,6 +124,82 @@ static void test_multi_module(void **state)
 	assert_string_equal(r->modules[1].dest_dir, "updates/dkms");
 	assert_non_null(strstr(r->description, "DEST_MODULE_LOCATION"));
 	assert_true(r->autoinstall);
+	diags_done(&d);
+}
+
+/* The admin's /etc/dkms/<m>[-<v>[-<k>[-<a>]]].conf and <m>--<k>[-<a>].conf override
+ * dkms.conf, later ones winning; kernel-specific ones only for that kernel. */
+static void test_overrides(void **state)
+{
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(dkms_conf_freep) struct dkms_conf *c = NULL, *other = NULL, *any = NULL,
+						    *bad = NULL;
+	_cleanup_(recipe_unrefp) struct recipe *r = NULL;
+	_cleanup_free_ char *dir = NULL, *etc = strjoin(t->path, "/etc/dkms");
+	struct diags d = {};
+	const char *conf = "PACKAGE_NAME=ovr\nPACKAGE_VERSION=1.0\nBUILT_MODULE_NAME[0]=ovr\n"
+			   "MAKE[0]=\"make one\"\nAUTOINSTALL=yes\n";
+	const char *h;
+	uint64_t crc;
+
+	assert_non_null(etc);
+	dir = write_pkg(t, "ovr-1.0", conf);
+	test_write_file(t->fd, "etc/dkms/ovr.conf", "MAKE[0]=\"$MAKE two\"\nSTRIP[0]=no\n");
+	test_write_file(t->fd, "etc/dkms/ovr-1.0-6.1.0-1-amd64.conf",
+			"AUTOINSTALL=no\nBUILT_MODULE_NAME[0]=ovr_k\n");
+	test_write_file(t->fd, "etc/dkms/ovr--6.1.0-1-amd64-x86_64.conf",
+			"BUILT_MODULE_NAME[0]=ovr_ka\n");
+	test_write_file(t->fd, "etc/dkms/other.conf", "AUTOINSTALL=no\n");
+
+	ASSERT_OK(dkms_conf_load(dir, "6.1.0-1-amd64", "x86_64", NULL, etc, diag_collect, &d,
+				 &c));
+	assert_int_equal(d.n, 0);
+	assert_string_equal(c->make, "make one two");
+	assert_false(c->modules[0].strip);
+	assert_false(c->autoinstall);
+	assert_string_equal(c->modules[0].built_name, "ovr_ka"); /* the last one wins */
+	assert_int_equal(strv_length(c->overrides), 3);
+	assert_true(endswith(c->overrides[0], "/etc/dkms/ovr.conf"));
+
+	/* Another kernel: only the package-wide override. */
+	ASSERT_OK(dkms_conf_load(dir, "6.1.0-2-amd64", "x86_64", NULL, etc, diag_collect, &d,
+				 &other));
+	assert_true(other->autoinstall);
+	assert_string_equal(other->modules[0].built_name, "ovr");
+	assert_string_equal(other->make, "make one two");
+	/* Without the overrides directory, dkms.conf alone. */
+	ASSERT_OK(dkms_conf_load(dir, "6.1.0-2-amd64", "x86_64", NULL, NULL, diag_collect, &d,
+				 &any));
+	assert_string_equal(any->make, "make one");
+	assert_true(any->modules[0].strip);
+	assert_int_not_equal(any->content_crc, other->content_crc);
+
+	/* The recipe's content (its sha256 for the build key) covers the overrides, and a
+	 * changed override makes it stale. */
+	ASSERT_OK(dkms_conf_to_recipe(other, &r));
+	assert_int_equal(strv_length(r->content_more), 1);
+	ASSERT_OK(recipe_content_hash(r, &h));
+	crc = r->content_crc;
+	test_write_file(t->fd, "etc/dkms/ovr.conf", "STRIP[0]=yes\n");
+	free(r->content_hash);
+	r->content_hash = NULL;
+	ASSERT_ERR(recipe_content_hash(r, &h), -ESTALE);
+	assert_int_equal(r->content_crc, crc);
+
+	/* A problem in an override names that file and its line. */
+	test_write_file(t->fd, "etc/dkms/ovr.conf", "# fine\nX=$(rm -rf /)\n");
+	d = (struct diags){};
+	ASSERT_ERR(dkms_conf_load(dir, NULL, "x86_64", NULL, etc, diag_collect, &d, &bad),
+		   -EBADMSG);
+	assert_true(diags_have(&d, 2, "cannot be evaluated"));
+	diags_done(&d);
+	/* Also when the problem is found after evaluation, in the value an override set. */
+	test_write_file(t->fd, "etc/dkms/ovr.conf", "# fine\nBUILT_MODULE_NAME[0]=ovr.ko\n");
+	d = (struct diags){};
+	bad = dkms_conf_free(bad);
+	ASSERT_ERR(dkms_conf_load(dir, NULL, "x86_64", NULL, etc, diag_collect, &d, &bad),
+		   -EBADMSG);
+	assert_true(diags_have(&d, 2, "must be given without '.ko'"));
 	diags_done(&d);
 }
 
@@ -492,7 +568,7 @@ static void test_real_acpi_call(void **state)
 	/* CI installs acpi-call-dkms (.ci/setup): a missing tree must fail, not pass. */
 	if (!dir)
 		fail_msg("/usr/src/acpi-call-*/dkms.conf is missing: apt-get install acpi-call-dkms");
-	ASSERT_OK(dkms_recipe_load(dir, test_kernel_release(), NULL, NULL, diag_collect,
+	ASSERT_OK(dkms_recipe_load(dir, test_kernel_release(), NULL, NULL, NULL, diag_collect,
 				   &d, &r));
 	assert_int_equal(d.n, 0);
 	assert_string_equal(r->name, "acpi-call");
@@ -508,7 +584,7 @@ static void test_real_acpi_call(void **state)
 	assert_non_null(r->clean_command);
 	assert_string_equal(r->license, "GPL");
 	assert_true(dkms_applies(r, test_kernel_release(), NULL, "x86_64", NULL));
-	ASSERT_OK(dkms_recipe_load(dir, NULL, NULL, NULL, diag_collect, &d, &any));
+	ASSERT_OK(dkms_recipe_load(dir, NULL, NULL, NULL, NULL, diag_collect, &d, &any));
 	assert_string_equal(any->modules[0].name, "acpi_call");
 	diags_done(&d);
 }
@@ -566,7 +642,7 @@ static void build_pkg(struct test_root *t, struct dm2_context *ctx, struct kbw_k
 	struct kbw_build_result *res = NULL;
 	struct diags d = {};
 
-	ASSERT_OK(dkms_recipe_load(dir, t->kver, NULL, kbw_kernel_build_dir(k),
+	ASSERT_OK(dkms_recipe_load(dir, t->kver, NULL, kbw_kernel_build_dir(k), NULL,
 				   diag_collect, &d, &r));
 	assert_int_equal(d.n, 0);
 	wd = strjoin(t->path, "/", work);
@@ -624,6 +700,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_multi_module),
+		cmocka_unit_test(test_overrides),
 		cmocka_unit_test(test_patches),
 		cmocka_unit_test(test_exclusive),
 		cmocka_unit_test(test_make),

@@ -41,4 +41,20 @@ json_get "[m['install_dir'] for m in j['modules'] if m['name'] == 'acpi-call'][0
 [ "$(cat "$T/dir")" = updates/dkms ] || fail "status install_dir: $(cat "$T/dir")"
 grep -q '^updates/dkms/acpi_call.ko:' "$ROOT/lib/modules/$KVER/modules.dep" ||
 	fail "modules.dep does not list acpi_call"
-pass "acpi-call-dkms built, signed, installed into updates/dkms"
+
+# The admin's /etc/dkms/<module>.conf overrides dkms.conf, as with DKMS: here it turns off
+# stripping, which changes the build, so the next install builds anew.
+mkdir -p "$ROOT/etc/dkms"
+printf 'STRIP[0]="no"\n' >"$ROOT/etc/dkms/acpi-call.conf"
+dm2 dkms import "$ROOT/usr/src/$PKG" -k "$KVER" --json >"$T/import.json" ||
+	fail "dkms import with an override"
+python3 -c '
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["overrides"] == [sys.argv[2]], j["overrides"]
+assert j["modules"][0]["strip"] is False, j["modules"]
+' "$T/import.json" "$ROOT/etc/dkms/acpi-call.conf" || fail "import does not show the override"
+dm2 install acpi-call -k "$KVER" >"$T/out" 2>&1 || { cat "$T/out"; fail "install with override"; }
+grep -q "installed (built," "$T/out" || fail "the override did not make a new build: $(cat "$T/out")"
+modinfo -F name "$MOD" >/dev/null || fail "acpi_call.ko unreadable after the override"
+pass "acpi-call-dkms built, signed, installed into updates/dkms; /etc/dkms override honoured"
