@@ -207,6 +207,7 @@ static void conn_handle(struct control_conn *c, char *line)
 		goto close;
 	}
 	n = strv_length(w);
+	log_debug("Control request '%s' from uid %u.", line, (unsigned) c->uid);
 
 	if (streq(w[0], "STATUS")) {
 		manager_foreach_job(m, NULL, NULL, conn_job_line, c);
@@ -447,8 +448,14 @@ struct control_server *control_server_free(struct control_server *s)
 {
 	if (!s)
 		return NULL;
-	while (s->conns)
+	while (s->conns) {
+		/* dm2d stops: a client still waiting hears why, not just a closed socket. Its
+		 * unfinished jobs stay queued for the next start. */
+		if (s->conns->waiting || s->conns->build)
+			conn_send(s->conns, "DONE %i dm2d stopped before this was done; queued "
+				  "jobs go on when it starts again\n", EXIT_BUSY);
 		conn_free(s->conns);
+	}
 	sd_event_source_disable_unref(s->listen);
 	if (!s->activated)
 		safe_close(s->fd);

@@ -32,8 +32,9 @@
  *   LOG <line>                                BUILD: the same for its stderr
  *   DONE <exit code> [text]                   last line; the exit code for the client (0 all
  *                                             installed or skipped, 5 something failed, 9 the
- *                                             kernel's tree is incomplete, 12 timed out; for
- *                                             BUILD the exit status of `dm2 build`)
+ *                                             kernel's tree is incomplete, 12 timed out or
+ *                                             dm2d stopped first; for BUILD the exit status
+ *                                             of `dm2 build`)
  *   ERR <exit code> <message>                 request refused (11: permission denied, ...)
  *   NORECIPE <name>                           INSTALL, BUILD: last line; the daemon has no
  *                                             such recipe (the client reads other recipe

@@ -60,10 +60,20 @@ dm2 uninstall t-one -k "$KVER" >/dev/null
 make_recipe t-three dm2t_three
 hold_build t-three
 touch "$T/hold"
-start_daemon
+start_daemon -v
 wait_for 120 state_is t-three "$KVER" building || fail "t-three never reached building"
+# A client waiting for it hears that dm2d stopped (exit 12), not a broken connection.
+dm2 trigger "$KVER" --wait --timeout 120 >"$T/waiter.out" 2>&1 &
+waiter=$!
+wait_for 30 grep -q "Control request 'TRIGGER $KVER 1" "$T/dm2d.log" ||
+	fail "the waiting client's request did not reach dm2d"
 stop_daemon
 rm "$T/hold"
+rc=0
+wait $waiter || rc=$?
+[ $rc = 12 ] || fail "a client waiting while dm2d stopped exited $rc: $(cat "$T/waiter.out")"
+grep -q "dm2d stopped before this was done" "$T/waiter.out" ||
+	fail "the waiting client was not told: $(cat "$T/waiter.out")"
 st=$(job_state t-three "$KVER")
 [ "$st" = queued ] || fail "after SIGTERM t-three is '$st', expected queued"
 rc=0
