@@ -22,6 +22,7 @@
 struct conf_ctx {
 	const char *path;
 	char **overrides; /* override files read after path, see read_overrides() */
+	char **kernel_overrides; /* see note_kernel_overrides() */
 	recipe_diag_fn diag;
 	void *userdata;
 	struct dkms_vars *vars;
@@ -66,6 +67,7 @@ static _printf_(3, 4) void report(struct conf_ctx *c, unsigned line, const char 
 static void conf_ctx_done(struct conf_ctx *c)
 {
 	strv_free(c->overrides);
+	strv_free(c->kernel_overrides);
 }
 
 /* Value of NAME[index] if set and not empty. */
@@ -93,6 +95,7 @@ struct dkms_conf *dkms_conf_free(struct dkms_conf *c)
 	free(c->version);
 	free(c->license);
 	strv_free(c->overrides);
+	strv_free(c->kernel_overrides);
 	for (size_t i = 0; i < c->n_modules; i++) {
 		free(c->modules[i].built_name);
 		free(c->modules[i].built_location);
@@ -644,6 +647,55 @@ static int load_rest(struct conf_ctx *c, struct dkms_conf *conf)
 	return 0;
 }
 
+static int name_cmp(const struct dirent **a, const struct dirent **b)
+{
+	return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+/*
+ * The kernel-independent view (what dm2d diffs) evaluates no kernel-specific override, but
+ * they are part of the package's content all the same: editing <m>-<v>-<k>.conf must
+ * rebuild the package for k. Their names and bytes go into *crc, in name order, and the
+ * files into c->kernel_overrides.
+ */
+static int note_kernel_overrides(struct conf_ctx *c, const char *dir, const char *m,
+				 const char *v, uint64_t *crc)
+{
+	_cleanup_free_ char *with_version = strjoin(m, "-", strempty(v), "-");
+	_cleanup_free_ char *any_version = strjoin(m, "--");
+	struct dirent **list = NULL;
+	int n, r = 0;
+
+	if (!with_version || !any_version)
+		return -ENOMEM;
+	n = scandir(dir, &list, NULL, name_cmp);
+	if (n < 0)
+		return 0; /* no /etc/dkms: nothing to note */
+	for (int i = 0; i < n; i++) {
+		const char *name = list[i]->d_name;
+		_cleanup_free_ char *path = NULL, *text = NULL;
+		size_t size;
+
+		if (r < 0 || !endswith(name, ".conf") ||
+		    !((!isempty(v) && startswith(name, with_version)) ||
+		      startswith(name, any_version)))
+			continue;
+		path = path_join(dir, name);
+		if (!path) {
+			r = -ENOMEM;
+			continue;
+		}
+		if (read_full_file_at(AT_FDCWD, path, RECIPE_MAX_SIZE, &text, &size) < 0)
+			continue; /* read (and reported) when building for its kernel */
+		*crc = recipe_crc_more(*crc, path, text, size);
+		r = strv_extend(&c->kernel_overrides, path);
+	}
+	for (int i = 0; i < n; i++)
+		free(list[i]);
+	free(list);
+	return r;
+}
+
 /*
  * After dkms.conf, DKMS reads the admin's overrides from /etc/dkms, later ones winning:
  * <m>.conf, <m>-<v>.conf, <m>-<v>-<k>.conf, <m>-<v>-<k>-<a>.conf, <m>--<k>.conf and
@@ -709,6 +761,8 @@ static int read_overrides(struct conf_ctx *c, const char *dir, const char *kerne
 	params->line_base = 0;
 	for (size_t i = 0; i < ELEMENTSOF(names); i++)
 		free(names[i]);
+	if (r >= 0 && !k)
+		r = note_kernel_overrides(c, dir, m, v, crc);
 	return r;
 }
 
@@ -840,6 +894,7 @@ int dkms_conf_load(const char *dir, const char *kernel_release, const char *arch
 
 	/* Only now: report() names the override files by their place in c.overrides. */
 	conf->overrides = TAKE_PTR(c.overrides);
+	conf->kernel_overrides = TAKE_PTR(c.kernel_overrides);
 	*ret = TAKE_PTR(conf);
 	return 0;
 }
@@ -859,7 +914,11 @@ int dkms_conf_to_recipe(const struct dkms_conf *c, struct recipe **ret)
 	r->path = strdup(c->path);
 	r->dir = strdup(c->dir);
 	r->content_crc = c->content_crc;
+	/* In the order their bytes went into content_crc. */
 	STRV_FOREACH(p, c->overrides)
+		if (strv_extend(&r->content_more, *p) < 0)
+			return -ENOMEM;
+	STRV_FOREACH(p, c->kernel_overrides)
 		if (strv_extend(&r->content_more, *p) < 0)
 			return -ENOMEM;
 	r->install_dir = strdup(DKMS_INSTALL_DIR);

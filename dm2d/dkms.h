@@ -52,6 +52,8 @@ struct dkms_conf {
 			       * recipe) */
 	char **overrides;     /* the admin's /etc/dkms/<m>[-<v>[-<k>[-<a>]]].conf and
 			       * <m>--<k>[-<a>].conf files that were read after dkms.conf */
+	char **kernel_overrides; /* without a kernel: the kernel-specific ones, not read but
+				  * part of the content (content_crc) */
 	struct dkms_module *modules;
 	size_t n_modules;
 	char *make; /* the MAKE[] entry chosen for the kernel as evaluated, or NULL */
