@@ -709,23 +709,28 @@ static int read_overrides(struct conf_ctx *c, const char *dir, const char *kerne
 	const char *m = dkms_vars_get(c->vars, "PACKAGE_NAME", 0);
 	const char *v = dkms_vars_get(c->vars, "PACKAGE_VERSION", 0);
 	const char *k = kernel_release;
-	char *names[6] = {};
+	const bool versioned = !isempty(v) && !strchr(v, '/');
+	const bool want[6] = { true, versioned, versioned && k, versioned && k, k, k };
+	char *names[ELEMENTSOF(want)] = {};
 	int r = 0;
 
 	if (!dir || isempty(m) || !recipe_name_valid(m))
 		return 0;
-	names[0] = strjoin(m, ".conf");
-	if (!isempty(v) && !strchr(v, '/')) {
+	if (want[0])
+		names[0] = strjoin(m, ".conf");
+	if (want[1])
 		names[1] = strjoin(m, "-", v, ".conf");
-		if (k) {
-			names[2] = strjoin(m, "-", v, "-", k, ".conf");
-			names[3] = strjoin(m, "-", v, "-", k, "-", arch, ".conf");
-		}
-	}
-	if (k) {
+	if (want[2])
+		names[2] = strjoin(m, "-", v, "-", k, ".conf");
+	if (want[3])
+		names[3] = strjoin(m, "-", v, "-", k, "-", arch, ".conf");
+	if (want[4])
 		names[4] = strjoin(m, "--", k, ".conf");
+	if (want[5])
 		names[5] = strjoin(m, "--", k, "-", arch, ".conf");
-	}
+	for (size_t i = 0; i < ELEMENTSOF(names); i++)
+		if (want[i] && !names[i])
+			r = -ENOMEM;
 	for (size_t i = 0; i < ELEMENTSOF(names) && r >= 0; i++) {
 		_cleanup_free_ char *path = NULL, *text = NULL;
 		size_t size;
@@ -742,8 +747,10 @@ static int read_overrides(struct conf_ctx *c, const char *dir, const char *kerne
 		if (e == -ENOENT)
 			continue;
 		if (e < 0) {
-			if (c->diag)
-				c->diag(path, 0, strerror(-e), c->userdata);
+			_cleanup_free_ char *msg = NULL;
+
+			if (c->diag && asprintf(&msg, "cannot read: %s", strerror(-e)) >= 0)
+				c->diag(path, 0, msg, c->userdata);
 			c->failed = true;
 			continue;
 		}
@@ -915,12 +922,9 @@ int dkms_conf_to_recipe(const struct dkms_conf *c, struct recipe **ret)
 	r->dir = strdup(c->dir);
 	r->content_crc = c->content_crc;
 	/* In the order their bytes went into content_crc. */
-	STRV_FOREACH(p, c->overrides)
-		if (strv_extend(&r->content_more, *p) < 0)
-			return -ENOMEM;
-	STRV_FOREACH(p, c->kernel_overrides)
-		if (strv_extend(&r->content_more, *p) < 0)
-			return -ENOMEM;
+	if (strv_extend_strv(&r->content_more, c->overrides) < 0 ||
+	    strv_extend_strv(&r->content_more, c->kernel_overrides) < 0)
+		return -ENOMEM;
 	r->install_dir = strdup(DKMS_INSTALL_DIR);
 	if (!r->name || !r->path || !r->dir || !r->install_dir)
 		return -ENOMEM;
@@ -1008,12 +1012,9 @@ int dkms_conf_to_recipe(const struct dkms_conf *c, struct recipe **ret)
 		if (!m->name || !m->built_location || !m->dest_name || !m->dest_dir)
 			return -ENOMEM;
 	}
-	STRV_FOREACH(w, c->exclusive_config)
-		if (strv_extend(&r->require_config, *w) < 0)
-			return -ENOMEM;
-	STRV_FOREACH(w, c->build_depends)
-		if (strv_extend(&r->needs, *w) < 0)
-			return -ENOMEM;
+	if (strv_extend_strv(&r->require_config, c->exclusive_config) < 0 ||
+	    strv_extend_strv(&r->needs, c->build_depends) < 0)
+		return -ENOMEM;
 
 	*ret = TAKE_PTR(r);
 	return 0;

@@ -50,6 +50,14 @@ int strv_extend(char ***l, const char *v)
 	return strv_consume(l, strdup(v));
 }
 
+int strv_extend_strv(char ***l, char *const *other)
+{
+	STRV_FOREACH(o, other)
+		if (strv_extend(l, *o) < 0)
+			return -ENOMEM;
+	return 0;
+}
+
 bool strv_contains(char *const *l, const char *s)
 {
 	STRV_FOREACH(i, l)

@@ -15,6 +15,8 @@ size_t strv_length(char *const *l);
 int strv_consume(char ***l, char *v);
 /* Append a copy of v. */
 int strv_extend(char ***l, const char *v);
+/* Append a copy of every string of other. */
+int strv_extend_strv(char ***l, char *const *other);
 bool strv_contains(char *const *l, const char *s);
 /* Split s at any of the characters in sep, dropping empty words. */
 int strv_split(const char *s, const char *sep, char ***ret);
