@@ -4,7 +4,7 @@
 #include <limits.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "shared/log.h"
 #include "shared/util.h"
 

@@ -3,9 +3,9 @@
 #include <getopt.h>
 #include <unistd.h>
 
-#include "context.h"
-#include "exit-codes.h"
-#include "manager.h"
+#include "core/context.h"
+#include "control/exit-codes.h"
+#include "daemon/manager.h"
 #include "shared/log.h"
 #include "shared/util.h"
 

@@ -4,11 +4,11 @@
 #include <fcntl.h>
 #include <pwd.h>
 
-#include "build-user.h"
-#include "builder.h"
-#include "context.h"
-#include "kernels.h"
-#include "recipe.h"
+#include "pipeline/build-user.h"
+#include "pipeline/builder.h"
+#include "core/context.h"
+#include "core/kernels.h"
+#include "recipe/recipe.h"
 #include "shared/fs-util.h"
 #include "shared/util.h"
 #include "tests.h"

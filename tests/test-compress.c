@@ -7,8 +7,8 @@
 #include <limits.h>
 #include <sys/stat.h>
 
-#include "compress.h"
-#include "sign.h"
+#include "pipeline/compress.h"
+#include "pipeline/sign.h"
 #include "shared/fs-util.h"
 #include "shared/util.h"
 #include "tests.h"

@@ -2,8 +2,8 @@
 /* control.c, the client side of the daemon's line protocol, against canned replies. */
 #include <sys/socket.h>
 
-#include "control.h"
-#include "exit-codes.h"
+#include "control/control.h"
+#include "control/exit-codes.h"
 #include "shared/util.h"
 #include "tests.h"
 

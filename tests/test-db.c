@@ -3,8 +3,8 @@
 #include <sqlite3.h>
 #include <sys/wait.h>
 
-#include "context.h"
-#include "db.h"
+#include "core/context.h"
+#include "core/db.h"
 #include "shared/fs-util.h"
 #include "shared/util.h"
 #include "tests.h"

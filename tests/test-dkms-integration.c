@@ -4,10 +4,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "dkms-takeover.h"
-#include "dkms.h"
-#include "kernels.h"
-#include "recipe-set.h"
+#include "pipeline/dkms-takeover.h"
+#include "recipe/dkms.h"
+#include "core/kernels.h"
+#include "recipe/recipe-set.h"
 #include "shared/fs-util.h"
 #include "shared/util.h"
 #include "tests.h"

@@ -4,11 +4,11 @@
 #include <fcntl.h>
 #include <sys/wait.h>
 
-#include "builder.h"
-#include "dkms-eval.h"
-#include "dkms.h"
-#include "kernels.h"
-#include "plan.h"
+#include "pipeline/builder.h"
+#include "recipe/dkms-eval.h"
+#include "recipe/dkms.h"
+#include "core/kernels.h"
+#include "pipeline/plan.h"
 #include "shared/fs-util.h"
 #include "shared/util.h"
 #include "tests.h"

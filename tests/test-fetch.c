@@ -6,8 +6,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "context.h"
-#include "fetch.h"
+#include "core/context.h"
+#include "pipeline/fetch.h"
 #include "shared/fs-util.h"
 #include "shared/hash.h"
 #include "shared/util.h"

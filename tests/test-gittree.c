@@ -3,7 +3,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
-#include "gittree.h"
+#include "pipeline/gittree.h"
 #include "shared/fs-util.h"
 #include "shared/util.h"
 #include "tests.h"

@@ -5,10 +5,10 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 
-#include "context.h"
-#include "db.h"
-#include "install.h"
-#include "lock.h"
+#include "core/context.h"
+#include "core/db.h"
+#include "pipeline/install.h"
+#include "core/lock.h"
 #include "shared/fs-util.h"
 #include "shared/hash.h"
 #include "shared/util.h"

@@ -4,9 +4,9 @@
 #include <limits.h>
 #include <sys/stat.h>
 
-#include "context.h"
-#include "keys.h"
-#include "sign.h"
+#include "core/context.h"
+#include "pipeline/keys.h"
+#include "pipeline/sign.h"
 #include "shared/fs-util.h"
 #include "shared/util.h"
 #include "tests.h"

@@ -2,8 +2,8 @@
 #include <fcntl.h>
 
 #include "libkbuild-wrap.h"
-#include "plan.h"
-#include "recipe.h"
+#include "pipeline/plan.h"
+#include "recipe/recipe.h"
 #include "shared/fs-util.h"
 #include "shared/util.h"
 #include "tests.h"

@@ -4,9 +4,9 @@
 #include <stdarg.h>
 #include <sys/stat.h>
 
-#include "context.h"
-#include "recipe-set.h"
-#include "recipe.h"
+#include "core/context.h"
+#include "recipe/recipe-set.h"
+#include "recipe/recipe.h"
 #include "shared/fs-util.h"
 #include "shared/hash.h"
 #include "shared/util.h"

@@ -9,7 +9,7 @@
 #include <limits.h>
 #include <sys/stat.h>
 
-#include "sign.h"
+#include "pipeline/sign.h"
 #include "shared/fs-util.h"
 #include "shared/util.h"
 #include "tests.h"

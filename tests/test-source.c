@@ -4,15 +4,15 @@
 #include <limits.h>
 #include <sys/stat.h>
 
-#include "context.h"
-#include "exit-codes.h"
-#include "gittree.h"
-#include "patch.h"
-#include "recipe.h"
+#include "core/context.h"
+#include "control/exit-codes.h"
+#include "pipeline/gittree.h"
+#include "pipeline/patch.h"
+#include "recipe/recipe.h"
 #include "shared/fs-util.h"
 #include "shared/hash.h"
 #include "shared/util.h"
-#include "source.h"
+#include "pipeline/source.h"
 #include "tests.h"
 
 #define GIT "GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1 git"

@@ -5,12 +5,12 @@
 #include <limits.h>
 #include <sys/stat.h>
 
-#include "context.h"
+#include "core/context.h"
 #include "shared/fs-util.h"
 #include "shared/hash.h"
 #include "shared/util.h"
 #include "tests.h"
-#include "unpack.h"
+#include "pipeline/unpack.h"
 
 static char work[PATH_MAX]; /* archives made for this run */
 static char marker[64];	    /* in every name a hostile archive tries to create outside */

@@ -4,11 +4,11 @@
 #include <sys/stat.h>
 #include <systemd/sd-event.h>
 
-#include "context.h"
+#include "core/context.h"
 #include "shared/fs-util.h"
 #include "shared/util.h"
 #include "tests.h"
-#include "watch.h"
+#include "daemon/watch.h"
 
 struct seen {
 	char *changed;  /* last kernel reported changed */

@@ -5,8 +5,8 @@
 #include <stdint.h>
 #include <sys/random.h>
 
-#include "fs-util.h"
-#include "util.h"
+#include "shared/fs-util.h"
+#include "shared/util.h"
 
 int read_full_file_at(int dir_fd, const char *path, size_t max_size, char **ret, size_t *ret_size)
 {

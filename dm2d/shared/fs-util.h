@@ -5,7 +5,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
-#include "macro.h"
+#include "shared/macro.h"
 
 /* Read a whole file (NUL-terminated for convenience; size excludes the NUL). Refuses files
  * larger than max_size (0 = 64 MiB) with -EFBIG. */

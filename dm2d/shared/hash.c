@@ -2,7 +2,7 @@
 #include <fcntl.h>
 #include <openssl/evp.h>
 
-#include "hash.h"
+#include "shared/hash.h"
 
 struct sha256_ctx {
 	EVP_MD_CTX *md;

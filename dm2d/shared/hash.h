@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "macro.h"
+#include "shared/macro.h"
 
 #define SHA256_DIGEST_SIZE 32
 #define SHA256_HEX_SIZE 65 /* with NUL */

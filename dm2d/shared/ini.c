@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include "ini.h"
-#include "util.h"
+#include "shared/ini.h"
+#include "shared/util.h"
 
 int ini_parse_string(const char *text, ini_item_cb item, ini_error_cb error, void *userdata)
 {

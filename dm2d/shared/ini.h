@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-#include "macro.h"
+#include "shared/macro.h"
 
 /*
  * A small INI reader shared by recipes and dm2d.conf: "[Section]" headers, "Key=Value" lines,

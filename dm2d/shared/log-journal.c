@@ -4,7 +4,7 @@
 #include <sys/stat.h>
 #include <systemd/sd-journal.h>
 
-#include "log.h"
+#include "shared/log.h"
 
 static void journal_send(int level, const char *file, int line, const char *func,
 			 const char *message, const char *program, const char *recipe,

@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
-#include "log.h"
+#include "shared/log.h"
 
 static int max_level = LOG_INFO;
 static enum log_target target = LOG_TARGET_STDERR;

@@ -4,7 +4,7 @@
 #include <stdarg.h>
 #include <syslog.h>
 
-#include "macro.h"
+#include "shared/macro.h"
 
 /*
  * Logging for the dm2 programs (never for the libraries: libkbuild-wrap and cache return errors

@@ -104,4 +104,4 @@ static inline void *mfree(void *p)
 	}
 
 /* Last, after the system headers that declare them. */
-#include "banned.h"
+#include "shared/banned.h"

@@ -5,7 +5,7 @@
 #include <stdarg.h>
 #include <time.h>
 
-#include "util.h"
+#include "shared/util.h"
 
 char **strv_free(char **l)
 {

@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "macro.h"
+#include "shared/macro.h"
 
 /* NULL-terminated string vectors. */
 char **strv_free(char **l);

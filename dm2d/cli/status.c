@@ -1,0 +1,288 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <inttypes.h>
+#include <sqlite3.h>
+#include <time.h>
+
+#include "cli/status.h"
+#include "shared/util.h"
+
+void status_rows_free(struct status_row *rows, size_t n)
+{
+	for (size_t i = 0; rows && i < n; i++) {
+		struct status_row *s = &rows[i];
+
+		free(s->name);
+		free(s->version);
+		free(s->kernel);
+		free(s->arch);
+		free(s->state);
+		free(s->stage);
+		free(s->reason);
+		free(s->signer);
+		free(s->log_path);
+		free(s->install_dir);
+		strv_free(s->files);
+		strv_free(s->overrides);
+		free(s->installed_version);
+	}
+	free(rows);
+}
+
+static int dup_col(sqlite3_stmt *st, int i, char **ret)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+
+	*ret = NULL;
+	if (!t)
+		return 0;
+	*ret = strdup((const char *) t);
+	return *ret ? 0 : -ENOMEM;
+}
+
+static int split_col(sqlite3_stmt *st, int i, char ***ret)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+
+	*ret = NULL;
+	if (!t)
+		return 0;
+	return strv_split((const char *) t, "\n", ret);
+}
+
+/* The directory of the first file, relative to lib/modules/KVER. */
+static int install_dir_of(const char *kver, char **files, char **ret)
+{
+	_cleanup_free_ char *prefix = NULL;
+	const char *rel, *slash;
+
+	*ret = NULL;
+	if (!files || !files[0])
+		return 0;
+	prefix = strjoin(DM2_MODULES_DIR "/", kver, "/");
+	if (!prefix)
+		return -ENOMEM;
+	rel = startswith(files[0], prefix) ?: files[0];
+	slash = strrchr(rel, '/');
+	*ret = slash ? strndup(rel, slash - rel) : strdup(".");
+	return *ret ? 0 : -ENOMEM;
+}
+
+#define STATUS_SQL                                                                       \
+	"SELECT j.recipe, j.version, j.kernel, k.arch, j.state, j.stage, j.reason, "     \
+	"j.signer,"                                                                      \
+	" j.from_cache, max(j.finished, j.started, j.created), j.log_path,"              \
+	" (SELECT group_concat(path, char(10)) FROM installed_files f"                   \
+	"   WHERE f.kernel = j.kernel AND f.recipe = j.recipe),"                         \
+	" (SELECT group_concat(overrides_intree, char(10)) FROM installed_files f"       \
+	"   WHERE f.kernel = j.kernel AND f.recipe = j.recipe AND overrides_intree IS "  \
+	"NOT NULL),"                                                                     \
+	" li.version, li.signer, li.from_cache"                                          \
+	" FROM jobs j LEFT JOIN kernels k ON k.release = j.kernel"                       \
+	" LEFT JOIN jobs li ON li.id = (SELECT max(id) FROM jobs WHERE recipe = "        \
+	"j.recipe"                                                                       \
+	"   AND kernel = j.kernel AND state = 'installed')"                              \
+	" WHERE j.id = (SELECT max(id) FROM jobs WHERE recipe = j.recipe AND kernel = "  \
+	"j.kernel)"                                                                      \
+	" AND (?1 IS NULL OR j.recipe = ?1) AND (?2 IS NULL OR j.kernel = ?2)"           \
+	" UNION ALL"                                                                     \
+	" SELECT r.name, NULL, k.release, k.arch, 'not-built', NULL, NULL, NULL, 0, 0, " \
+	"NULL,"                                                                          \
+	" NULL, NULL, NULL, NULL, 0"                                                     \
+	" FROM recipes r CROSS JOIN kernels k WHERE k.state = 'complete'"                \
+	" AND NOT EXISTS (SELECT 1 FROM jobs WHERE recipe = r.name AND kernel = "        \
+	"k.release)"                                                                     \
+	" AND (?1 IS NULL OR r.name = ?1) AND (?2 IS NULL OR k.release = ?2)"            \
+	" ORDER BY 1, 3"
+
+static int row_from(sqlite3_stmt *st, struct status_row *s)
+{
+	int r = 0;
+
+	*s = (struct status_row){
+		.from_cache = sqlite3_column_int(st, 8) != 0,
+		.when = (uint64_t) sqlite3_column_int64(st, 9),
+	};
+	if (dup_col(st, 0, &s->name) < 0 || dup_col(st, 1, &s->version) < 0 ||
+	    dup_col(st, 2, &s->kernel) < 0 || dup_col(st, 3, &s->arch) < 0 ||
+	    dup_col(st, 4, &s->state) < 0 || dup_col(st, 5, &s->stage) < 0 ||
+	    dup_col(st, 6, &s->reason) < 0 || dup_col(st, 7, &s->signer) < 0 ||
+	    dup_col(st, 10, &s->log_path) < 0 || split_col(st, 11, &s->files) < 0 ||
+	    split_col(st, 12, &s->overrides) < 0 ||
+	    dup_col(st, 13, &s->installed_version) < 0)
+		r = -ENOMEM;
+	if (r >= 0 && s->files && !s->installed_version && s->version)
+		r = free_and_strdup(&s->installed_version, s->version);
+	if (r >= 0)
+		r = install_dir_of(s->kernel, s->files, &s->install_dir);
+	/* A failed rebuild keeps the old module: show who signed the one in place. */
+	if (r >= 0 && !s->signer && s->files && sqlite3_column_text(st, 14))
+		r = dup_col(st, 14, &s->signer);
+	return r;
+}
+
+int status_collect(struct db *d, const char *name, const char *kver,
+		   struct status_row **ret, size_t *ret_n)
+{
+	sqlite3 *sql = db_sqlite(d);
+	sqlite3_stmt *st = NULL;
+	struct status_row *rows = NULL;
+	size_t n = 0;
+	int r = 0, rc;
+
+	if (!sql)
+		return -EIO;
+	rc = sqlite3_prepare_v2(sql, STATUS_SQL, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return (rc & 0xff) == SQLITE_BUSY ? -EBUSY : -EIO;
+	if (name)
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if (kver)
+		sqlite3_bind_text(st, 2, kver, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct status_row *nr = realloc(rows, (n + 1) * sizeof(*rows));
+
+		if (!nr) {
+			r = -ENOMEM;
+			break;
+		}
+		rows = nr;
+		r = row_from(st, &rows[n]);
+		n++;
+		if (r < 0)
+			break;
+	}
+	if (r >= 0 && rc != SQLITE_DONE)
+		r = (rc & 0xff) == SQLITE_BUSY ? -EBUSY : -EIO;
+	sqlite3_finalize(st);
+	if (r < 0) {
+		status_rows_free(rows, n);
+		return r;
+	}
+	*ret = rows;
+	*ret_n = n;
+	return 0;
+}
+
+char *status_state_text(const struct status_row *s)
+{
+	if (streq(s->state, "failed")) {
+		_cleanup_free_ char *kept = NULL;
+
+		if (s->installed_version)
+			kept = strjoin(" (", s->installed_version, " still installed)");
+		return strjoin("failed at ", strna(s->stage), ": ", strna(s->reason),
+			       strempty(kept));
+	}
+	if (streq(s->state, "skipped") || streq(s->state, "waiting"))
+		return strjoin(s->state, ": ", strna(s->reason));
+	if (streq(s->state, "not-built"))
+		return strdup("not built");
+	return strdup(s->state);
+}
+
+static void format_when(uint64_t usec, char *buf, size_t n)
+{
+	if (usec == 0)
+		snprintf(buf, n, "-");
+	else
+		format_timestamp(buf, n, usec);
+}
+
+void status_print_table(FILE *f, const struct status_row *rows, size_t n)
+{
+	int w_name = 4, w_ver = 7, w_kernel = 6, w_arch = 4, w_signer = 9;
+
+	for (size_t i = 0; i < n; i++) {
+		w_name = MAX(w_name, (int) strlen(rows[i].name));
+		w_ver = MAX(w_ver, (int) strlen(strempty(rows[i].installed_version
+								 ?: rows[i].version)));
+		w_kernel = MAX(w_kernel, (int) strlen(rows[i].kernel));
+		w_arch = MAX(w_arch, (int) strlen(strempty(rows[i].arch)));
+		w_signer = MAX(w_signer, (int) strlen(strempty(rows[i].signer)));
+	}
+	fprintf(f, "%-*s  %-*s  %-*s  %-*s  %-*s  %-6s  %-19s  %-12s  %s\n", w_name,
+		"NAME", w_ver, "VERSION", w_kernel, "KERNEL", w_arch, "ARCH", w_signer,
+		"SIGNED-BY", "ORIGIN", "WHEN", "DIR", "STATE");
+	for (size_t i = 0; i < n; i++) {
+		const struct status_row *s = &rows[i];
+		_cleanup_free_ char *state = status_state_text(s);
+		_cleanup_free_ char *ov =
+			s->overrides ? strv_join(s->overrides, ",") : NULL;
+		char when[32];
+
+		format_when(s->when, when, sizeof(when));
+		fprintf(f, "%-*s  %-*s  %-*s  %-*s  %-*s  %-6s  %-19s  %-12s  %s%s%s%s\n", w_name,
+			s->name, w_ver, s->version ?: s->installed_version ?: "-", w_kernel,
+			s->kernel, w_arch, s->arch ?: "-", w_signer, s->signer ?: "-",
+			streq(s->state, "not-built") || streq(s->state, "skipped") ||
+					streq(s->state, "waiting")
+				? "-"
+				: (s->from_cache ? "cache" : "built"),
+			when, s->install_dir ?: "-", strna(state), ov ? " (overrides in-tree " : "",
+			strempty(ov), ov ? ")" : "");
+	}
+}
+
+
+static void json_strv(FILE *f, char **l)
+{
+	fputc('[', f);
+	STRV_FOREACH(s, l)
+	{
+		if (s != l)
+			fputc(',', f);
+		json_write_string(f, *s);
+	}
+	fputc(']', f);
+}
+
+void status_print_json(FILE *f, const struct status_row *rows, size_t n)
+{
+	fputs("{\"version\":1,\"modules\":[", f);
+	for (size_t i = 0; i < n; i++) {
+		const struct status_row *s = &rows[i];
+		_cleanup_free_ char *text = status_state_text(s);
+		char when[32] = "";
+		struct tm tm;
+		time_t t = (time_t) (s->when / 1000000ULL);
+
+		if (s->when && gmtime_r(&t, &tm))
+			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		if (i > 0)
+			fputc(',', f);
+		fputs("{\"name\":", f);
+		json_write_string(f, s->name);
+		fputs(",\"version\":", f);
+		json_write_string(f, s->version);
+		fputs(",\"installed_version\":", f);
+		json_write_string(f, s->installed_version);
+		fputs(",\"kernel\":", f);
+		json_write_string(f, s->kernel);
+		fputs(",\"arch\":", f);
+		json_write_string(f, s->arch);
+		fputs(",\"state\":", f);
+		json_write_string(f, s->state);
+		fputs(",\"stage\":", f);
+		json_write_string(f, s->stage);
+		fputs(",\"reason\":", f);
+		json_write_string(f, s->reason);
+		fputs(",\"state_text\":", f);
+		json_write_string(f, text);
+		fputs(",\"signed_by\":", f);
+		json_write_string(f, s->signer);
+		fprintf(f, ",\"from_cache\":%s", s->from_cache ? "true" : "false");
+		fputs(",\"when\":", f);
+		json_write_string(f, s->when ? when : NULL);
+		fprintf(f, ",\"when_usec\":%" PRIu64, s->when);
+		fputs(",\"install_dir\":", f);
+		json_write_string(f, s->install_dir);
+		fputs(",\"files\":", f);
+		json_strv(f, s->files);
+		fputs(",\"overrides_intree\":", f);
+		json_strv(f, s->overrides);
+		fputs(",\"log\":", f);
+		json_write_string(f, s->log_path);
+		fputc('}', f);
+	}
+	fputs("]}\n", f);
+}

@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* dm2 recipe lint|list|show: see dm2(1) and dm2-recipe(5). */
+#include <getopt.h>
+
+#include "cli/cli.h"
+#include "recipe/recipe-set.h"
+#include "recipe/recipe.h"
+#include "shared/log.h"
+#include "shared/util.h"
+
+static void diag_stderr(const char *file, unsigned line, const char *message,
+			void *userdata)
+{
+	unsigned *n = userdata;
+
+	if (line > 0)
+		fprintf(stderr, "%s:%u: %s\n", file, line, message);
+	else
+		fprintf(stderr, "%s: %s\n", file, message);
+	if (n)
+		(*n)++;
+}
+
+#define RECIPE_USAGE "dm2 recipe {lint FILE... | list [--json] | show NAME}"
+#define LINT_USAGE "dm2 recipe lint FILE..."
+#define LIST_USAGE "dm2 recipe list [--json]"
+#define SHOW_USAGE "dm2 recipe show NAME"
+
+/* The subcommands have no options but --help (--json is global: dm2.c takes it). Returns
+ * -1 to go on, else the exit code (EXIT_OK after --help). */
+static int parse_args(int argc, char *argv[], int min, int max, const char *usage)
+{
+	int ret;
+
+	while (cli_getopt(argc, argv, "", NULL, usage, min, max, &ret) >= 0)
+		return EXIT_USAGE;
+	return ret;
+}
+
+static int recipe_lint(int argc, char *argv[], struct cli *cli)
+{
+	int ret;
+
+	ret = parse_args(argc, argv, 1, -1, LINT_USAGE);
+	if (ret >= 0)
+		return ret;
+	ret = EXIT_OK;
+	for (int i = optind; i < argc; i++) {
+		_cleanup_(recipe_unrefp) struct recipe *r = NULL;
+		unsigned n = 0;
+		int k;
+
+		k = recipe_load(argv[i], RECIPE_ORIGIN_FILE, diag_stderr, &n, &r);
+		if (k == -EBADMSG) {
+			if (ret == EXIT_OK)
+				ret = EXIT_BAD_INPUT;
+			continue;
+		}
+		if (k < 0) {
+			fprintf(stderr, "%s: cannot read: %s\n", argv[i], strerror(-k));
+			if (ret == EXIT_OK)
+				ret = k == -ENOENT ? EXIT_NOT_FOUND : EXIT_BAD_INPUT;
+			continue;
+		}
+		log_debug("%s: ok", argv[i]);
+	}
+	return ret;
+}
+
+/* Versions, newest first, separated by sep. */
+static char *versions_text(const struct recipe *r, const char *sep)
+{
+	_cleanup_free_ const char **v = calloc(r->n_sources + 1, sizeof(char *));
+	_cleanup_strv_free_ char **l = NULL;
+
+	if (!v)
+		return NULL;
+	for (size_t i = 0; i < r->n_sources; i++) {
+		size_t j = i;
+
+		/* Insertion sort: a handful of sources at most. */
+		while (j > 0 && version_compare(v[j - 1], r->sources[i].version) < 0) {
+			v[j] = v[j - 1];
+			j--;
+		}
+		v[j] = r->sources[i].version;
+	}
+	for (size_t i = 0; i < r->n_sources; i++)
+		if (strv_extend(&l, v[i]) < 0)
+			return NULL;
+	return l ? strv_join(l, sep) : strdup("");
+}
+
+static int recipe_list(int argc, char *argv[], struct cli *cli)
+{
+	_cleanup_(recipe_set_freep) struct recipe_set *set = NULL;
+	int r;
+
+	r = parse_args(argc, argv, 0, 0, LIST_USAGE);
+	if (r >= 0)
+		return r;
+	r = cli_load_recipes(cli, &set);
+	if (r != EXIT_OK)
+		return r;
+
+	if (cli->json) {
+		printf("[");
+		for (size_t i = 0; i < set->n; i++) {
+			const struct recipe *rc = set->recipes[i];
+			_cleanup_free_ char *v = versions_text(rc, "\",\"");
+
+			if (!v)
+				return log_oom(), EXIT_FAILURE_GENERIC;
+			printf("%s\n  {\"name\":", i ? "," : "");
+			cli_json_string(stdout, strempty(rc->name));
+			printf(",\"versions\":[\"%s\"],\"origin\":", v);
+			cli_json_string(stdout,
+					strempty(recipe_origin_to_string(rc->origin)));
+			printf(",\"file\":");
+			cli_json_string(stdout, strempty(rc->path));
+			printf(",\"license\":");
+			cli_json_string(stdout, strempty(rc->license));
+			printf(",\"description\":");
+			cli_json_string(stdout, strempty(rc->description));
+			printf("}");
+		}
+		printf("%s]\n", set->n ? "\n" : "");
+		return EXIT_OK;
+	}
+
+	if (set->n == 0) {
+		if (cli->tty)
+			printf("No recipes.\n");
+		return EXIT_OK;
+	}
+	printf("%-24s %-16s %-7s %-40s %s\n", "NAME", "VERSIONS", "ORIGIN", "FILE",
+	       "DESCRIPTION");
+	for (size_t i = 0; i < set->n; i++) {
+		const struct recipe *rc = set->recipes[i];
+		_cleanup_free_ char *v = versions_text(rc, ",");
+
+		if (!v)
+			return log_oom(), EXIT_FAILURE_GENERIC;
+		printf("%-24s %-16s %-7s %-40s %s\n", rc->name, v,
+		       recipe_origin_to_string(rc->origin), rc->path,
+		       strempty(rc->description));
+	}
+	return EXIT_OK;
+}
+
+static int recipe_show(int argc, char *argv[], struct cli *cli)
+{
+	_cleanup_(recipe_set_freep) struct recipe_set *set = NULL;
+	struct recipe *rc;
+	int r;
+
+	r = parse_args(argc, argv, 1, 1, SHOW_USAGE);
+	if (r >= 0)
+		return r;
+	r = cli_find_recipe(cli, argv[optind], &set, &rc);
+	if (r != EXIT_OK)
+		return r;
+	printf("# %s (%s)\n", rc->path, recipe_origin_to_string(rc->origin));
+	r = recipe_write(rc, stdout);
+	if (r < 0)
+		return cli_exit_code_from_errno(r);
+	return EXIT_OK;
+}
+
+int verb_recipe(int argc, char *argv[], struct cli *cli)
+{
+	static const struct cli_subverb subverbs[] = {
+		{"lint", recipe_lint},
+		{"list", recipe_list},
+		{"show", recipe_show},
+	};
+
+	return cli_dispatch(argc, argv, cli, subverbs, ELEMENTSOF(subverbs), NULL,
+			    RECIPE_USAGE);
+}

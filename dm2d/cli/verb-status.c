@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * dm2 status and dm2 log: the read-only verbs. They read only the state db and the log files,
+ * and this file must not pull in the engine (recipes, kbuild, curl, libarchive, OpenSSL): the
+ * dm2 front end links just these so that "dm2 status" starts and answers in a few ms.
+ */
+#include <fcntl.h>
+#include <getopt.h>
+
+#include "cli/cli.h"
+#include "core/db.h"
+#include "shared/fs-util.h"
+#include "shared/log.h"
+#include "shared/util.h"
+#include "cli/status.h"
+
+#define STATUS_USAGE "dm2 status [NAME] [-k KVER] [--json]"
+#define LOG_USAGE "dm2 log NAME -k KVER"
+
+int verb_status(int argc, char *argv[], struct cli *cli)
+{
+	static const struct option options[] = {
+		{"kernel", required_argument, NULL, 'k'},
+		{"json", no_argument, NULL, 'j'},
+		{},
+	};
+	_cleanup_(db_closep) struct db *d = NULL;
+	struct status_row *rows = NULL;
+	struct dm2_context *ctx;
+	const char *kver = NULL, *name = NULL;
+	bool json = cli->json;
+	size_t n = 0;
+	int c, r, ret;
+
+	while ((c = cli_getopt(argc, argv, "k:", options, STATUS_USAGE, 0, 1, &ret)) >= 0)
+		switch (c) {
+		case 'k':
+			kver = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
+		default:
+			return EXIT_USAGE;
+		}
+	if (ret >= 0)
+		return ret;
+	if (optind < argc)
+		name = argv[optind];
+
+	r = cli_context(cli, &ctx);
+	if (r < 0)
+		return cli_exit_code_from_errno(r);
+
+	r = db_open(ctx, false, &d);
+	if (r == -EPROTO) {
+		log_error("'%s/%s' was written by a newer dm2.", ctx->root, DM2_STATE_DB);
+		return EXIT_FAILURE_GENERIC;
+	}
+	if (r < 0 && r != -ENOENT) {
+		log_error_errno(r, "Failed to open the state db '%s/%s': %m", ctx->root,
+				DM2_STATE_DB);
+		return cli_exit_code_from_errno(r);
+	}
+	if (d) {
+		r = status_collect(d, name, kver, &rows, &n);
+		if (r < 0) {
+			log_error_errno(r, "Failed to read the state db: %m");
+			return cli_exit_code_from_errno(r);
+		}
+	}
+
+	if (json)
+		status_print_json(stdout, rows, n);
+	else if (n > 0)
+		status_print_table(stdout, rows, n);
+	else if (cli->verbosity >= 0)
+		printf("No modules%s%s%s%s.\n", name ? " named '" : "", strempty(name),
+		       name ? "'" : "", kver ? " for this kernel" : "");
+	status_rows_free(rows, n);
+	if (n == 0 && name)
+		return EXIT_NOT_FOUND;
+	return EXIT_OK;
+}
+
+int verb_log(int argc, char *argv[], struct cli *cli)
+{
+	_cleanup_(db_closep) struct db *d = NULL;
+	_cleanup_free_ char *rel = NULL;
+	_cleanup_close_ int fd = -EBADF;
+	struct db_job cur = {};
+	struct dm2_context *ctx;
+	static const struct option options[] = {
+		{"kernel", required_argument, NULL, 'k'},
+		{},
+	};
+	const char *kver = NULL, *name;
+	int c, r, ret;
+
+	while ((c = cli_getopt(argc, argv, "k:", options, LOG_USAGE, 1, 1, &ret)) >= 0)
+		switch (c) {
+		case 'k':
+			kver = optarg;
+			break;
+		default:
+			return EXIT_USAGE;
+		}
+	if (ret >= 0)
+		return ret;
+	if (!kver)
+		return cli_usage_error(LOG_USAGE, "Missing -k KVER");
+	name = argv[optind];
+	if (!path_is_safe_relative(name) || strchr(name, '/') ||
+	    !path_is_safe_relative(kver) || strchr(kver, '/')) {
+		log_error("Invalid recipe or kernel name '%s' / '%s'.", name, kver);
+		return EXIT_USAGE;
+	}
+	r = cli_context(cli, &ctx);
+	if (r < 0)
+		return cli_exit_code_from_errno(r);
+
+	rel = strjoin(DM2_LOG_DIR "/", name, "/", kver, "/build.log");
+	if (!rel)
+		return log_oom(), EXIT_FAILURE_GENERIC;
+	fd = openat(ctx->root_fd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		bool cached = false;
+
+		if (db_open(ctx, false, &d) >= 0 &&
+		    db_job_current(d, name, kver, &cur) >= 0) {
+			cached = cur.from_cache;
+			db_job_done(&cur);
+		}
+		if (cached)
+			log_error("No build log for '%s' on '%s': it was installed from "
+				  "the build "
+				  "cache, without compiling here.",
+				  name, kver);
+		else
+			log_error("No build log for '%s' on '%s' ('%s/%s').", name, kver,
+				  streq(ctx->root, "/") ? "" : ctx->root, rel);
+		return EXIT_NOT_FOUND;
+	}
+	for (;;) {
+		char buf[65536];
+		ssize_t k = read(fd, buf, sizeof(buf));
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			log_error_errno(errno, "Failed to read '%s': %m", rel);
+			return EXIT_FAILURE_GENERIC;
+		}
+		if (k == 0)
+			break;
+		if (fwrite(buf, 1, k, stdout) != (size_t) k)
+			return EXIT_FAILURE_GENERIC;
+	}
+	return EXIT_OK;
+}

@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stddef.h>
+
+#include "core/context.h"
+#include "libkbuild-wrap.h"
+
+/*
+ * The kernels installed under ROOT/lib/modules: every directory there is probed with
+ * libkbuild-wrap (complete or not). A directory without a build tree is listed as
+ * incomplete.
+ */
+
+/* All kernels, sorted newest release first (version_compare()). Fails only on allocation
+ * or when ROOT/lib/modules cannot be read; a missing ROOT/lib/modules gives an empty
+ * list. */
+int kernels_list(struct dm2_context *ctx, struct kbw_kernel ***ret, size_t *ret_n);
+void kernels_free(struct kbw_kernel **k, size_t n);
+/* One kernel by release; -ENOENT when ROOT/lib/modules/RELEASE does not exist, -EINVAL
+ * for a release that is not a plain directory name. */
+int kernel_find(struct dm2_context *ctx, const char *release, struct kbw_kernel **ret);
+
+/* Forward libkbuild-wrap's messages to dm2's log (idempotent). */
+void kernels_setup_log(void);

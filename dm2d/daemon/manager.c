@@ -1,0 +1,723 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <systemd/sd-daemon.h>
+
+#include "control/control.h"
+#include "core/db.h"
+#include "control/exit-codes.h"
+#include "libkbuild-wrap.h"
+#include "daemon/manager-internal.h"
+#include "daemon/manager.h"
+#include "recipe/recipe-set.h"
+#include "shared/fs-util.h"
+#include "shared/log.h"
+#include "shared/util.h"
+#include "daemon/watch.h"
+
+/* How long SIGTERM'd children get before SIGKILL. */
+#define STOP_TIMEOUT_USEC (20ULL * 1000000ULL)
+
+/* ---- small lookups ---- */
+
+static int probe(struct manager *m, const char *kver, struct kbw_kernel **ret)
+{
+	_cleanup_free_ char *dir = strjoin(m->ctx->root, "/" DM2_MODULES_DIR "/", kver);
+	struct stat st;
+
+	if (!dir)
+		return -ENOMEM;
+	if (stat(dir, &st) < 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOENT;
+	return kbw_kernel_probe(dir, kver, ret);
+}
+
+static void kbw_log(int priority, const char *message, void *userdata)
+{
+	log_full(priority, "%s", message);
+}
+
+/*
+ * What the daemon remembers of a kernel's tree to notice that it was rebuilt under the same
+ * release: size and mtime of the files that make up the kernel identity. The identity itself
+ * (a sha256 over them) is computed by the jobs for the cache key; computing it here would pull
+ * OpenSSL into the idle daemon for nothing. A "touch" without change costs one cache hit.
+ */
+static int tree_stamp(const struct kbw_kernel *kk, char **ret)
+{
+	static const char *const files[] = {
+		".config", "Module.symvers", "include/generated/utsrelease.h",
+		"include/generated/autoconf.h",
+	};
+	const char *dir = kbw_kernel_build_dir(kk);
+	_cleanup_free_ char *s = strdup("stamp");
+
+	if (!dir)
+		return -ENOENT;
+	for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+		_cleanup_free_ char *p = path_join(dir, files[i]);
+		struct stat st;
+		char *n;
+
+		if (!p || !s)
+			return -ENOMEM;
+		if (stat(p, &st) < 0)
+			return -errno;
+		if (asprintf(&n, "%s:%llx.%llx.%09ld", s, (unsigned long long) st.st_size,
+			     (unsigned long long) st.st_mtim.tv_sec, st.st_mtim.tv_nsec) < 0)
+			return -ENOMEM;
+		free(s);
+		s = n;
+	}
+	*ret = TAKE_PTR(s);
+	return 0;
+}
+
+/* Decide what kver needs, given the recipe set and the state db. */
+static int kernel_plan(struct manager *m, const char *kver, bool retry, bool force)
+{
+	int r;
+
+	for (size_t i = 0; i < m->recipes->n; i++) {
+		struct recipe *rc = m->recipes->recipes[i];
+		struct db_job cur = {};
+		struct mjob *j;
+		bool want;
+
+		if (!rc->autoinstall)
+			continue;
+		j = manager_job_find(m, rc->name, kver);
+		if (j && j->state != MJOB_DONE && !force)
+			continue;
+		r = db_job_current(m->db, rc->name, kver, &cur);
+		if (r == -ENOENT)
+			want = true;
+		else if (r < 0)
+			return log_error_errno(r, "Failed to read the state of '%s' for '%s': %m",
+					       rc->name, kver);
+		else if (!job_state_is_final(cur.state) || cur.state == JOB_STATE_WAITING)
+			want = true; /* interrupted, or it waited for this very tree */
+		else if (cur.state == JOB_STATE_FAILED)
+			want = retry || force;
+		else
+			want = force;
+		db_job_done(&cur);
+		if (!want)
+			continue;
+		r = manager_job_enqueue(m, rc->name, kver);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static void kernel_removed(struct manager *m, const char *kver)
+{
+	struct mkernel *k = NULL;
+	size_t i;
+	int r;
+
+	for (i = 0; i < m->n_kernels; i++)
+		if (streq(m->kernels[i]->kver, kver)) {
+			k = m->kernels[i];
+			break;
+		}
+	log_notice("event: kernel-removed, kernel=%s", kver);
+	watch_kernel_forget(m->watch, kver);
+	manager_jobs_drop_kernel(m, kver);
+	if (k) {
+		manager_mkernel_free(k);
+		memmove(m->kernels + i, m->kernels + i + 1, sizeof(*m->kernels) * (m->n_kernels - i - 1));
+		m->n_kernels--;
+	}
+	r = db_kernel_remove(m->db, kver);
+	if (r < 0 && r != -ENOENT)
+		log_warning_errno(r, "Failed to forget kernel '%s' in the state db, ignoring: %m", kver);
+	control_server_job_changed(m->control, NULL, kver, NULL, NULL);
+	manager_notify_status(m);
+}
+
+/* The completeness check: probe the tree, and queue jobs when it is complete. */
+static int kernel_check(struct manager *m, const char *kver, bool retry, char **ret_reason)
+{
+	struct kbw_kernel *kk = NULL;
+	struct db_kernel old = {};
+	struct mkernel *k;
+	const char *reason = NULL, *identity;
+	_cleanup_free_ char *stamp = NULL;
+	bool force = false;
+	int r;
+
+	r = probe(m, kver, &kk);
+	if (r == -ENOENT) {
+		if (manager_kernel_get(m, kver, false))
+			kernel_removed(m, kver);
+		return -ENOENT;
+	}
+	if (r < 0)
+		return log_error_errno(r, "Failed to probe kernel '%s': %m", kver);
+
+	k = manager_kernel_get(m, kver, true);
+	if (!k) {
+		kbw_kernel_unref(kk);
+		return log_oom();
+	}
+	if (!kbw_kernel_complete(kk, &reason)) {
+		if (k->complete || !retry)
+			log_info("Kernel '%s' is not complete yet: %s", kver, strna(reason));
+		k->complete = false;
+		(void) db_kernel_upsert(m->db, kver, NULL, kbw_kernel_arch(kk), "incomplete", reason);
+		if (ret_reason)
+			*ret_reason = reason ? strdup(reason) : NULL;
+		kbw_kernel_unref(kk);
+		return -EAGAIN;
+	}
+
+	r = tree_stamp(kk, &stamp);
+	if (r < 0)
+		log_warning_errno(r, "Failed to stat the build tree of '%s', ignoring: %m", kver);
+	identity = stamp;
+	if (db_kernel_get(m->db, kver, &old) >= 0) {
+		/* Same release, different tree (headers rebuilt): everything must be redone. */
+		if (old.identity && identity && !streq(old.identity, identity)) {
+			log_notice("The build tree of kernel '%s' changed, rebuilding.", kver);
+			force = true;
+		}
+		db_kernel_done(&old);
+	}
+	if (!k->complete)
+		log_notice("event: kernel-complete, kernel=%s", kver);
+	k->complete = true;
+	r = db_kernel_upsert(m->db, kver, identity, kbw_kernel_arch(kk), "complete", NULL);
+	kbw_kernel_unref(kk);
+	if (r < 0)
+		return log_error_errno(r, "Failed to record kernel '%s' in the state db: %m", kver);
+	r = kernel_plan(m, kver, retry, force);
+	manager_notify_status(m);
+	return r;
+}
+
+/* ---- events ---- */
+
+int manager_settle_arm(struct manager *m, sd_event_source **s,
+		       sd_event_time_handler_t handler, void *userdata)
+{
+	uint64_t settle = m->ctx->config->settle_usec;
+	int r;
+
+	if (!*s)
+		return sd_event_add_time_relative(m->event, s, CLOCK_MONOTONIC, settle, 0,
+						  handler, userdata);
+	r = sd_event_source_set_time_relative(*s, settle);
+	if (r < 0)
+		return r;
+	return sd_event_source_set_enabled(*s, SD_EVENT_ONESHOT);
+}
+
+bool manager_settle_armed(sd_event_source *s)
+{
+	int enabled = SD_EVENT_OFF;
+
+	return s && sd_event_source_get_enabled(s, &enabled) >= 0 &&
+	       enabled != SD_EVENT_OFF;
+}
+
+static int on_settled(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct mkernel *k = userdata;
+	struct manager *m = k->m;
+	_cleanup_free_ char *copy = strdup(k->kver);
+	int r;
+
+	if (!copy)
+		return log_oom();
+	/* Watch what exists now, then look: nothing that appears afterwards is missed. */
+	r = watch_kernel(m->watch, copy);
+	if (r < 0)
+		log_warning_errno(r, "Failed to watch kernel '%s', ignoring: %m", copy);
+	(void) kernel_check(m, copy, false, NULL);
+	manager_maybe_exit(m);
+	return 0;
+}
+
+static void on_kernel_changed(const char *kver, void *userdata)
+{
+	struct manager *m = userdata;
+	struct mkernel *k = manager_kernel_get(m, kver, true);
+	int r;
+
+	if (!k) {
+		log_oom();
+		return;
+	}
+	r = manager_settle_arm(m, &k->settle, on_settled, k);
+	if (r < 0)
+		log_error_errno(r, "Failed to arm the settle timer for '%s': %m", kver);
+}
+
+static void on_kernel_removed(const char *kver, void *userdata)
+{
+	kernel_removed(userdata, kver);
+	manager_maybe_exit(userdata);
+}
+
+static int recipes_reload(struct manager *m);
+
+static int on_recipes_settled(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct manager *m = userdata;
+
+	(void) recipes_reload(m);
+	manager_maybe_exit(m);
+	return 0;
+}
+
+static void on_recipes_changed(void *userdata)
+{
+	struct manager *m = userdata;
+	int r;
+
+	r = manager_settle_arm(m, &m->recipes_settle, on_recipes_settled, m);
+	if (r < 0)
+		log_error_errno(r, "Failed to arm the recipe settle timer: %m");
+}
+
+/* Kernels the db knows but whose directory went away while we were not looking. */
+static int kernels_forget_vanished(struct manager *m)
+{
+	struct db_kernel *known = NULL;
+	size_t n_known = 0;
+	int r;
+
+	r = db_kernels_list(m->db, &known, &n_known);
+	if (r < 0)
+		return log_error_errno(r, "Failed to list kernels in the state db: %m");
+	for (size_t i = 0; i < n_known; i++) {
+		_cleanup_free_ char *rel = strjoin(DM2_MODULES_DIR "/", known[i].release);
+		struct stat st;
+
+		if (!rel)
+			break;
+		if (fstatat(m->ctx->root_fd, rel, &st, 0) < 0 && errno == ENOENT)
+			kernel_removed(m, known[i].release);
+	}
+	db_kernels_free(known, n_known);
+	return 0;
+}
+
+/* Watch and check every kernel directory there is. */
+static int kernels_scan(struct manager *m)
+{
+	_cleanup_close_ int fd = -EBADF;
+	DIR *d;
+	struct dirent *de;
+	int r;
+
+	fd = openat(m->ctx->root_fd, DM2_MODULES_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return log_error_errno(errno, "Failed to open '%s/%s': %m", m->ctx->root,
+				       DM2_MODULES_DIR);
+	d = fdopendir(fd);
+	if (!d)
+		return log_oom();
+	TAKE_FD(fd);
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN)
+			continue;
+		r = watch_kernel(m->watch, de->d_name);
+		if (r < 0)
+			log_warning_errno(r, "Failed to watch kernel '%s', ignoring: %m", de->d_name);
+		(void) kernel_check(m, de->d_name, false, NULL);
+	}
+	closedir(d);
+	return 0;
+}
+
+static int rescan(struct manager *m)
+{
+	int r;
+
+	r = kernels_forget_vanished(m);
+	if (r < 0)
+		return r;
+	return kernels_scan(m);
+}
+
+/* Everything the watches could have told. Vanished kernels go first, so that new recipes
+ * are not queued for them; the recipes before the kernel scan, so that the kernels found
+ * are planned with the current set. */
+static void rescan_all(struct manager *m)
+{
+	(void) kernels_forget_vanished(m);
+	(void) recipes_reload(m);
+	(void) kernels_scan(m);
+	manager_schedule_dispatch(m);
+}
+
+static int on_rescan_settled(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct manager *m = userdata;
+
+	rescan_all(m);
+	manager_notify_status(m);
+	manager_maybe_exit(m);
+	return 0;
+}
+
+/* The inotify queue overflowed: events of any watch, kernels and recipes alike, are lost.
+ * Every watch source reports the same overflow; the first arms the timer, and the others,
+ * finding it armed, leave it as it is, so that the rescan is not put off further. */
+static void on_rescan(void *userdata)
+{
+	struct manager *m = userdata;
+	int r;
+
+	if (manager_settle_armed(m->rescan_settle))
+		return;
+	log_warning("inotify queue overflowed, events were lost; rescanning everything.");
+	r = manager_settle_arm(m, &m->rescan_settle, on_rescan_settled, m);
+	if (r >= 0)
+		return;
+	log_warning_errno(r, "Failed to arm the rescan timer, rescanning at once: %m");
+	rescan_all(m);
+	manager_maybe_exit(m);
+}
+
+static void recipe_diag(const char *file, unsigned line, const char *message, void *userdata)
+{
+	log_warning("%s:%u: %s", file, line, message);
+}
+
+static int recipes_reload(struct manager *m)
+{
+	struct recipe_set *new = NULL, *old = m->recipes;
+	int r;
+
+	r = recipe_set_load(m->ctx, recipe_diag, m, &new);
+	if (r < 0)
+		return log_error_errno(r, "Failed to load recipes, keeping the old set: %m");
+	m->recipes = new;
+	for (size_t i = 0; i < new->n; i++) {
+		struct recipe *rc = new->recipes[i];
+		struct recipe *prev = old ? recipe_set_find(old, rc->name) : NULL;
+
+		/* The sha256 column is the jobs' to fill (it is part of their build key). */
+		(void) db_recipe_upsert(m->db, rc->name, recipe_origin_to_string(rc->origin),
+					rc->path, NULL);
+		if (prev && prev->content_crc == rc->content_crc)
+			continue;
+		if (old)
+			log_notice("event: recipe-%s, recipe=%s", prev ? "changed" : "added", rc->name);
+		if (!old || !rc->autoinstall)
+			continue; /* at start, rescan() plans everything */
+		for (size_t k = 0; k < m->n_kernels; k++)
+			if (m->kernels[k]->complete) {
+				struct db_job cur = {};
+				bool force = prev != NULL;
+
+				/* A new recipe is built where it has no current job; a changed one
+				 * everywhere. */
+				if (!force && db_job_current(m->db, rc->name, m->kernels[k]->kver, &cur) >= 0 &&
+				    job_state_is_final(cur.state) && cur.state != JOB_STATE_WAITING) {
+					db_job_done(&cur);
+					continue;
+				}
+				db_job_done(&cur);
+				(void) manager_job_enqueue(m, rc->name, m->kernels[k]->kver);
+			}
+	}
+	if (old)
+		for (size_t i = 0; i < old->n; i++)
+			if (!recipe_set_find(new, old->recipes[i]->name))
+				log_notice("event: recipe-removed, recipe=%s (installed modules are "
+					   "kept; 'dm2 uninstall' removes them)", old->recipes[i]->name);
+	recipe_set_free(old);
+	return 0;
+}
+
+static unsigned jobs_from_config(struct manager *m)
+{
+	long cpus;
+
+	if (m->ctx->config->jobs > 0)
+		return m->ctx->config->jobs;
+	cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	return cpus > 0 ? (unsigned) cpus : 1;
+}
+
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	struct manager *m = userdata;
+	struct dm2_config *c = NULL;
+	int r;
+
+	(void) sd_notify(false, "RELOADING=1\nSTATUS=Reloading configuration and recipes.");
+	r = config_load(m->ctx->root_fd, DM2_CONF_FILE, &c);
+	if (r < 0)
+		log_error_errno(r, "Failed to reload '%s', keeping the old configuration: %m",
+				DM2_CONF_FILE);
+	else {
+		config_free(m->ctx->config);
+		m->ctx->config = c;
+		m->max_jobs = jobs_from_config(m);
+	}
+	rescan_all(m);
+	(void) sd_notify(false, "READY=1");
+	manager_notify_status(m);
+	log_info("Reloaded: %zu recipe(s), up to %u job(s) at once.", m->recipes->n, m->max_jobs);
+	return 0;
+}
+
+static int on_stop_timeout(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct manager *m = userdata;
+
+	log_warning("Jobs did not stop in time, killing them.");
+	manager_kill_children(m, SIGKILL);
+	return 0;
+}
+
+static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	struct manager *m = userdata;
+
+	if (m->stopping)
+		return 0;
+	m->stopping = true;
+	(void) sd_notify(false, "STOPPING=1\nSTATUS=Stopping, interrupting running jobs.");
+	log_info("Stopping: %u running job(s) go back to the queue.", m->n_running);
+	manager_kill_children(m, SIGTERM);
+	if (m->n_running > 0)
+		(void) sd_event_add_time_relative(m->event, &m->stop_timer, CLOCK_MONOTONIC,
+						  STOP_TIMEOUT_USEC, 0, on_stop_timeout, m);
+	manager_maybe_exit(m);
+	return 0;
+}
+
+/* ---- public ---- */
+
+static char *find_cli(void)
+{
+	char exe[PATH_MAX], own[PATH_MAX + 8];
+	const char *env = getenv("DM2_CLI");
+	ssize_t n;
+	char *slash;
+
+	if (env)
+		return strdup(env);
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return strdup("dm2");
+	exe[n] = '\0';
+	slash = strrchr(exe, '/');
+	if (!slash)
+		return strdup("dm2");
+	*slash = '\0';
+	/* Installed, dm2d lives in sbin and dm2 in bin. */
+	snprintf(own, sizeof(own), "%s/dm2", exe);
+	if (endswith(exe, "/sbin") && access(DM2_BINDIR "/dm2", X_OK) == 0 && access(own, X_OK) < 0)
+		return strdup(DM2_BINDIR "/dm2");
+	return strdup(own);
+}
+
+int manager_new(struct dm2_context *ctx, const struct manager_options *o, struct manager **ret)
+{
+	_cleanup_(manager_freep) struct manager *m = NULL;
+	int r;
+
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return log_oom();
+	m->ctx = ctx;
+	if (o)
+		m->o = *o;
+	m->cli = m->o.cli ? strdup(m->o.cli) : find_cli();
+	if (!m->cli)
+		return log_oom();
+	m->o.cli = NULL;
+	m->max_jobs = jobs_from_config(m);
+
+	r = sd_event_default(&m->event);
+	if (r < 0)
+		return log_error_errno(r, "Failed to allocate the event loop: %m");
+	*ret = TAKE_PTR(m);
+	return 0;
+}
+
+struct manager *manager_free(struct manager *m)
+{
+	if (!m)
+		return NULL;
+	control_server_free(m->control);
+	for (size_t i = 0; i < m->n_jobs; i++)
+		manager_mjob_free(m->jobs[i]);
+	free(m->jobs);
+	for (size_t i = 0; i < m->n_kernels; i++)
+		manager_mkernel_free(m->kernels[i]);
+	free(m->kernels);
+	watch_free(m->watch);
+	sd_event_source_disable_unref(m->sig_term);
+	sd_event_source_disable_unref(m->sig_int);
+	sd_event_source_disable_unref(m->sig_hup);
+	sd_event_source_disable_unref(m->recipes_settle);
+	sd_event_source_disable_unref(m->rescan_settle);
+	sd_event_source_disable_unref(m->dispatch);
+	sd_event_source_disable_unref(m->stop_timer);
+	sd_event_source_disable_unref(m->idle_post);
+	recipe_set_free(m->recipes);
+	db_close(m->db);
+	sd_event_unref(m->event);
+	free(m->cli);
+	return mfree(m);
+}
+
+sd_event *manager_event(struct manager *m)
+{
+	return m->event;
+}
+
+int manager_startup(struct manager *m)
+{
+	static const struct watch_callbacks cb = {
+		.kernel_changed = on_kernel_changed,
+		.kernel_removed = on_kernel_removed,
+		.recipes_changed = on_recipes_changed,
+		.rescan = on_rescan,
+	};
+	struct db_job *unfinished = NULL;
+	size_t n_unfinished = 0;
+	sigset_t ss;
+	int r;
+
+	/* sd_event_add_child() needs SIGCHLD blocked before any child exists. */
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGCHLD);
+	if (sigprocmask(SIG_BLOCK, &ss, NULL) < 0)
+		return log_error_errno(errno, "Failed to block SIGCHLD: %m");
+	r = sd_event_add_signal(m->event, &m->sig_term, SIGTERM | SD_EVENT_SIGNAL_PROCMASK,
+				on_sigterm, m);
+	if (r >= 0)
+		r = sd_event_add_signal(m->event, &m->sig_int, SIGINT | SD_EVENT_SIGNAL_PROCMASK,
+					on_sigterm, m);
+	if (r >= 0)
+		r = sd_event_add_signal(m->event, &m->sig_hup, SIGHUP | SD_EVENT_SIGNAL_PROCMASK,
+					on_sighup, m);
+	if (r < 0)
+		return log_error_errno(r, "Failed to set up signal handling: %m");
+	(void) sd_event_set_watchdog(m->event, true);
+
+	kbw_set_log_fn(kbw_log, NULL);
+	r = db_open(m->ctx, true, &m->db);
+	if (r < 0)
+		return log_error_errno(r, "Failed to open the state db '%s/%s': %m", m->ctx->root,
+				       DM2_STATE_DB);
+	r = recipes_reload(m);
+	if (r < 0)
+		return r;
+	r = watch_new(m->event, m->ctx, &cb, m, &m->watch);
+	if (r < 0)
+		return r;
+	r = control_server_new(m, m->event, m->ctx, &m->control);
+	if (r < 0)
+		return r;
+	r = manager_watch_idle(m);
+	if (r < 0)
+		return log_error_errno(r, "Failed to set up the idle check: %m");
+
+	/* The persistent queue first: whatever was unfinished at the last stop or crash. */
+	r = db_jobs_unfinished(m->db, &unfinished, &n_unfinished);
+	if (r < 0)
+		return log_error_errno(r, "Failed to read the queue from the state db: %m");
+	for (size_t i = 0; i < n_unfinished; i++) {
+		log_info("Resuming job %" PRIi64 " ('%s' for kernel '%s', was %s).", unfinished[i].id,
+			 unfinished[i].recipe, unfinished[i].kernel,
+			 strna(job_state_to_string(unfinished[i].state)));
+		(void) manager_job_enqueue(m, unfinished[i].recipe, unfinished[i].kernel);
+		(void) manager_kernel_get(m, unfinished[i].kernel, true);
+	}
+	db_jobs_free(unfinished, n_unfinished);
+
+	r = rescan(m);
+	if (r < 0)
+		return r;
+	m->started = true;
+	log_info("dm2d " DM2_VERSION " running for root '%s': %zu recipe(s), %zu kernel(s), up to "
+		 "%u job(s) at once.", m->ctx->root, m->recipes->n, m->n_kernels, m->max_jobs);
+	(void) sd_notify(false, "READY=1");
+	manager_notify_status(m);
+	manager_schedule_dispatch(m);
+	return 0;
+}
+
+int manager_run(struct manager *m)
+{
+	return sd_event_loop(m->event);
+}
+
+/* ---- for control.c ---- */
+
+int manager_trigger(struct manager *m, const char *kver, bool retry, char **ret_reason)
+{
+	int r;
+
+	if (!kver) {
+		r = rescan(m);
+		if (r < 0)
+			return r;
+		for (size_t i = 0; i < m->n_kernels; i++)
+			if (m->kernels[i]->complete)
+				(void) kernel_plan(m, m->kernels[i]->kver, retry, false);
+		return 0;
+	}
+	(void) watch_kernel(m->watch, kver);
+	return kernel_check(m, kver, retry, ret_reason);
+}
+
+int manager_find_recipes(struct manager *m, char **names, char **ret_missing)
+{
+	/* A recipe written a moment ago (before the settle timer re-read the directory) is
+	 * what `dm2 install` asks for right after creating it: re-read once before refusing. */
+	STRV_FOREACH(n, names)
+		if (!recipe_set_find(m->recipes, *n)) {
+			(void) recipes_reload(m);
+			break;
+		}
+	STRV_FOREACH(n, names)
+		if (!recipe_set_find(m->recipes, *n)) {
+			if (ret_missing)
+				*ret_missing = strdup(*n);
+			return -ESRCH;
+		}
+	return 0;
+}
+
+int manager_queue(struct manager *m, const char *kver, char **names, char **ret_missing)
+{
+	struct kbw_kernel *kk = NULL;
+	int r;
+
+	r = probe(m, kver, &kk);
+	if (r < 0)
+		return r;
+	kbw_kernel_unref(kk);
+	if (!manager_kernel_get(m, kver, true))
+		return -ENOMEM;
+	r = manager_find_recipes(m, names, ret_missing);
+	if (r < 0)
+		return r;
+	STRV_FOREACH(n, names) {
+		r = manager_job_enqueue(m, *n, kver);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}

@@ -1,0 +1,412 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "pipeline/install.h"
+#include "shared/fs-util.h"
+#include "shared/hash.h"
+#include "shared/log.h"
+#include "shared/util.h"
+
+static char *module_dir(const char *kver)
+{
+	return strjoin(DM2_MODULES_DIR "/", kver);
+}
+
+static char *item_path(const char *kver, const struct install_item *it)
+{
+	return strjoin(DM2_MODULES_DIR "/", kver, "/", it->dir, "/", it->name);
+}
+
+/* "foo-bar.ko.xz" -> "foo_bar" */
+static char *module_base(const char *name)
+{
+	const char *slash = strrchr(name, '/');
+	char *b, *dot;
+
+	b = strdup(slash ? slash + 1 : name);
+	if (!b)
+		return NULL;
+	dot = strstr(b, ".ko");
+	if (dot)
+		*dot = '\0';
+	for (char *p = b; *p; p++)
+		if (*p == '-')
+			*p = '_';
+	return b;
+}
+
+static int find_in_dir(int dir_fd, const char *rel, const char *base, char **ret)
+{
+	_cleanup_close_ int fd = -EBADF;
+	DIR *dir;
+	struct dirent *de;
+	int r = -ENOENT;
+
+	fd = openat(dir_fd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -ENOENT;
+	dir = fdopendir(fd);
+	if (!dir)
+		return -errno;
+	TAKE_FD(fd);
+	while (r == -ENOENT && (de = readdir(dir))) {
+		_cleanup_free_ char *child = NULL, *b = NULL;
+
+		if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+			continue;
+		child = strjoin(rel, "/", de->d_name);
+		if (!child) {
+			r = -ENOMEM;
+			break;
+		}
+		if (de->d_type == DT_DIR) {
+			r = find_in_dir(dir_fd, child, base, ret);
+			continue;
+		}
+		if (!strstr(de->d_name, ".ko"))
+			continue;
+		b = module_base(de->d_name);
+		if (!b) {
+			r = -ENOMEM;
+			break;
+		}
+		if (streq(b, base)) {
+			*ret = TAKE_PTR(child);
+			r = 0;
+		}
+	}
+	closedir(dir);
+	return r;
+}
+
+int install_find_intree(struct dm2_context *ctx, const char *kver, const char *name,
+			char **ret)
+{
+	_cleanup_free_ char *base = NULL, *kdir = NULL, *builtin = NULL, *text = NULL;
+	_cleanup_strv_free_ char **lines = NULL;
+	int r;
+
+	base = module_base(name);
+	kdir = strjoin(DM2_MODULES_DIR "/", kver, "/kernel");
+	builtin = strjoin(DM2_MODULES_DIR "/", kver, "/modules.builtin");
+	if (!base || !kdir || !builtin)
+		return -ENOMEM;
+
+	r = find_in_dir(ctx->root_fd, kdir, base, ret);
+	if (r != -ENOENT)
+		return r;
+
+	r = read_full_file_at(ctx->root_fd, builtin, 0, &text, NULL);
+	if (r < 0)
+		return -ENOENT;
+	r = strv_split(text, "\n", &lines);
+	if (r < 0)
+		return r;
+	STRV_FOREACH(l, lines)
+	{
+		_cleanup_free_ char *b = module_base(*l);
+
+		if (!b)
+			return -ENOMEM;
+		if (streq(b, base)) {
+			char *s = strdup("builtin");
+			if (!s)
+				return -ENOMEM;
+			*ret = s;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+/* The file at path belongs to recipe x kver, or does not exist. */
+static int check_ownership(struct db *d, int root_fd, const char *path,
+			   const char *recipe, const char *kver)
+{
+	struct db_installed_file f = {};
+	struct stat st;
+	bool ok;
+	int r;
+
+	if (fstatat(root_fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EEXIST;
+	r = db_installed_owner(d, path, &f);
+	if (r == -ENOENT)
+		return -EEXIST;
+	if (r < 0)
+		return r;
+	ok = streq(f.recipe, recipe) && streq(f.kernel, kver);
+	db_installed_file_done(&f);
+	return ok ? 0 : -EEXIST;
+}
+
+static bool path_in_items(const char *path, char **paths)
+{
+	return strv_contains(paths, path);
+}
+
+/* Remove path if its content still hashes to sha256. 1: removed or already gone, 0: kept.
+ */
+static int remove_if_ours(int root_fd, const char *path, const char *sha256)
+{
+	char hex[SHA256_HEX_SIZE];
+	int r;
+
+	r = sha256_file_hex_at(root_fd, path, hex);
+	if (r == -ENOENT)
+		return 1;
+	if (r < 0)
+		return r;
+	if (!streq(hex, sha256))
+		return 0;
+	if (unlinkat(root_fd, path, 0) < 0 && errno != ENOENT)
+		return -errno;
+	return 1;
+}
+
+static void unlink_staged(int root_fd, char **staged)
+{
+	STRV_FOREACH(t, staged)
+		(void) unlinkat(root_fd, *t, 0);
+}
+
+int install_files(struct dm2_context *ctx, struct db *d, const char *recipe,
+		  const char *kver, const struct install_item *items, size_t n,
+		  char **ret_conflict)
+{
+	_cleanup_strv_free_ char **paths = NULL, **staged = NULL;
+	struct db_installed_file *old = NULL;
+	size_t n_old = 0;
+	int r;
+
+	for (size_t i = 0; i < n; i++) {
+		char *p;
+
+		if (!path_is_safe_relative(items[i].dir) || strchr(items[i].name, '/') ||
+		    !path_is_safe_relative(items[i].name))
+			return -EINVAL;
+		p = item_path(kver, &items[i]);
+		if (!p)
+			return -ENOMEM;
+		r = strv_consume(&paths, p);
+		if (r < 0)
+			return r;
+		/* Check every target before writing any, so a conflict changes nothing.
+		 */
+		r = check_ownership(d, ctx->root_fd, p, recipe, kver);
+		if (r == -EEXIST && ret_conflict) {
+			*ret_conflict = strdup(p);
+			if (!*ret_conflict)
+				return -ENOMEM;
+		}
+		if (r < 0)
+			return r;
+	}
+
+	/* Every new file is written before any replaces an old one: a full disk or an I/O
+	 * error on the last module leaves the earlier install whole, not a mix. */
+	for (size_t i = 0; i < n; i++) {
+		_cleanup_free_ char *dir = NULL;
+		char *tmp = NULL;
+
+		dir = strjoin(DM2_MODULES_DIR "/", kver, "/", items[i].dir);
+		if (!dir)
+			r = -ENOMEM;
+		else
+			r = mkdir_p_at(ctx->root_fd, dir, 0755);
+		if (r >= 0)
+			r = stage_file_at(ctx->root_fd, paths[i], items[i].data, items[i].size,
+					  0644, &tmp);
+		if (r >= 0)
+			r = strv_consume(&staged, tmp);
+		if (r < 0) {
+			unlink_staged(ctx->root_fd, staged);
+			return r;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		r = commit_staged_at(ctx->root_fd, staged[i], paths[i]);
+		if (r < 0) {
+			unlink_staged(ctx->root_fd, staged + i);
+			return r;
+		}
+	}
+
+	for (size_t i = 0; i < n; i++) {
+		_cleanup_free_ char *intree = NULL;
+		char hex[SHA256_HEX_SIZE];
+
+		sha256_buf_hex(items[i].data, items[i].size, hex);
+		r = install_find_intree(ctx, kver, items[i].name, &intree);
+		if (r < 0 && r != -ENOENT)
+			log_debug_errno(r,
+					"Failed to look for in-tree '%s', ignoring: %m",
+					items[i].name);
+		r = db_installed_add(d, kver, recipe, paths[i], hex, intree);
+		if (r < 0)
+			return r;
+	}
+
+	/* Files of an earlier install that this one no longer has (another compression,
+	 * a module dropped from the recipe). */
+	r = db_installed_list(d, kver, recipe, &old, &n_old);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n_old; i++) {
+		if (path_in_items(old[i].path, paths))
+			continue;
+		r = remove_if_ours(ctx->root_fd, old[i].path, old[i].sha256);
+		if (r == 0)
+			log_warning("'%s' was changed since dm2 installed it; leaving it "
+				    "in place.",
+				    old[i].path);
+		else if (r < 0)
+			log_warning_errno(r, "Failed to remove old '%s', ignoring: %m",
+					  old[i].path);
+		r = db_installed_remove(d, old[i].path);
+		if (r < 0)
+			break;
+	}
+	db_installed_files_free(old, n_old);
+	return MIN(r, 0);
+}
+
+int install_remove(struct dm2_context *ctx, struct db *d, const char *recipe,
+		   const char *kver, char ***ret_kept)
+{
+	_cleanup_strv_free_ char **kept = NULL;
+	struct db_installed_file *files = NULL;
+	size_t n = 0;
+	int r;
+
+	r = db_installed_list(d, kver, recipe, &files, &n);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		r = remove_if_ours(ctx->root_fd, files[i].path, files[i].sha256);
+		if (r < 0)
+			goto finish;
+		if (r == 0) {
+			r = strv_extend(&kept, files[i].path);
+			if (r < 0)
+				goto finish;
+		}
+	}
+	r = db_job_forget(d, recipe, kver);
+	if (r < 0)
+		goto finish;
+	if (ret_kept)
+		*ret_kept = TAKE_PTR(kept);
+	r = 0;
+finish:
+	db_installed_files_free(files, n);
+	return r;
+}
+
+int install_remove_kernel(struct dm2_context *ctx, struct db *d, const char *kver)
+{
+	return db_kernel_remove(d, kver);
+}
+
+static const char *depmod_binary(void)
+{
+	static const char *const candidates[] = {"/usr/sbin/depmod", "/sbin/depmod",
+						 "/usr/bin/depmod", "/bin/depmod"};
+
+	for (size_t i = 0; i < ELEMENTSOF(candidates); i++)
+		if (access(candidates[i], X_OK) >= 0)
+			return candidates[i];
+	return NULL;
+}
+
+int install_depmod(struct dm2_context *ctx, const char *kver, char **ret_reason)
+{
+	_cleanup_free_ char *mdir = NULL, *out = NULL;
+	_cleanup_close_ int rfd = -EBADF;
+	const char *bin;
+	size_t n_out = 0;
+	struct stat st;
+	int pipefd[2], status;
+	pid_t pid;
+
+	mdir = module_dir(kver);
+	if (!mdir)
+		return -ENOMEM;
+	if (fstatat(ctx->root_fd, mdir, &st, 0) < 0 || !S_ISDIR(st.st_mode))
+		return -ENOENT;
+	bin = depmod_binary();
+	if (!bin)
+		return -ENOEXEC;
+
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		safe_close(pipefd[0]);
+		safe_close(pipefd[1]);
+		return -e;
+	}
+	if (pid == 0) {
+		int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+		if (devnull >= 0) {
+			(void) dup2(devnull, STDIN_FILENO);
+			(void) dup2(devnull, STDOUT_FILENO);
+		}
+		(void) dup2(pipefd[1], STDERR_FILENO);
+		execl(bin, "depmod", "-a", "-b", ctx->root, kver, (char *) NULL);
+		_exit(127);
+	}
+	safe_close(pipefd[1]);
+	rfd = pipefd[0];
+
+	for (;;) {
+		char buf[4096];
+		ssize_t k = read(rfd, buf, sizeof(buf));
+		char *nb;
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			break;
+		/* Keep at most 64 KiB: the first lines are what matters. */
+		if (n_out > 65536)
+			continue;
+		nb = realloc(out, n_out + k + 1);
+		if (!nb)
+			break;
+		out = nb;
+		memcpy(out + n_out, buf, k);
+		n_out += k;
+		out[n_out] = '\0';
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+
+	if (out) {
+		_cleanup_strv_free_ char **lines = NULL;
+
+		if (strv_split(out, "\n", &lines) >= 0)
+			STRV_FOREACH(l, lines)
+		log_debug("depmod %s: %s", kver, *l);
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		if (ret_reason) {
+			char *nl = out ? strchr(out, '\n') : NULL;
+			if (nl)
+				*nl = '\0';
+			*ret_reason =
+				isempty(out) ? strdup("depmod failed") : TAKE_PTR(out);
+		}
+		return -EPROTO;
+	}
+	return 0;
+}
