@@ -23,37 +23,6 @@ struct db {
 
 static int db_connect(struct db *d);
 
-static const char *const job_state_table[_JOB_STATE_MAX] = {
-	[JOB_STATE_QUEUED] = "queued",	       [JOB_STATE_FETCHING] = "fetching",
-	[JOB_STATE_BUILDING] = "building",     [JOB_STATE_SIGNING] = "signing",
-	[JOB_STATE_INSTALLING] = "installing", [JOB_STATE_INSTALLED] = "installed",
-	[JOB_STATE_FAILED] = "failed",	       [JOB_STATE_SKIPPED] = "skipped",
-	[JOB_STATE_WAITING] = "waiting",       [JOB_STATE_BUILT] = "built",
-};
-DEFINE_STRING_TABLE(job_state, _JOB_STATE_MAX);
-
-bool job_state_is_final(enum job_state s)
-{
-	switch (s) {
-	case JOB_STATE_QUEUED:
-	case JOB_STATE_FETCHING:
-	case JOB_STATE_BUILDING:
-	case JOB_STATE_SIGNING:
-	case JOB_STATE_INSTALLING:
-		return false;
-	case JOB_STATE_INSTALLED:
-	case JOB_STATE_FAILED:
-	case JOB_STATE_SKIPPED:
-	case JOB_STATE_WAITING:
-	case JOB_STATE_BUILT:
-		return true;
-	case _JOB_STATE_MAX:
-	case _JOB_STATE_INVALID:
-		break;
-	}
-	return true;
-}
-
 /* Schema migrations: entry i brings the database from version i to i + 1. Never edit an
  * entry once released; append a new one and bump DB_SCHEMA_VERSION. */
 static const char *const migrations[DB_SCHEMA_VERSION] = {

@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "core/context.h"
+#include "core/job-state.h"
 #include "shared/macro.h"
 
 /*
@@ -23,25 +24,6 @@
 
 #define DB_SCHEMA_VERSION 1
 
-enum job_state {
-	JOB_STATE_QUEUED,
-	JOB_STATE_FETCHING,
-	JOB_STATE_BUILDING,
-	JOB_STATE_SIGNING,
-	JOB_STATE_INSTALLING,
-	JOB_STATE_INSTALLED,
-	JOB_STATE_FAILED,  /* stage + one-line reason + log path */
-	JOB_STATE_SKIPPED, /* reason: arch, kernel range, missing CONFIG, ... */
-	JOB_STATE_WAITING, /* reason: the kernel's build tree is incomplete (which
-			      package) */
-	JOB_STATE_BUILT,   /* built and signed but not installed (dm2 build) */
-	_JOB_STATE_MAX,
-	_JOB_STATE_INVALID = -EINVAL,
-};
-DECLARE_STRING_TABLE(job_state); /* "queued", "fetching", ..., "built" */
-
-/* installed, failed, skipped, waiting, built: nothing more will happen to this row. */
-bool job_state_is_final(enum job_state s);
 
 struct db;
 
