@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The job state machine (core/job-state.c) and the one translation of a job's outcome
- * into an exit code (control/exit-codes.c). Pure functions: no root, no kernel headers. */
+ * into an exit code (control/exit-codes.c). Pure functions: no root, no kernel
+ * headers. */
 #include "control/exit-codes.h"
 #include "core/job-state.h"
 #include "shared/util.h"
@@ -20,7 +21,7 @@
 static void test_string_table(void **state)
 {
 	static const char *const names[_JOB_STATE_MAX] = {
-		[Q] = "queued",	    [F] = "fetching", [B] = "building", [S] = "signing",
+		[Q] = "queued",	    [F] = "fetching",  [B] = "building", [S] = "signing",
 		[I] = "installing", [D] = "installed", [X] = "failed",	 [K] = "skipped",
 		[W] = "waiting",    [T] = "built",
 	};
@@ -59,7 +60,8 @@ static void test_final_states(void **state)
 static const bool allowed[_JOB_STATE_MAX][_JOB_STATE_MAX] = {
 	/*      Q  F  B  S  I  D  X  K  W  T */
 	[Q] = {1, 1, 1, 1, 0, 0, 1, 1, 1, 0},
-	[F] = {1, 1, 1, 1, 1, 0, 1, 1, 1, 0}, /* cache hit: signing; Sign=no: installing */
+	/* A cache hit goes on to signing, or with Sign=no to installing. */
+	[F] = {1, 1, 1, 1, 1, 0, 1, 1, 1, 0},
 	[B] = {1, 0, 1, 1, 1, 0, 1, 1, 1, 1}, /* dm2 build ends in built */
 	[S] = {1, 0, 0, 1, 1, 0, 1, 1, 1, 0},
 	[I] = {1, 0, 0, 0, 1, 1, 1, 1, 1, 0},
@@ -76,7 +78,8 @@ static void test_transitions(void **state)
 	for (int from = 0; from < _JOB_STATE_MAX; from++)
 		for (int to = 0; to < _JOB_STATE_MAX; to++)
 			if (job_state_transition_valid(from, to) != allowed[from][to])
-				fail_msg("%s -> %s: %s, expected %s", job_state_to_string(from),
+				fail_msg("%s -> %s: %s, expected %s",
+					 job_state_to_string(from),
 					 job_state_to_string(to),
 					 allowed[from][to] ? "refused" : "allowed",
 					 allowed[from][to] ? "allowed" : "refused");
@@ -95,15 +98,15 @@ static void test_transitions_out_of_range(void **state)
 static void test_pipeline_paths(void **state)
 {
 	static const enum job_state paths[][8] = {
-		{Q, F, B, S, I, D, -1},	 /* built, signed, installed */
-		{Q, F, S, I, D, -1},	 /* from the build cache */
-		{Q, F, B, I, D, -1},	 /* Sign=no */
-		{Q, F, I, D, -1},	 /* from the cache, Sign=no */
-		{Q, F, B, T, -1},	 /* dm2 build */
-		{Q, W, -1},		 /* incomplete build tree */
-		{Q, K, -1},		 /* not applicable */
-		{Q, F, X, -1},		 /* download failed */
-		{Q, F, B, B, S, X, -1},	 /* log path recorded, then signing failed */
+		{Q, F, B, S, I, D, -1},	   /* built, signed, installed */
+		{Q, F, S, I, D, -1},	   /* from the build cache */
+		{Q, F, B, I, D, -1},	   /* Sign=no */
+		{Q, F, I, D, -1},	   /* from the cache, Sign=no */
+		{Q, F, B, T, -1},	   /* dm2 build */
+		{Q, W, -1},		   /* incomplete build tree */
+		{Q, K, -1},		   /* not applicable */
+		{Q, F, X, -1},		   /* download failed */
+		{Q, F, B, B, S, X, -1},	   /* log path recorded, then signing failed */
 		{B, Q, F, B, S, I, D, -1}, /* left in building by a kill -9, run again */
 	};
 
@@ -133,7 +136,8 @@ static void test_exit_codes(void **state)
 	assert_int_equal(exit_code_from_job(X, F, -ENOENT), EXIT_FETCH_FAILED);
 	assert_int_equal(exit_code_from_job(X, F, -EBADMSG), EXIT_BAD_INPUT);
 	assert_int_equal(exit_code_from_job(X, F, -ENOEXEC), EXIT_BAD_INPUT);
-	assert_int_equal(exit_code_from_job(X, F, -EINVAL), EXIT_BAD_INPUT); /* Needs= loop */
+	/* A Needs= loop. */
+	assert_int_equal(exit_code_from_job(X, F, -EINVAL), EXIT_BAD_INPUT);
 	assert_int_equal(exit_code_from_job(X, F, -ENOMEM), EXIT_FAILURE_GENERIC);
 	assert_int_equal(exit_code_from_job(X, F, -EBUSY), EXIT_FAILURE_GENERIC);
 	assert_int_equal(exit_code_from_job(X, B, -EPROTO), EXIT_BUILD_FAILED);
@@ -145,7 +149,8 @@ static void test_exit_codes(void **state)
 	assert_int_equal(exit_code_from_job(X, I, -EBUSY), EXIT_BUSY);
 	/* A stage that is no stage. */
 	assert_int_equal(exit_code_from_job(X, D, -EIO), EXIT_FAILURE_GENERIC);
-	assert_int_equal(exit_code_from_job(_JOB_STATE_INVALID, Q, 0), EXIT_FAILURE_GENERIC);
+	assert_int_equal(exit_code_from_job(_JOB_STATE_INVALID, Q, 0),
+			 EXIT_FAILURE_GENERIC);
 }
 
 static void test_exit_codes_source(void **state)

@@ -57,15 +57,15 @@ static void batch_add(struct job_batch *b, int64_t id)
 	b->ids[b->n++] = id;
 }
 
-static void assert_job(struct fixture *f, int64_t id, enum job_state st, const char *stage,
-		       const char *reason)
+static void assert_job(struct fixture *f, int64_t id, enum job_state st,
+		       const char *stage, const char *reason)
 {
 	struct db_job j = {};
 
 	ASSERT_OK(db_job_get(f->db, id, &j));
 	if (j.state != st)
-		fail_msg("job %" PRIi64 " is %s, expected %s", id, job_state_to_string(j.state),
-			 job_state_to_string(st));
+		fail_msg("job %" PRIi64 " is %s, expected %s", id,
+			 job_state_to_string(j.state), job_state_to_string(st));
 	if (stage)
 		assert_string_equal(j.stage, stage);
 	if (reason)
@@ -83,7 +83,8 @@ static void test_set_state_refuses(void **state)
 	j.db = f.db;
 	j.id = job_at(&f, "a", "1.0-test", JOB_STATE_INSTALLING);
 	j.state = JOB_STATE_INSTALLING;
-	ASSERT_OK(job_set_state(&j, JOB_STATE_INSTALLED, JOB_STATE_INSTALLING, NULL, NULL));
+	ASSERT_OK(
+		job_set_state(&j, JOB_STATE_INSTALLED, JOB_STATE_INSTALLING, NULL, NULL));
 	/* Nothing leaves a final state, and the db keeps what it had. */
 	ASSERT_ERR(job_set_state(&j, JOB_STATE_FETCHING, JOB_STATE_FETCHING, NULL, NULL),
 		   -EINVAL);
@@ -92,7 +93,8 @@ static void test_set_state_refuses(void **state)
 	assert_int_equal(j.state, JOB_STATE_INSTALLED);
 	assert_job(&f, j.id, JOB_STATE_INSTALLED, NULL, NULL);
 	/* The same state again is allowed (a reason or log path added). */
-	ASSERT_OK(job_set_state(&j, JOB_STATE_INSTALLED, JOB_STATE_INSTALLING, NULL, NULL));
+	ASSERT_OK(
+		job_set_state(&j, JOB_STATE_INSTALLED, JOB_STATE_INSTALLING, NULL, NULL));
 
 	/* Without a db (dm2 build) the same rules hold. */
 	j.db = NULL;
@@ -156,7 +158,8 @@ static void test_batch_depmod_fails(void **state)
 	int r;
 
 	fixture_init(&f);
-	/* The kernel's directory is gone: depmod cannot run, and no job says installed. */
+	/* The kernel's directory is gone: depmod cannot run, and no job says installed.
+	 */
 	a = job_at(&f, "a", "0.0.0-gone", JOB_STATE_INSTALLING);
 	c = job_at(&f, "c", "0.0.0-gone", JOB_STATE_INSTALLING);
 	batch_add(&b, a);
@@ -165,8 +168,10 @@ static void test_batch_depmod_fails(void **state)
 	assert_int_equal(r, -ENOENT);
 	assert_int_equal(exit_code_from_job(JOB_STATE_FAILED, JOB_STATE_INSTALLING, r),
 			 EXIT_INSTALL_FAILED);
-	assert_job(&f, a, JOB_STATE_FAILED, "installing", "depmod failed: cannot run depmod");
-	assert_job(&f, c, JOB_STATE_FAILED, "installing", "depmod failed: cannot run depmod");
+	assert_job(&f, a, JOB_STATE_FAILED, "installing",
+		   "depmod failed: cannot run depmod");
+	assert_job(&f, c, JOB_STATE_FAILED, "installing",
+		   "depmod failed: cannot run depmod");
 	fixture_done(&f);
 }
 

@@ -84,7 +84,7 @@ static int install_dir_of(const char *kver, char **files, char **ret)
 	"j.kernel)"                                                                      \
 	" AND (?1 IS NULL OR j.recipe = ?1) AND (?2 IS NULL OR j.kernel = ?2)"           \
 	" UNION ALL"                                                                     \
-	" SELECT r.name, NULL, k.release, k.arch, NULL, NULL, NULL, NULL, 0, 0, " \
+	" SELECT r.name, NULL, k.release, k.arch, NULL, NULL, NULL, NULL, 0, 0, "        \
 	"NULL,"                                                                          \
 	" NULL, NULL, NULL, NULL, 0"                                                     \
 	" FROM recipes r CROSS JOIN kernels k WHERE k.state = 'complete'"                \
@@ -94,7 +94,7 @@ static int install_dir_of(const char *kver, char **files, char **ret)
 	" ORDER BY 1, 3"
 
 /* The state column: a job_state string, or NULL for a pair without a job (a row of the
- * second SELECT). A state this dm2 does not know (a newer one wrote the db) is bad input. */
+ * second SELECT). A state this dm2 does not know (a newer dm2 wrote it) is bad input. */
 static int state_col(sqlite3_stmt *st, int i, struct status_row *s)
 {
 	const char *t = (const char *) sqlite3_column_text(st, i);
@@ -214,7 +214,8 @@ char *status_state_text(const struct status_row *s)
  * that did not get that far. */
 static const char *origin_text(const struct status_row *s)
 {
-	if (s->not_built || s->state == JOB_STATE_SKIPPED || s->state == JOB_STATE_WAITING)
+	if (s->not_built || s->state == JOB_STATE_SKIPPED ||
+	    s->state == JOB_STATE_WAITING)
 		return "-";
 	return s->from_cache ? "cache" : "built";
 }

@@ -57,7 +57,8 @@ static int build_outcome(struct cli *cli, const char *name, const char *kver,
 {
 	switch (res->state) {
 	case JOB_STATE_WAITING:
-		log_error("Kernel %s is waiting for its build tree: %s", kver, strna(res->reason));
+		log_error("Kernel %s is waiting for its build tree: %s", kver,
+			  strna(res->reason));
 		break;
 	case JOB_STATE_SKIPPED:
 		log_error("Skipping '%s' for %s: %s", name, kver, strna(res->reason));

@@ -99,7 +99,8 @@ static void install_args_done(struct install_args *a)
 	strv_free(a->kvers);
 }
 
-#define INSTALL_USAGE "dm2 install NAME... {-k KVER | --all-kernels} [--no-depmod] [--force]"
+#define INSTALL_USAGE                                                                    \
+	"dm2 install NAME... {-k KVER | --all-kernels} [--no-depmod] [--force]"
 
 /* EXIT_OK to go on, or the exit code (usage printed, bad command line). *all: every
  * kernel, to be listed. */
@@ -158,7 +159,8 @@ static int all_kernels(struct dm2_context *ctx, char ***kvers)
 
 	r = kernels_list(ctx, &ks, &n);
 	if (r < 0) {
-		log_error_errno(r, "Failed to list kernels in '%s/lib/modules': %m", ctx->root);
+		log_error_errno(r, "Failed to list kernels in '%s/lib/modules': %m",
+				ctx->root);
 		return cli_exit_code_from_errno(r);
 	}
 	for (size_t i = 0; i < n && r >= 0; i++)
@@ -198,10 +200,11 @@ static int install_forward(struct dm2_context *ctx, const struct install_args *a
 	return exit_code;
 }
 
-/* Every recipe for one kernel, then its one depmod. Returns the first failure's exit code,
- * or -1 when a signal interrupted a build. */
+/* Every recipe for one kernel, then its one depmod. Returns the first failure's exit
+ * code, or -1 when a signal interrupted a build. */
 static int install_kernel(struct cli *cli, struct dm2_context *ctx, struct db *d,
-			  const struct install_args *a, struct job_options *o, const char *kver)
+			  const struct install_args *a, struct job_options *o,
+			  const char *kver)
 {
 	_cleanup_(job_batch_done) struct job_batch batch = {};
 	int exit_code = EXIT_OK, r;
@@ -292,8 +295,8 @@ int verb_install(int argc, char *argv[], struct cli *cli)
 		int code = install_kernel(cli, ctx, d, &a, &o, *k);
 
 		if (code < 0) {
-			/* The build was killed: die of the signal as the caller asked (dm2d
-			 * puts the job back in its queue). */
+			/* The build was killed: die of the signal as the caller asked
+			 * (dm2d puts the job back in its queue). */
 			int sig = job_interrupted();
 
 			db_close(TAKE_PTR(d));

@@ -432,10 +432,11 @@ static int restore(struct dm2_context *ctx, struct db *d, const char *module,
 	return ret;
 }
 
-/* The takeover failed: how, and DKMS' files go back. */
+/* The takeover failed: how, and DKMS' files go back. Returns 1 (the takeover ends here),
+ * or -ENOMEM. */
 static int fail_restore(struct dm2_context *ctx, struct db *d, const char *module,
-			const char *kver, enum job_state stage, int error, const char *why,
-			struct dkms_takeover_result *res)
+			const char *kver, enum job_state stage, int error,
+			const char *why, struct dkms_takeover_result *res)
 {
 	_cleanup_free_ char *restore_error = NULL;
 	int r;
@@ -449,7 +450,7 @@ static int fail_restore(struct dm2_context *ctx, struct db *d, const char *modul
 	res->stage = stage;
 	res->error = error;
 	res->reason = restore_error ? strjoin(why, "; ", restore_error) : strdup(why);
-	return res->reason ? 0 : -ENOMEM;
+	return res->reason ? 1 : -ENOMEM;
 }
 
 static int move_aside(struct dm2_context *ctx, const char *kver, char **paths,
@@ -509,17 +510,19 @@ static int run_job(struct dm2_context *ctx, struct db *d, const struct recipe_se
 	r = job_run(ctx, d, module, kver, &o, &jr);
 	if (r < 0) /* job_run() logged why. */
 		return fail_restore(ctx, d, module, kver, JOB_STATE_QUEUED, r,
-				    "dm2 could not run the job (see above)", res) ?: 1;
+				    "dm2 could not run the job (see above)", res);
 	if (jr.state != JOB_STATE_INSTALLED) {
+		const char *stage = jr.state == JOB_STATE_FAILED
+					    ? job_state_to_string(jr.stage)
+					    : NULL;
+
 		res->state = jr.state;
-		why = strjoin(job_state_to_string(jr.state),
-			      jr.state == JOB_STATE_FAILED ? " while " : "",
-			      jr.state == JOB_STATE_FAILED ? job_state_to_string(jr.stage) : "",
-			      ": ", strna(jr.reason));
+		why = strjoin(job_state_to_string(jr.state), stage ? " while " : "",
+			      strempty(stage), ": ", strna(jr.reason));
 		r = why ? fail_restore(ctx, d, module, kver, jr.stage, jr.error, why, res)
 			: -ENOMEM;
 		job_result_done(&jr);
-		return r ?: 1;
+		return r;
 	}
 	job_result_done(&jr);
 
@@ -538,10 +541,11 @@ static int run_job(struct dm2_context *ctx, struct db *d, const struct recipe_se
 	if (r < 0)
 		return r;
 	if (!res->installed)
-		return fail_restore(ctx, d, module, kver, JOB_STATE_INSTALLING, -ENOENT,
-				    "dm2 reported the job installed but none of its files is "
-				    "in place",
-				    res) ?: 1;
+		return fail_restore(
+			ctx, d, module, kver, JOB_STATE_INSTALLING, -ENOENT,
+			"dm2 reported the job installed but none of its files "
+			"is in place",
+			res);
 	return 0;
 }
 
@@ -558,8 +562,9 @@ static int forget_dkms(struct dm2_context *ctx, const char *module, const char *
 		if (!b)
 			return -ENOMEM;
 		if (unlinkat(ctx->root_fd, b, 0) < 0)
-			log_warning_errno(errno,
-					  "Failed to remove DKMS' old copy '%s', ignoring: %m", b);
+			log_warning_errno(
+				errno,
+				"Failed to remove DKMS' old copy '%s', ignoring: %m", b);
 		remove_empty_parents(ctx->root_fd, b, DKMS_BACKUP_DIR);
 	}
 	/* DKMS' "installed" state is this link alone; its build stays as "built". */
@@ -567,10 +572,11 @@ static int forget_dkms(struct dm2_context *ctx, const char *module, const char *
 	if (!link)
 		return -ENOMEM;
 	if (unlinkat(ctx->root_fd, link, 0) < 0 && errno != ENOENT)
-		log_warning_errno(errno,
-				  "Failed to remove '%s', ignoring: 'dkms status' will still "
-				  "show the module installed: %m",
-				  link);
+		log_warning_errno(
+			errno,
+			"Failed to remove '%s', ignoring: 'dkms status' will still "
+			"show the module installed: %m",
+			link);
 	return 0;
 }
 
@@ -585,7 +591,8 @@ int dkms_takeover(struct dm2_context *ctx, struct db *d, const struct recipe_set
 	if (r < 0 && r != -ENOMEM) {
 		_cleanup_free_ char *why = TAKE_PTR(res.reason);
 
-		r = fail_restore(ctx, d, module, kver, JOB_STATE_INSTALLING, r, why, &res) ?: 1;
+		r = fail_restore(ctx, d, module, kver, JOB_STATE_INSTALLING, r, why,
+				 &res);
 	}
 	if (r == 0)
 		r = run_job(ctx, d, set, module, kver, progress, &res);

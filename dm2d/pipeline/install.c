@@ -210,8 +210,8 @@ static int item_paths(struct db *d, int root_fd, const char *recipe, const char 
 	return 0;
 }
 
-/* Every new file is written before any replaces an old one: a full disk or an I/O error on
- * the last module leaves the earlier install whole, not a mix. */
+/* Every new file is written before any replaces an old one: a full disk or an I/O error
+ * on the last module leaves the earlier install whole, not a mix. */
 static int write_items(int root_fd, const char *kver, const struct install_item *items,
 		       size_t n, char **paths)
 {
@@ -228,8 +228,8 @@ static int write_items(int root_fd, const char *kver, const struct install_item 
 		else
 			r = mkdir_p_at(root_fd, dir, 0755);
 		if (r >= 0)
-			r = stage_file_at(root_fd, paths[i], items[i].data, items[i].size, 0644,
-					  &tmp);
+			r = stage_file_at(root_fd, paths[i], items[i].data, items[i].size,
+					  0644, &tmp);
 		if (r >= 0)
 			r = strv_consume(&staged, tmp);
 		if (r < 0) {
@@ -259,7 +259,8 @@ static int record_items(struct dm2_context *ctx, struct db *d, const char *recip
 		sha256_buf_hex(items[i].data, items[i].size, hex);
 		r = install_find_intree(ctx, kver, items[i].name, &intree);
 		if (r < 0 && r != -ENOENT)
-			log_debug_errno(r, "Failed to look for in-tree '%s', ignoring: %m",
+			log_debug_errno(r,
+					"Failed to look for in-tree '%s', ignoring: %m",
 					items[i].name);
 		r = db_installed_add(d, kver, recipe, paths[i], hex, intree);
 		if (r < 0)

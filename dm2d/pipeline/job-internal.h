@@ -43,10 +43,10 @@ struct job {
 	/* What the stages made. */
 	struct plan plan;
 	const struct recipe_source *source;
-	char *work;	/* root-relative work directory */
-	char *src_dir;	/* absolute: prepared sources */
+	char *work;	 /* root-relative work directory */
+	char *src_dir;	 /* absolute: prepared sources */
 	char *build_dir; /* absolute: where kbuild ran */
-	char *log_path; /* absolute */
+	char *log_path;	 /* absolute */
 	bool log_written;
 	char *content_id;
 	struct cache *cache;
@@ -67,9 +67,9 @@ typedef int (*job_stage_fn)(struct job *j);
 
 struct job_stage {
 	const char *name;
-	enum job_state state; /* the job's state while it runs; a failure is recorded at it */
-	bool enter;	      /* starting it is a state change (db, journal, progress line) */
-	bool build_only;      /* `dm2 build` runs it too */
+	enum job_state state; /* while it runs; a failure in it is recorded at it */
+	bool enter;	 /* starting it is a state change (db, journal, progress line) */
+	bool build_only; /* `dm2 build` runs it too */
 	bool (*wanted)(const struct job *j); /* NULL: always */
 	job_stage_fn run;
 };
@@ -96,7 +96,7 @@ int job_finish(struct job *j, enum job_state st, const char *reason);
 int job_fail(struct job *j, int error, const char *reason);
 int job_failf(struct job *j, int error, const char *format, ...) _printf_(3, 4);
 int job_fail_at(struct job *j, enum job_state stage, int error, const char *reason);
-/* All stages ran: installed, built, or (with .batch) installing until the batch's depmod. */
+/* All stages ran: installed, built, or (.batch) installing until the batch's depmod. */
 int job_complete(struct job *j);
 /* "NAME VER for KVER: what" on stdout, with .progress. */
 void job_progress(struct job *j, const char *what);
@@ -125,5 +125,6 @@ int stage_depmod(struct job *j);
 bool job_builds(const struct job *j); /* not from the build cache */
 bool job_signs(const struct job *j);  /* Sign=yes */
 
-/* stage-cache.c: the modules of j come from paths/names (strv, "foo.ko"). */
+/* job-modules.c: the modules of j are the files paths, named names ("foo.ko"; NULL: the
+ * last component of each path). */
 int job_modules_set(struct job *j, char *const *paths, char *const *names);

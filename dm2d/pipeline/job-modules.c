@@ -15,7 +15,8 @@ static const struct recipe_module *find_module(const struct recipe *r, const cha
 	size_t n = dot ? (size_t) (dot - file) : strlen(file);
 
 	for (size_t i = 0; i < r->n_modules; i++)
-		if (strlen(r->modules[i].name) == n && strncmp(r->modules[i].name, file, n) == 0)
+		if (strlen(r->modules[i].name) == n &&
+		    strncmp(r->modules[i].name, file, n) == 0)
 			return &r->modules[i];
 	return NULL;
 }

@@ -23,8 +23,8 @@ void job_progress(struct job *j, const char *what)
 {
 	if (!j->o->progress)
 		return;
-	printf("%s %s for %s: %s\n", j->name, strna(j->source ? j->source->version : NULL),
-	       j->kver, what);
+	printf("%s %s for %s: %s\n", j->name,
+	       strna(j->source ? j->source->version : NULL), j->kver, what);
 	fflush(stdout);
 }
 
@@ -34,8 +34,11 @@ int job_set_state(struct job *j, enum job_state to, enum job_state stage,
 	bool failed = to == JOB_STATE_FAILED;
 	int r;
 
-	if (!job_state_transition_valid(j->state, to))
-		return log_error_errno(EINVAL, "Job %s of '%s' for '%s' cannot go from %s to %s.",
+	/* A failure names the stage it happened in; nothing else does. */
+	if (!job_state_transition_valid(j->state, to) ||
+	    (failed && !job_state_is_stage(stage)))
+		return log_error_errno(EINVAL,
+				       "Job %s of '%s' for '%s' cannot go from %s to %s.",
 				       j->id_text, j->name, j->kver,
 				       strna(job_state_to_string(j->state)),
 				       strna(job_state_to_string(to)));
@@ -49,7 +52,8 @@ int job_set_state(struct job *j, enum job_state to, enum job_state stage,
 		/* The same state again only adds a reason or the log path: no event. */
 		if (to != j->state)
 			log_full(event_level(),
-				 "event: job-state, job=%s, recipe=%s, kernel=%s, state=%s%s%s",
+				 "event: job-state, job=%s, recipe=%s, kernel=%s, "
+				 "state=%s%s%s",
 				 j->id_text, j->name, j->kver, job_state_to_string(to),
 				 failed ? ", stage=" : "",
 				 failed ? strempty(job_state_to_string(stage)) : "");
@@ -103,8 +107,9 @@ int job_finish(struct job *j, enum job_state st, const char *reason)
 
 int job_fail_at(struct job *j, enum job_state stage, int error, const char *reason)
 {
-	/* The build log tells more about a failed build, nothing about a failed download. */
-	const char *log = stage == JOB_STATE_BUILDING && j->log_written ? j->log_path : NULL;
+	/* The build log tells more about a failed build, nothing about a download. */
+	const char *log =
+		stage == JOB_STATE_BUILDING && j->log_written ? j->log_path : NULL;
 	_cleanup_free_ char *see = NULL;
 	int r;
 
@@ -148,8 +153,8 @@ int job_record_build(struct job *j, const char *build_key, const char *signer)
 
 	if (!j->db)
 		return 0;
-	r = db_job_set_build(j->db, j->id, j->source ? j->source->version : NULL, build_key,
-			     j->from_cache, signer);
+	r = db_job_set_build(j->db, j->id, j->source ? j->source->version : NULL,
+			     build_key, j->from_cache, signer);
 	if (r < 0)
 		return log_error_errno(r, "Failed to record job %s: %m", j->id_text);
 	return 0;

@@ -87,12 +87,14 @@ static int job_find(struct job *j)
 
 	if (!rcp) {
 		abandon_queued(j, "no such recipe");
-		return log_error_errno(ENOENT, "No recipe '%s'; see 'dm2 recipe list'.", j->name);
+		return log_error_errno(ENOENT, "No recipe '%s'; see 'dm2 recipe list'.",
+				       j->name);
 	}
 	r = kernel_find(j->ctx, j->kver, &j->kernel);
 	if (r == -ENOENT || r == -EINVAL) {
 		abandon_queued(j, "no such kernel");
-		return log_error_errno(ENOENT, "No kernel '%s' in '%s/lib/modules'.", j->kver,
+		return log_error_errno(ENOENT, "No kernel '%s' in '%s/lib/modules'.",
+				       j->kver,
 				       strcmp(j->ctx->root, "/") ? j->ctx->root : "");
 	}
 	if (r < 0)
@@ -104,21 +106,24 @@ static int job_find(struct job *j)
 				       rcp->path, j->kver);
 	r = recipe_content_hash(j->recipe, &content_hash);
 	if (r == -ESTALE)
-		return log_error_errno(r, "Recipe '%s' changed while it was read; run again.",
-				       j->recipe->path);
+		return log_error_errno(
+			r, "Recipe '%s' changed while it was read; run again.",
+			j->recipe->path);
 	if (r < 0)
-		return log_error_errno(r, "Failed to read recipe '%s': %m", j->recipe->path);
+		return log_error_errno(r, "Failed to read recipe '%s': %m",
+				       j->recipe->path);
 	if (!j->db)
 		return 0;
 
 	complete = kbw_kernel_complete(j->kernel, &why);
-	r = db_kernel_upsert(j->db, j->kver, complete ? kbw_kernel_identity(j->kernel) : NULL,
-			     kbw_kernel_arch(j->kernel), complete ? "complete" : "incomplete",
-			     complete ? NULL : why);
+	r = db_kernel_upsert(j->db, j->kver,
+			     complete ? kbw_kernel_identity(j->kernel) : NULL,
+			     kbw_kernel_arch(j->kernel),
+			     complete ? "complete" : "incomplete", complete ? NULL : why);
 	if (r >= 0)
 		r = db_recipe_upsert(j->db, j->recipe->name,
-				     recipe_origin_to_string(j->recipe->origin), j->recipe->path,
-				     content_hash);
+				     recipe_origin_to_string(j->recipe->origin),
+				     j->recipe->path, content_hash);
 	if (r < 0)
 		return log_error_errno(r, "Failed to write the state db: %m");
 	return 0;
@@ -137,17 +142,19 @@ static int job_lock(struct job *j, int *ret_fd)
 					       LOCK_KERNEL_TIMEOUT_USEC),
 			     ret_fd);
 		if (r < 0)
-			return log_error_errno(r, "Another dm2 is working on '%s' for '%s': %m",
-					       j->name, j->kver);
+			return log_error_errno(
+				r, "Another dm2 is working on '%s' for '%s': %m", j->name,
+				j->kver);
 		return 0;
 	}
 	name = strjoin("build-", j->kver, "@", j->name);
 	if (!name)
 		return log_oom();
-	r = lock_acquire(j->ctx, name, lock_timeout_usec(LOCK_KERNEL_TIMEOUT_USEC), ret_fd);
+	r = lock_acquire(j->ctx, name, lock_timeout_usec(LOCK_KERNEL_TIMEOUT_USEC),
+			 ret_fd);
 	if (r < 0)
-		return log_error_errno(r, "Another build of '%s' for %s is running: %m", j->name,
-				       j->kver);
+		return log_error_errno(r, "Another build of '%s' for %s is running: %m",
+				       j->name, j->kver);
 	return 0;
 }
 
@@ -170,7 +177,8 @@ static int job_open(struct job *j)
 
 	r = db_job_enqueue(j->db, j->name, j->kver, &j->id);
 	if (r < 0)
-		return log_error_errno(r, "Failed to queue '%s' for '%s': %m", j->name, j->kver);
+		return log_error_errno(r, "Failed to queue '%s' for '%s': %m", j->name,
+				       j->kver);
 	job_set_id(j, j->id);
 	r = db_job_get(j->db, j->id, &cur);
 	if (r < 0)
@@ -187,9 +195,10 @@ static int job_result_take(struct job *j, struct job_result *ret)
 {
 	struct job_result *res = &j->res;
 	/* A job that compiled and got through names the log of its build. */
-	bool built = j->log_written &&
-		     (res->state == JOB_STATE_INSTALLED || res->state == JOB_STATE_BUILT ||
-		      (j->o->batch && res->state == JOB_STATE_INSTALLING));
+	bool built =
+		j->log_written &&
+		(res->state == JOB_STATE_INSTALLED || res->state == JOB_STATE_BUILT ||
+		 (j->o->batch && res->state == JOB_STATE_INSTALLING));
 
 	res->id = j->id;
 	res->from_cache = j->from_cache;

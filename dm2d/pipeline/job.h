@@ -52,11 +52,11 @@ typedef char *(*job_conflict_fn)(struct dm2_context *ctx, const char *path);
 
 struct job_options {
 	struct job_batch *batch; /* NULL: every job runs depmod itself */
-	bool force;		 /* ignore the cache: always compile (the result is stored) */
-	bool progress;		 /* print "NAME VER for KVER: stage..." lines on stdout */
-	bool build_only;	 /* dm2 build: stop after the build, record nothing (d is
-				  * NULL), keep the work directory */
-	const char *version;	 /* build_only: this source version instead of the plan's */
+	bool force;	     /* ignore the cache: always compile (the result is stored) */
+	bool progress;	     /* print "NAME VER for KVER: stage..." lines on stdout */
+	bool build_only;     /* dm2 build: stop after the build, record nothing (d is
+			      * NULL), keep the work directory */
+	const char *version; /* build_only: this source version instead of the plan's */
 	const struct recipe_set *recipes; /* NULL: load with recipe_set_load() */
 	job_conflict_fn explain_conflict; /* NULL: "'PATH' exists and was not installed by
 					   * dm2" */
@@ -74,8 +74,9 @@ struct job_result {
 	char *reason; /* failed/skipped/waiting: one line */
 	char *log_path;
 	char *signer;
-	struct kbw_build_result *build; /* build_only: what the build produced, once it ran
-					 * (its modules are in the kept work directory) */
+	/* build_only: what the build produced, once it ran (its modules are in the kept
+	 * work directory). */
+	struct kbw_build_result *build;
 };
 void job_result_done(struct job_result *r);
 

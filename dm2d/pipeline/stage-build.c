@@ -35,8 +35,8 @@ void job_stop_handlers_install(void)
 		return;
 	done = true;
 	for (size_t i = 0; i < ELEMENTSOF(sigs); i++) {
-		struct sigaction old, sa = {.sa_handler = on_stop_signal,
-					    .sa_flags = SA_RESTART};
+		struct sigaction old,
+			sa = {.sa_handler = on_stop_signal, .sa_flags = SA_RESTART};
 
 		/* A signal the caller ignores (nohup, background jobs) stays ignored. */
 		if (sigaction(sigs[i], NULL, &old) < 0 || old.sa_handler == SIG_IGN)
@@ -83,8 +83,8 @@ int stage_build(struct job *j)
 		return log_error_errno(r, "Failed to create '%s': %m", log_dir);
 
 	in_build = 1;
-	r = builder_build(j->ctx, j->recipe, j->kernel, j->src_dir, j->build_dir, j->log_path,
-			  j->needs_symvers, &j->build);
+	r = builder_build(j->ctx, j->recipe, j->kernel, j->src_dir, j->build_dir,
+			  j->log_path, j->needs_symvers, &j->build);
 	in_build = 0;
 	j->log_written = true;
 	if (interrupted)

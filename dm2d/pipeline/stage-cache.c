@@ -36,7 +36,8 @@ static char *build_rules_text(const struct recipe *r)
 		mods = n;
 	}
 	return strjoin("subdir=", strempty(r->subdir), "\nmodules=", strempty(mods),
-		       "make_vars=", strempty(vars), "\ncommand=", strempty(r->make_command),
+		       "make_vars=", strempty(vars),
+		       "\ncommand=", strempty(r->make_command),
 		       "\ncontent=", strempty(r->content_hash), "\n");
 }
 
@@ -68,9 +69,10 @@ static int open_cache(struct dm2_context *ctx, struct cache **ret)
 	index = path_join(dir, "index.db");
 	if (!index)
 		return -ENOMEM;
-	/* Two jobs starting together on a fresh cache: SQLite refuses the second one's switch
-	 * of the new index to WAL with SQLITE_BUSY at once (no busy handler runs for it), so
-	 * cache_open() fails with -EBUSY although waiting a moment is all it takes. */
+	/* Two jobs starting together on a fresh cache: SQLite refuses the second one's
+	 * switch of the new index to WAL with SQLITE_BUSY at once (no busy handler runs
+	 * for it), so cache_open() fails with -EBUSY although waiting a moment is all it
+	 * takes. */
 	for (uint64_t deadline = now_mono_usec() + CACHE_OPEN_TIMEOUT_USEC;;) {
 		int r = cache_open(dir, index, ret);
 
@@ -122,14 +124,15 @@ static void cache_keep(struct job *j, char **paths, char **names, const char *sy
 
 	r = cache_store(j->cache, j->key, paths, names, symvers);
 	if (r < 0) {
-		log_warning_errno(r, "Failed to store '%s' in the build cache, ignoring: %m",
+		log_warning_errno(r,
+				  "Failed to store '%s' in the build cache, ignoring: %m",
 				  j->key);
 		return;
 	}
 	if (url && j->ctx->config->remote_push &&
 	    cache_remote_push(j->cache, url, j->key, &ro, &why) < 0)
-		log_warning("Pushing '%s' to the remote cache failed: %s, ignoring.", j->key,
-			    strna(why));
+		log_warning("Pushing '%s' to the remote cache failed: %s, ignoring.",
+			    j->key, strna(why));
 }
 
 int stage_cache_lookup(struct job *j)
@@ -139,14 +142,16 @@ int stage_cache_lookup(struct job *j)
 
 	r = build_key(j);
 	if (r < 0)
-		return log_error_errno(r, "Failed to compute the build key of '%s': %m", j->name);
+		return log_error_errno(r, "Failed to compute the build key of '%s': %m",
+				       j->name);
 	r = open_cache(j->ctx, &j->cache);
 	if (r < 0)
 		return log_error_errno(r, "Failed to open the build cache: %m");
 	if (!j->o->force) {
 		r = cache_find(j, &e);
 		if (r < 0 && r != -ENOENT)
-			log_warning_errno(r, "Cache lookup of '%s' failed, building: %m", j->key);
+			log_warning_errno(r, "Cache lookup of '%s' failed, building: %m",
+					  j->key);
 	}
 	j->from_cache = e != NULL;
 	r = job_record_build(j, j->key, NULL);

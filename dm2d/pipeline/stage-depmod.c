@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The depmod stage: `depmod -a` for the kernel once its modules are in place (install.c),
- * still under the kernel lock. The jobs of a batch share one depmod, job_batch_finish(). */
+ * still under the kernel lock. The jobs of a batch share one, job_batch_finish(). */
 #include <inttypes.h>
 
 #include "core/lock.h"
@@ -72,7 +72,8 @@ int job_batch_finish(struct dm2_context *ctx, struct db *d, const char *kver,
 		struct job t = {.ctx = ctx, .db = d, .o = &none, .kver = kver};
 
 		/* Listed twice (a Needs= recipe named again), or run again since. */
-		if (db_job_get(d, b->ids[i], &row) < 0 || row.state != JOB_STATE_INSTALLING) {
+		if (db_job_get(d, b->ids[i], &row) < 0 ||
+		    row.state != JOB_STATE_INSTALLING) {
 			db_job_done(&row);
 			continue;
 		}
@@ -81,7 +82,8 @@ int job_batch_finish(struct dm2_context *ctx, struct db *d, const char *kver,
 		t.state = row.state;
 		snprintf(t.id_text, sizeof(t.id_text), "%" PRIi64, row.id);
 		(void) job_set_state(&t, r < 0 ? JOB_STATE_FAILED : JOB_STATE_INSTALLED,
-				     JOB_STATE_INSTALLING, r < 0 ? strna(why) : NULL, NULL);
+				     JOB_STATE_INSTALLING, r < 0 ? strna(why) : NULL,
+				     NULL);
 		db_job_done(&row);
 	}
 	job_batch_done(b);

@@ -9,7 +9,8 @@
 
 /* Where module m goes: DestDir= (else the recipe's Directory=) and DestName= (else its
  * own name), with the kernel's compression suffix. */
-static char *install_name(const struct job *j, const struct job_module *m, const char **ret_dir)
+static char *install_name(const struct job *j, const struct job_module *m,
+			  const char **ret_dir)
 {
 	const char *suffix = kbw_compression_suffix(kbw_kernel_compression(j->kernel));
 	const struct recipe_module *rm = m->rm;
@@ -28,7 +29,8 @@ static int fail_conflict(struct job *j, const char *conflict)
 	if (conflict && j->o->explain_conflict)
 		why = j->o->explain_conflict(j->ctx, conflict);
 	if (!why)
-		why = strjoin("'", strna(conflict), "' exists and was not installed by dm2");
+		why = strjoin("'", strna(conflict),
+			      "' exists and was not installed by dm2");
 	if (!why)
 		return log_oom();
 	return job_fail(j, -EEXIST, why);
@@ -58,7 +60,8 @@ static int install(struct job *j, struct install_item *items, char **names)
 		return job_fail(j, r,
 				r == -EBUSY ? "timed out waiting for the kernel lock"
 					    : "cannot take the kernel lock");
-	r = install_files(j->ctx, j->db, j->name, j->kver, items, j->n_modules, &conflict);
+	r = install_files(j->ctx, j->db, j->name, j->kver, items, j->n_modules,
+			  &conflict);
 	if (r == -EEXIST)
 		return fail_conflict(j, conflict);
 	if (r < 0)

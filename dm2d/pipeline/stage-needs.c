@@ -50,7 +50,8 @@ static int need_install(struct job *j, const char *need)
 		/* A loop of Needs= is bad input, found before anything is built. */
 		return job_fail_at(j, JOB_STATE_FETCHING, -EINVAL, strna(m));
 	}
-	r = job_run_nested(j->ctx, j->db, j->set, need, j->kver, j->o, j->depth + 1, &sub);
+	r = job_run_nested(j->ctx, j->db, j->set, need, j->kver, j->o, j->depth + 1,
+			   &sub);
 	log_set_context(j->name, j->kver, j->id_text);
 	ok = r >= 0 && (sub.state == JOB_STATE_INSTALLED ||
 			(j->o->batch && sub.state == JOB_STATE_INSTALLING));
@@ -68,8 +69,8 @@ static int need_symvers(struct job *j, const char *need)
 	int r;
 
 	r = need_installed(j, need, &cur);
-	if (r == -ENOENT ||
-	    (r >= 0 && (!cur.build_key || cache_lookup(j->cache, cur.build_key, &e) < 0))) {
+	if (r == -ENOENT || (r >= 0 && (!cur.build_key ||
+					cache_lookup(j->cache, cur.build_key, &e) < 0))) {
 		db_job_done(&cur);
 		r = need_install(j, need);
 		if (r != 0)

@@ -19,14 +19,17 @@ int stage_plan(struct job *j)
 
 	r = plan_recipe(j->recipe, j->kernel, j->ctx->config->allow_non_gpl, &j->plan);
 	if (r < 0)
-		return log_error_errno(r, "Failed to plan '%s' for '%s': %m", j->name, j->kver);
+		return log_error_errno(r, "Failed to plan '%s' for '%s': %m", j->name,
+				       j->kver);
 	if (!j->plan.applicable)
-		return job_finish(j, JOB_STATE_SKIPPED, j->plan.skip_reason ?: "not applicable");
+		return job_finish(j, JOB_STATE_SKIPPED,
+				  j->plan.skip_reason ?: "not applicable");
 	j->source = j->plan.source;
 	if (j->o->version) {
 		j->source = recipe_find_source(j->recipe, j->o->version);
 		if (!j->source)
-			return log_error_errno(ENOENT, "Recipe '%s' has no source version '%s'.",
+			return log_error_errno(ENOENT,
+					       "Recipe '%s' has no source version '%s'.",
 					       j->name, j->o->version);
 	}
 	return job_record_build(j, NULL, NULL);

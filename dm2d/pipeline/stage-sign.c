@@ -21,7 +21,8 @@ static int load_key(struct job *j, struct sign_key **ret)
 	if (r >= 0)
 		r = sign_key_load(key_path, cert_path, ret);
 	if (r < 0)
-		return job_failf(j, r, "cannot load the signing key '%s': %m", strna(key_path));
+		return job_failf(j, r, "cannot load the signing key '%s': %m",
+				 strna(key_path));
 	if (free_and_strdup(&j->signer, sign_key_signer(*ret)) < 0)
 		return log_oom();
 	return 0;
@@ -44,7 +45,8 @@ int stage_sign(struct job *j)
 
 		r = module_sign(key, hash, m->data, m->size, &out, &out_size);
 		if (r < 0)
-			return job_failf(j, r, "signing '%s' with %s failed: %m", m->name, hash);
+			return job_failf(j, r, "signing '%s' with %s failed: %m", m->name,
+					 hash);
 		free(m->data);
 		m->data = out;
 		m->size = out_size;

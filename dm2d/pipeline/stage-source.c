@@ -51,8 +51,8 @@ int stage_source(struct job *j)
 	r = job_work_dir(j);
 	if (r < 0)
 		return r;
-	r = source_prepare(j->ctx, j->recipe, j->source, j->kver, j->src_dir, &j->content_id,
-			   &reason);
+	r = source_prepare(j->ctx, j->recipe, j->source, j->kver, j->src_dir,
+			   &j->content_id, &reason);
 	if (r < 0)
 		return job_fail(j, r, reason ?: "preparing the sources failed");
 	return 0;

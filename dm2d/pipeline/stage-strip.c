@@ -18,8 +18,8 @@
  * wait status. */
 static int run_strip(struct job *j, const char *tool, const char *abs, int *ret_status)
 {
-	static const char *const envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", "LC_ALL=C",
-					   NULL};
+	static const char *const envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin",
+					   "LC_ALL=C", NULL};
 	pid_t pid;
 
 	pid = fork();
@@ -34,7 +34,8 @@ static int run_strip(struct job *j, const char *tool, const char *abs, int *ret_
 			(void) dup2(null, STDOUT_FILENO);
 		}
 		(void) dup2(log >= 0 ? log : null, STDERR_FILENO);
-		execvpe(tool, (char *const[]){(char *) tool, (char *) "-g", (char *) abs, NULL},
+		execvpe(tool,
+			(char *const[]){(char *) tool, (char *) "-g", (char *) abs, NULL},
 			(char *const *) envp);
 		_exit(127);
 	}
@@ -48,7 +49,8 @@ static int fail_strip(struct job *j, const struct job_module *m, const char *too
 		      int status)
 {
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
-		return job_failf(j, -ENOENT, "'%s' not found (install %s) or set Strip=no", tool,
+		return job_failf(j, -ENOENT,
+				 "'%s' not found (install %s) or set Strip=no", tool,
 				 streq(tool, "strip") ? "binutils" : "llvm");
 	return job_failf(j, -EPROTO, "'%s -g %s' failed (%s %d)", tool, m->name,
 			 WIFEXITED(status) ? "exit status" : "signal",
@@ -90,7 +92,8 @@ static int strip_module(struct job *j, struct job_module *m)
 int stage_strip(struct job *j)
 {
 	for (size_t i = 0; i < j->n_modules; i++) {
-		/* A built module the recipe does not list keeps the default, Strip=yes. */
+		/* A built module the recipe does not list keeps the default, Strip=yes.
+		 */
 		int r = !j->modules[i].rm || j->modules[i].rm->strip
 				? strip_module(j, &j->modules[i])
 				: 0;
