@@ -241,8 +241,8 @@ static void test_url_source(void **state)
 			    "'evil.tar.gz': entry 'proj/../../dm2evilsrc-dotdot': path "
 			    "escapes the source tree");
 	assert_int_equal(faccessat(t->fd, "src", F_OK, AT_SYMLINK_NOFOLLOW), -1);
-	assert_int_equal(source_error_to_exit_code(-EBADMSG), EXIT_BAD_INPUT);
-	assert_int_equal(source_error_to_exit_code(-EUCLEAN), EXIT_FETCH_FAILED);
+	assert_int_equal(exit_code_from_source_error(-EBADMSG), EXIT_BAD_INPUT);
+	assert_int_equal(exit_code_from_source_error(-EUCLEAN), EXIT_FETCH_FAILED);
 }
 
 /* dm2 fetch NAME: exits 0, 4 (unknown recipe), 6 (verify failure), 3 (bad archive). */

@@ -15,7 +15,6 @@ void status_rows_free(struct status_row *rows, size_t n)
 		free(s->version);
 		free(s->kernel);
 		free(s->arch);
-		free(s->state);
 		free(s->stage);
 		free(s->reason);
 		free(s->signer);
@@ -85,7 +84,7 @@ static int install_dir_of(const char *kver, char **files, char **ret)
 	"j.kernel)"                                                                      \
 	" AND (?1 IS NULL OR j.recipe = ?1) AND (?2 IS NULL OR j.kernel = ?2)"           \
 	" UNION ALL"                                                                     \
-	" SELECT r.name, NULL, k.release, k.arch, 'not-built', NULL, NULL, NULL, 0, 0, " \
+	" SELECT r.name, NULL, k.release, k.arch, NULL, NULL, NULL, NULL, 0, 0, "        \
 	"NULL,"                                                                          \
 	" NULL, NULL, NULL, NULL, 0"                                                     \
 	" FROM recipes r CROSS JOIN kernels k WHERE k.state = 'complete'"                \
@@ -93,6 +92,19 @@ static int install_dir_of(const char *kver, char **files, char **ret)
 	"k.release)"                                                                     \
 	" AND (?1 IS NULL OR r.name = ?1) AND (?2 IS NULL OR k.release = ?2)"            \
 	" ORDER BY 1, 3"
+
+/* The state column: a job_state string, or NULL for a pair without a job (a row of the
+ * second SELECT). A state this dm2 does not know (a newer dm2 wrote it) is bad input. */
+static int state_col(sqlite3_stmt *st, int i, struct status_row *s)
+{
+	const char *t = (const char *) sqlite3_column_text(st, i);
+
+	s->not_built = !t;
+	if (s->not_built)
+		return 0;
+	s->state = job_state_from_string(t);
+	return s->state < 0 ? -EBADMSG : 0;
+}
 
 static int row_from(sqlite3_stmt *st, struct status_row *s)
 {
@@ -104,12 +116,13 @@ static int row_from(sqlite3_stmt *st, struct status_row *s)
 	};
 	if (dup_col(st, 0, &s->name) < 0 || dup_col(st, 1, &s->version) < 0 ||
 	    dup_col(st, 2, &s->kernel) < 0 || dup_col(st, 3, &s->arch) < 0 ||
-	    dup_col(st, 4, &s->state) < 0 || dup_col(st, 5, &s->stage) < 0 ||
-	    dup_col(st, 6, &s->reason) < 0 || dup_col(st, 7, &s->signer) < 0 ||
-	    dup_col(st, 10, &s->log_path) < 0 || split_col(st, 11, &s->files) < 0 ||
-	    split_col(st, 12, &s->overrides) < 0 ||
+	    dup_col(st, 5, &s->stage) < 0 || dup_col(st, 6, &s->reason) < 0 ||
+	    dup_col(st, 7, &s->signer) < 0 || dup_col(st, 10, &s->log_path) < 0 ||
+	    split_col(st, 11, &s->files) < 0 || split_col(st, 12, &s->overrides) < 0 ||
 	    dup_col(st, 13, &s->installed_version) < 0)
 		r = -ENOMEM;
+	if (r >= 0)
+		r = state_col(st, 4, s);
 	if (r >= 0 && s->files && !s->installed_version && s->version)
 		r = free_and_strdup(&s->installed_version, s->version);
 	if (r >= 0)
@@ -163,21 +176,48 @@ int status_collect(struct db *d, const char *name, const char *kver,
 	return 0;
 }
 
+const char *status_state_name(const struct status_row *s)
+{
+	return s->not_built ? "not-built" : job_state_to_string(s->state);
+}
+
 char *status_state_text(const struct status_row *s)
 {
-	if (streq(s->state, "failed")) {
-		_cleanup_free_ char *kept = NULL;
+	_cleanup_free_ char *kept = NULL;
 
+	if (s->not_built)
+		return strdup("not built");
+	switch (s->state) {
+	case JOB_STATE_FAILED:
 		if (s->installed_version)
 			kept = strjoin(" (", s->installed_version, " still installed)");
 		return strjoin("failed at ", strna(s->stage), ": ", strna(s->reason),
 			       strempty(kept));
+	case JOB_STATE_SKIPPED:
+	case JOB_STATE_WAITING:
+		return strjoin(job_state_to_string(s->state), ": ", strna(s->reason));
+	case JOB_STATE_QUEUED:
+	case JOB_STATE_FETCHING:
+	case JOB_STATE_BUILDING:
+	case JOB_STATE_SIGNING:
+	case JOB_STATE_INSTALLING:
+	case JOB_STATE_INSTALLED:
+	case JOB_STATE_BUILT:
+	case _JOB_STATE_MAX:
+	case _JOB_STATE_INVALID:
+		break;
 	}
-	if (streq(s->state, "skipped") || streq(s->state, "waiting"))
-		return strjoin(s->state, ": ", strna(s->reason));
-	if (streq(s->state, "not-built"))
-		return strdup("not built");
-	return strdup(s->state);
+	return strdup(strna(job_state_to_string(s->state)));
+}
+
+/* ORIGIN: whether the module was built or came from the cache; nothing was for a job
+ * that did not get that far. */
+static const char *origin_text(const struct status_row *s)
+{
+	if (s->not_built || s->state == JOB_STATE_SKIPPED ||
+	    s->state == JOB_STATE_WAITING)
+		return "-";
+	return s->from_cache ? "cache" : "built";
 }
 
 static void format_when(uint64_t usec, char *buf, size_t n)
@@ -214,10 +254,7 @@ void status_print_table(FILE *f, const struct status_row *rows, size_t n)
 		fprintf(f, "%-*s  %-*s  %-*s  %-*s  %-*s  %-6s  %-19s  %-12s  %s%s%s%s\n", w_name,
 			s->name, w_ver, s->version ?: s->installed_version ?: "-", w_kernel,
 			s->kernel, w_arch, s->arch ?: "-", w_signer, s->signer ?: "-",
-			streq(s->state, "not-built") || streq(s->state, "skipped") ||
-					streq(s->state, "waiting")
-				? "-"
-				: (s->from_cache ? "cache" : "built"),
+			origin_text(s),
 			when, s->install_dir ?: "-", strna(state), ov ? " (overrides in-tree " : "",
 			strempty(ov), ov ? ")" : "");
 	}
@@ -261,7 +298,7 @@ void status_print_json(FILE *f, const struct status_row *rows, size_t n)
 		fputs(",\"arch\":", f);
 		json_write_string(f, s->arch);
 		fputs(",\"state\":", f);
-		json_write_string(f, s->state);
+		json_write_string(f, status_state_name(s));
 		fputs(",\"stage\":", f);
 		json_write_string(f, s->stage);
 		fputs(",\"reason\":", f);

@@ -18,7 +18,8 @@ struct status_row {
 	char *version; /* of the current job */
 	char *kernel;
 	char *arch;
-	char *state; /* job_state string or "not-built" */
+	enum job_state state; /* of the current job; meaningless when not_built */
+	bool not_built;	      /* no job yet for this recipe x kernel */
 	char *stage; /* failed: where */
 	char *reason;
 	char *signer;
@@ -40,6 +41,8 @@ void status_rows_free(struct status_row *rows, size_t n);
 void status_print_table(FILE *f, const struct status_row *rows, size_t n);
 /* {"version":1,"modules":[...]}: the schema documented in dm2(1). */
 void status_print_json(FILE *f, const struct status_row *rows, size_t n);
+/* The state as the JSON output names it: job_state_to_string(), or "not-built". */
+const char *status_state_name(const struct status_row *row);
 /* One-line state text: "installed", "failed at building: REASON", "skipped: REASON", ...
  */
 char *status_state_text(const struct status_row *row);

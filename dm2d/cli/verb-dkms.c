@@ -528,7 +528,7 @@ static int takeover_run(struct dm2_context *ctx, struct cli *cli,
 			       res.restored ? "DKMS' files are back in place"
 					    : "DKMS' files could NOT all be restored");
 			if (ret == EXIT_OK)
-				ret = res.exit_code ?: EXIT_FAILURE_GENERIC;
+				ret = exit_code_from_job(res.state, res.stage, res.error);
 		}
 	}
 	return ret;

@@ -121,7 +121,7 @@ int verb_fetch(int argc, char *argv[], struct cli *cli)
 		r = gittree_hash_dir(AT_FDCWD, s->path, tree);
 		if (r < 0) {
 			log_error_errno(r, "Path '%s' of '%s': %m", s->path, rcp->name);
-			return source_error_to_exit_code(r == -ENOENT ? r : -EBADMSG);
+			return exit_code_from_source_error(r == -ENOENT ? r : -EBADMSG);
 		}
 		if (s->git_tree && !streq(tree, s->git_tree)) {
 			log_error("Path '%s': GitTree mismatch: expected %s, got %s",
@@ -150,7 +150,7 @@ int verb_fetch(int argc, char *argv[], struct cli *cli)
 				log_error("%s", reason);
 			else
 				log_error_errno(r, "Failed to check '%s': %m", path);
-			return source_error_to_exit_code(r);
+			return exit_code_from_source_error(r);
 		}
 		if (!s->sha256 && !s->git_tree)
 			log_warning("Recipe '%s' version '%s' has neither SHA256= nor "

@@ -9,6 +9,7 @@
 #include "control/control.h"
 #include "core/db.h"
 #include "pipeline/install.h"
+#include "pipeline/dkms-takeover.h"
 #include "pipeline/job.h"
 #include "core/kernels.h"
 #include "core/lock.h"
@@ -85,7 +86,25 @@ static int depmod_locked(struct dm2_context *ctx, const char *kver, char **ret_r
 	return install_depmod(ctx, kver, ret_reason);
 }
 
-int verb_install(int argc, char *argv[], struct cli *cli)
+struct install_args {
+	char **names;
+	char **kvers;
+	bool no_depmod;
+	bool force;
+};
+
+static void install_args_done(struct install_args *a)
+{
+	strv_free(a->names);
+	strv_free(a->kvers);
+}
+
+#define INSTALL_USAGE                                                                    \
+	"dm2 install NAME... {-k KVER | --all-kernels} [--no-depmod] [--force]"
+
+/* EXIT_OK to go on, or the exit code (usage printed, bad command line). *all: every
+ * kernel, to be listed. */
+static int install_parse(int argc, char *argv[], struct install_args *a, bool *all)
 {
 	static const struct option options[] = {
 		{"kernel", required_argument, NULL, 'k'},
@@ -95,34 +114,26 @@ int verb_install(int argc, char *argv[], struct cli *cli)
 		{"help", no_argument, NULL, 'h'},
 		{},
 	};
-	_cleanup_(recipe_set_freep) struct recipe_set *set = NULL;
-	_cleanup_(db_closep) struct db *d = NULL;
-	_cleanup_strv_free_ char **kvers = NULL;
-	struct dm2_context *ctx;
-	struct job_options o = {};
-	bool all = false, no_depmod = false;
-	int c, r, exit_code = EXIT_OK;
+	int c;
 
 	while ((c = getopt_long(argc, argv, "k:h", options, NULL)) >= 0)
 		switch (c) {
 		case 'k':
-			if (strv_extend(&kvers, optarg) < 0)
+			if (strv_extend(&a->kvers, optarg) < 0)
 				return log_oom(), EXIT_FAILURE_GENERIC;
 			break;
 		case 'a':
-			all = true;
+			*all = true;
 			break;
 		case 'N':
-			no_depmod = true;
+			a->no_depmod = true;
 			break;
 		case 'f':
-			o.force = true;
+			a->force = true;
 			break;
 		case 'h':
-			printf("Usage: dm2 install NAME... {-k KVER | --all-kernels} "
-			       "[--no-depmod] "
-			       "[--force]\n");
-			return EXIT_OK;
+			printf("Usage: " INSTALL_USAGE "\n");
+			return -1;
 		default:
 			return EXIT_USAGE;
 		}
@@ -130,67 +141,136 @@ int verb_install(int argc, char *argv[], struct cli *cli)
 		log_error("'dm2 install' needs at least one recipe name.");
 		return EXIT_USAGE;
 	}
-	if (!kvers == !all) {
+	if (!a->kvers == !*all) {
 		log_error("'dm2 install' needs either -k KVER or --all-kernels.");
 		return EXIT_USAGE;
 	}
+	for (int i = optind; i < argc; i++)
+		if (strv_extend(&a->names, argv[i]) < 0)
+			return log_oom(), EXIT_FAILURE_GENERIC;
+	return EXIT_OK;
+}
 
+static int all_kernels(struct dm2_context *ctx, char ***kvers)
+{
+	struct kbw_kernel **ks = NULL;
+	size_t n = 0;
+	int r;
+
+	r = kernels_list(ctx, &ks, &n);
+	if (r < 0) {
+		log_error_errno(r, "Failed to list kernels in '%s/lib/modules': %m",
+				ctx->root);
+		return cli_exit_code_from_errno(r);
+	}
+	for (size_t i = 0; i < n && r >= 0; i++)
+		r = strv_extend(kvers, kbw_kernel_release(ks[i]));
+	kernels_free(ks, n);
+	if (r < 0)
+		return log_oom(), EXIT_FAILURE_GENERIC;
+	if (!*kvers) {
+		log_error("No kernels in '%s/lib/modules'.", ctx->root);
+		return EXIT_NOT_FOUND;
+	}
+	return EXIT_OK;
+}
+
+/* A running dm2d does the work (it owns the queue, and its jobs for the same recipe x
+ * kernel would otherwise wait for our locks); its children set DM2_NO_FORWARD. Returns
+ * -1 when there is no daemon: run the engine here. */
+static int install_forward(struct dm2_context *ctx, const struct install_args *a)
+{
+	int exit_code = EXIT_OK, forwarded = 0;
+
+	STRV_FOREACH(k, a->kvers)
+	{
+		int code, r;
+
+		r = control_try_forward(ctx, a->names, *k, 0, &code);
+		if (r == -ENOENT && forwarded == 0)
+			return -1;
+		if (r < 0) {
+			log_error_errno(r, "Talking to dm2d about '%s' failed: %m", *k);
+			code = EXIT_FAILURE_GENERIC;
+		}
+		forwarded++;
+		if (code != EXIT_OK && exit_code == EXIT_OK)
+			exit_code = code;
+	}
+	return exit_code;
+}
+
+/* Every recipe for one kernel, then its one depmod. Returns the first failure's exit
+ * code, or -1 when a signal interrupted a build. */
+static int install_kernel(struct cli *cli, struct dm2_context *ctx, struct db *d,
+			  const struct install_args *a, struct job_options *o,
+			  const char *kver)
+{
+	_cleanup_(job_batch_done) struct job_batch batch = {};
+	int exit_code = EXIT_OK, r;
+
+	o->batch = &batch;
+	STRV_FOREACH(name, a->names)
+	{
+		struct job_result res = {};
+		int code;
+
+		r = job_run(ctx, d, *name, kver, o, &res);
+		if (job_interrupted()) {
+			job_result_done(&res);
+			return -1;
+		}
+		code = r < 0 ? cli_exit_code_from_errno(r)
+			     : exit_code_from_job(res.state, res.stage, res.error);
+		/* With the batch, installed means installing until depmod below. */
+		if (r >= 0 && res.state == JOB_STATE_INSTALLING) {
+			code = EXIT_OK;
+			if (!o->progress && cli->verbosity >= 0)
+				printf("%s %s for %s: installed (%s%s%s)\n", *name,
+				       strna(res.version), kver,
+				       res.from_cache ? "from cache" : "built",
+				       res.signer ? ", signed by " : ", unsigned",
+				       strempty(res.signer));
+		}
+		if (code != EXIT_OK && exit_code == EXIT_OK)
+			exit_code = code;
+		job_result_done(&res);
+	}
+	o->batch = NULL;
+	r = job_batch_finish(ctx, d, kver, &batch, !a->no_depmod);
+	if (r < 0 && exit_code == EXIT_OK)
+		exit_code = exit_code_from_job(JOB_STATE_FAILED, JOB_STATE_INSTALLING, r);
+	return exit_code;
+}
+
+int verb_install(int argc, char *argv[], struct cli *cli)
+{
+	_cleanup_(install_args_done) struct install_args a = {};
+	_cleanup_(recipe_set_freep) struct recipe_set *set = NULL;
+	_cleanup_(db_closep) struct db *d = NULL;
+	struct dm2_context *ctx;
+	int exit_code = EXIT_OK, r;
+	bool all = false;
+
+	r = install_parse(argc, argv, &a, &all);
+	if (r != EXIT_OK)
+		return r < 0 ? EXIT_OK : r;
 	r = cli_context(cli, &ctx);
 	if (r < 0)
 		return cli_exit_code_from_errno(r);
 	r = need_root(ctx);
 	if (r != 0)
 		return r;
-
 	if (all) {
-		struct kbw_kernel **ks = NULL;
-		size_t n = 0;
-
-		r = kernels_list(ctx, &ks, &n);
-		if (r < 0) {
-			log_error_errno(r,
-					"Failed to list kernels in '%s/lib/modules': %m",
-					ctx->root);
-			return cli_exit_code_from_errno(r);
-		}
-		for (size_t i = 0; i < n && r >= 0; i++)
-			r = strv_extend(&kvers, kbw_kernel_release(ks[i]));
-		kernels_free(ks, n);
-		if (r < 0)
-			return log_oom(), EXIT_FAILURE_GENERIC;
-		if (!kvers) {
-			log_error("No kernels in '%s/lib/modules'.", ctx->root);
-			return EXIT_NOT_FOUND;
-		}
+		r = all_kernels(ctx, &a.kvers);
+		if (r != EXIT_OK)
+			return r;
 	}
-
-	/* A running dm2d does the work (it owns the queue, and its jobs for the same recipe x
-	 * kernel would otherwise wait for our locks); its children set DM2_NO_FORWARD. The
-	 * daemon has no --force, so a forced install always runs here. */
-	if (!o.force) {
-		_cleanup_strv_free_ char **names = NULL;
-		int forwarded = 0;
-
-		for (int i = optind; i < argc; i++)
-			if (strv_extend(&names, argv[i]) < 0)
-				return log_oom(), EXIT_FAILURE_GENERIC;
-		STRV_FOREACH(k, kvers)
-		{
-			int code;
-
-			r = control_try_forward(ctx, names, *k, 0, &code);
-			if (r == -ENOENT && forwarded == 0)
-				break; /* no daemon: run the engine ourselves */
-			if (r < 0) {
-				log_error_errno(r, "Talking to dm2d about '%s' failed: %m", *k);
-				code = EXIT_FAILURE_GENERIC;
-			}
-			forwarded++;
-			if (code != EXIT_OK && exit_code == EXIT_OK)
-				exit_code = code;
-		}
-		if (forwarded > 0)
-			return exit_code;
+	/* The daemon has no --force, so a forced install always runs here. */
+	if (!a.force) {
+		r = install_forward(ctx, &a);
+		if (r >= 0)
+			return r;
 	}
 
 	r = recipe_set_load(ctx, on_recipe_diag, NULL, &set);
@@ -199,82 +279,33 @@ int verb_install(int argc, char *argv[], struct cli *cli)
 		return cli_exit_code_from_errno(r);
 	}
 	/* An unknown recipe fails in job_run(), which also closes a job queued for it. */
-
 	r = open_db_writable(ctx, &d);
 	if (r < 0)
 		return cli_exit_code_from_errno(r);
 
-	/* depmod runs once per kernel after the whole batch, not once per module. */
-	o.no_depmod = true;
-	o.progress = cli->tty && cli->verbosity >= 0;
-	o.recipes = set;
-
-	STRV_FOREACH(k, kvers)
+	struct job_options o = {
+		.force = a.force,
+		.progress = cli->tty && cli->verbosity >= 0,
+		.recipes = set,
+		/* A file DKMS installed is named as such, with the way out. */
+		.explain_conflict = dkms_explain_conflict,
+	};
+	STRV_FOREACH(k, a.kvers)
 	{
-		_cleanup_free_ int64_t *installed = NULL;
-		_cleanup_free_ char *reason = NULL;
-		size_t n_installed = 0;
+		int code = install_kernel(cli, ctx, d, &a, &o, *k);
 
-		for (int i = optind; i < argc; i++) {
-			struct job_result res = {};
+		if (code < 0) {
+			/* The build was killed: die of the signal as the caller asked
+			 * (dm2d puts the job back in its queue). */
+			int sig = job_interrupted();
 
-			r = job_run(ctx, d, argv[i], *k, &o, &res);
-			if (job_interrupted()) {
-				/* The build was killed; die of the signal as the caller asked
-				 * (dm2d puts the job back in its queue). */
-				int sig = job_interrupted();
-
-				job_result_done(&res);
-				db_close(TAKE_PTR(d));
-				(void) signal(sig, SIG_DFL);
-				(void) raise(sig);
-				return EXIT_FAILURE_GENERIC;
-			}
-			if (r < 0) {
-				if (exit_code == EXIT_OK)
-					exit_code = cli_exit_code_from_errno(r);
-				continue;
-			}
-			if (res.state == JOB_STATE_INSTALLED) {
-				int64_t *ni =
-					realloc(installed,
-						(n_installed + 1) * sizeof(*installed));
-				if (!ni) {
-					job_result_done(&res);
-					return log_oom(), EXIT_FAILURE_GENERIC;
-				}
-				installed = ni;
-				installed[n_installed++] = res.id;
-				if (!o.progress && cli->verbosity >= 0)
-					printf("%s %s for %s: installed (%s%s%s)\n",
-					       argv[i], strna(res.version), *k,
-					       res.from_cache ? "from cache" : "built",
-					       res.signer ? ", signed by " : ", unsigned",
-					       strempty(res.signer));
-			} else if (exit_code == EXIT_OK)
-				exit_code = res.exit_code;
-			job_result_done(&res);
+			db_close(TAKE_PTR(d));
+			(void) signal(sig, SIG_DFL);
+			(void) raise(sig);
+			return EXIT_FAILURE_GENERIC;
 		}
-
-		if (no_depmod || n_installed == 0)
-			continue;
-		r = depmod_locked(ctx, *k, &reason);
-		if (r < 0) {
-			_cleanup_free_ char *msg = NULL;
-
-			if (r == -EBUSY)
-				msg = strdup(
-					"depmod: timed out waiting for the kernel lock");
-			else
-				msg = strjoin("depmod failed: ",
-					      reason ?: "cannot run depmod");
-			log_error("%s: %s", *k, strna(msg));
-			for (size_t i = 0; i < n_installed; i++)
-				(void) db_job_set_state(d, installed[i], JOB_STATE_FAILED,
-							"installing", strna(msg), NULL);
-			if (exit_code == EXIT_OK)
-				exit_code = r == -EBUSY ? EXIT_BUSY : EXIT_INSTALL_FAILED;
-		}
+		if (code != EXIT_OK && exit_code == EXIT_OK)
+			exit_code = code;
 	}
 	return exit_code;
 }

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include "core/job-state.h"
+
 /* Exit codes of dm2 and dm2d, documented in dm2(1) under EXIT STATUS. Keep them stable. */
 enum {
 	EXIT_OK = 0,
@@ -18,3 +20,17 @@ enum {
 	EXIT_BUSY = 12,           /* another dm2 holds the lock, or the wait timed out */
 	EXIT_BAD_SIGNATURE = 13,  /* dm2 verify: unsigned, tampered or signed by another key */
 };
+
+/*
+ * The one translation of a job's outcome into an exit code; the pipeline itself speaks
+ * only job states (core/job-state.h). state: where the job ended; for failed, stage is
+ * the state it failed in (queued: it could not be run at all) and error the negative
+ * errno of the cause. installed and built are EXIT_OK; a state that is not final (the
+ * job did not finish) is EXIT_FAILURE_GENERIC.
+ */
+int exit_code_from_job(enum job_state state, enum job_state stage, int error);
+
+/* For an error of preparing a source (source_prepare(), fetch_url_full(),
+ * unpack_archive_fd()): EXIT_FETCH_FAILED for a failed download or a content mismatch,
+ * EXIT_BAD_INPUT for an archive or patch dm2 refuses, else EXIT_FAILURE_GENERIC. */
+int exit_code_from_source_error(int error);

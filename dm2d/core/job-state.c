@@ -37,9 +37,9 @@ bool job_state_is_final(enum job_state s)
 static const unsigned forward[_JOB_STATE_MAX] = {
 #define S(x) (1u << JOB_STATE_##x)
 	[JOB_STATE_QUEUED] = S(FETCHING) | S(BUILDING) | S(SIGNING),
-	[JOB_STATE_FETCHING] = S(BUILDING) | S(SIGNING),
-	[JOB_STATE_BUILDING] = S(SIGNING) | S(BUILT),
-	[JOB_STATE_SIGNING] = S(INSTALLING) | S(BUILT),
+	[JOB_STATE_FETCHING] = S(BUILDING) | S(SIGNING) | S(INSTALLING),
+	[JOB_STATE_BUILDING] = S(SIGNING) | S(INSTALLING) | S(BUILT),
+	[JOB_STATE_SIGNING] = S(INSTALLING),
 	[JOB_STATE_INSTALLING] = S(INSTALLED),
 #undef S
 };
@@ -70,4 +70,9 @@ bool job_state_transition_valid(enum job_state from, enum job_state to)
 		break;
 	}
 	return false;
+}
+
+bool job_state_is_stage(enum job_state s)
+{
+	return s >= 0 && s < _JOB_STATE_MAX && !job_state_is_final(s);
 }

@@ -8,7 +8,6 @@
 
 #include "pipeline/dkms-takeover.h"
 #include "recipe/dkms.h"
-#include "control/exit-codes.h"
 #include "pipeline/job.h"
 #include "shared/fs-util.h"
 #include "shared/log.h"
@@ -359,6 +358,16 @@ int dkms_file_owner(struct dm2_context *ctx, const char *path, char **ret_module
 	return r;
 }
 
+char *dkms_explain_conflict(struct dm2_context *ctx, const char *path)
+{
+	_cleanup_free_ char *pkg = NULL;
+
+	if (dkms_file_owner(ctx, path, &pkg) < 0)
+		return NULL;
+	return strjoin("'", path, "' was installed by DKMS (package '", pkg,
+		       "'); see 'dm2 dkms takeover'");
+}
+
 void dkms_takeover_result_done(struct dkms_takeover_result *r)
 {
 	free(r->reason);
@@ -423,9 +432,11 @@ static int restore(struct dm2_context *ctx, struct db *d, const char *module,
 	return ret;
 }
 
+/* The takeover failed: how, and DKMS' files go back. Returns 1 (the takeover ends here),
+ * or -ENOMEM. */
 static int fail_restore(struct dm2_context *ctx, struct db *d, const char *module,
-			const char *kver, int exit_code, const char *why,
-			struct dkms_takeover_result *res)
+			const char *kver, enum job_state stage, int error,
+			const char *why, struct dkms_takeover_result *res)
 {
 	_cleanup_free_ char *restore_error = NULL;
 	int r;
@@ -434,9 +445,12 @@ static int fail_restore(struct dm2_context *ctx, struct db *d, const char *modul
 	if (r == -ENOMEM)
 		return r;
 	res->restored = r >= 0;
-	res->exit_code = exit_code;
+	if (res->state != JOB_STATE_SKIPPED && res->state != JOB_STATE_WAITING)
+		res->state = JOB_STATE_FAILED;
+	res->stage = stage;
+	res->error = error;
 	res->reason = restore_error ? strjoin(why, "; ", restore_error) : strdup(why);
-	return res->reason ? 0 : -ENOMEM;
+	return res->reason ? 1 : -ENOMEM;
 }
 
 static int move_aside(struct dm2_context *ctx, const char *kver, char **paths,
@@ -480,56 +494,35 @@ static int move_aside(struct dm2_context *ctx, const char *kver, char **paths,
 	return 0;
 }
 
-int dkms_takeover(struct dm2_context *ctx, struct db *d, const struct recipe_set *set,
-		  const char *module, const char *kver, const char *arch, char **paths,
-		  bool progress, struct dkms_takeover_result *ret)
+/* dm2's job for module x kver. 0: dm2's files are in place (res->installed); 1: it
+ * failed, DKMS' files are back (res says how). */
+static int run_job(struct dm2_context *ctx, struct db *d, const struct recipe_set *set,
+		   const char *module, const char *kver, bool progress,
+		   struct dkms_takeover_result *res)
 {
-	_cleanup_(dkms_takeover_result_done) struct dkms_takeover_result res = {};
 	struct job_options o = {.progress = progress, .recipes = set};
+	_cleanup_free_ char *why = NULL;
 	struct db_installed_file *files = NULL;
-	_cleanup_free_ char *link = NULL;
 	struct job_result jr = {};
 	size_t nf = 0;
 	int r;
 
-	link = strjoin(DM2_DKMS_TREE "/", module, "/kernel-", kver, "-", arch);
-	if (!link)
-		return log_oom();
-
-	r = move_aside(ctx, kver, paths, &res);
-	if (r == -ENOMEM)
-		return log_oom();
-	if (r < 0) {
-		_cleanup_free_ char *why = TAKE_PTR(res.reason);
-
-		r = fail_restore(ctx, d, module, kver, EXIT_INSTALL_FAILED, why, &res);
-		if (r < 0)
-			return log_oom();
-		goto done;
-	}
-
 	r = job_run(ctx, d, module, kver, &o, &jr);
-	if (r < 0) {
-		/* job_run() logged why. */
-		r = fail_restore(ctx, d, module, kver,
-				 r == -ENOENT ? EXIT_NOT_FOUND : EXIT_FAILURE_GENERIC,
-				 "dm2 could not run the job (see above)", &res);
-		if (r < 0)
-			return log_oom();
-		goto done;
-	}
+	if (r < 0) /* job_run() logged why. */
+		return fail_restore(ctx, d, module, kver, JOB_STATE_QUEUED, r,
+				    "dm2 could not run the job (see above)", res);
 	if (jr.state != JOB_STATE_INSTALLED) {
-		_cleanup_free_ char *why =
-			strjoin(job_state_to_string(jr.state), jr.stage ? " while " : "",
-				strempty(jr.stage), ": ", strna(jr.reason));
+		const char *stage = jr.state == JOB_STATE_FAILED
+					    ? job_state_to_string(jr.stage)
+					    : NULL;
 
-		r = why ? fail_restore(ctx, d, module, kver,
-				       jr.exit_code ?: EXIT_FAILURE_GENERIC, why, &res)
+		res->state = jr.state;
+		why = strjoin(job_state_to_string(jr.state), stage ? " while " : "",
+			      strempty(stage), ": ", strna(jr.reason));
+		r = why ? fail_restore(ctx, d, module, kver, jr.stage, jr.error, why, res)
 			: -ENOMEM;
 		job_result_done(&jr);
-		if (r < 0)
-			return log_oom();
-		goto done;
+		return r;
 	}
 	job_result_done(&jr);
 
@@ -537,36 +530,37 @@ int dkms_takeover(struct dm2_context *ctx, struct db *d, const struct recipe_set
 	r = db_installed_list(d, kver, module, &files, &nf);
 	if (r < 0)
 		return log_error_errno(r, "Failed to read the state db: %m");
-	for (size_t i = 0; i < nf; i++) {
+	for (size_t i = 0; i < nf && r >= 0; i++) {
 		struct stat st;
 
-		if (fstatat(ctx->root_fd, files[i].path, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    !S_ISREG(st.st_mode))
-			continue;
-		r = strv_extend(&res.installed, files[i].path);
-		if (r < 0) {
-			db_installed_files_free(files, nf);
-			return log_oom();
-		}
+		if (fstatat(ctx->root_fd, files[i].path, &st, AT_SYMLINK_NOFOLLOW) >= 0 &&
+		    S_ISREG(st.st_mode))
+			r = strv_extend(&res->installed, files[i].path);
 	}
 	db_installed_files_free(files, nf);
-	if (!res.installed) {
-		r = fail_restore(
-			ctx, d, module, kver, EXIT_INSTALL_FAILED,
-			"dm2 reported the job installed but none of its files is "
-			"in place",
-			&res);
-		if (r < 0)
-			return log_oom();
-		goto done;
-	}
+	if (r < 0)
+		return r;
+	if (!res->installed)
+		return fail_restore(
+			ctx, d, module, kver, JOB_STATE_INSTALLING, -ENOENT,
+			"dm2 reported the job installed but none of its files "
+			"is in place",
+			res);
+	return 0;
+}
 
-	STRV_FOREACH(p, res.moved)
+/* DKMS' copies and its "installed" mark go. */
+static int forget_dkms(struct dm2_context *ctx, const char *module, const char *kver,
+		       const char *arch, char **moved)
+{
+	_cleanup_free_ char *link = NULL;
+
+	STRV_FOREACH(p, moved)
 	{
 		_cleanup_free_ char *b = backup_path(kver, *p);
 
 		if (!b)
-			return log_oom();
+			return -ENOMEM;
 		if (unlinkat(ctx->root_fd, b, 0) < 0)
 			log_warning_errno(
 				errno,
@@ -574,15 +568,44 @@ int dkms_takeover(struct dm2_context *ctx, struct db *d, const struct recipe_set
 		remove_empty_parents(ctx->root_fd, b, DKMS_BACKUP_DIR);
 	}
 	/* DKMS' "installed" state is this link alone; its build stays as "built". */
+	link = strjoin(DM2_DKMS_TREE "/", module, "/kernel-", kver, "-", arch);
+	if (!link)
+		return -ENOMEM;
 	if (unlinkat(ctx->root_fd, link, 0) < 0 && errno != ENOENT)
 		log_warning_errno(
 			errno,
 			"Failed to remove '%s', ignoring: 'dkms status' will still "
 			"show the module installed: %m",
 			link);
-	res.taken_over = true;
-	res.exit_code = EXIT_OK;
-done:
+	return 0;
+}
+
+int dkms_takeover(struct dm2_context *ctx, struct db *d, const struct recipe_set *set,
+		  const char *module, const char *kver, const char *arch, char **paths,
+		  bool progress, struct dkms_takeover_result *ret)
+{
+	_cleanup_(dkms_takeover_result_done) struct dkms_takeover_result res = {};
+	int r;
+
+	r = move_aside(ctx, kver, paths, &res);
+	if (r < 0 && r != -ENOMEM) {
+		_cleanup_free_ char *why = TAKE_PTR(res.reason);
+
+		r = fail_restore(ctx, d, module, kver, JOB_STATE_INSTALLING, r, why,
+				 &res);
+	}
+	if (r == 0)
+		r = run_job(ctx, d, set, module, kver, progress, &res);
+	if (r == 0)
+		r = forget_dkms(ctx, module, kver, arch, res.moved);
+	if (r == -ENOMEM)
+		return log_oom();
+	if (r < 0)
+		return r;
+	if (r == 0) {
+		res.taken_over = true;
+		res.state = JOB_STATE_INSTALLED;
+	}
 	*ret = res;
 	res = (struct dkms_takeover_result){};
 	return 0;

@@ -44,10 +44,17 @@ int dkms_installed_modules(struct dm2_context *ctx, const char *kver,
 /* The DKMS package that installed path (root-relative), -ENOENT when DKMS did not (or dm2
  * owns it). For error messages such as install conflicts. */
 int dkms_file_owner(struct dm2_context *ctx, const char *path, char **ret_module);
+/* An install conflict worded for a file DKMS installed ("... was installed by DKMS
+ * (package 'bar'); see 'dm2 dkms takeover'"), NULL when DKMS did not: a job_conflict_fn
+ * for job_options.explain_conflict. */
+char *dkms_explain_conflict(struct dm2_context *ctx, const char *path);
 
 struct dkms_takeover_result {
-	bool taken_over;  /* dm2's build is installed and DKMS forgot the kernel */
-	int exit_code;	  /* EXIT_* for this package x kernel */
+	bool taken_over;      /* dm2's build is installed and DKMS forgot the kernel */
+	enum job_state state; /* how it ended: installed, else as dm2's job did (failed
+			       * also when the takeover failed around it) */
+	enum job_state stage; /* failed: where (queued: the job could not be run) */
+	int error;	      /* failed: negative errno of the cause */
 	char *reason;	  /* one line when !taken_over */
 	char **moved;	  /* DKMS' files (root-relative) that were replaced */
 	char **installed; /* dm2's files now in place (root-relative) */

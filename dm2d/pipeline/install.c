@@ -176,13 +176,13 @@ static void unlink_staged(int root_fd, char **staged)
 		(void) unlinkat(root_fd, *t, 0);
 }
 
-int install_files(struct dm2_context *ctx, struct db *d, const char *recipe,
-		  const char *kver, const struct install_item *items, size_t n,
-		  char **ret_conflict)
+/* The target of every item, each checked before any is written, so a conflict changes
+ * nothing. */
+static int item_paths(struct db *d, int root_fd, const char *recipe, const char *kver,
+		      const struct install_item *items, size_t n, char ***ret,
+		      char **ret_conflict)
 {
-	_cleanup_strv_free_ char **paths = NULL, **staged = NULL;
-	struct db_installed_file *old = NULL;
-	size_t n_old = 0;
+	_cleanup_strv_free_ char **paths = NULL;
 	int r;
 
 	for (size_t i = 0; i < n; i++) {
@@ -197,9 +197,7 @@ int install_files(struct dm2_context *ctx, struct db *d, const char *recipe,
 		r = strv_consume(&paths, p);
 		if (r < 0)
 			return r;
-		/* Check every target before writing any, so a conflict changes nothing.
-		 */
-		r = check_ownership(d, ctx->root_fd, p, recipe, kver);
+		r = check_ownership(d, root_fd, p, recipe, kver);
 		if (r == -EEXIST && ret_conflict) {
 			*ret_conflict = strdup(p);
 			if (!*ret_conflict)
@@ -208,9 +206,18 @@ int install_files(struct dm2_context *ctx, struct db *d, const char *recipe,
 		if (r < 0)
 			return r;
 	}
+	*ret = TAKE_PTR(paths);
+	return 0;
+}
 
-	/* Every new file is written before any replaces an old one: a full disk or an I/O
-	 * error on the last module leaves the earlier install whole, not a mix. */
+/* Every new file is written before any replaces an old one: a full disk or an I/O error
+ * on the last module leaves the earlier install whole, not a mix. */
+static int write_items(int root_fd, const char *kver, const struct install_item *items,
+		       size_t n, char **paths)
+{
+	_cleanup_strv_free_ char **staged = NULL;
+	int r;
+
 	for (size_t i = 0; i < n; i++) {
 		_cleanup_free_ char *dir = NULL;
 		char *tmp = NULL;
@@ -219,28 +226,35 @@ int install_files(struct dm2_context *ctx, struct db *d, const char *recipe,
 		if (!dir)
 			r = -ENOMEM;
 		else
-			r = mkdir_p_at(ctx->root_fd, dir, 0755);
+			r = mkdir_p_at(root_fd, dir, 0755);
 		if (r >= 0)
-			r = stage_file_at(ctx->root_fd, paths[i], items[i].data, items[i].size,
+			r = stage_file_at(root_fd, paths[i], items[i].data, items[i].size,
 					  0644, &tmp);
 		if (r >= 0)
 			r = strv_consume(&staged, tmp);
 		if (r < 0) {
-			unlink_staged(ctx->root_fd, staged);
+			unlink_staged(root_fd, staged);
 			return r;
 		}
 	}
 	for (size_t i = 0; i < n; i++) {
-		r = commit_staged_at(ctx->root_fd, staged[i], paths[i]);
+		r = commit_staged_at(root_fd, staged[i], paths[i]);
 		if (r < 0) {
-			unlink_staged(ctx->root_fd, staged + i);
+			unlink_staged(root_fd, staged + i);
 			return r;
 		}
 	}
+	return 0;
+}
 
+static int record_items(struct dm2_context *ctx, struct db *d, const char *recipe,
+			const char *kver, const struct install_item *items, size_t n,
+			char **paths)
+{
 	for (size_t i = 0; i < n; i++) {
 		_cleanup_free_ char *intree = NULL;
 		char hex[SHA256_HEX_SIZE];
+		int r;
 
 		sha256_buf_hex(items[i].data, items[i].size, hex);
 		r = install_find_intree(ctx, kver, items[i].name, &intree);
@@ -252,16 +266,25 @@ int install_files(struct dm2_context *ctx, struct db *d, const char *recipe,
 		if (r < 0)
 			return r;
 	}
+	return 0;
+}
 
-	/* Files of an earlier install that this one no longer has (another compression,
-	 * a module dropped from the recipe). */
+/* Files of an earlier install that this one no longer has (another compression, a module
+ * dropped from the recipe). */
+static int remove_old(struct db *d, int root_fd, const char *recipe, const char *kver,
+		      char **paths)
+{
+	struct db_installed_file *old = NULL;
+	size_t n_old = 0;
+	int r;
+
 	r = db_installed_list(d, kver, recipe, &old, &n_old);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < n_old; i++) {
 		if (path_in_items(old[i].path, paths))
 			continue;
-		r = remove_if_ours(ctx->root_fd, old[i].path, old[i].sha256);
+		r = remove_if_ours(root_fd, old[i].path, old[i].sha256);
 		if (r == 0)
 			log_warning("'%s' was changed since dm2 installed it; leaving it "
 				    "in place.",
@@ -275,6 +298,23 @@ int install_files(struct dm2_context *ctx, struct db *d, const char *recipe,
 	}
 	db_installed_files_free(old, n_old);
 	return MIN(r, 0);
+}
+
+int install_files(struct dm2_context *ctx, struct db *d, const char *recipe,
+		  const char *kver, const struct install_item *items, size_t n,
+		  char **ret_conflict)
+{
+	_cleanup_strv_free_ char **paths = NULL;
+	int r;
+
+	r = item_paths(d, ctx->root_fd, recipe, kver, items, n, &paths, ret_conflict);
+	if (r >= 0)
+		r = write_items(ctx->root_fd, kver, items, n, paths);
+	if (r >= 0)
+		r = record_items(ctx, d, recipe, kver, items, n, paths);
+	if (r >= 0)
+		r = remove_old(d, ctx->root_fd, recipe, kver, paths);
+	return r;
 }
 
 int install_remove(struct dm2_context *ctx, struct db *d, const char *recipe,
@@ -325,24 +365,16 @@ static const char *depmod_binary(void)
 	return NULL;
 }
 
-int install_depmod(struct dm2_context *ctx, const char *kver, char **ret_reason)
+/* depmod -a -b ROOT KVER: its stderr (at most the first 64 KiB) in *ret_out, its wait
+ * status in *ret_status. */
+static int run_depmod(const char *bin, const char *root, const char *kver, char **ret_out,
+		      int *ret_status)
 {
-	_cleanup_free_ char *mdir = NULL, *out = NULL;
+	_cleanup_free_ char *out = NULL;
 	_cleanup_close_ int rfd = -EBADF;
-	const char *bin;
 	size_t n_out = 0;
-	struct stat st;
-	int pipefd[2], status;
+	int pipefd[2];
 	pid_t pid;
-
-	mdir = module_dir(kver);
-	if (!mdir)
-		return -ENOMEM;
-	if (fstatat(ctx->root_fd, mdir, &st, 0) < 0 || !S_ISDIR(st.st_mode))
-		return -ENOENT;
-	bin = depmod_binary();
-	if (!bin)
-		return -ENOEXEC;
 
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
 		return -errno;
@@ -361,7 +393,7 @@ int install_depmod(struct dm2_context *ctx, const char *kver, char **ret_reason)
 			(void) dup2(devnull, STDOUT_FILENO);
 		}
 		(void) dup2(pipefd[1], STDERR_FILENO);
-		execl(bin, "depmod", "-a", "-b", ctx->root, kver, (char *) NULL);
+		execl(bin, "depmod", "-a", "-b", root, kver, (char *) NULL);
 		_exit(127);
 	}
 	safe_close(pipefd[1]);
@@ -387,9 +419,31 @@ int install_depmod(struct dm2_context *ctx, const char *kver, char **ret_reason)
 		n_out += k;
 		out[n_out] = '\0';
 	}
-	while (waitpid(pid, &status, 0) < 0)
+	while (waitpid(pid, ret_status, 0) < 0)
 		if (errno != EINTR)
 			return -errno;
+	*ret_out = TAKE_PTR(out);
+	return 0;
+}
+
+int install_depmod(struct dm2_context *ctx, const char *kver, char **ret_reason)
+{
+	_cleanup_free_ char *mdir = NULL, *out = NULL;
+	const char *bin;
+	struct stat st;
+	int status, r;
+
+	mdir = module_dir(kver);
+	if (!mdir)
+		return -ENOMEM;
+	if (fstatat(ctx->root_fd, mdir, &st, 0) < 0 || !S_ISDIR(st.st_mode))
+		return -ENOENT;
+	bin = depmod_binary();
+	if (!bin)
+		return -ENOEXEC;
+	r = run_depmod(bin, ctx->root, kver, &out, &status);
+	if (r < 0)
+		return r;
 
 	if (out) {
 		_cleanup_strv_free_ char **lines = NULL;

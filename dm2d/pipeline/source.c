@@ -5,7 +5,6 @@
 #include <regex.h>
 #include <stdarg.h>
 
-#include "control/exit-codes.h"
 #include "pipeline/fetch.h"
 #include "pipeline/gittree.h"
 #include "pipeline/patch.h"
@@ -28,25 +27,6 @@ char *source_display_name(const char *url)
 	if (s == e)
 		return strdup(url);
 	return strndup(s, (size_t) (e - s));
-}
-
-int source_error_to_exit_code(int r)
-{
-	switch (-r) {
-	case 0:
-		return EXIT_OK;
-	case EREMOTEIO:
-	case EUCLEAN:
-	case ENOENT:
-		return EXIT_FETCH_FAILED;
-	case EBADMSG:
-	case EFBIG:
-	case ENOEXEC:
-	case EINVAL:
-		return EXIT_BAD_INPUT;
-	default:
-		return EXIT_FAILURE_GENERIC;
-	}
 }
 
 static int set_reason(char **ret_reason, const char *fmt, ...) _printf_(2, 3);

@@ -30,8 +30,5 @@ int source_prepare(struct dm2_context *ctx, const struct recipe *r,
 		   const struct recipe_source *s, const char *kernel_release,
 		   const char *dest_dir, char **ret_content_id, char **ret_reason);
 
-/* dm2 exit code for an error of source_prepare()/fetch_url_full()/unpack_archive_fd(). */
-int source_error_to_exit_code(int r);
-
 /* A short name for messages: the last path component of a URL or path (query dropped). */
 char *source_display_name(const char *url);

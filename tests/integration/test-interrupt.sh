@@ -57,3 +57,13 @@ kill -KILL "$pid"
 wait "$pid" 2>/dev/null || true
 wait_for 10 gone
 pass "kill -9 of dm2 stops the build too"
+
+# ---- the job kill -9 left in building is run again from queued, and finishes -------------
+json_get "[m['state'] for m in j['modules'] if m['name'] == 'slow'][0]" >"$T/state"
+[ "$(cat "$T/state")" = building ] || fail "job after kill -9: $(cat "$T/state")"
+printf 'obj-m := slow_mod.o\n' >"$RECIPES/slow-src/Kbuild"
+dm2 install slow -k "$KVER" >"$T/out" 2>&1 || fail "install after kill -9: $(cat "$T/out")"
+grep -q "state=queued" "$T/out" || fail "the interrupted job did not start over from queued: $(cat "$T/out")"
+json_get "[m['state'] for m in j['modules'] if m['name'] == 'slow'][0]" >"$T/state"
+[ "$(cat "$T/state")" = installed ] || fail "job after the second install: $(cat "$T/state")"
+pass "a job left in building runs again from queued"

@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The build stage: kbuild, as the build user, in the job's work directory (builder.c). */
+#include <signal.h>
+#include <string.h>
+
+#include "pipeline/builder.h"
+#include "pipeline/job-internal.h"
+#include "shared/fs-util.h"
+#include "shared/log.h"
+#include "shared/util.h"
+
+/* SIGTERM (dm2d stopping, systemd) and SIGINT (Ctrl-C) during a build: kbuild runs in its
+ * own session, so the signal never reaches it; kill its whole process group, let the job
+ * record the interruption and the caller re-raise the signal (job_interrupted()). Outside
+ * a build the signal keeps its default action, as before. */
+static volatile sig_atomic_t in_build, interrupted;
+
+static void on_stop_signal(int sig)
+{
+	if (!in_build) {
+		(void) signal(sig, SIG_DFL);
+		(void) raise(sig);
+		return;
+	}
+	interrupted = sig;
+	kbw_build_cancel_all();
+}
+
+void job_stop_handlers_install(void)
+{
+	static bool done;
+	static const int sigs[] = {SIGTERM, SIGINT};
+
+	if (done)
+		return;
+	done = true;
+	for (size_t i = 0; i < ELEMENTSOF(sigs); i++) {
+		struct sigaction old,
+			sa = {.sa_handler = on_stop_signal, .sa_flags = SA_RESTART};
+
+		/* A signal the caller ignores (nohup, background jobs) stays ignored. */
+		if (sigaction(sigs[i], NULL, &old) < 0 || old.sa_handler == SIG_IGN)
+			continue;
+		sigemptyset(&sa.sa_mask);
+		(void) sigaction(sigs[i], &sa, NULL);
+	}
+}
+
+int job_interrupted(void)
+{
+	return interrupted;
+}
+
+bool job_builds(const struct job *j)
+{
+	return !j->from_cache;
+}
+
+/* "ROOT/var/lib/dm2/work/job-XXXXXX/build/foo.c:3: error" is gone by the time anyone
+ * reads it: say "foo.c:3: error". */
+static int fail_build(struct job *j)
+{
+	_cleanup_free_ char *prefix = strjoin(j->build_dir, "/"), *t = NULL, *m = NULL;
+	const char *why = j->build->reason ?: "the build failed", *p;
+
+	if (prefix && (p = strstr(why, prefix))) {
+		t = strndup(why, p - why);
+		m = t ? strjoin(t, p + strlen(prefix)) : NULL;
+	}
+	return job_fail(j, -EPROTO, m ?: why);
+}
+
+int stage_build(struct job *j)
+{
+	_cleanup_free_ char *log_dir = NULL;
+	int r;
+
+	log_dir = strjoin(DM2_LOG_DIR "/", j->name, "/", j->kver);
+	if (!log_dir)
+		return log_oom();
+	r = mkdir_p_at(j->ctx->root_fd, log_dir, 0755);
+	if (r < 0)
+		return log_error_errno(r, "Failed to create '%s': %m", log_dir);
+
+	in_build = 1;
+	r = builder_build(j->ctx, j->recipe, j->kernel, j->src_dir, j->build_dir,
+			  j->log_path, j->needs_symvers, &j->build);
+	in_build = 0;
+	j->log_written = true;
+	if (interrupted)
+		return job_failf(j, -EINTR, "interrupted by signal %s",
+				 sigabbrev_np(interrupted) ?: "?");
+	if (r < 0)
+		return job_failf(j, r, "cannot run the build: %m");
+	if (!kbw_build_succeeded(j->build))
+		return fail_build(j);
+
+	r = job_modules_set(j, j->build->modules, NULL);
+	if (r < 0)
+		return r;
+	/* `dm2 log` shows the log of this build from now on. */
+	return job_set_state(j, j->state, j->stage, NULL, j->log_path);
+}
