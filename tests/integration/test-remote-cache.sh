@@ -110,7 +110,9 @@ grep -q "No cache entry '$other'" "$tmp/err" || fail "missing key: $(cat "$tmp/e
 expect 4 "$DM2" --root "$tmp/r2" cache push --remote "$url/fleet" "$other"
 
 # ---- tampered object on the server: refused, exit 6, nothing stored ----
-printf 'X' | dd of="$srv/www/fleet/v1/objects/$sha_a" bs=1 seek=100 conv=notrunc status=none
+# Flip byte 100 (writing a fixed byte would change nothing when the random data has it).
+python3 -c 'import sys; f = open(sys.argv[1], "r+b"); f.seek(100); b = f.read(1)[0]; f.seek(100); f.write(bytes([b ^ 0xff]))' \
+	"$srv/www/fleet/v1/objects/$sha_a"
 expect 6 "$DM2" --root "$tmp/r3" cache pull --remote "$url/fleet" "$key"
 grep -q "tampered" "$tmp/err" || fail "tamper: $(cat "$tmp/err")"
 expect 0 "$DM2" --root "$tmp/r3" --json cache stat
