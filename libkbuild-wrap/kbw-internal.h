@@ -41,6 +41,12 @@ static inline void kbw_closep(int *fd)
 		(p) = NULL;                                                              \
 		_ptr_;                                                                   \
 	})
+#define KBW_TAKE_FD(fd)                                                                  \
+	({                                                                               \
+		int _fd_ = (fd);                                                         \
+		(fd) = -EBADF;                                                           \
+		_fd_;                                                                    \
+	})
 #define kbw_streq(a, b) (strcmp((a), (b)) == 0)
 
 /* PATH of every build (and where the kernel's compiler is looked for). */
@@ -122,3 +128,66 @@ static inline void *_kbw_mfree(void *p)
 	return NULL;
 }
 #define MIN_U64(a, b) ((uint64_t) (a) < (uint64_t) (b) ? (uint64_t) (a) : (uint64_t) (b))
+
+/* sandbox.c: the tmpfs a sandboxed run works in, the run itself, its outputs. */
+#define KBW_WORKSPACE_WORK "dm2-build" /* the work dir, relative to the workspace root */
+
+/* A tmpfs that is mounted nowhere: only its fd reaches it, so nothing outside the caller
+ * and the sandbox (which mounts a clone on /tmp) can see it, and closing the fd frees it.
+ * It holds KBW_WORKSPACE_WORK, owned by the build uid, mode 0700; the root is the build's
+ * /tmp (mode 1777). */
+struct kbw_workspace {
+	int fd;
+	uint64_t size;
+	char *work_path; /* "/proc/self/fd/N/dm2-build": for path-based copies into it */
+};
+int kbw_workspace_new(uint64_t size, struct kbw_workspace *ret);
+void kbw_workspace_done(struct kbw_workspace *w);
+/* No block or no inode left. */
+bool kbw_workspace_full(const struct kbw_workspace *w);
+/* Open the output 'rel' (relative to the work dir) without following any symlink or
+ * leaving the workspace; -EBADMSG unless a regular file with one link, -EFBIG above max. */
+int kbw_workspace_open_output(const struct kbw_workspace *w, const char *rel, uint64_t max,
+			      int *ret_fd);
+/* Copy in_fd to dir_fd/rel (mode 0644, owned by the caller, parents created 0755). */
+int kbw_stage_copy(int in_fd, int dir_fd, const char *rel);
+
+struct kbw_sandbox {
+	const struct kbw_kernel *k; /* its trees under /tmp stay visible; may be NULL */
+	int workspace_fd;
+	const char *exec_path;
+	char **argv;
+	char **envp;
+	const char *chdir_path; /* inside the sandbox */
+	int log_fd;		/* stdout and stderr */
+	int report_fd;		/* "uid N", "net 1", "error ..." lines for the caller */
+	uid_t uid;
+	gid_t gid;
+	uint64_t memory_max; /* RLIMIT_AS, 0: none */
+	uint64_t processes;  /* RLIMIT_NPROC */
+	uint64_t cpu_sec;    /* RLIMIT_CPU */
+	uint64_t file_max;   /* RLIMIT_FSIZE: no file (the log included) beyond the budget */
+};
+/* The worker of build-process.c: namespaces, mounts, a PID 1 that runs the command as
+ * uid:gid and reaps, and the command's wait status passed on as the worker's own. */
+_Noreturn void kbw_sandbox_run(const void *arg);
+
+struct kbw_sandbox_outcome {
+	int status;	   /* as from waitpid() */
+	bool timed_out;
+	bool cancelled;
+	char *setup_error; /* the sandbox could not be set up */
+	uid_t uid;	   /* as the command saw it */
+	bool net;	   /* a network namespace was in force */
+};
+/* Start s under a guardian, wait (killing it after timeout_usec), collect the outcome. */
+int kbw_sandbox_exec(const struct kbw_sandbox *s, uint64_t timeout_usec,
+		     struct kbw_sandbox_outcome *ret);
+/* The limit a failed run hit, from the workspace and the log ("build exceeded its disk
+ * budget of 2 GiB"), or NULL when none is recognised. */
+char *kbw_limit_reason(const struct kbw_sandbox *s, const struct kbw_workspace *w,
+		       int status, const char *log_text);
+/* "2 GiB", "512 MiB", "1234 bytes" */
+char *kbw_format_bytes(uint64_t n);
+/* Up to max bytes of the log from its start, read through fd (never by path). */
+char *kbw_read_log(int fd, size_t max);

@@ -77,40 +77,95 @@ const char *kbw_kernel_version(const struct kbw_kernel *k);
 
 struct kbw_build_params {
 	const char *source_dir;   /* tree to copy (read-only, never written) */
-	const char *work_dir;     /* must not exist; created, the source is copied into it */
-	const char *subdir;       /* directory under work_dir holding the Kbuild file, or NULL */
+	const char *work_dir;     /* must not exist; created root-owned: the staging directory
+				   * that receives the checked copies of the outputs */
+	const char *subdir;       /* directory under the work dir holding the Kbuild file, or NULL */
 	const char *log_path;     /* build output (stdout+stderr) is written here */
 	char **make_vars;         /* extra "KEY=VALUE" arguments to make, NULL-terminated */
 	char **extra_symbols;     /* Module.symvers files of modules this one needs */
-	const char *command;      /* if set: run this via /bin/sh -c in work_dir instead of make
+	const char *command;      /* if set: run this via /bin/sh -c in the work dir instead of make
 				   * (DKMS' MAKE[]), with KERNELRELEASE, kernelver, kernel_source_dir
 				   * in the environment */
-	char **modules;           /* expected outputs, paths relative to work_dir ("foo.ko") */
+	char **modules;           /* expected outputs, paths relative to the work dir ("foo.ko") */
 	unsigned jobs;            /* make -j; 0 = 1 */
-	uid_t uid;                /* run the build as this user and group */
+	uid_t uid;                /* run the build as this user and group (an ephemeral uid of
+				   * its own: see dm2d.conf(5) UidRange=) */
 	gid_t gid;
 	uint64_t timeout_usec;    /* 0 = none */
 	uint64_t memory_max;      /* RLIMIT_AS in bytes; 0 = unlimited */
-	bool isolate;             /* new user/mount/network namespaces (where the kernel allows) */
+	bool isolate;             /* run in the sandbox (below); false only for tests of the
+				   * plain build, never for untrusted sources */
 };
+
+/*
+ * The sandbox (isolate = true; needs root): new mount, network, PID and IPC namespaces; the
+ * whole file system read-only and nosuid; a private /tmp and an empty /run; the sources
+ * copied into a size-limited tmpfs that no other process can reach (it is attached nowhere
+ * on the host) and that is freed when the build ends. The build sees its work dir as
+ * KBW_SANDBOX_WORK_DIR. When make (or the command) exits, the PID namespace dies and every
+ * process of the build with it. Only then are the expected outputs opened beneath the
+ * work dir (openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS), checked (regular file, one link,
+ * bounded size) and copied into the root-owned work_dir: the paths in kbw_build_result
+ * name those copies, never a file the build could change.
+ */
+#define KBW_SANDBOX_WORK_DIR "/tmp/dm2-build"
+
+/* Limits of one sandboxed run; 0 in a field means its default. */
+struct kbw_limits {
+	uint64_t processes;       /* RLIMIT_NPROC of the build's uid; default 512 */
+	uint64_t cpu_usec;        /* RLIMIT_CPU of each process; default 600 s */
+	uint64_t disk_max;        /* bytes for the work dir and /tmp together; default 2 GiB */
+};
+#define KBW_DEFAULT_PROCESSES 512u
+#define KBW_DEFAULT_CPU_USEC (600ULL * 1000000ULL)
+#define KBW_DEFAULT_DISK_MAX (2ULL << 30)
 
 struct kbw_build_result {
 	int exit_status;          /* of make (or the command); -1 when killed */
 	bool timed_out;
-	char *reason;             /* one line: first compiler error, missing module, ... or NULL */
-	char **modules;           /* absolute paths of the produced .ko files (on success) */
-	char *symvers;            /* work_dir/Module.symvers if produced, else NULL */
+	char *reason;             /* one line: first compiler error, missing module, a limit
+				   * ("build exceeded its disk budget of 2 GiB"), ... or NULL */
+	char **modules;           /* absolute paths of the staged copies of the .ko files, in
+				   * work_dir at their relative paths (on success) */
+	char *symvers;            /* staged copy of Module.symvers if produced, else NULL */
 	uid_t build_uid;          /* uid the build process saw (getuid() in the child) */
 	bool network_isolated;    /* a new network namespace was in force */
 };
 
 /* Run the build synchronously. Returns 0 when the build ran (even if it failed: see
- * result->exit_status and result->reason), < 0 when it could not be run at all. */
+ * result->exit_status and result->reason), < 0 when it could not be run at all.
+ * kbw_build() uses the default limits. */
 int kbw_build(const struct kbw_kernel *k, const struct kbw_build_params *p,
 	      struct kbw_build_result **ret);
+int kbw_build_limited(const struct kbw_kernel *k, const struct kbw_build_params *p,
+		      const struct kbw_limits *limits, struct kbw_build_result **ret);
 /* Every build runs in its own process group under a small guardian process: when the caller
  * dies (even by SIGKILL) or the build times out or is cancelled, the whole group is killed,
- * compilers and $(shell ...) children included. */
+ * and with it the build's PID namespace. */
+
+/*
+ * Run a command on a copy of one file in the same sandbox as a build (as uid:gid, with
+ * the limits), for tools that parse untrusted input, such as `strip -g` on a built module.
+ * The file is copied to KBW_SANDBOX_WORK_DIR/NAME; "{}" in argv stands for that path;
+ * argv[0] is looked up in PATH. stdout and stderr go to log_fd (-1: /dev/null). On success
+ * *ret and *ret_size hold the file as the command left it (checked like build outputs, at
+ * most max_size bytes; 0: 1 GiB). When the command fails: -EPROTO, and *ret_reason
+ * (when not NULL) says why in one line ("'strip' not found", "'strip -g foo.ko' failed
+ * with exit status 1").
+ */
+struct kbw_file_command {
+	char **argv;
+	const char *name;         /* "foo.ko": one path component */
+	int log_fd;
+	uid_t uid;
+	gid_t gid;
+	uint64_t timeout_usec;
+	uint64_t memory_max;
+	uint64_t max_size;
+	const struct kbw_limits *limits; /* NULL: defaults */
+};
+int kbw_run_on_file(const struct kbw_file_command *c, const void *data, size_t size,
+		    void **ret, size_t *ret_size, char **ret_reason);
 
 /* Kill every build of this process that is in progress: kbw_build() then returns 0 with
  * result->reason "build cancelled". Async-signal-safe: meant for a SIGTERM/SIGINT handler. */

@@ -2,6 +2,7 @@
 /* dm2's kernel list, build user, recipe -> kbuild mapping and `dm2 kernel|build`, for
  * real. */
 #include <fcntl.h>
+#include <grp.h>
 #include <pwd.h>
 
 #include "pipeline/build-user.h"
@@ -88,32 +89,93 @@ static void test_kernels_list_sorted(void **state)
 	kernels_free(ks, n);
 }
 
-static void test_build_user_fake_root(void **state)
+/* Each build gets a uid of its own from UidRange=, held by a lock file until released. */
+static void test_build_uid_allocation(void **state)
 {
 	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
 	_cleanup_(context_freep) struct dm2_context *ctx = NULL;
-	bool existed = getpwnam("dm2-build") != NULL;
-	struct passwd *nobody = getpwnam("nobody");
-	uid_t uid, nobody_uid;
-	gid_t gid, nobody_gid;
+	struct build_uid a = BUILD_UID_NULL, b = BUILD_UID_NULL, c = BUILD_UID_NULL;
 
-	assert_non_null(nobody);
-	/* getpwnam() reuses its buffer: keep the values. */
-	nobody_uid = nobody->pw_uid;
-	nobody_gid = nobody->pw_gid;
+	test_write_file(t->fd, "etc/dm2/dm2d.conf", "[Build]\nUidRange=61000-61001\n");
 	ASSERT_OK(context_new(t->path, &ctx));
-	ASSERT_OK(build_user_resolve(ctx, &uid, &gid));
-	assert_int_not_equal(uid, 0);
-	/* A fake root never adds a user to the machine: the fallback is nobody. */
-	assert_true(existed == (getpwnam("dm2-build") != NULL));
-	if (!existed) {
-		assert_int_equal(uid, nobody_uid);
-		assert_int_equal(gid, nobody_gid);
+	ASSERT_OK(build_uid_acquire(ctx, &a));
+	ASSERT_OK(build_uid_acquire(ctx, &b));
+	assert_int_equal(a.uid, 61000);
+	assert_int_equal(a.gid, 61000);
+	assert_int_equal(b.uid, 61001);
+	assert_int_equal(faccessat(t->fd, "var/lib/dm2/locks/build-uid/61000", F_OK, 0), 0);
+	/* The range is exhausted while both are held, by this process or any other. */
+	ASSERT_ERR(build_uid_acquire(ctx, &c), -EBUSY);
+	assert_int_equal(test_system("flock -n '%s/var/lib/dm2/locks/build-uid/61001' true",
+				     t->path),
+			 1);
+	build_uid_release(&a);
+	ASSERT_OK(build_uid_acquire(ctx, &c));
+	assert_int_equal(c.uid, 61000);
+	build_uid_release(&b);
+	build_uid_release(&c);
+
+	/* A uid that names a user of the machine is skipped: nobody is 65534. */
+	test_write_file(t->fd, "etc/dm2/dm2d.conf", "[Build]\nUidRange=65534-65535\n");
+	context_free(ctx);
+	ASSERT_OK(context_new(t->path, &ctx));
+	if (getpwuid(65534) && !getpwuid(65535) && !getgrgid(65535)) {
+		ASSERT_OK(build_uid_acquire(ctx, &a));
+		assert_int_equal(a.uid, 65535);
+		build_uid_release(&a);
 	}
 
-	/* Root as the build user is refused. */
-	ASSERT_OK(free_and_strdup(&ctx->config->build_user, "root"));
-	ASSERT_ERR(build_user_resolve(ctx, &uid, &gid), -EPERM);
+	/* Bad ranges are refused with the line. */
+	context_free(ctx);
+	ctx = NULL;
+	test_write_file(t->fd, "etc/dm2/dm2d.conf", "[Build]\nUidRange=0-100\n");
+	assert_true(context_new(t->path, &ctx) < 0);
+	test_write_file(t->fd, "etc/dm2/dm2d.conf", "[Build]\nUidRange=200-100\n");
+	assert_true(context_new(t->path, &ctx) < 0);
+}
+
+/* dm2d.conf's limits reach the build, and a limit that is hit is the reason. */
+static void test_builder_limits_and_strip(void **state)
+{
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(context_freep) struct dm2_context *ctx = NULL;
+	_cleanup_(recipe_unrefp) struct recipe *r = NULL, *ok = NULL;
+	_cleanup_(kbw_unrefp) struct kbw_kernel *k = NULL;
+	_cleanup_(resultp) struct kbw_build_result *res = NULL, *res2 = NULL;
+	_cleanup_free_ char *path = NULL, *path2 = NULL, *work = NULL, *log = NULL;
+	_cleanup_free_ char *buf = NULL, *reason = NULL;
+	size_t size = 0, before;
+
+	test_write_file(t->fd, "etc/dm2/dm2d.conf",
+			"[Build]\nDiskMax=64M\nProcessMax=64\nCPUTimeMaxSec=100\n");
+	ASSERT_OK(context_new(t->path, &ctx));
+	assert_int_equal(ctx->config->build_disk_max, 64ULL << 20);
+	assert_int_equal(ctx->config->build_processes_max, 64);
+	assert_int_equal(ctx->config->build_cpu_usec, 100 * 1000000ULL);
+	ASSERT_OK(kernel_find(ctx, t->kver, &k));
+	path = write_recipe(t, "fill", "hostile",
+			    "Modules=dm2_hostile\nMakeVariable=DM2_RULE=fill\n"
+			    "MakeVariable=DM2_ARG=100");
+	r = load_recipe(path);
+	work = path_join(t->path, "var/lib/dm2/work/fill");
+	log = path_join(t->path, "var/lib/dm2/logs/fill.log");
+	ASSERT_OK(builder_build(ctx, r, k, module_src("hostile"), work, log, NULL, &res));
+	assert_false(kbw_build_succeeded(res));
+	assert_string_equal(res->reason, "build exceeded its disk budget of 64 MiB");
+	assert_true(res->build_uid >= 60928 && res->build_uid <= 61183);
+
+	/* Strip runs in the sandbox too, on a buffer. */
+	ASSERT_OK(rm_rf_at(AT_FDCWD, work));
+	path2 = write_recipe(t, "plain", "hostile", "Modules=dm2_hostile");
+	ok = load_recipe(path2);
+	ASSERT_OK(builder_build(ctx, ok, k, module_src("hostile"), work, log, NULL, &res2));
+	if (!kbw_build_succeeded(res2))
+		fprintf(stderr, "reason: %s\n", strna(res2->reason));
+	assert_true(kbw_build_succeeded(res2));
+	ASSERT_OK(read_full_file_at(AT_FDCWD, res2->modules[0], 0, &buf, &size));
+	before = size;
+	ASSERT_OK(builder_strip(ctx, k, "dm2_hostile.ko", log, &buf, &size, &reason));
+	assert_true(size > 0 && size < before);
 }
 
 static void test_builder_nested(void **state)
@@ -190,6 +252,8 @@ static void test_builder_missing_module_and_command(void **state)
 	ASSERT_OK(builder_build(ctx, dkms, k, src, work, log, NULL, &res2));
 	if (!kbw_build_succeeded(res2))
 		test_system("cat '%s'", log);
+	if (!kbw_build_succeeded(res2))
+		fprintf(stderr, "reason: %s\n", strna(res2->reason));
 	assert_true(kbw_build_succeeded(res2));
 	assert_int_equal(
 		test_system("grep -q 'make -C' '%s' || grep -q 'Entering directory' '%s'",
@@ -267,7 +331,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_kernels_list_sorted),
-		cmocka_unit_test(test_build_user_fake_root),
+		cmocka_unit_test(test_build_uid_allocation),
+		cmocka_unit_test(test_builder_limits_and_strip),
 		cmocka_unit_test(test_builder_nested),
 		cmocka_unit_test(test_builder_missing_module_and_command),
 		cmocka_unit_test(test_cli),

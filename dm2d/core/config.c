@@ -77,6 +77,26 @@ static int parse_unsigned(const char *v, unsigned *ret)
 	return 0;
 }
 
+/* "MIN-MAX", neither 0 (root) nor beyond 2^31 - 2, MIN <= MAX. */
+static int parse_uid_range(const char *v, uint32_t *ret_min, uint32_t *ret_max)
+{
+	_cleanup_free_ char *lo = NULL;
+	const char *dash = strchr(v, '-');
+	uint64_t a, b;
+
+	if (!dash)
+		return -EINVAL;
+	lo = strndup(v, (size_t) (dash - v));
+	if (!lo)
+		return -ENOMEM;
+	if (safe_atou64(lo, &a) < 0 || safe_atou64(dash + 1, &b) < 0 || a == 0 || a > b ||
+	    b > 0x7ffffffeULL)
+		return -EINVAL;
+	*ret_min = (uint32_t) a;
+	*ret_max = (uint32_t) b;
+	return 0;
+}
+
 static void config_error(unsigned line, const char *message, void *userdata)
 {
 	config_problem(userdata, line, message);
@@ -109,6 +129,14 @@ static int config_item(const char *section, const char *key, const char *value, 
 		r = parse_bool(value, &c->allow_non_gpl);
 	else if (IS("Build", "MakeJobs"))
 		r = parse_unsigned(value, &c->make_jobs);
+	else if (IS("Build", "UidRange"))
+		r = parse_uid_range(value, &c->build_uid_min, &c->build_uid_max);
+	else if (IS("Build", "ProcessMax"))
+		r = safe_atou64(value, &c->build_processes_max);
+	else if (IS("Build", "CPUTimeMaxSec"))
+		r = parse_sec(value, &c->build_cpu_usec);
+	else if (IS("Build", "DiskMax"))
+		r = parse_size(value, &c->build_disk_max);
 	else if (IS("Signing", "Sign"))
 		r = parse_bool(value, &c->sign);
 	else if (IS("Signing", "Key"))
@@ -192,6 +220,11 @@ int config_load(int root_fd, const char *path, struct dm2_config **ret)
 		.build_user = strdup("dm2-build"),
 		.build_timeout_usec = 1800 * 1000000ULL,
 		.build_memory_max = 4ULL << 30,
+		.build_uid_min = 60928, /* systemd's UIDS-GIDS.md: 60578-61183 is unused */
+		.build_uid_max = 61183,
+		.build_processes_max = 512,
+		.build_cpu_usec = 600 * 1000000ULL,
+		.build_disk_max = 2ULL << 30,
 		.sign = true,
 		.max_download_size = 512ULL << 20,
 		.connect_timeout_usec = 30 * 1000000ULL,

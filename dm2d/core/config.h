@@ -24,6 +24,11 @@ struct dm2_config {
 	uint64_t build_memory_max; /* MemoryMax= (RLIMIT_AS), bytes */
 	bool allow_non_gpl;      /* AllowNonGPL= */
 	unsigned make_jobs;      /* MakeJobs=, -j per build; 0 = CPUs / Jobs, at least 1 */
+	uint32_t build_uid_min;  /* UidRange=MIN-MAX: each build's own ephemeral uid */
+	uint32_t build_uid_max;
+	uint64_t build_processes_max; /* ProcessMax= (RLIMIT_NPROC of the build's uid) */
+	uint64_t build_cpu_usec; /* CPUTimeMaxSec= (RLIMIT_CPU of each build process) */
+	uint64_t build_disk_max; /* DiskMax=, bytes for the work dir and /tmp of a build */
 
 	/* [Signing] */
 	bool sign;               /* Sign=, default yes */

@@ -6,10 +6,22 @@
 #include "core/context.h"
 
 /*
- * The unprivileged user builds run as: dm2d.conf [Build] User= (default "dm2-build").
- * If that user does not exist and ctx->root is "/" and we are root, it is created with
- * useradd --system (no home, nologin shell). In every other case (fake roots, tests, not
- * root) /etc is never touched: the build falls back to "nobody", with a notice. Looks
- * users up in the machine's passwd database (builds run on this machine).
+ * Each build runs as a uid of its own, like systemd's DynamicUser=: one taken from
+ * dm2d.conf [Build] UidRange= (default 60928-61183, in the range systemd documents as
+ * unused), with the gid of the same number. A uid is held through an exclusive flock()
+ * on ROOT/var/lib/dm2/locks/build-uid/UID, so concurrent builds (threads, dm2d's children,
+ * a dm2 CLI next to the daemon) never share one, and a crashed holder frees its uid with
+ * its lock. Uids and gids that name a user or group of this machine (NSS) are skipped.
+ * Nothing owned by a build uid outlives the build (its work dir is a private tmpfs), so a
+ * uid is free again as soon as its lock is released.
  */
-int build_user_resolve(struct dm2_context *ctx, uid_t *ret_uid, gid_t *ret_gid);
+struct build_uid {
+	uid_t uid;
+	gid_t gid;
+	int lock_fd;
+};
+#define BUILD_UID_NULL ((struct build_uid){.uid = (uid_t) -1, .gid = (gid_t) -1, .lock_fd = -EBADF})
+
+/* -EBUSY when every uid of the range is held. */
+int build_uid_acquire(struct dm2_context *ctx, struct build_uid *ret);
+void build_uid_release(struct build_uid *u);

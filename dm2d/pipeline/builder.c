@@ -55,23 +55,36 @@ static int expected_modules(const struct recipe *r, char ***ret)
 	return 0;
 }
 
+static struct kbw_limits builder_limits(struct dm2_context *ctx)
+{
+	const struct dm2_config *c = ctx->config;
+
+	if (!c)
+		return (struct kbw_limits){};
+	return (struct kbw_limits){
+		.processes = c->build_processes_max,
+		.cpu_usec = c->build_cpu_usec,
+		.disk_max = c->build_disk_max,
+	};
+}
+
 int builder_build(struct dm2_context *ctx, const struct recipe *r,
 		  const struct kbw_kernel *k, const char *source_dir,
 		  const char *work_dir, const char *log_path, char **extra_symbols,
 		  struct kbw_build_result **ret)
 {
+	_cleanup_(build_uid_release) struct build_uid u = BUILD_UID_NULL;
 	_cleanup_strv_free_ char **modules = NULL;
+	struct kbw_limits limits = builder_limits(ctx);
 	struct kbw_build_params p = {};
 	struct kbw_build_result *res = NULL;
-	uid_t uid;
-	gid_t gid;
 	int q;
 
 	kernels_setup_log();
 
-	q = build_user_resolve(ctx, &uid, &gid);
+	q = build_uid_acquire(ctx, &u);
 	if (q < 0)
-		return log_debug_errno(q, "Cannot resolve the build user: %m");
+		return log_debug_errno(q, "Cannot allocate a build uid: %m");
 	q = expected_modules(r, &modules);
 	if (q < 0)
 		return q;
@@ -96,18 +109,64 @@ int builder_build(struct dm2_context *ctx, const struct recipe *r,
 		.command = isempty(r->make_command) ? NULL : r->make_command,
 		.modules = modules,
 		.jobs = builder_make_jobs(ctx),
-		.uid = uid,
-		.gid = gid,
+		.uid = u.uid,
+		.gid = u.gid,
 		.timeout_usec = ctx->config ? ctx->config->build_timeout_usec : 0,
 		.memory_max = ctx->config ? ctx->config->build_memory_max : 0,
 		.isolate = true,
 	};
 
 	log_debug("Building '%s' for %s in '%s' as uid %u, log '%s'", r->name,
-		  kbw_kernel_release(k), work_dir, (unsigned) uid, log_path);
-	q = kbw_build(k, &p, &res);
+		  kbw_kernel_release(k), work_dir, (unsigned) u.uid, log_path);
+	q = kbw_build_limited(k, &p, &limits, &res);
 	if (q < 0)
 		return q;
 	*ret = res;
+	return 0;
+}
+
+int builder_strip(struct dm2_context *ctx, const struct kbw_kernel *k, const char *name,
+		  const char *log_path, char **buf, size_t *size, char **ret_reason)
+{
+	_cleanup_(build_uid_release) struct build_uid u = BUILD_UID_NULL;
+	_cleanup_close_ int log_fd = -EBADF;
+	const char *tool = kbw_kernel_llvm(k) ? "llvm-strip" : "strip";
+	struct kbw_limits limits = builder_limits(ctx);
+	void *out = NULL;
+	size_t out_size = 0;
+	int q;
+
+	q = build_uid_acquire(ctx, &u);
+	if (q < 0)
+		return log_debug_errno(q, "Cannot allocate a build uid: %m");
+	if (log_path) {
+		log_fd = open(log_path, O_RDWR | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+		if (log_fd < 0)
+			log_debug_errno(errno, "Cannot open '%s', ignoring: %m", log_path);
+	}
+	q = kbw_run_on_file(
+		&(struct kbw_file_command){
+			.argv = (char *[]){(char *) tool, (char *) "-g", (char *) "{}", NULL},
+			.name = name,
+			.log_fd = log_fd,
+			.uid = u.uid,
+			.gid = u.gid,
+			.timeout_usec = ctx->config ? ctx->config->build_timeout_usec : 0,
+			.memory_max = ctx->config ? ctx->config->build_memory_max : 0,
+			.limits = &limits,
+		},
+		*buf, *size, &out, &out_size, ret_reason);
+	if (q == -EPROTO && ret_reason && *ret_reason &&
+	    endswith(*ret_reason, "' not found")) {
+		free(*ret_reason);
+		*ret_reason = strjoin("'", tool, "' not found (install ",
+				      streq(tool, "strip") ? "binutils" : "llvm",
+				      ") or set Strip=no");
+	}
+	if (q < 0)
+		return q;
+	free(*buf);
+	*buf = out;
+	*size = out_size;
 	return 0;
 }

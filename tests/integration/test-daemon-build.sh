@@ -11,9 +11,12 @@ KVER=$REAL_KVER
 printf '[Daemon]\nSettleSec=1\nJobs=1\n' >"$ROOT/etc/dm2/dm2d.conf"
 make_recipe t-alpha dm2t_alpha
 make_recipe t-broken dm2t_broken broken
-# t-slow builds only while $T/hold exists: then its Kbuild waits for the file to go away.
+# t-slow builds only while $HOLD exists: then its Kbuild waits for the file to go away. A
+# build sees a private /tmp, so the file is in /var/tmp (which it sees read-only).
+HOLD=/var/tmp/${T##*/}.hold
+trap 'rc=$?; rm -f "$HOLD"; (exit $rc); cleanup' EXIT
 make_recipe t-slow dm2t_slow
-echo "\$(shell while [ -e $T/hold ]; do sleep 0.2; done)" >>"$RECIPES/t-slow-src/Kbuild"
+echo "\$(shell while [ -e $HOLD ]; do sleep 0.2; done)" >>"$RECIPES/t-slow-src/Kbuild"
 mkdir "$ROOT/lib/modules/$KVER"
 ln -s "$REAL_TREE" "$ROOT/lib/modules/$KVER/build"
 
@@ -82,10 +85,10 @@ grep -q "Refused 'BUILD' from uid 65534" "$T/dm2d.log" || fail "BUILD refusal no
 
 # 4. With Jobs=1, a second build waits while the first holds the slot; a client that goes
 # away takes its build with it, and the waiting one starts.
-touch "$T/hold"
+touch "$HOLD"
 "$DM2" --root "$ROOT" --recipes "$RECIPES" build t-slow -k "$KVER" >/dev/null 2>&1 &
 slow=$!
-wait_for 60 pgrep -f "$T/hold" >/dev/null || fail "the build of t-slow did not start"
+wait_for 60 pgrep -f "$HOLD" >/dev/null || fail "the build of t-slow did not start"
 "$DM2" --root "$ROOT" --recipes "$RECIPES" build t-alpha -k "$KVER" --json \
 	>"$T/second.json" 2>"$T/second.err" &
 second=$!
@@ -96,14 +99,14 @@ kill -KILL $slow
 wait $slow 2>/dev/null || true
 wait_for 30 grep -q "Killing the build of 't-slow'" "$T/dm2d.log" ||
 	fail "dm2d did not kill the build of a client that went away"
-slow_gone() { ! pgrep -f "$T/hold" >/dev/null; }
+slow_gone() { ! pgrep -f "$HOLD" >/dev/null; }
 wait_for 30 slow_gone || fail "t-slow's build still runs"
 rc=0
 wait $second || rc=$?
 [ $rc = 0 ] || fail "the waiting build exited $rc: $(cat "$T/second.err")"
 jq -e '.succeeded == true' "$T/second.json" >/dev/null || fail "waiting build: bad JSON"
 [ "$(builds_logged t-alpha)" = 2 ] || fail "the waiting build did not run in dm2d"
-rm "$T/hold"
+rm "$HOLD"
 
 # 5. None of this touched the jobs.
 dm2 status --json >"$T/status-after"

@@ -120,7 +120,8 @@ find "$ROOT/var/cache/dm2/artifacts/objects" -type f -size +1k | while read -r f
 done
 dm2 install "$NAME" -k "$KVER" >"$T/out" 2>&1 || { cat "$T/out"; fail "install after corruption"; }
 [ "$(field from_cache)" = False ] || fail "corrupted object was used"
-[ "$(sha256sum "$LOG")" != "$log_sum" ] || fail "no rebuild after corruption"
+{ [ "$(sha256sum "$LOG")" != "$log_sum" ] || [ "$(stat -c %Y.%y "$LOG")" != "$log_mtime" ]; } ||
+	fail "no rebuild after corruption"
 modinfo -F signer "$MOD" >/dev/null || fail "rebuilt module unreadable"
 pass "corrupted cache object rebuilt"
 
