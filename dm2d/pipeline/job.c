@@ -868,9 +868,12 @@ static int run_job(struct dm2_context *ctx, struct db *d, const struct recipe_se
 	rcp = for_kernel;
 	complete = kbw_kernel_complete(k, &why);
 
-	r = db_kernel_upsert(d, kver, complete ? kbw_kernel_identity(k) : NULL,
-			     kbw_kernel_arch(k), complete ? "complete" : "incomplete",
-			     complete ? NULL : why);
+	/* The stamp dm2d compares, not the sha256 identity (see kernel_tree_stamp()). */
+	_cleanup_free_ char *stamp = NULL;
+	if (complete && kernel_tree_stamp(k, &stamp) < 0)
+		stamp = NULL;
+	r = db_kernel_upsert(d, kver, stamp, kbw_kernel_arch(k),
+			     complete ? "complete" : "incomplete", complete ? NULL : why);
 	if (r >= 0)
 		r = db_recipe_upsert(d, rcp->name, recipe_origin_to_string(rcp->origin),
 				     rcp->path, content_hash);
