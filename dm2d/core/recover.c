@@ -34,15 +34,17 @@ int recover_stale_jobs(struct dm2_context *ctx, struct db *d, struct db_job **re
 		return r;
 	for (size_t i = 0; i < n; i++) {
 		r = job_lock_free(ctx, jobs[i].recipe, jobs[i].kernel);
-		if (r > 0 && jobs[i].state != JOB_STATE_QUEUED)
-			r = db_job_set_state(d, jobs[i].id, JOB_STATE_QUEUED, NULL, NULL, NULL);
-		if (r < 0) {
-			db_jobs_free(jobs, n);
-			return r;
-		}
 		if (r == 0) { /* held: it runs */
 			db_job_done(&jobs[i]);
 			continue;
+		}
+		if (r > 0 && jobs[i].state != JOB_STATE_QUEUED)
+			r = db_job_set_state(d, jobs[i].id, JOB_STATE_QUEUED, NULL, NULL, NULL);
+		if (r < 0) {
+			for (size_t x = i; x < n; x++)
+				db_job_done(&jobs[x]);
+			db_jobs_free(jobs, k);
+			return r;
 		}
 		jobs[k++] = jobs[i];
 	}
