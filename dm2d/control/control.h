@@ -41,7 +41,9 @@
  *                                             done: the client may do the work itself
  *
  * Only peers with uid 0 (SO_PEERCRED) may TRIGGER, INSTALL or BUILD; anyone may ask for
- * STATUS.
+ * STATUS. The request line must arrive within 10 s of connecting (else "ERR 2 no request
+ * line ..."); a connection over dm2d's limits (per user, in all) gets "ERR 12 dm2d has too
+ * many control connections open" at once. TIMEOUT_SEC above a week counts as a week.
  */
 
 #define CONTROL_LINE_MAX 4096

@@ -59,7 +59,7 @@ log0=$(log_size)
 
 # 1. The flood, as an unprivileged user, held past the request timeout (10 s).
 setpriv --reuid=nobody --regid=nogroup --clear-groups \
-	python3 "$T/flood.py" "$SOCK" 1100 14 >"$T/flood.out" 2>&1 &
+	/usr/bin/python3 "$T/flood.py" "$SOCK" 1100 14 >"$T/flood.out" 2>&1 &
 flood=$!
 wait_for 60 grep -q connected= "$T/flood.out" || fail "the flood did not connect: $(cat "$T/flood.out")"
 t=$SECONDS
@@ -81,10 +81,11 @@ echo "flood: dm2d used $cpu ticks of CPU, wrote $logged bytes of log"
 wait_for 15 test "$(nfds)" -le "$fds0" || fail "dm2d keeps $(nfds) fds, had $fds0 before"
 
 # 2. Out of fds anyway (the limit lowered under it): accept() fails, dm2d pauses.
-prlimit --pid "$DAEMON_PID" --nofile=$((fds0 + 6)):$((fds0 + 6))
+soft=$(prlimit --pid "$DAEMON_PID" --nofile --noheadings --output SOFT)
+prlimit --pid "$DAEMON_PID" --nofile=$((fds0 + 6)):
 cpu0=$(ticks)
 log0=$(log_size)
-python3 "$T/flood.py" "$SOCK" 60 6 >"$T/flood2.out" 2>&1 || fail "root flood failed"
+/usr/bin/python3 "$T/flood.py" "$SOCK" 60 6 >"$T/flood2.out" 2>&1 || fail "root flood failed"
 cpu=$(($(ticks) - cpu0))
 logged=$(($(log_size) - log0))
 echo "out of fds: dm2d used $cpu ticks of CPU, wrote $logged bytes of log"
@@ -92,7 +93,7 @@ grep -q "Failed to accept a control connection, pausing" "$T/dm2d.log" ||
 	fail "dm2d never ran out of fds (nothing tested)"
 [ "$cpu" -le 200 ] || fail "dm2d used $cpu ticks of CPU while out of fds (busy loop)"
 [ "$logged" -le 5000 ] || fail "dm2d wrote $logged bytes of log while out of fds"
-prlimit --pid "$DAEMON_PID" --nofile=1024:1024
+prlimit --pid "$DAEMON_PID" --nofile="$soft":
 wait_for 30 test "$(nfds)" -le "$fds0" || fail "dm2d keeps $(nfds) fds after the flood"
 rc=0
 timeout 30 "$DM2" --root "$ROOT" trigger "$KVER" --wait --timeout 20 >/dev/null || rc=$?
