@@ -89,8 +89,7 @@ other=$(building | grep -vx "$late" | head -n1)
 t0=$SECONDS
 kill -TERM "$DAEMON_PID"
 wait_for 20 grep -q "Stopping: 2 running job(s)" "$T/dm2d.log" || fail "dm2d did not start to stop"
-wait_for 20 grep -q "'$other' for kernel '$KVER') was stopped" "$T/dm2d.log" ||
-	fail "'$other' was not stopped by dm2d's SIGTERM"
+wait_for 20 state_is "$other" "$KVER" queued || fail "'$other' was not stopped by dm2d's SIGTERM"
 rm "$T/hold-$late"
 wait_for 60 grep -q "recipe=$late, kernel=$KVER, state=installed" "$T/dm2d.log" ||
 	fail "'$late' did not finish during the stop"
