@@ -23,7 +23,15 @@ static void help(void)
 	       "See dm2d(8) and dm2d.conf(5).\n");
 }
 
-int main(int argc, char *argv[])
+struct args {
+	struct manager_options o;
+	const char *root;
+	char **recipe_dirs;
+	bool foreground;
+};
+
+/* Returns -1 to go on, else the exit code. */
+static int parse_args(int argc, char *argv[], struct args *a)
 {
 	enum { ARG_ROOT = 0x100, ARG_RECIPES, ARG_FOREGROUND, ARG_EXIT_WHEN_IDLE, ARG_VERSION };
 
@@ -37,29 +45,22 @@ int main(int argc, char *argv[])
 		{ "version", no_argument, NULL, ARG_VERSION },
 		{}
 	};
-	_cleanup_(context_freep) struct dm2_context *ctx = NULL;
-	_cleanup_(manager_freep) struct manager *m = NULL;
-	_cleanup_strv_free_ char **recipe_dirs = NULL;
-	struct manager_options o = {};
-	const char *root = NULL;
-	bool foreground = false;
-	int c, r;
+	int c;
 
-	log_set_program("dm2d");
 	while ((c = getopt_long(argc, argv, "vh", options, NULL)) >= 0)
 		switch (c) {
 		case ARG_ROOT:
-			root = optarg;
+			a->root = optarg;
 			break;
 		case ARG_RECIPES:
-			if (strv_extend(&recipe_dirs, optarg) < 0)
+			if (strv_extend(&a->recipe_dirs, optarg) < 0)
 				return log_oom(), EXIT_FAILURE_GENERIC;
 			break;
 		case ARG_FOREGROUND:
-			foreground = true;
+			a->foreground = true;
 			break;
 		case ARG_EXIT_WHEN_IDLE:
-			o.exit_when_idle = true;
+			a->o.exit_when_idle = true;
 			break;
 		case 'v':
 			log_set_max_level(LOG_DEBUG);
@@ -77,15 +78,13 @@ int main(int argc, char *argv[])
 		log_error("Unexpected argument '%s'; see 'dm2d --help'.", argv[optind]);
 		return EXIT_USAGE;
 	}
-	if (foreground)
-		log_set_target(LOG_TARGET_STDERR);
-	else
-		log_target_auto();
+	return -1;
+}
 
-	r = context_new(root, &ctx);
-	if (r < 0)
-		return r == -EINVAL ? EXIT_BAD_INPUT : EXIT_FAILURE_GENERIC;
-	STRV_FOREACH(d, recipe_dirs) {
+/* --recipes directories, absolute, searched first. */
+static int add_recipe_dirs(struct dm2_context *ctx, char **dirs)
+{
+	STRV_FOREACH(d, dirs) {
 		char *abs = realpath(*d, NULL);
 
 		if (!abs) {
@@ -95,12 +94,34 @@ int main(int argc, char *argv[])
 		if (strv_consume(&ctx->recipe_dirs, abs) < 0)
 			return log_oom(), EXIT_FAILURE_GENERIC;
 	}
+	return -1;
+}
 
-	r = manager_new(ctx, &o, &m);
-	if (r < 0)
-		return EXIT_FAILURE_GENERIC;
-	r = manager_startup(m);
-	if (r < 0)
+int main(int argc, char *argv[])
+{
+	_cleanup_(context_freep) struct dm2_context *ctx = NULL;
+	_cleanup_(manager_freep) struct manager *m = NULL;
+	struct args a = {};
+	int r;
+
+	log_set_program("dm2d");
+	r = parse_args(argc, argv, &a);
+	if (r < 0) {
+		if (a.foreground)
+			log_set_target(LOG_TARGET_STDERR);
+		else
+			log_target_auto();
+		r = context_new(a.root, &ctx);
+		if (r < 0)
+			r = r == -EINVAL ? EXIT_BAD_INPUT : EXIT_FAILURE_GENERIC;
+		else
+			r = add_recipe_dirs(ctx, a.recipe_dirs);
+	}
+	strv_free(a.recipe_dirs);
+	if (r >= 0)
+		return r;
+
+	if (manager_new(ctx, &a.o, &m) < 0 || manager_startup(m) < 0)
 		return EXIT_FAILURE_GENERIC;
 	r = manager_run(m);
 	if (r < 0) {

@@ -3,7 +3,6 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <systemd/sd-event.h>
 
 #include "core/context.h"
 #include "shared/macro.h"
@@ -42,30 +41,16 @@
  *                                             done: the client may do the work itself
  *
  * Only peers with uid 0 (SO_PEERCRED) may TRIGGER, INSTALL or BUILD; anyone may ask for
- * STATUS.
+ * STATUS. The request line must arrive within 10 s of connecting (else "ERR 2 no request
+ * line ..."); a connection over dm2d's limits (per user, in all) gets "ERR 12 dm2d has too
+ * many control connections open" at once. TIMEOUT_SEC above a week counts as a week.
  */
 
 #define CONTROL_LINE_MAX 4096
 /* The longest answer line a client takes (a build's --json result is one line). */
 #define CONTROL_REPLY_MAX (4 * CONTROL_LINE_MAX)
 
-struct manager;
-struct control_server;
-
-/* ---- server side (dm2d) ---- */
-
-/* Use a socket-activated listening fd if sd_listen_fds() passed one, else bind
- * ROOT/run/dm2/control (mode 0666: everyone may connect, the peer uid decides). */
-int control_server_new(struct manager *m, sd_event *e, struct dm2_context *ctx,
-		       struct control_server **ret);
-struct control_server *control_server_free(struct control_server *s);
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct control_server *, control_server_free);
-/* Called by the manager whenever a job or a kernel's depmod changed state: waiting clients
- * get their JOB lines and, once everything they wait for is final, DONE. */
-void control_server_job_changed(struct control_server *s, const char *recipe, const char *kver,
-				const char *state, const char *reason);
-/* Connections currently open (the daemon is not idle while someone waits). */
-size_t control_server_n_waiting(struct control_server *s);
+/* The daemon's end is daemon/control-server.c; the request handler daemon/control-request.c. */
 
 /* ---- client side (dm2 trigger, and build/install forwarding) ---- */
 

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include "core/kernels.h"
+#include "shared/fs-util.h"
 #include "shared/log.h"
 #include "shared/util.h"
 
@@ -117,5 +118,36 @@ int kernels_list(struct dm2_context *ctx, struct kbw_kernel ***ret, size_t *ret_
 		qsort(list, n, sizeof(*list), compare_newest_first);
 	*ret = list;
 	*ret_n = n;
+	return 0;
+}
+
+int kernel_tree_stamp(const struct kbw_kernel *k, char **ret)
+{
+	static const char *const files[] = {
+		".config", "Module.symvers", "include/generated/utsrelease.h",
+		"include/generated/autoconf.h",
+	};
+	const char *dir = kbw_kernel_build_dir(k);
+	_cleanup_free_ char *s = NULL;
+
+	if (!dir)
+		return -ENOENT;
+	s = strjoin("stamp:", kbw_kernel_release(k));
+	for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+		_cleanup_free_ char *p = path_join(dir, files[i]);
+		struct stat st;
+		char *n;
+
+		if (!p || !s)
+			return -ENOMEM;
+		if (stat(p, &st) < 0)
+			return -errno;
+		if (asprintf(&n, "%s:%llx.%llx.%09ld", s, (unsigned long long) st.st_size,
+			     (unsigned long long) st.st_mtim.tv_sec, st.st_mtim.tv_nsec) < 0)
+			return -ENOMEM;
+		free(s);
+		s = n;
+	}
+	*ret = TAKE_PTR(s);
 	return 0;
 }

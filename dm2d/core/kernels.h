@@ -23,3 +23,13 @@ int kernel_find(struct dm2_context *ctx, const char *release, struct kbw_kernel 
 
 /* Forward libkbuild-wrap's messages to dm2's log (idempotent). */
 void kernels_setup_log(void);
+
+/*
+ * What dm2 remembers of a complete kernel's build tree (the kernels table's identity
+ * column) to notice that it was rebuilt under the same release: release, size and mtime of
+ * the files that make up the kernel identity. dm2d and `dm2 install` both record it, so a
+ * restart compares like with like. The sha256 identity itself (kbw_kernel_identity(), part
+ * of every build key) is not used here: computing it would pull OpenSSL into the idle
+ * daemon for nothing. A "touch" without a change costs one cache hit per module.
+ */
+int kernel_tree_stamp(const struct kbw_kernel *k, char **ret);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* dm2d's queue: jobs as `dm2 install` children, Jobs= at a time, one depmod per batch;
- * and `dm2 build` children for clients, in the same Jobs= slots. */
+/* Running dm2d's queue: jobs as `dm2 install` children, Jobs= at a time, one depmod per
+ * batch; and `dm2 build` children for clients, in the same Jobs= slots. A job's outcome is
+ * what its child wrote in the state db. */
 #include <fcntl.h>
 #include <inttypes.h>
 #include <malloc.h>
@@ -9,8 +10,11 @@
 #include <systemd/sd-daemon.h>
 
 #include "control/control.h"
-#include "core/db.h"
 #include "control/exit-codes.h"
+#include "core/db.h"
+#include "core/recover.h"
+#include "daemon/child.h"
+#include "daemon/control-server.h"
 #include "daemon/manager-internal.h"
 #include "daemon/manager.h"
 #include "recipe/recipe-set.h"
@@ -34,7 +38,7 @@ struct mbuild {
 	char *kver;
 	char **args; /* the dm2 command line */
 	bool started;
-	pid_t pid; /* > 0: running, and counted in m->n_running */
+	pid_t pid; /* > 0: running, and counted in m->n_builds_running */
 	sd_event_source *child;
 	struct mbuild_pipe out, err;
 	manager_build_line_fn on_line;
@@ -80,191 +84,97 @@ void manager_mkernel_free(struct mkernel *k)
 	free(k);
 }
 
-struct mjob *manager_job_find(struct manager *m, const char *recipe, const char *kver)
+unsigned manager_n_running(struct manager *m)
 {
-	for (size_t i = 0; i < m->n_jobs; i++)
-		if (streq(m->jobs[i]->recipe, recipe) && streq(m->jobs[i]->kver, kver))
-			return m->jobs[i];
-	return NULL;
-}
-
-void manager_mjob_free(struct mjob *j)
-{
-	if (!j)
-		return;
-	sd_event_source_disable_unref(j->child);
-	sd_event_source_disable_unref(j->out);
-	safe_close(j->out_fd);
-	free(j->recipe);
-	free(j->kver);
-	free(j->final_state);
-	free(j->reason);
-	free(j);
-}
-
-static bool strv_has_or_null(char **l, const char *s)
-{
-	return !l || strv_contains(l, s);
+	return (unsigned) queue_n_running(&m->queue) + m->n_builds_running;
 }
 
 void manager_notify_status(struct manager *m)
 {
-	size_t queued = 0;
+	size_t queued = queue_n_queued(&m->queue);
+	unsigned running = manager_n_running(m);
 
-	for (size_t i = 0; i < m->n_jobs; i++)
-		if (m->jobs[i]->state == MJOB_QUEUED)
-			queued++;
-	if (m->n_running == 0 && queued == 0)
+	if (running == 0 && queued == 0)
 		(void) sd_notify(false, "STATUS=Idle, watching for kernels.");
 	else
-		(void) sd_notifyf(false, "STATUS=%u job(s) running, %zu queued.", m->n_running, queued);
+		(void) sd_notifyf(false, "STATUS=%u job(s) running, %zu queued.", running, queued);
+}
+
+static void log_job_state(const struct qjob *j, const char *id_text)
+{
+	log_set_context(j->recipe, j->kver, id_text);
+	if (j->state == JOB_STATE_FAILED)
+		log_error("event: job-state, job=%s, recipe=%s, kernel=%s, state=failed, "
+			  "reason=%s (see 'dm2 log %s -k %s')", id_text, j->recipe, j->kver,
+			  strna(j->reason), j->recipe, j->kver);
+	else
+		log_notice("event: job-state, job=%s, recipe=%s, kernel=%s, state=%s", id_text,
+			   j->recipe, j->kver, strna(job_state_to_string(j->state)));
+	log_set_context(NULL, NULL, NULL);
 }
 
 /* ---- the queue ---- */
 
-int manager_job_enqueue(struct manager *m, const char *recipe, const char *kver)
+/* j was just (re)queued: the state db's queue gets it too. */
+static int job_record_queued(struct manager *m, struct qjob *j)
 {
-	struct mjob *j = manager_job_find(m, recipe, kver);
-	int64_t id;
+	char id_text[24];
 	int r;
 
-	if (j && j->state == MJOB_QUEUED)
-		return 0;
-	if (j && j->state == MJOB_RUNNING) {
-		j->again = true;
-		return 0;
-	}
-	r = db_job_enqueue(m->db, recipe, kver, &id);
-	if (r < 0)
+	r = db_job_enqueue(m->db, j->recipe, j->kver, &j->db_id);
+	if (r < 0) {
+		(void) queue_job_finished(j, JOB_STATE_FAILED, "dm2d could not record the job");
 		return log_error_errno(r, "Failed to queue '%s' for kernel '%s' in the state db: %m",
-				       recipe, kver);
-	if (!j) {
-		struct mjob **a;
-
-		j = calloc(1, sizeof(*j));
-		if (!j)
-			return log_oom();
-		j->m = m;
-		j->out_fd = -EBADF;
-		j->recipe = strdup(recipe);
-		j->kver = strdup(kver);
-		a = realloc(m->jobs, sizeof(*a) * (m->n_jobs + 1));
-		if (a)
-			m->jobs = a;
-		if (!j->recipe || !j->kver || !a) {
-			manager_mjob_free(j);
-			return log_oom();
-		}
-		m->jobs[m->n_jobs++] = j;
+				       j->recipe, j->kver);
 	}
-	j->db_id = id;
-	snprintf(j->id_text, sizeof(j->id_text), "%" PRIi64, id);
-	j->state = MJOB_QUEUED;
-	j->final_state = mfree(j->final_state);
-	j->reason = mfree(j->reason);
-	j->last[0] = '\0';
-	log_set_context(recipe, kver, j->id_text);
-	log_notice("event: job-state, job=%s, recipe=%s, kernel=%s, state=queued", j->id_text,
-		   recipe, kver);
-	log_set_context(NULL, NULL, NULL);
+	snprintf(id_text, sizeof(id_text), "%" PRIi64, j->db_id);
+	log_job_state(j, id_text);
 	manager_schedule_dispatch(m);
 	return 0;
 }
 
-void manager_jobs_drop_kernel(struct manager *m, const char *kver)
+int manager_job_enqueue(struct manager *m, const char *recipe, const char *kver)
 {
-	size_t n = 0;
-
-	for (size_t i = 0; i < m->n_jobs; i++) {
-		struct mjob *j = m->jobs[i];
-
-		if (!streq(j->kver, kver)) {
-			m->jobs[n++] = j;
-			continue;
-		}
-		if (j->state == MJOB_RUNNING && j->pid > 0) {
-			(void) kill(-j->pid, SIGKILL);
-			m->n_running--;
-		}
-		manager_mjob_free(j); /* the child source is owned: freeing it reaps the child */
-	}
-	m->n_jobs = n;
-}
-
-/* ---- children ---- */
-
-/* A pipe for a child's output: only our end is non-blocking, a child that writes faster
- * than we read waits instead of losing lines to EAGAIN. */
-static int output_pipe(int p[2])
-{
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return -errno;
-	if (fcntl(p[0], F_SETFL, O_NONBLOCK) < 0) {
-		int r = -errno;
-
-		safe_close(p[0]);
-		safe_close(p[1]);
-		return r;
-	}
-	return 0;
-}
-
-/* The child's stdout and stderr go to out_fd and err_fd (-EBADF: ours). */
-static int spawn(struct manager *m, char **args, int out_fd, int err_fd, pid_t *ret_pid)
-{
-	pid_t pid = fork();
-
-	if (pid < 0)
-		return -errno;
-	if (pid == 0) {
-		sigset_t ss;
-
-		/* sd-event blocked these in the parent; the child starts with a clean slate. */
-		sigemptyset(&ss);
-		(void) sigprocmask(SIG_SETMASK, &ss, NULL);
-		(void) setpgid(0, 0); /* so SIGTERM reaches make and the compilers too */
-		if (out_fd >= 0) {
-			int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-
-			if (null >= 0)
-				(void) dup2(null, STDIN_FILENO);
-			(void) dup2(out_fd, STDOUT_FILENO);
-		}
-		if (err_fd >= 0)
-			(void) dup2(err_fd, STDERR_FILENO);
-		/* A child must run the engine itself, never ask us back. */
-		(void) setenv("DM2_NO_FORWARD", "1", 1);
-		(void) unsetenv("NOTIFY_SOCKET");
-		(void) unsetenv("LISTEN_FDS");
-		(void) unsetenv("LISTEN_PID");
-		execv(args[0], args);
-		_exit(127);
-	}
-	*ret_pid = pid;
-	return 0;
-}
-
-/* spawn(), and call on_exit when the child exits; the returned source owns the child
- * (freeing it kills and reaps the child). */
-static int spawn_watched(struct manager *m, char **args, int out_fd, int err_fd,
-			 sd_event_child_handler_t on_exit, void *userdata, pid_t *ret_pid,
-			 sd_event_source **ret_child)
-{
-	pid_t pid = 0; /* set when spawn() succeeds; gcc -O2 cannot tell */
+	struct qjob *j;
 	int r;
 
-	r = spawn(m, args, out_fd, err_fd, &pid);
+	r = queue_add(&m->queue, recipe, kver, &j);
 	if (r < 0)
-		return r;
-	r = sd_event_add_child(m->event, ret_child, pid, WEXITED, on_exit, userdata);
-	if (r < 0) {
-		(void) kill(pid, SIGKILL);
-		(void) waitpid(pid, NULL, 0);
-		return r;
-	}
-	(void) sd_event_source_set_child_process_own(*ret_child, true);
-	*ret_pid = pid;
-	return 0;
+		return log_oom();
+	if (r != QUEUE_ADDED)
+		return 0;
+	return job_record_queued(m, j);
+}
+
+static void mjob_free(struct mjob *mj)
+{
+	if (!mj)
+		return;
+	sd_event_source_disable_unref(mj->child); /* owned: kills and reaps the child */
+	sd_event_source_disable_unref(mj->out);
+	safe_close(mj->out_fd);
+	free(mj);
+}
+
+/* The queue forgets a job: stop its child first. */
+static void qjob_free_data(struct qjob *j)
+{
+	struct mjob *mj = j->data;
+
+	if (mj && mj->pid > 0)
+		(void) kill(-mj->pid, SIGKILL);
+	mjob_free(mj);
+	j->data = NULL;
+}
+
+void manager_jobs_drop_kernel(struct manager *m, const char *kver)
+{
+	queue_drop_kernel(&m->queue, kver, qjob_free_data);
+}
+
+void manager_queue_done(struct manager *m)
+{
+	queue_done(&m->queue, qjob_free_data);
 }
 
 static int cli_args(struct manager *m, char ***ret, ...)
@@ -290,53 +200,17 @@ static int cli_args(struct manager *m, char ***ret, ...)
 	return 0;
 }
 
-/* Read what the pipe fd holds and hand each line to fn (one longer than size - 1 bytes in
- * pieces); the *n bytes of an unfinished line wait in line. Returns 1 while the pipe is
- * open; at its end (or an error) the unfinished line is handed on too, and 0 returned.
- * With drain (the child exited), reads all there is now and ends there: a grandchild that
- * still holds the pipe open is not waited for. */
-static int read_lines(int fd, char *line, size_t size, size_t *n, bool drain,
-		      void (*fn)(const char *line, void *userdata), void *userdata)
-{
-	for (;;) {
-		char buf[4096];
-		ssize_t k = read(fd, buf, sizeof(buf));
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0 && errno == EAGAIN && !drain)
-			return 1;
-		if (k <= 0) {
-			if (*n > 0) {
-				line[*n] = '\0';
-				fn(line, userdata);
-				*n = 0;
-			}
-			return 0;
-		}
-		for (ssize_t i = 0; i < k; i++) {
-			if (buf[i] == '\n' || *n >= size - 1) {
-				line[*n] = '\0';
-				fn(line, userdata);
-				*n = 0;
-				if (buf[i] == '\n')
-					continue;
-			}
-			line[(*n)++] = buf[i];
-		}
-		if (!drain)
-			return 1;
-	}
-}
+/* ---- jobs ---- */
 
 static void job_output_line(const char *line, void *userdata)
 {
-	struct mjob *j = userdata;
+	struct mjob *mj = userdata;
+	struct qjob *j = mj->qj;
 
 	if (isempty(line))
 		return;
-	snprintf(j->last, sizeof(j->last), "%s", line);
-	log_set_context(j->recipe, j->kver, j->id_text);
+	snprintf(mj->last, sizeof(mj->last), "%s", line);
+	log_set_context(j->recipe, j->kver, mj->id_text);
 	/* The job's own state-change lines repeat what the daemon logs for the same job. */
 	if (startswith(line, "dm2: event: job-state,"))
 		log_debug("%s %s: %s", j->recipe, j->kver, line);
@@ -347,132 +221,152 @@ static void job_output_line(const char *line, void *userdata)
 
 static int on_job_output(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
-	struct mjob *j = userdata;
+	struct mjob *mj = userdata;
 
-	if (read_lines(fd, j->line, sizeof(j->line), &j->n_line, false, job_output_line, j) > 0)
+	if (child_read_lines(fd, mj->line, sizeof(mj->line), &mj->n_line, false, job_output_line,
+			     mj) > 0)
 		return 0;
-	j->out = sd_event_source_disable_unref(j->out);
-	j->out_fd = safe_close(j->out_fd);
+	mj->out = sd_event_source_disable_unref(mj->out);
+	mj->out_fd = safe_close(mj->out_fd);
 	return 0;
 }
 
-static const char *state_from_exit(int code)
+/* A stop request rather than a failure: dm2d stops (it sent the signal), or someone
+ * (systemd stopping the whole unit, a Ctrl-C) asked the job's process to stop. */
+static bool job_stopped(struct manager *m, const siginfo_t *si)
 {
-	switch (code) {
-	case EXIT_OK:
-		return "installed";
-	case EXIT_SKIPPED:
-		return "skipped";
-	case EXIT_WAITING:
-		return "waiting";
-	default:
-		return "failed";
-	}
+	if (si->si_code == CLD_EXITED)
+		return m->stopping && si->si_status != EXIT_OK;
+	return m->stopping || si->si_status == SIGTERM || si->si_status == SIGINT ||
+	       si->si_status == SIGHUP;
 }
 
-void manager_maybe_exit(struct manager *m);
+/* Why the child ended without recording an outcome in the state db. */
+static char *exit_reason(const struct mjob *mj, const siginfo_t *si)
+{
+	char *s = NULL;
+
+	if (si->si_code != CLD_EXITED)
+		(void) asprintf(&s, "dm2 install was killed by signal %s",
+				strna(sigabbrev_np(si->si_status)));
+	else if (!isempty(mj->last))
+		s = strdup(mj->last);
+	else
+		(void) asprintf(&s, "dm2 install exited with status %i", si->si_status);
+	return s;
+}
+
+/*
+ * The child exited: its outcome is the state its job row reached (the row dm2 install
+ * wrote; it is the current one of recipe x kernel, a new one if the daemon's was finished
+ * meanwhile). A stop request puts an unfinished or failed row back to queued: a stop is
+ * not a failure. A row left unfinished otherwise becomes failed, at the state it was in.
+ */
+static void job_outcome(struct mjob *mj, const siginfo_t *si)
+{
+	struct manager *m = mj->m;
+	struct qjob *j = mj->qj;
+	struct db_job cur = {};
+	bool have = db_job_current(m->db, j->recipe, j->kver, &cur) >= 0;
+	int r;
+
+	if (have)
+		j->db_id = cur.id;
+	if (have && job_state_is_final(cur.state) && cur.state != JOB_STATE_FAILED) {
+		(void) queue_job_finished(j, cur.state, cur.reason);
+	} else if (job_stopped(m, si)) {
+		r = db_job_set_state(m->db, j->db_id, JOB_STATE_QUEUED, NULL, NULL, NULL);
+		if (r < 0)
+			log_warning_errno(r, "Failed to put job %s back in the queue, ignoring: %m",
+					  mj->id_text);
+		queue_job_requeue(j);
+	} else if (have && cur.state == JOB_STATE_FAILED) {
+		(void) queue_job_finished(j, JOB_STATE_FAILED, cur.reason);
+	} else {
+		_cleanup_free_ char *why = exit_reason(mj, si);
+		const char *stage = have ? job_state_to_string(cur.state) : "queued";
+
+		(void) queue_job_finished(j, JOB_STATE_FAILED, strna(why));
+		(void) db_job_set_state(m->db, j->db_id, JOB_STATE_FAILED, stage, strna(why), NULL);
+	}
+	db_job_done(&cur);
+}
 
 static int on_job_exited(sd_event_source *s, const siginfo_t *si, void *userdata)
 {
-	struct mjob *j = userdata;
-	struct manager *m = j->m;
-	struct db_job cur = {};
+	struct mjob *mj = userdata;
+	struct manager *m = mj->m;
+	struct qjob *j = mj->qj;
 	struct mkernel *k;
-	int code = si->si_code == CLD_EXITED ? si->si_status : -1;
+	bool again = j->again;
 
 	/* What the child wrote before it exited. */
-	if (j->out) {
-		(void) read_lines(j->out_fd, j->line, sizeof(j->line), &j->n_line, true,
-				  job_output_line, j);
-		j->out = sd_event_source_disable_unref(j->out);
-		j->out_fd = safe_close(j->out_fd);
-	}
-	j->child = sd_event_source_disable_unref(j->child);
-	j->pid = 0;
-	m->n_running--;
-
-	if (m->stopping && code != EXIT_OK) {
-		/* Interrupted by our SIGTERM: it goes back to the queue for the next start. */
-		(void) db_job_set_state(m->db, j->db_id, JOB_STATE_QUEUED, NULL, NULL, NULL);
-		j->state = MJOB_QUEUED;
-		manager_maybe_exit(m);
-		return 0;
-	}
-
-	j->state = MJOB_DONE;
-	free(j->final_state);
-	free(j->reason);
-	j->final_state = j->reason = NULL;
-	if (db_job_current(m->db, j->recipe, j->kver, &cur) >= 0 && job_state_is_final(cur.state)) {
-		j->final_state = strdup(job_state_to_string(cur.state));
-		j->reason = cur.reason ? strdup(cur.reason) : NULL;
-	} else {
-		j->final_state = strdup(state_from_exit(code));
-		if (code != EXIT_OK && code != EXIT_SKIPPED) {
-			if (code < 0)
-				(void) asprintf(&j->reason, "killed by signal %i", si->si_status);
-			else
-				j->reason = strdup(isempty(j->last) ? "dm2 install failed" : j->last);
-			(void) db_job_set_state(m->db, j->db_id, JOB_STATE_FAILED, "building",
-						j->reason, NULL);
-		}
-	}
-	db_job_done(&cur);
-
-	log_set_context(j->recipe, j->kver, j->id_text);
-	if (streq(strna(j->final_state), "failed"))
-		log_error("event: job-state, job=%s, recipe=%s, kernel=%s, state=failed, reason=%s "
-			  "(see 'dm2 log %s -k %s')", j->id_text, j->recipe, j->kver, strna(j->reason),
-			  j->recipe, j->kver);
+	if (mj->out)
+		(void) child_read_lines(mj->out_fd, mj->line, sizeof(mj->line), &mj->n_line, true,
+					job_output_line, mj);
+	j->again = false; /* job_outcome() decides on the state; "again" comes after */
+	job_outcome(mj, si);
+	if (j->state == JOB_STATE_QUEUED)
+		log_info("Job %s ('%s' for kernel '%s') was stopped; it goes back to the queue.",
+			 mj->id_text, j->recipe, j->kver);
 	else
-		log_notice("event: job-state, job=%s, recipe=%s, kernel=%s, state=%s", j->id_text,
-			   j->recipe, j->kver, strna(j->final_state));
-	log_set_context(NULL, NULL, NULL);
-
+		log_job_state(j, mj->id_text);
 	k = manager_kernel_get(m, j->kver, false);
-	if (k && streq(strna(j->final_state), "installed"))
+	if (k && j->state == JOB_STATE_INSTALLED)
 		k->depmod_pending = true;
-	if (j->again) {
-		j->again = false;
+	j->data = NULL;
+	mjob_free(mj); /* freeing the owned source reaps the zombie */
+	if (again && j->state != JOB_STATE_QUEUED)
 		(void) manager_job_enqueue(m, j->recipe, j->kver);
-	}
 	manager_schedule_dispatch(m);
-	control_server_job_changed(m->control, j->recipe, j->kver, j->final_state, j->reason);
+	control_server_job_changed(m->control, j->kver);
 	manager_notify_status(m);
+	manager_maybe_exit(m);
 	return 0;
 }
 
-static int job_start(struct manager *m, struct mjob *j)
+static int job_start(struct manager *m, struct qjob *j)
 {
 	_cleanup_strv_free_ char **args = NULL;
 	_cleanup_close_ int wr = -EBADF;
+	struct mjob *mj;
 	int p[2], r;
 
 	r = cli_args(m, &args, "install", j->recipe, "-k", j->kver, "--no-depmod", NULL);
 	if (r < 0)
 		return r;
-	r = output_pipe(p);
-	if (r < 0)
+	mj = calloc(1, sizeof(*mj));
+	if (!mj)
+		return -ENOMEM;
+	*mj = (struct mjob){.m = m, .qj = j, .out_fd = -EBADF};
+	snprintf(mj->id_text, sizeof(mj->id_text), "%" PRIi64, j->db_id);
+	r = child_output_pipe(p);
+	if (r < 0) {
+		mjob_free(mj);
 		return r;
-	j->out_fd = p[0];
+	}
+	mj->out_fd = p[0];
 	wr = p[1];
 	/* Watch the output first: once the child runs, nothing may fail that leaves it running
 	 * without being counted. */
-	r = sd_event_add_io(m->event, &j->out, j->out_fd, EPOLLIN, on_job_output, j);
+	r = sd_event_add_io(m->event, &mj->out, mj->out_fd, EPOLLIN, on_job_output, mj);
 	if (r >= 0)
-		r = spawn_watched(m, args, wr, wr, on_job_exited, j, &j->pid, &j->child);
+		r = child_spawn_watched(m->event, args, wr, wr, on_job_exited, mj, &mj->pid,
+					&mj->child);
 	if (r < 0) {
-		j->out = sd_event_source_disable_unref(j->out);
-		j->out_fd = safe_close(j->out_fd);
+		mjob_free(mj);
 		return r;
 	}
-	j->state = MJOB_RUNNING;
-	m->n_running++;
-	log_set_context(j->recipe, j->kver, j->id_text);
-	log_info("Building '%s' for kernel '%s' (job %s).", j->recipe, j->kver, j->id_text);
+	j->data = mj;
+	queue_job_started(j);
+	m->was_busy = true;
+	log_set_context(j->recipe, j->kver, mj->id_text);
+	log_info("Building '%s' for kernel '%s' (job %s).", j->recipe, j->kver, mj->id_text);
 	log_set_context(NULL, NULL, NULL);
 	return 0;
 }
+
+/* ---- depmod ---- */
 
 static int on_depmod_exited(sd_event_source *s, const siginfo_t *si, void *userdata)
 {
@@ -487,17 +381,9 @@ static int on_depmod_exited(sd_event_source *s, const siginfo_t *si, void *userd
 	else
 		log_notice("event: depmod-done, kernel=%s", k->kver);
 	manager_schedule_dispatch(m);
-	control_server_job_changed(m->control, NULL, k->kver, NULL, NULL);
+	control_server_job_changed(m->control, k->kver);
 	manager_maybe_exit(m);
 	return 0;
-}
-
-static bool kernel_has_work(struct manager *m, const char *kver)
-{
-	for (size_t i = 0; i < m->n_jobs; i++)
-		if (streq(m->jobs[i]->kver, kver) && m->jobs[i]->state != MJOB_DONE)
-			return true;
-	return false;
 }
 
 static void depmod_start(struct manager *m, struct mkernel *k)
@@ -505,40 +391,36 @@ static void depmod_start(struct manager *m, struct mkernel *k)
 	_cleanup_strv_free_ char **args = NULL;
 	int r;
 
+	k->depmod_pending = false;
 	r = cli_args(m, &args, "depmod", "-k", k->kver, NULL);
 	if (r >= 0)
-		r = spawn(m, args, -EBADF, -EBADF, &k->depmod_pid);
-	if (r < 0) {
+		r = child_spawn_watched(m->event, args, -EBADF, -EBADF, on_depmod_exited, k,
+					&k->depmod_pid, &k->depmod_child);
+	if (r < 0)
 		log_error_errno(r, "Failed to run depmod for '%s': %m", k->kver);
-		k->depmod_pending = false;
-		return;
-	}
-	k->depmod_pending = false;
-	r = sd_event_add_child(m->event, &k->depmod_child, k->depmod_pid, WEXITED,
-			       on_depmod_exited, k);
-	if (r < 0) {
-		(void) waitpid(k->depmod_pid, NULL, 0);
-		k->depmod_pid = 0;
-		log_error_errno(r, "Failed to watch depmod for '%s': %m", k->kver);
-		return;
-	}
-	(void) sd_event_source_set_child_process_own(k->depmod_child, true);
 }
 
-static bool needs_pending(struct manager *m, struct mjob *j)
+/* ---- what the scheduler asks ---- */
+
+static char **job_needs(const char *recipe, void *userdata)
 {
-	struct recipe *rc = recipe_set_find(m->recipes, j->recipe);
+	struct manager *m = userdata;
+	struct recipe *rc = recipe_set_find(m->recipes, recipe);
 
-	if (!rc)
-		return false;
-	STRV_FOREACH(n, rc->needs) {
-		struct mjob *o = manager_job_find(m, *n, j->kver);
-
-		if (o && o->state != MJOB_DONE)
-			return true;
-	}
-	return false;
+	return rc ? rc->needs : NULL;
 }
+
+static bool kernel_blocked(const char *kver, void *userdata)
+{
+	struct mkernel *k = manager_kernel_get(userdata, kver, false);
+
+	return k && k->depmod_child;
+}
+
+static const struct queue_ops queue_ops = {
+	.needs = job_needs,
+	.kernel_blocked = kernel_blocked,
+};
 
 /* ---- builds for clients ---- */
 
@@ -551,10 +433,10 @@ static void build_line(const char *line, void *userdata)
 	b->on_line(p->is_stderr, line, b->userdata);
 }
 
-/* Pass on what the pipe holds; close it at its end, or with drain (see read_lines()). */
+/* Pass on what the pipe holds; close it at its end, or with drain (see child_read_lines()). */
 static void build_pipe_read(struct mbuild_pipe *p, bool drain)
 {
-	if (read_lines(p->fd, p->line, sizeof(p->line), &p->n, drain, build_line, p) > 0)
+	if (child_read_lines(p->fd, p->line, sizeof(p->line), &p->n, drain, build_line, p) > 0)
 		return;
 	p->source = sd_event_source_disable_unref(p->source);
 	p->fd = safe_close(p->fd);
@@ -575,7 +457,7 @@ static void build_stop(struct mbuild *b)
 	(void) kill(-b->pid, SIGKILL);
 	b->child = sd_event_source_disable_unref(b->child); /* owned: reaps the child */
 	b->pid = 0;
-	b->m->n_running--;
+	b->m->n_builds_running--;
 	manager_schedule_dispatch(b->m);
 	manager_notify_status(b->m);
 }
@@ -627,12 +509,12 @@ static int build_start(struct mbuild *b)
 	_cleanup_close_ int out_wr = -EBADF, err_wr = -EBADF;
 	int p[2], r;
 
-	r = output_pipe(p);
+	r = child_output_pipe(p);
 	if (r < 0)
 		return r;
 	b->out.fd = p[0];
 	out_wr = p[1];
-	r = output_pipe(p);
+	r = child_output_pipe(p);
 	if (r < 0)
 		return r;
 	b->err.fd = p[0];
@@ -644,11 +526,11 @@ static int build_start(struct mbuild *b)
 				    on_build_output, &b->err);
 	if (r < 0)
 		return r;
-	r = spawn_watched(m, b->args, out_wr, err_wr, on_build_exited, b, &b->pid,
+	r = child_spawn_watched(m->event, b->args, out_wr, err_wr, on_build_exited, b, &b->pid,
 			  &b->child);
 	if (r < 0)
 		return r;
-	m->n_running++;
+	m->n_builds_running++;
 	log_notice("event: build, recipe=%s, kernel=%s", b->recipe, b->kver);
 	return 0;
 }
@@ -656,7 +538,7 @@ static int build_start(struct mbuild *b)
 /* Builds go first: someone waits for each of them. */
 static void builds_dispatch(struct manager *m)
 {
-	for (struct mbuild *b = m->builds, *next; b && m->n_running < m->max_jobs;
+	for (struct mbuild *b = m->builds, *next; b && manager_n_running(m) < m->max_jobs;
 	     b = next) {
 		char why[128];
 		int r;
@@ -732,38 +614,40 @@ struct mbuild *manager_build_free(struct mbuild *b)
 	return mfree(b);
 }
 
+static void jobs_dispatch(struct manager *m)
+{
+	struct qjob *j;
+	int r;
+
+	while (manager_n_running(m) < m->max_jobs && (j = queue_next(&m->queue, &queue_ops, m))) {
+		r = job_start(m, j);
+		if (r >= 0)
+			continue;
+		log_error_errno(r, "Failed to start job '%s' for '%s': %m", j->recipe, j->kver);
+		(void) queue_job_finished(j, JOB_STATE_FAILED, "dm2d could not start the job");
+		(void) db_job_set_state(m->db, j->db_id, JOB_STATE_FAILED, "queued",
+					"dm2d could not start the job", NULL);
+		control_server_job_changed(m->control, j->kver);
+	}
+}
+
 static int on_dispatch(sd_event_source *s, void *userdata)
 {
 	struct manager *m = userdata;
-	int r;
 
-	if (m->stopping)
-		return 0;
-	builds_dispatch(m);
-	for (size_t i = 0; i < m->n_jobs && m->n_running < m->max_jobs; i++) {
-		struct mjob *j = m->jobs[i];
-		struct mkernel *k = manager_kernel_get(m, j->kver, false);
+	if (!m->stopping) {
+		builds_dispatch(m);
+		jobs_dispatch(m);
+		/* One depmod per kernel, once its batch is done. */
+		for (size_t i = 0; i < m->n_kernels; i++) {
+			struct mkernel *k = m->kernels[i];
 
-		if (j->state != MJOB_QUEUED || (k && k->depmod_child) || needs_pending(m, j))
-			continue;
-		r = job_start(m, j);
-		if (r < 0) {
-			log_error_errno(r, "Failed to start job '%s' for '%s': %m", j->recipe, j->kver);
-			j->state = MJOB_DONE;
-			free(j->final_state);
-			j->final_state = strdup("failed");
-			(void) db_job_set_state(m->db, j->db_id, JOB_STATE_FAILED, "queued",
-						"dm2d could not start the job", NULL);
+			if (k->depmod_pending && !k->depmod_child &&
+			    !queue_busy(&m->queue, k->kver, NULL))
+				depmod_start(m, k);
 		}
+		manager_notify_status(m);
 	}
-	/* One depmod per kernel, once its batch is done. */
-	for (size_t i = 0; i < m->n_kernels; i++) {
-		struct mkernel *k = m->kernels[i];
-
-		if (k->depmod_pending && !k->depmod_child && !kernel_has_work(m, k->kver))
-			depmod_start(m, k);
-	}
-	manager_notify_status(m);
 	manager_maybe_exit(m);
 	return 0;
 }
@@ -786,15 +670,21 @@ void manager_schedule_dispatch(struct manager *m)
 
 /*
  * Runs before the loop sleeps, after anything at all happened. Going idle, maybe for weeks:
- * close the state db (in dm2d that unloads SQLite, see sqlite-lazy.c) and hand back what the
- * burst of work allocated. The next event that needs the db opens it again.
+ * clean up after the burst of work (work directories left by jobs that were killed), close
+ * the state db (in dm2d that unloads SQLite, see sqlite-lazy.c) and hand back what the
+ * burst allocated. The next event that needs the db opens it again.
  */
 static int on_post(sd_event_source *s, void *userdata)
 {
 	struct manager *m = userdata;
 
-	if (!m->started || m->stopping || m->n_running > 0 || manager_busy(m, NULL, NULL))
+	if (!m->started || m->stopping || manager_n_running(m) > 0 ||
+	    manager_busy(m, NULL, NULL))
 		return 0;
+	if (m->was_busy) {
+		m->was_busy = false;
+		manager_recover(m);
+	}
 	if (db_suspend(m->db) > 0)
 		(void) malloc_trim(0);
 	return 0;
@@ -807,9 +697,12 @@ int manager_watch_idle(struct manager *m)
 
 void manager_kill_children(struct manager *m, int sig)
 {
-	for (size_t i = 0; i < m->n_jobs; i++)
-		if (m->jobs[i]->state == MJOB_RUNNING && m->jobs[i]->pid > 0)
-			(void) kill(-m->jobs[i]->pid, sig);
+	for (size_t i = 0; i < m->queue.n; i++) {
+		struct mjob *mj = m->queue.jobs[i]->data;
+
+		if (mj && mj->pid > 0)
+			(void) kill(-mj->pid, sig);
+	}
 	for (struct mbuild *b = m->builds; b; b = b->next)
 		if (b->pid > 0)
 			(void) kill(-b->pid, sig);
@@ -817,28 +710,23 @@ void manager_kill_children(struct manager *m, int sig)
 
 static bool manager_idle(struct manager *m)
 {
-	if (!m->started || m->n_running > 0 || control_server_n_waiting(m->control) > 0)
+	if (!m->started || manager_n_running(m) > 0 || control_server_n_waiting(m->control) > 0)
 		return false;
-	if (manager_settle_armed(m->recipes_settle) ||
-	    manager_settle_armed(m->rescan_settle))
+	if (manager_settle_armed(m->recipes_settle) || manager_settle_armed(m->rescan_settle))
 		return false;
 	for (size_t i = 0; i < m->n_kernels; i++) {
 		struct mkernel *k = m->kernels[i];
 
-		if (k->depmod_pending || k->depmod_child ||
-		    manager_settle_armed(k->settle))
+		if (k->depmod_pending || k->depmod_child || manager_settle_armed(k->settle))
 			return false;
 	}
-	for (size_t i = 0; i < m->n_jobs; i++)
-		if (m->jobs[i]->state != MJOB_DONE)
-			return false;
-	return true;
+	return !queue_busy(&m->queue, NULL, NULL);
 }
 
 void manager_maybe_exit(struct manager *m)
 {
 	if (m->stopping) {
-		if (m->n_running == 0)
+		if (manager_n_running(m) == 0)
 			(void) sd_event_exit(m->event, 0);
 		return;
 	}
@@ -848,21 +736,10 @@ void manager_maybe_exit(struct manager *m)
 	}
 }
 
-void manager_check_idle(struct manager *m)
-{
-	manager_maybe_exit(m);
-}
-
 bool manager_busy(struct manager *m, const char *kver, char **names)
 {
-	for (size_t i = 0; i < m->n_jobs; i++) {
-		struct mjob *j = m->jobs[i];
-
-		if (j->state == MJOB_DONE || (kver && !streq(j->kver, kver)) ||
-		    !strv_has_or_null(names, j->recipe))
-			continue;
+	if (queue_busy(&m->queue, kver, names))
 		return true;
-	}
 	for (size_t i = 0; i < m->n_kernels; i++) {
 		struct mkernel *k = m->kernels[i];
 
@@ -874,25 +751,48 @@ bool manager_busy(struct manager *m, const char *kver, char **names)
 	return false;
 }
 
-int manager_foreach_job(struct manager *m, const char *kver, char **names, manager_job_fn fn,
-			void *userdata)
+void manager_foreach_job(struct manager *m, const char *kver, char **names, control_job_fn fn,
+			 void *userdata)
 {
-	bool failed = false, waiting = false;
+	for (size_t i = 0; i < m->queue.n; i++) {
+		const struct qjob *j = m->queue.jobs[i];
 
-	for (size_t i = 0; i < m->n_jobs; i++) {
-		struct mjob *j = m->jobs[i];
-		const char *st;
-
-		if ((kver && !streq(j->kver, kver)) || !strv_has_or_null(names, j->recipe))
+		if ((kver && !streq(j->kver, kver)) || (names && !strv_contains(names, j->recipe)))
 			continue;
-		st = j->state == MJOB_QUEUED	? "queued"
-		     : j->state == MJOB_RUNNING ? "running"
-						: strna(j->final_state);
-		if (streq(st, "failed"))
-			failed = true;
-		if (streq(st, "waiting"))
-			waiting = true;
-		fn(j->recipe, j->kver, st, j->state == MJOB_DONE ? j->reason : NULL, userdata);
+		fn(&(struct control_job){
+			   .recipe = j->recipe,
+			   .kver = j->kver,
+			   .state = j->state,
+			   .running = j->running,
+			   .reason = j->state == JOB_STATE_QUEUED ? NULL : j->reason,
+		   },
+		   userdata);
 	}
-	return failed ? EXIT_BUILD_FAILED : waiting ? EXIT_WAITING : EXIT_OK;
+}
+
+/* ---- recovery after kill -9 ---- */
+
+void manager_recover(struct manager *m)
+{
+	struct db_job *stale = NULL;
+	size_t n_stale = 0;
+	unsigned n_dirs = 0;
+	int r;
+
+	r = recover_stale_jobs(m->ctx, m->db, &stale, &n_stale);
+	if (r < 0)
+		log_warning_errno(r, "Failed to look for jobs whose process is gone, ignoring: %m");
+	for (size_t i = 0; i < n_stale; i++) {
+		log_info("Resuming job %" PRIi64 " ('%s' for kernel '%s', attempt %u).",
+			 stale[i].id, stale[i].recipe, stale[i].kernel, stale[i].attempt);
+		(void) manager_kernel_get(m, stale[i].kernel, true);
+		(void) manager_job_enqueue(m, stale[i].recipe, stale[i].kernel);
+	}
+	db_jobs_free(stale, n_stale);
+	r = recover_work_dirs(m->ctx, &n_dirs);
+	if (r < 0)
+		log_warning_errno(r, "Failed to remove leftover work directories, ignoring: %m");
+	else if (n_dirs > 0)
+		log_notice("Removed %u work director%s left by jobs that were killed.", n_dirs,
+			   n_dirs == 1 ? "y" : "ies");
 }

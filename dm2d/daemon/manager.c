@@ -8,22 +8,28 @@
 #include <sys/wait.h>
 #include <systemd/sd-daemon.h>
 
-#include "control/control.h"
-#include "core/db.h"
 #include "control/exit-codes.h"
-#include "libkbuild-wrap.h"
+#include "core/db.h"
+#include "core/kernels.h"
+#include "daemon/control-server.h"
 #include "daemon/manager-internal.h"
 #include "daemon/manager.h"
+#include "daemon/watch.h"
+#include "libkbuild-wrap.h"
 #include "recipe/recipe-set.h"
 #include "shared/fs-util.h"
 #include "shared/log.h"
 #include "shared/util.h"
-#include "daemon/watch.h"
 
-/* How long SIGTERM'd children get before SIGKILL. */
+/* How long SIGTERM'd children get before SIGKILL, and how long after that dm2d waits for
+ * their exits before it leaves anyway: dm2d exits at most STOP_TIMEOUT_USEC +
+ * STOP_KILL_GRACE_USEC after SIGTERM (25 s; systemd's default TimeoutStopSec= is 90 s). */
 #define STOP_TIMEOUT_USEC (20ULL * 1000000ULL)
+#define STOP_KILL_GRACE_USEC (5ULL * 1000000ULL)
 
 /* ---- small lookups ---- */
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct kbw_kernel *, kbw_kernel_unref);
 
 static int probe(struct manager *m, const char *kver, struct kbw_kernel **ret)
 {
@@ -44,57 +50,22 @@ static void kbw_log(int priority, const char *message, void *userdata)
 	log_full(priority, "%s", message);
 }
 
-/*
- * What the daemon remembers of a kernel's tree to notice that it was rebuilt under the same
- * release: size and mtime of the files that make up the kernel identity. The identity itself
- * (a sha256 over them) is computed by the jobs for the cache key; computing it here would pull
- * OpenSSL into the idle daemon for nothing. A "touch" without change costs one cache hit.
- */
-static int tree_stamp(const struct kbw_kernel *kk, char **ret)
-{
-	static const char *const files[] = {
-		".config", "Module.symvers", "include/generated/utsrelease.h",
-		"include/generated/autoconf.h",
-	};
-	const char *dir = kbw_kernel_build_dir(kk);
-	_cleanup_free_ char *s = strdup("stamp");
-
-	if (!dir)
-		return -ENOENT;
-	for (size_t i = 0; i < ELEMENTSOF(files); i++) {
-		_cleanup_free_ char *p = path_join(dir, files[i]);
-		struct stat st;
-		char *n;
-
-		if (!p || !s)
-			return -ENOMEM;
-		if (stat(p, &st) < 0)
-			return -errno;
-		if (asprintf(&n, "%s:%llx.%llx.%09ld", s, (unsigned long long) st.st_size,
-			     (unsigned long long) st.st_mtim.tv_sec, st.st_mtim.tv_nsec) < 0)
-			return -ENOMEM;
-		free(s);
-		s = n;
-	}
-	*ret = TAKE_PTR(s);
-	return 0;
-}
-
-/* Decide what kver needs, given the recipe set and the state db. */
-static int kernel_plan(struct manager *m, const char *kver, bool retry, bool force)
+/* Queue the jobs kver needs, given the recipe set and the state db: recipes without a job
+ * yet, interrupted or waiting ones, with retry failed ones, with force all. */
+static int kernel_queue_jobs(struct manager *m, const char *kver, bool retry, bool force)
 {
 	int r;
 
 	for (size_t i = 0; i < m->recipes->n; i++) {
 		struct recipe *rc = m->recipes->recipes[i];
 		struct db_job cur = {};
-		struct mjob *j;
+		struct qjob *j;
 		bool want;
 
 		if (!rc->autoinstall)
 			continue;
-		j = manager_job_find(m, rc->name, kver);
-		if (j && j->state != MJOB_DONE && !force)
+		j = queue_find(&m->queue, rc->name, kver);
+		if (j && (j->running || j->state == JOB_STATE_QUEUED) && !force)
 			continue;
 		r = db_job_current(m->db, rc->name, kver, &cur);
 		if (r == -ENOENT)
@@ -140,19 +111,49 @@ static void kernel_removed(struct manager *m, const char *kver)
 	r = db_kernel_remove(m->db, kver);
 	if (r < 0 && r != -ENOENT)
 		log_warning_errno(r, "Failed to forget kernel '%s' in the state db, ignoring: %m", kver);
-	control_server_job_changed(m->control, NULL, kver, NULL, NULL);
+	control_server_job_changed(m->control, kver);
 	manager_notify_status(m);
+}
+
+/* Whether kver's tree is not the one its jobs were built for (same release, headers
+ * rebuilt): compares what is on disk with what the last probe recorded. */
+static bool kernel_tree_changed(struct manager *m, const char *kver, const char *stamp)
+{
+	struct db_kernel old = {};
+	bool changed = false;
+
+	if (!stamp || db_kernel_get(m->db, kver, &old) < 0)
+		return false;
+	/* Before stamps, the column held the sha256 identity: not comparable, not a change. */
+	if (old.identity && startswith(old.identity, "stamp:") && !streq(old.identity, stamp)) {
+		log_notice("The build tree of kernel '%s' changed, rebuilding.", kver);
+		log_debug("Kernel '%s': recorded %s, now %s.", kver, old.identity, stamp);
+		changed = true;
+	}
+	db_kernel_done(&old);
+	return changed;
+}
+
+static int kernel_incomplete(struct manager *m, struct mkernel *k, struct kbw_kernel *kk,
+			     bool retry, const char *reason, char **ret_reason)
+{
+	if (k->complete || !retry)
+		log_info("Kernel '%s' is not complete yet: %s", k->kver, strna(reason));
+	k->complete = false;
+	(void) db_kernel_upsert(m->db, k->kver, NULL, kbw_kernel_arch(kk), "incomplete", reason);
+	if (ret_reason)
+		*ret_reason = reason ? strdup(reason) : NULL;
+	return -EAGAIN;
 }
 
 /* The completeness check: probe the tree, and queue jobs when it is complete. */
 static int kernel_check(struct manager *m, const char *kver, bool retry, char **ret_reason)
 {
-	struct kbw_kernel *kk = NULL;
-	struct db_kernel old = {};
-	struct mkernel *k;
-	const char *reason = NULL, *identity;
+	_cleanup_(kbw_kernel_unrefp) struct kbw_kernel *kk = NULL;
 	_cleanup_free_ char *stamp = NULL;
-	bool force = false;
+	const char *reason = NULL;
+	struct mkernel *k;
+	bool force;
 	int r;
 
 	r = probe(m, kver, &kk);
@@ -163,51 +164,33 @@ static int kernel_check(struct manager *m, const char *kver, bool retry, char **
 	}
 	if (r < 0)
 		return log_error_errno(r, "Failed to probe kernel '%s': %m", kver);
-
 	k = manager_kernel_get(m, kver, true);
-	if (!k) {
-		kbw_kernel_unref(kk);
+	if (!k)
 		return log_oom();
-	}
-	if (!kbw_kernel_complete(kk, &reason)) {
-		if (k->complete || !retry)
-			log_info("Kernel '%s' is not complete yet: %s", kver, strna(reason));
-		k->complete = false;
-		(void) db_kernel_upsert(m->db, kver, NULL, kbw_kernel_arch(kk), "incomplete", reason);
-		if (ret_reason)
-			*ret_reason = reason ? strdup(reason) : NULL;
-		kbw_kernel_unref(kk);
-		return -EAGAIN;
-	}
+	if (!kbw_kernel_complete(kk, &reason))
+		return kernel_incomplete(m, k, kk, retry, reason, ret_reason);
 
-	r = tree_stamp(kk, &stamp);
+	r = kernel_tree_stamp(kk, &stamp);
 	if (r < 0)
 		log_warning_errno(r, "Failed to stat the build tree of '%s', ignoring: %m", kver);
-	identity = stamp;
-	if (db_kernel_get(m->db, kver, &old) >= 0) {
-		/* Same release, different tree (headers rebuilt): everything must be redone. */
-		if (old.identity && identity && !streq(old.identity, identity)) {
-			log_notice("The build tree of kernel '%s' changed, rebuilding.", kver);
-			force = true;
-		}
-		db_kernel_done(&old);
-	}
+	force = kernel_tree_changed(m, kver, stamp);
 	if (!k->complete)
 		log_notice("event: kernel-complete, kernel=%s", kver);
 	k->complete = true;
-	r = db_kernel_upsert(m->db, kver, identity, kbw_kernel_arch(kk), "complete", NULL);
-	kbw_kernel_unref(kk);
+	r = db_kernel_upsert(m->db, kver, stamp, kbw_kernel_arch(kk), "complete", NULL);
 	if (r < 0)
 		return log_error_errno(r, "Failed to record kernel '%s' in the state db: %m", kver);
-	r = kernel_plan(m, kver, retry, force);
+	r = kernel_queue_jobs(m, kver, retry, force);
 	manager_notify_status(m);
 	return r;
 }
 
 /* ---- events ---- */
 
-int manager_settle_arm(struct manager *m, sd_event_source **s,
-		       sd_event_time_handler_t handler, void *userdata)
+/* The debounce of dm2d: a one-shot timer in *s that fires SettleSec= from now, made on
+ * first use; a timer still armed is pushed back. */
+static int manager_settle_arm(struct manager *m, sd_event_source **s,
+			      sd_event_time_handler_t handler, void *userdata)
 {
 	uint64_t settle = m->ctx->config->settle_usec;
 	int r;
@@ -219,14 +202,6 @@ int manager_settle_arm(struct manager *m, sd_event_source **s,
 	if (r < 0)
 		return r;
 	return sd_event_source_set_enabled(*s, SD_EVENT_ONESHOT);
-}
-
-bool manager_settle_armed(sd_event_source *s)
-{
-	int enabled = SD_EVENT_OFF;
-
-	return s && sd_event_source_get_enabled(s, &enabled) >= 0 &&
-	       enabled != SD_EVENT_OFF;
 }
 
 static int on_settled(sd_event_source *s, uint64_t usec, void *userdata)
@@ -480,25 +455,40 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
 static int on_stop_timeout(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct manager *m = userdata;
+	int r;
 
+	if (m->stop_killed) {
+		/* SIGKILL'd and still not reaped (a child stuck in the kernel): leave anyway, a
+		 * stop must end. The queue in the state db says what to do next time. */
+		log_error("%u job(s) did not exit after SIGKILL, exiting without them.",
+			  manager_n_running(m));
+		return sd_event_exit(m->event, 0);
+	}
 	log_warning("Jobs did not stop in time, killing them.");
+	m->stop_killed = true;
 	manager_kill_children(m, SIGKILL);
+	r = sd_event_source_set_time_relative(s, STOP_KILL_GRACE_USEC);
+	if (r >= 0)
+		r = sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+	if (r < 0)
+		return sd_event_exit(m->event, 0);
 	return 0;
 }
 
 static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
 	struct manager *m = userdata;
+	unsigned running = manager_n_running(m);
 
 	if (m->stopping)
 		return 0;
 	m->stopping = true;
 	(void) sd_notify(false, "STOPPING=1\nSTATUS=Stopping, interrupting running jobs.");
-	log_info("Stopping: %u running job(s) go back to the queue.", m->n_running);
+	log_info("Stopping: %u running job(s) go back to the queue.", running);
 	manager_kill_children(m, SIGTERM);
-	if (m->n_running > 0)
-		(void) sd_event_add_time_relative(m->event, &m->stop_timer, CLOCK_MONOTONIC,
-						  STOP_TIMEOUT_USEC, 0, on_stop_timeout, m);
+	if (running > 0 && sd_event_add_time_relative(m->event, &m->stop_timer, CLOCK_MONOTONIC,
+						      STOP_TIMEOUT_USEC, 0, on_stop_timeout, m) < 0)
+		manager_kill_children(m, SIGKILL); /* no timer: do not wait on them */
 	manager_maybe_exit(m);
 	return 0;
 }
@@ -557,10 +547,8 @@ struct manager *manager_free(struct manager *m)
 {
 	if (!m)
 		return NULL;
-	control_server_free(m->control);
-	for (size_t i = 0; i < m->n_jobs; i++)
-		manager_mjob_free(m->jobs[i]);
-	free(m->jobs);
+	control_server_free(m->control); /* first: it ends the builds of its clients */
+	manager_queue_done(m);
 	for (size_t i = 0; i < m->n_kernels; i++)
 		manager_mkernel_free(m->kernels[i]);
 	free(m->kernels);
@@ -585,16 +573,8 @@ sd_event *manager_event(struct manager *m)
 	return m->event;
 }
 
-int manager_startup(struct manager *m)
+static int signals_setup(struct manager *m)
 {
-	static const struct watch_callbacks cb = {
-		.kernel_changed = on_kernel_changed,
-		.kernel_removed = on_kernel_removed,
-		.recipes_changed = on_recipes_changed,
-		.rescan = on_rescan,
-	};
-	struct db_job *unfinished = NULL;
-	size_t n_unfinished = 0;
 	sigset_t ss;
 	int r;
 
@@ -613,8 +593,89 @@ int manager_startup(struct manager *m)
 					on_sighup, m);
 	if (r < 0)
 		return log_error_errno(r, "Failed to set up signal handling: %m");
-	(void) sd_event_set_watchdog(m->event, true);
+	return 0;
+}
 
+/* ---- the control server's view of the manager ---- */
+
+static int ctl_trigger(void *userdata, const char *kver, char **ret_reason)
+{
+	return manager_trigger(userdata, kver, true, ret_reason);
+}
+
+static int ctl_find_recipes(void *userdata, char **names, char **ret_missing)
+{
+	return manager_find_recipes(userdata, names, ret_missing);
+}
+
+static int ctl_queue(void *userdata, const char *kver, char **names, char **ret_missing)
+{
+	return manager_queue(userdata, kver, names, ret_missing);
+}
+
+static bool ctl_busy(void *userdata, const char *kver, char **names)
+{
+	return manager_busy(userdata, kver, names);
+}
+
+static void ctl_foreach_job(void *userdata, const char *kver, char **names, control_job_fn fn,
+			    void *fn_userdata)
+{
+	manager_foreach_job(userdata, kver, names, fn, fn_userdata);
+}
+
+static int ctl_build_new(void *userdata, const struct control_action *a,
+			 control_build_line_fn on_line, control_build_exit_fn on_exit,
+			 void *cb_userdata, void **ret)
+{
+	struct mbuild *b = NULL;
+	int r;
+
+	r = manager_build_new(userdata, a->name, a->kver, a->version, a->json, on_line, on_exit,
+			      cb_userdata, &b);
+	if (r < 0)
+		return r;
+	*ret = b;
+	return 0;
+}
+
+static void ctl_build_free(void *build)
+{
+	manager_build_free(build);
+}
+
+static void ctl_closed(void *userdata)
+{
+	manager_maybe_exit(userdata);
+}
+
+static const struct control_server_ops control_ops = {
+	.request = {
+		.trigger = ctl_trigger,
+		.find_recipes = ctl_find_recipes,
+		.queue = ctl_queue,
+		.busy = ctl_busy,
+		.foreach_job = ctl_foreach_job,
+	},
+	.build_new = ctl_build_new,
+	.build_free = ctl_build_free,
+	.closed = ctl_closed,
+};
+
+int manager_startup(struct manager *m)
+{
+	static const struct watch_callbacks cb = {
+		.kernel_changed = on_kernel_changed,
+		.kernel_removed = on_kernel_removed,
+		.recipes_changed = on_recipes_changed,
+		.rescan = on_rescan,
+	};
+	int r;
+
+	r = signals_setup(m);
+	if (r < 0)
+		return r;
+	(void) sd_event_set_watchdog(m->event, true);
 	kbw_set_log_fn(kbw_log, NULL);
 	r = db_open(m->ctx, true, &m->db);
 	if (r < 0)
@@ -626,26 +687,16 @@ int manager_startup(struct manager *m)
 	r = watch_new(m->event, m->ctx, &cb, m, &m->watch);
 	if (r < 0)
 		return r;
-	r = control_server_new(m, m->event, m->ctx, &m->control);
+	r = control_server_new(m->event, m->ctx, &control_ops, m, &m->control);
 	if (r < 0)
 		return r;
 	r = manager_watch_idle(m);
 	if (r < 0)
 		return log_error_errno(r, "Failed to set up the idle check: %m");
 
-	/* The persistent queue first: whatever was unfinished at the last stop or crash. */
-	r = db_jobs_unfinished(m->db, &unfinished, &n_unfinished);
-	if (r < 0)
-		return log_error_errno(r, "Failed to read the queue from the state db: %m");
-	for (size_t i = 0; i < n_unfinished; i++) {
-		log_info("Resuming job %" PRIi64 " ('%s' for kernel '%s', was %s).", unfinished[i].id,
-			 unfinished[i].recipe, unfinished[i].kernel,
-			 strna(job_state_to_string(unfinished[i].state)));
-		(void) manager_job_enqueue(m, unfinished[i].recipe, unfinished[i].kernel);
-		(void) manager_kernel_get(m, unfinished[i].kernel, true);
-	}
-	db_jobs_free(unfinished, n_unfinished);
-
+	/* The persistent queue first: whatever was unfinished at the last stop or crash, and
+	 * what a killed job left behind. */
+	manager_recover(m);
 	r = rescan(m);
 	if (r < 0)
 		return r;
@@ -663,7 +714,7 @@ int manager_run(struct manager *m)
 	return sd_event_loop(m->event);
 }
 
-/* ---- for control.c ---- */
+/* ---- what clients ask for (through control_ops) ---- */
 
 int manager_trigger(struct manager *m, const char *kver, bool retry, char **ret_reason)
 {
@@ -675,7 +726,7 @@ int manager_trigger(struct manager *m, const char *kver, bool retry, char **ret_
 			return r;
 		for (size_t i = 0; i < m->n_kernels; i++)
 			if (m->kernels[i]->complete)
-				(void) kernel_plan(m, m->kernels[i]->kver, retry, false);
+				(void) kernel_queue_jobs(m, m->kernels[i]->kver, retry, false);
 		return 0;
 	}
 	(void) watch_kernel(m->watch, kver);

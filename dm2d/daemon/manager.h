@@ -6,6 +6,7 @@
 #include <systemd/sd-event.h>
 
 #include "core/context.h"
+#include "daemon/control-request.h"
 #include "shared/macro.h"
 
 /*
@@ -13,8 +14,10 @@
  * (SettleSec=) and followed by a completeness check; complete kernels get a job for every
  * recipe that has none yet. Jobs run as `dm2 install NAME -k KVER --no-depmod` child
  * processes, at most Jobs= at once; when a kernel's batch is done, one `dm2 depmod -k KVER`.
- * The queue is the state db's: unfinished jobs found at start are run again. Builds for
- * `dm2 build` clients take Jobs= slots too.
+ * The queue (queue.c) mirrors the state db's: unfinished jobs found at start are run again.
+ * A job's outcome is what its child recorded in the state db. Builds for `dm2 build`
+ * clients take Jobs= slots too. Clients talk to the manager through the control server
+ * (control-server.c), which sees it only as a table of functions.
  */
 
 struct manager;
@@ -35,7 +38,7 @@ int manager_run(struct manager *m);
 
 sd_event *manager_event(struct manager *m);
 
-/* ---- for control.c ---- */
+/* ---- what the control server calls (through its table) ---- */
 
 /* Probe kver now (no settle), or every kernel when kver is NULL; queue missing jobs and, with
  * retry, those that failed or waited. -ENOENT: no such kernel. -EAGAIN: the kernel's build
@@ -50,14 +53,9 @@ int manager_queue(struct manager *m, const char *kver, char **names, char **ret_
 /* True while kver (NULL: any kernel) has jobs queued or running, or a depmod pending; names
  * restricts the question to these recipes (plus the depmod). */
 bool manager_busy(struct manager *m, const char *kver, char **names);
-/* Final states of kver's jobs (names: only these), one callback each; returns the exit code
- * a waiting client gets: 0, or EXIT_BUILD_FAILED when one failed. */
-typedef void (*manager_job_fn)(const char *recipe, const char *kver, const char *state,
-			       const char *reason, void *userdata);
-int manager_foreach_job(struct manager *m, const char *kver, char **names, manager_job_fn fn,
-			void *userdata);
-/* A control connection went away or finished: maybe it is time to exit when idle. */
-void manager_check_idle(struct manager *m);
+/* kver's jobs (NULL: all; names: only these), one callback each. */
+void manager_foreach_job(struct manager *m, const char *kver, char **names, control_job_fn fn,
+			 void *userdata);
 
 /* One-off builds for `dm2 build` clients. */
 struct mbuild;

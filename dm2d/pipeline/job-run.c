@@ -82,6 +82,7 @@ static int job_find(struct job *j)
 {
 	const struct recipe *rcp = recipe_set_find(j->set, j->name);
 	const char *content_hash, *why = NULL;
+	_cleanup_free_ char *stamp = NULL;
 	bool complete;
 	int r;
 
@@ -116,9 +117,10 @@ static int job_find(struct job *j)
 		return 0;
 
 	complete = kbw_kernel_complete(j->kernel, &why);
-	r = db_kernel_upsert(j->db, j->kver,
-			     complete ? kbw_kernel_identity(j->kernel) : NULL,
-			     kbw_kernel_arch(j->kernel),
+	/* The stamp dm2d compares, not the sha256 identity (see kernel_tree_stamp()). */
+	if (complete && kernel_tree_stamp(j->kernel, &stamp) < 0)
+		stamp = mfree(stamp);
+	r = db_kernel_upsert(j->db, j->kver, stamp, kbw_kernel_arch(j->kernel),
 			     complete ? "complete" : "incomplete", complete ? NULL : why);
 	if (r >= 0)
 		r = db_recipe_upsert(j->db, j->recipe->name,

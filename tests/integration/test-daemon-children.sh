@@ -13,12 +13,20 @@ mkdir "$ROOT/lib/modules/$KVER"
 ln -s "$REAL_TREE" "$ROOT/lib/modules/$KVER/build"
 
 # The stand-in: "install t-kid" leaves a grandchild holding stdout for a minute;
-# "install t-chatty" writes 20000 numbered lines (about 400 KiB) at once; all exit 0.
+# "install t-chatty" writes 20000 numbered lines (about 400 KiB) at once; all record
+# "installed" in the state db as dm2 install does (dm2d reads the outcome there), exit 0.
 cat >"$T/fake-dm2" <<EOF
 #!/bin/bash
 case " \$* " in
 *" install t-kid "*) sleep 60 & echo "started a grandchild" ;;
 *" install t-chatty "*) seq -f 'chatty line %06g' 1 20000 ;;
+esac
+case " \$* " in
+*" install "*)
+	set -- \$(sed 's/.* install \\([^ ]*\\) -k \\([^ ]*\\) .*/\\1 \\2/' <<<" \$* ")
+	sqlite3 -cmd '.timeout 5000' "$ROOT/var/lib/dm2/state.db" \\
+		"UPDATE jobs SET state = 'installed' WHERE recipe = '\$1' AND kernel = '\$2' AND
+		 id = (SELECT MAX(id) FROM jobs WHERE recipe = '\$1' AND kernel = '\$2')" ;;
 esac
 exit 0
 EOF
