@@ -13,6 +13,7 @@
 #include "pipeline/job.h"
 #include "core/kernels.h"
 #include "core/lock.h"
+#include "core/recover.h"
 #include "recipe/recipe-set.h"
 #include "shared/fs-util.h"
 #include "shared/log.h"
@@ -30,6 +31,31 @@ static int need_root(struct dm2_context *ctx)
 	return 0;
 }
 
+/* What a dm2 killed with -9 left (rows in a running state, work directories) is cleaned up
+ * by whoever comes next, dm2d or this command, so status does not say "building" for a
+ * build that no longer runs. A dm2 that dm2d runs (DM2_NO_FORWARD) leaves it to dm2d. */
+static void recover_leftovers(struct dm2_context *ctx, struct db *d)
+{
+	struct db_job *stale = NULL;
+	size_t n = 0, was_running = 0;
+	unsigned dirs = 0;
+	int r;
+
+	if (getenv("DM2_NO_FORWARD"))
+		return;
+	r = recover_stale_jobs(ctx, d, &stale, &n);
+	if (r < 0)
+		log_warning_errno(r, "Failed to look for interrupted jobs, ignoring: %m");
+	for (size_t i = 0; i < n; i++)
+		was_running += stale[i].state != JOB_STATE_QUEUED;
+	if (was_running > 0)
+		log_info("%zu interrupted job(s) went back to the queue.", was_running);
+	db_jobs_free(stale, n);
+	r = recover_work_dirs(ctx, &dirs);
+	if (r < 0)
+		log_warning_errno(r, "Failed to remove leftover work directories, ignoring: %m");
+}
+
 static int open_db_writable(struct dm2_context *ctx, struct db **ret)
 {
 	int r = db_open(ctx, true, ret);
@@ -39,7 +65,10 @@ static int open_db_writable(struct dm2_context *ctx, struct db **ret)
 	else if (r < 0)
 		log_error_errno(r, "Failed to open the state db '%s/%s': %m", ctx->root,
 				DM2_STATE_DB);
-	return r;
+	if (r < 0)
+		return r;
+	recover_leftovers(ctx, *ret);
+	return 0;
 }
 
 static void on_recipe_diag(const char *file, unsigned line, const char *message, void *ud)

@@ -90,6 +90,9 @@ int job_set_state(struct job *j, enum job_state to, enum job_state stage,
 int job_enter(struct job *j, enum job_state st);
 /* End the job waiting or skipped, with a one-line reason. Returns JOB_STOP. */
 int job_finish(struct job *j, enum job_state st, const char *reason);
+/* A stop, not a failure: the job was interrupted by signal sig (dm2d stopping, Ctrl-C) and
+ * goes back to queued, to run again from a clean work directory. Returns JOB_STOP. */
+int job_requeue(struct job *j, int sig);
 /* End the job failed at the running stage (job_fail_at: at stage), with error (negative
  * errno; %m in format prints it) and a one-line reason; logged once here. The build log
  * is named when the failure is the build's. Returns JOB_STOP (< 0 only for no memory). */

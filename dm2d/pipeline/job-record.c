@@ -105,6 +105,22 @@ int job_finish(struct job *j, enum job_state st, const char *reason)
 	return JOB_STOP;
 }
 
+int job_requeue(struct job *j, int sig)
+{
+	_cleanup_free_ char *reason = NULL;
+	int r;
+
+	if (asprintf(&reason, "interrupted by signal %s", sigabbrev_np(sig) ?: "?") < 0)
+		return log_oom();
+	r = result_set(j, JOB_STATE_QUEUED, j->stage, -EINTR, reason, NULL);
+	if (r >= 0)
+		r = job_set_state(j, JOB_STATE_QUEUED, j->stage, NULL, NULL);
+	if (r < 0)
+		return r;
+	log_notice("%s for %s: %s; it goes back to the queue.", j->name, j->kver, reason);
+	return JOB_STOP;
+}
+
 int job_fail_at(struct job *j, enum job_state stage, int error, const char *reason)
 {
 	/* The build log tells more about a failed build, nothing about a download. */

@@ -88,8 +88,7 @@ int stage_build(struct job *j)
 	in_build = 0;
 	j->log_written = true;
 	if (interrupted)
-		return job_failf(j, -EINTR, "interrupted by signal %s",
-				 sigabbrev_np(interrupted) ?: "?");
+		return job_requeue(j, interrupted);
 	if (r < 0)
 		return job_failf(j, r, "cannot run the build: %m");
 	if (!kbw_build_succeeded(j->build))
