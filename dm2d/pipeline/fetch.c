@@ -62,19 +62,6 @@ static void __attribute__((__destructor__)) curl_fini(void)
 		curl_global_cleanup();
 }
 
-static char *strdup_printf(const char *fmt, ...) _printf_(1, 2);
-static char *strdup_printf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	return s;
-}
-
 static size_t on_header(char *data, size_t size, size_t n, void *userdata)
 {
 	struct transfer *t = userdata;

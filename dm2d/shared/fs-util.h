@@ -25,9 +25,14 @@ int copy_file_atomic_at(int src_fd, int dir_fd, const char *path, mode_t mode);
 int mkdir_p_at(int dir_fd, const char *path, mode_t mode);
 /* Remove a file or a directory tree, never following symlinks. Missing is fine. */
 int rm_rf_at(int dir_fd, const char *path);
-/* Copy a directory tree (regular files, directories, symlinks as they are); dst must not exist.
- * Other file types are refused with -EBADMSG. */
+/* Copy a directory tree (regular files, directories, symlinks as they are; setuid, setgid and
+ * sticky bits dropped, the top directory 0755); dst must not exist, its parent must. The top
+ * of src may be a symlink, nothing below it is followed. Other file types are refused with
+ * -EBADMSG, trees deeper than 64 levels with -ELOOP. */
 int copy_tree_at(int src_dir_fd, const char *src, int dst_dir_fd, const char *dst);
+/* The same, with every created entry owned by uid:gid (a build user's private copy). */
+int copy_tree_owned_at(int src_dir_fd, const char *src, int dst_dir_fd, const char *dst,
+		       uid_t uid, gid_t gid);
 /* Create a fresh, empty, mode 0700 directory named "<prefix>XXXXXX" under dir_fd. */
 int mkdtemp_at(int dir_fd, const char *prefix, char **ret_name);
 /* Join a root directory and a path, with exactly one slash between them. */
