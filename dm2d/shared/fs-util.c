@@ -120,7 +120,7 @@ static int tmpfile_for(int dir_fd, const char *base, mode_t mode, char **ret_nam
 	return -EEXIST;
 }
 
-static int write_all(int fd, const void *data, size_t size)
+int loop_write(int fd, const void *data, size_t size)
 {
 	const uint8_t *p = data;
 
@@ -178,7 +178,7 @@ int stage_file_at(int dir_fd, const char *path, const void *data, size_t size, m
 	r = tmpfile_for(dfd, base, mode, &tmp, &fd);
 	if (r < 0)
 		return r;
-	r = write_all(fd, data, size);
+	r = loop_write(fd, data, size);
 	if (r >= 0 && fsync(fd) < 0)
 		r = -errno;
 	if (r >= 0) {
@@ -236,7 +236,7 @@ int copy_file_atomic_at(int src_fd, int dir_fd, const char *path, mode_t mode)
 		}
 		if (k == 0)
 			break;
-		r = write_all(fd, buf, (size_t) k);
+		r = loop_write(fd, buf, (size_t) k);
 	}
 	if (r >= 0)
 		r = finish_atomic(fd, dfd, tmp, base);
@@ -340,7 +340,7 @@ static int copy_chown(int fd, const char *name, const struct copy_owner *o)
 	return 0;
 }
 
-static int copy_contents(int in, int out)
+int copy_bytes(int in, int out)
 {
 	char buf[65536];
 
@@ -353,7 +353,7 @@ static int copy_contents(int in, int out)
 		}
 		if (k == 0)
 			return 0;
-		int r = write_all(out, buf, (size_t) k);
+		int r = loop_write(out, buf, (size_t) k);
 		if (r < 0)
 			return r;
 	}
@@ -371,7 +371,7 @@ static int copy_regular(int sfd, const char *name, int dfd, const struct stat *s
 	out = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (out < 0)
 		return -errno;
-	r = copy_contents(in, out);
+	r = copy_bytes(in, out);
 	if (r < 0)
 		return r;
 	r = copy_chown(out, NULL, o);

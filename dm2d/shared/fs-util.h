@@ -19,6 +19,10 @@ int write_file_atomic_at(int dir_fd, const char *path, const void *data, size_t 
 int stage_file_at(int dir_fd, const char *path, const void *data, size_t size, mode_t mode,
 		  char **ret_tmp);
 int commit_staged_at(int dir_fd, const char *tmp, const char *path);
+/* Write all of data, retrying short writes and EINTR. */
+int loop_write(int fd, const void *data, size_t size);
+/* Copy from in's position to EOF into out at its position. */
+int copy_bytes(int in, int out);
 /* Like write_file_atomic_at() but copies the contents of an open fd. */
 int copy_file_atomic_at(int src_fd, int dir_fd, const char *path, mode_t mode);
 /* Create a directory and any missing parents. Existing directories are fine. */
