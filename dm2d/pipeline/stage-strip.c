@@ -12,6 +12,7 @@
 #include "pipeline/job-internal.h"
 #include "shared/fs-util.h"
 #include "shared/log.h"
+#include "shared/spawn.h"
 #include "shared/util.h"
 
 /* Run tool -g on abs with a clean environment, its stderr in the build log. Returns its
@@ -20,29 +21,26 @@ static int run_strip(struct job *j, const char *tool, const char *abs, int *ret_
 {
 	static const char *const envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin",
 					   "LC_ALL=C", NULL};
+	_cleanup_close_ int log = open(j->log_path, O_WRONLY | O_APPEND | O_CLOEXEC);
 	pid_t pid;
+	int r;
 
-	pid = fork();
-	if (pid < 0)
-		return -errno;
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-		int log = open(j->log_path, O_WRONLY | O_APPEND | O_CLOEXEC);
-
-		if (null >= 0) {
-			(void) dup2(null, STDIN_FILENO);
-			(void) dup2(null, STDOUT_FILENO);
-		}
-		(void) dup2(log >= 0 ? log : null, STDERR_FILENO);
-		execvpe(tool,
-			(char *const[]){(char *) tool, (char *) "-g", (char *) abs, NULL},
-			(char *const *) envp);
-		_exit(127);
+	r = spawn(&(const struct spawn_options){
+			  .argv = (char *const[]){(char *) tool, (char *) "-g", (char *) abs, NULL},
+			  .envp = (char *const *) envp,
+			  .stdin_fd = SPAWN_NULL,
+			  .stdout_fd = SPAWN_NULL,
+			  .stderr_fd = log >= 0 ? log : SPAWN_NULL,
+		  },
+		  &pid);
+	if (r == -ENOENT) {
+		/* Not installed: the shell's 127, which fail_strip() words as such. */
+		*ret_status = W_EXITCODE(127, 0);
+		return 0;
 	}
-	while (waitpid(pid, ret_status, 0) < 0)
-		if (errno != EINTR)
-			return -errno;
-	return 0;
+	if (r < 0)
+		return r;
+	return spawn_wait(pid, ret_status);
 }
 
 static int fail_strip(struct job *j, const struct job_module *m, const char *tool,
