@@ -478,6 +478,8 @@ int copy_tree_owned_at(int src_dir_fd, const char *src, int dst_dir_fd, const ch
 	const char *base = NULL; /* set by split_dir() on success; gcc -O3 cannot tell */
 	int r;
 
+	if (isempty(dst) || endswith(dst, "/"))
+		return -EINVAL;
 	/* The top may be a symlink (a /usr/src/NAME-VER link): follow that one only. */
 	sfd = openat(src_dir_fd, src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (sfd < 0)
@@ -485,8 +487,6 @@ int copy_tree_owned_at(int src_dir_fd, const char *src, int dst_dir_fd, const ch
 	r = split_dir(dst_dir_fd, dst, &dfd, &base);
 	if (r < 0)
 		return r;
-	if (isempty(base))
-		return -EINVAL;
 	/* The top directory itself is always 0755: the caller decides who may enter. */
 	return copy_dir(sfd, dfd >= 0 ? dfd : dst_dir_fd, base, 0755, &o, 0);
 }
