@@ -58,25 +58,6 @@ fail:
 	return r;
 }
 
-/*
- * Switching a fresh index to WAL needs an exclusive lock, and SQLite answers SQLITE_BUSY at
- * once, without calling the busy handler, when another process opens the same fresh file at
- * that moment (two builds starting together on a new machine). Once the file is in WAL mode
- * the pragma is a no-op, so this only ever waits on first use.
- */
-static int set_wal(struct cache *c)
-{
-	uint64_t deadline = now_mono_usec() + 10 * 1000000ULL;
-	int r;
-
-	for (;;) {
-		r = sql_exec(c->db, "PRAGMA journal_mode=WAL;");
-		if (r != -EBUSY || now_mono_usec() >= deadline)
-			return r;
-		(void) usleep(10000 + (unsigned) (now_mono_usec() % 20000));
-	}
-}
-
 /* The directories: artifacts_dir, its object store and its private tmp/. */
 static int open_dirs(struct cache *c, const char *artifacts_dir)
 {
@@ -109,7 +90,7 @@ static int open_index(struct cache *c, const char *index_db_path)
 	if (r < 0)
 		return r;
 	sqlite3_busy_timeout(c->db, 10000);
-	r = set_wal(c);
+	r = sql_set_wal(c->db, 10 * 1000000ULL);
 	if (r < 0)
 		return r;
 	r = sql_exec(c->db, "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;");

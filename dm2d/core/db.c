@@ -12,7 +12,7 @@
 #include "shared/util.h"
 
 #define DB_BUSY_TIMEOUT_MSEC (60 * 1000)
-/* How long to retry switching a fresh database to WAL (see set_wal()). */
+/* How long to retry switching a fresh database to WAL (see sql_set_wal()). */
 #define DB_WAL_SWITCH_TIMEOUT_USEC (10 * 1000000ULL)
 
 struct db {
@@ -220,25 +220,6 @@ fail:
 	return r;
 }
 
-/*
- * Switching a fresh database to WAL needs an exclusive lock, and SQLite answers
- * SQLITE_BUSY at once, without calling the busy handler, when another process opens the
- * same fresh file at that moment (two jobs starting together on a new root). Once the
- * file is in WAL mode the pragma is a no-op, so this only ever waits on first use.
- */
-static int set_wal(struct db *d)
-{
-	uint64_t deadline = now_mono_usec() + DB_WAL_SWITCH_TIMEOUT_USEC;
-	int r;
-
-	for (;;) {
-		r = exec(d, "PRAGMA journal_mode = WAL");
-		if (r != -EBUSY || now_mono_usec() >= deadline)
-			return r;
-		(void) usleep(10000 + (unsigned) (now_mono_usec() % 20000));
-	}
-}
-
 /* Check (read-only) or bring (writable) the schema to the version this dm2 knows. */
 static int check_schema(struct db *d)
 {
@@ -246,7 +227,7 @@ static int check_schema(struct db *d)
 
 	if (d->writable) {
 		/* WAL (stored in the file): readers (dm2 status) never block the writer. */
-		r = set_wal(d);
+		r = sql_set_wal(d->sql, DB_WAL_SWITCH_TIMEOUT_USEC);
 		if (r < 0)
 			return r;
 		return migrate(d);

@@ -213,7 +213,6 @@ int copy_file_atomic_at(int src_fd, int dir_fd, const char *path, mode_t mode)
 	_cleanup_close_ int sub_fd = -EBADF, fd = -EBADF;
 	_cleanup_free_ char *tmp = NULL;
 	const char *base = NULL; /* set by split_dir() on success; gcc -O3 cannot tell */
-	char buf[65536];
 	int dfd, r;
 
 	r = split_dir(dir_fd, path, &sub_fd, &base);
@@ -226,18 +225,8 @@ int copy_file_atomic_at(int src_fd, int dir_fd, const char *path, mode_t mode)
 		return r;
 	if (lseek(src_fd, 0, SEEK_SET) < 0)
 		r = -errno;
-	while (r >= 0) {
-		ssize_t k = read(src_fd, buf, sizeof(buf));
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			r = -errno;
-			break;
-		}
-		if (k == 0)
-			break;
-		r = loop_write(fd, buf, (size_t) k);
-	}
+	if (r >= 0)
+		r = copy_bytes(src_fd, fd);
 	if (r >= 0)
 		r = finish_atomic(fd, dfd, tmp, base);
 	if (r < 0)

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "shared/sqlite-util.h"
+#include "shared/util.h"
 
 /* The extended code of db's last error, if it is the one rc reports. */
 static int extended(sqlite3 *db, int rc)
@@ -93,6 +94,25 @@ int sql_exec(sqlite3 *db, const char *sql)
 int sql_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **ret)
 {
 	return sql_error(db, sqlite3_prepare_v2(db, sql, -1, ret, NULL));
+}
+
+/*
+ * Switching a fresh database to WAL needs an exclusive lock, and SQLite answers SQLITE_BUSY
+ * at once, without calling the busy handler, when another process opens the same fresh file
+ * at that moment (two jobs or builds starting together on a new machine). Once the file is
+ * in WAL mode the pragma is a no-op, so this only ever waits on first use.
+ */
+int sql_set_wal(sqlite3 *db, uint64_t timeout_usec)
+{
+	uint64_t deadline = now_mono_usec() + timeout_usec;
+	int r;
+
+	for (;;) {
+		r = sql_exec(db, "PRAGMA journal_mode = WAL");
+		if (r != -EBUSY || now_mono_usec() >= deadline)
+			return r;
+		(void) usleep(10000 + (unsigned) (now_mono_usec() % 20000));
+	}
 }
 
 int sql_begin(sqlite3 *db)

@@ -11,6 +11,7 @@
  */
 
 #include <sqlite3.h>
+#include <stdint.h>
 
 #include "shared/macro.h"
 
@@ -22,6 +23,10 @@ int sql_error(sqlite3 *db, int rc);
 /* Statements that return no rows (several may be separated by ';'). */
 int sql_exec(sqlite3 *db, const char *sql);
 int sql_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **ret);
+
+/* Switch the database to WAL (stored in the file: readers never block the writer, nor it
+ * them), retrying for up to timeout_usec while another connection stands in the way. */
+int sql_set_wal(sqlite3 *db, uint64_t timeout_usec);
 
 /* BEGIN IMMEDIATE: takes the write lock now, so that a transaction never fails half-way
  * because another writer came first. */
