@@ -4,8 +4,10 @@
  *   BASE/v1/<key>/manifest     "dm2-cache-manifest 1\n" "key <key>\n"
  *                              then one "file <sha256> <size> <name>\n" per file
  *   BASE/v1/objects/<sha256>   the file's content
- * Nothing from the remote is trusted: names are checked like local ones and every object
- * is hashed while it downloads and refused unless size and sha256 match the manifest.
+ * Nothing from the remote is trusted: names are checked like local ones, a download stops
+ * at the size the manifest gives, and every object lands in dir/tmp, is hashed there and
+ * refused unless size and sha256 match the manifest; only then may it become an object.
+ * Transfers use the one libcurl client, shared/curl-util.h.
  */
 #include <fcntl.h>
 #include <inttypes.h>
