@@ -4,17 +4,20 @@
  *   BASE/v1/<key>/manifest     "dm2-cache-manifest 1\n" "key <key>\n"
  *                              then one "file <sha256> <size> <name>\n" per file
  *   BASE/v1/objects/<sha256>   the file's content
- * Nothing from the remote is trusted: names are checked like local ones and every object
- * is hashed while it downloads and refused unless size and sha256 match the manifest.
+ * Nothing from the remote is trusted: names are checked like local ones, a download stops
+ * at the size the manifest gives, and every object lands in dir/tmp, is hashed there and
+ * refused unless size and sha256 match the manifest; only then may it become an object.
+ * Transfers use the one libcurl client, shared/curl-util.h.
  */
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <sys/stat.h>
-#include <curl/curl.h>
 
 #include "cache-internal.h"
+#include "shared/curl-util.h"
+#include "shared/fs-util.h"
 
 #define MANIFEST_MAGIC "dm2-cache-manifest 1"
 #define MANIFEST_MAX_SIZE (1024U * 1024U)
@@ -61,15 +64,14 @@ static int base_normalize(const char *url, char **ret, char **reason)
 	return 0;
 }
 
+/* One transfer and where its body comes from or goes to. */
 struct xfer {
-	CURL *h;
-	char errbuf[CURL_ERROR_SIZE];
+	struct http_request req;
 	/* download into memory */
 	char *buf;
 	size_t len, max;
-	/* download into a file, hashed on the way */
+	/* download into a file */
 	int fd;
-	struct cache_hash *hash;
 	uint64_t written, limit;
 	bool too_big;
 	/* upload */
@@ -80,47 +82,29 @@ struct xfer {
 
 static void xfer_done(struct xfer *x)
 {
-	if (x->h)
-		curl_easy_cleanup(x->h);
+	http_request_done(&x->req);
 	free(x->buf);
-	cache_hash_free(x->hash);
-	curl_global_cleanup();
 	*x = (struct xfer){.fd = -EBADF, .up_fd = -EBADF};
 }
 
-static int xfer_init(struct xfer *x, const struct cache_remote_options *o)
+static int xfer_init(struct xfer *x, const char *url, const struct cache_remote_options *o,
+		     bool follow_redirects, char **reason)
 {
-	uint64_t connect =
-		o && o->connect_timeout_usec ? o->connect_timeout_usec : 10000000ULL;
-	uint64_t stall = o && o->stall_timeout_usec ? o->stall_timeout_usec : 30000000ULL;
+	const struct http_options ho = {
+		.protocols = "https,http",
+		.follow_redirects = follow_redirects,
+		.ca_file = o ? o->ca_file : NULL,
+		.connect_timeout_usec = o ? o->connect_timeout_usec : 0,
+		.stall_timeout_usec = o ? o->stall_timeout_usec : 0,
+	};
+	_cleanup_free_ char *why = NULL;
+	int r;
 
 	*x = (struct xfer){.fd = -EBADF, .up_fd = -EBADF};
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-		return -EIO;
-	x->h = curl_easy_init();
-	if (!x->h) {
-		curl_global_cleanup();
-		return -ENOMEM;
-	}
-	if (curl_easy_setopt(x->h, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
-	    curl_easy_setopt(x->h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") !=
-		    CURLE_OK ||
-	    curl_easy_setopt(x->h, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-	    curl_easy_setopt(x->h, CURLOPT_ERRORBUFFER, x->errbuf) != CURLE_OK ||
-	    curl_easy_setopt(x->h, CURLOPT_CONNECTTIMEOUT_MS, (long) (connect / 1000)) !=
-		    CURLE_OK ||
-	    curl_easy_setopt(x->h, CURLOPT_LOW_SPEED_LIMIT, 1L) != CURLE_OK ||
-	    curl_easy_setopt(x->h, CURLOPT_LOW_SPEED_TIME,
-			     (long) MAX_(stall / 1000000, 1)) != CURLE_OK ||
-	    curl_easy_setopt(x->h, CURLOPT_USERAGENT, "dm2-cache/1") != CURLE_OK ||
-	    curl_easy_setopt(x->h, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
-	    curl_easy_setopt(x->h, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK ||
-	    (o && o->ca_file &&
-	     curl_easy_setopt(x->h, CURLOPT_CAINFO, o->ca_file) != CURLE_OK)) {
-		xfer_done(x);
-		return -EIO;
-	}
-	return 0;
+	r = http_request_init(&x->req, url, &ho, &why);
+	if (r < 0 && why)
+		set_reason(reason, "%s", why);
+	return r;
 }
 
 static size_t write_mem(char *p, size_t size, size_t nmemb, void *userdata)
@@ -146,23 +130,13 @@ static size_t write_mem(char *p, size_t size, size_t nmemb, void *userdata)
 static size_t write_file(char *p, size_t size, size_t nmemb, void *userdata)
 {
 	struct xfer *x = userdata;
-	size_t n = size * nmemb, w = 0;
+	size_t n = size * nmemb;
 
 	if (x->written + n > x->limit) {
 		x->too_big = true;
 		return 0;
 	}
-	while (w < n) {
-		ssize_t k = write(x->fd, p + w, n - w);
-
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			return 0;
-		}
-		w += k;
-	}
-	if (cache_hash_update(x->hash, p, n) < 0)
+	if (loop_write(x->fd, p, n) < 0)
 		return 0;
 	x->written += n;
 	return n;
@@ -174,7 +148,7 @@ static size_t read_upload(char *p, size_t size, size_t nmemb, void *userdata)
 	size_t n = size * nmemb;
 
 	if (x->up_buf) {
-		n = MIN_(n, x->up_len - x->up_off);
+		n = MIN(n, x->up_len - x->up_off);
 		memcpy(p, x->up_buf + x->up_off, n);
 		x->up_off += n;
 		return n;
@@ -189,52 +163,25 @@ static size_t read_upload(char *p, size_t size, size_t nmemb, void *userdata)
 	}
 }
 
-static int curl_to_errno(CURLcode c)
-{
-	switch (c) {
-	case CURLE_OK:
-		return 0;
-	case CURLE_COULDNT_CONNECT:
-		return -ECONNREFUSED;
-	case CURLE_COULDNT_RESOLVE_HOST:
-	case CURLE_COULDNT_RESOLVE_PROXY:
-		return -EHOSTUNREACH;
-	case CURLE_OPERATION_TIMEDOUT:
-		return -ETIMEDOUT;
-	case CURLE_UNSUPPORTED_PROTOCOL:
-	case CURLE_URL_MALFORMAT:
-		return -EINVAL;
-	case CURLE_OUT_OF_MEMORY:
-		return -ENOMEM;
-	case CURLE_FILESIZE_EXCEEDED:
-		return -EFBIG;
-	default:
-		return -EIO;
-	}
-}
-
 /* Run the transfer; returns the HTTP status, or a negative errno with a reason. */
 static int perform(struct xfer *x, const char *method, const char *url, char **reason)
 {
-	CURLcode cc;
-	long code = 0;
+	CURLcode cc = CURLE_OK;
+	int r;
 
-	if (curl_easy_setopt(x->h, CURLOPT_URL, url) != CURLE_OK)
-		return -ENOMEM;
-	x->errbuf[0] = '\0';
-	cc = curl_easy_perform(x->h);
+	r = http_request_perform(&x->req, &cc);
+	if (r < 0)
+		return r;
 	if (x->too_big) {
-		set_reason(reason, "%s '%s' failed: response larger than expected",
-			   method, url);
+		set_reason(reason, "%s '%s' failed: response larger than expected", method, url);
 		return -EFBIG;
 	}
 	if (cc != CURLE_OK) {
 		set_reason(reason, "%s '%s' failed: %s", method, url,
-			   x->errbuf[0] ? x->errbuf : curl_easy_strerror(cc));
-		return curl_to_errno(cc);
+			   http_request_error(&x->req, cc));
+		return http_curl_errno(cc);
 	}
-	(void) curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &code);
-	return (int) code;
+	return (int) http_request_status(&x->req);
 }
 
 static int http_error(int code, const char *method, const char *url, char **reason)
@@ -242,8 +189,8 @@ static int http_error(int code, const char *method, const char *url, char **reas
 	if (code == 404 || code == 410)
 		return -ENOENT;
 	if (code == 401 || code == 403) {
-		set_reason(reason, "%s '%s' failed: HTTP %d (permission denied)", method,
-			   url, code);
+		set_reason(reason, "%s '%s' failed: HTTP %d (permission denied)", method, url,
+			   code);
 		return -EACCES;
 	}
 	set_reason(reason, "%s '%s' failed: HTTP %d", method, url, code);
@@ -251,7 +198,7 @@ static int http_error(int code, const char *method, const char *url, char **reas
 }
 
 struct manifest_file {
-	char sha256[CACHE_HEX_SIZE];
+	char sha256[SHA256_HEX_SIZE];
 	uint64_t size;
 	char *name;
 };
@@ -305,7 +252,7 @@ static int manifest_parse(char *text, const char *key, const char *url,
 			f->sha256[64] = '\0';
 			errno = 0;
 			f->size = strtoull(l + 5 + 65, &end, 10);
-			if (!cache_sha256_valid(f->sha256) || errno != 0 ||
+			if (!sha256_hex_canonical(f->sha256) || errno != 0 ||
 			    end == l + 5 + 65 || *end != ' ' ||
 			    !cache_name_valid(end + 1))
 				goto bad;
@@ -340,89 +287,112 @@ bad:
 	return -EBADMSG;
 }
 
-static int download_object(struct cache *c, const char *base,
-			   const struct manifest_file *f,
+/* GET url into fd, at most limit bytes: the HTTP status, or a negative errno. */
+static int get_to_fd(const char *url, int fd, uint64_t limit,
+		     const struct cache_remote_options *o, uint64_t *ret_written, char **reason)
+{
+	struct xfer x;
+	int r;
+
+	r = xfer_init(&x, url, o, true, reason);
+	if (r < 0)
+		return r;
+	x.fd = fd;
+	x.limit = limit;
+	if (curl_easy_setopt(x.req.easy, CURLOPT_WRITEFUNCTION, write_file) != CURLE_OK ||
+	    curl_easy_setopt(x.req.easy, CURLOPT_WRITEDATA, &x) != CURLE_OK)
+		r = -EIO;
+	else
+		r = perform(&x, "GET", url, reason);
+	*ret_written = x.written;
+	xfer_done(&x);
+	return r;
+}
+
+/* GET one object of the manifest into dir/tmp, then check that it is what the manifest
+ * says before it may go further. */
+static int download_object(struct cache *c, const char *base, const struct manifest_file *f,
 			   const struct cache_remote_options *o, struct cache_staged *ret,
 			   char **reason)
 {
-	_cache_free_ char *url = NULL, *rel = NULL, *name = NULL;
+	_cleanup_free_ char *url = NULL, *tmp = NULL, *name = NULL;
+	_cleanup_close_ int fd = -EBADF;
 	uint64_t max = o && o->max_object_size ? o->max_object_size : (1ULL << 30);
-	struct xfer x;
-	char hex[CACHE_HEX_SIZE];
-	int r, fd = -EBADF;
+	uint64_t written = 0, size = 0;
+	char hex[SHA256_HEX_SIZE];
+	int r;
 
 	if (f->size > max) {
-		set_reason(reason,
-			   "Object '%s' is %" PRIu64 " bytes, over the limit of %" PRIu64,
+		set_reason(reason, "Object '%s' is %" PRIu64 " bytes, over the limit of %" PRIu64,
 			   f->sha256, f->size, max);
 		return -EFBIG;
 	}
-	if (asprintf(&url, "%s/v1/objects/%s", base, f->sha256) < 0)
-		return -ENOMEM;
+	url = strdup_printf("%s/v1/objects/%s", base, f->sha256);
 	name = strdup(f->name);
-	if (!name)
+	if (!url || !name)
 		return -ENOMEM;
-	r = xfer_init(&x, o);
+	r = cas_tmp_new(c->tmp_fd, &fd, &tmp);
 	if (r < 0)
 		return r;
-	r = cache_hash_new(&x.hash);
-	if (r >= 0)
-		r = cache_tmp_open(c, &fd, &rel);
-	if (r < 0)
-		goto finish;
-	x.fd = fd;
-	x.limit = f->size;
-	if (curl_easy_setopt(x.h, CURLOPT_FOLLOWLOCATION, 1L) != CURLE_OK ||
-	    curl_easy_setopt(x.h, CURLOPT_MAXREDIRS, 5L) != CURLE_OK ||
-	    curl_easy_setopt(x.h, CURLOPT_WRITEFUNCTION, write_file) != CURLE_OK ||
-	    curl_easy_setopt(x.h, CURLOPT_WRITEDATA, &x) != CURLE_OK) {
-		r = -EIO;
-		goto finish;
-	}
-	r = perform(&x, "GET", url, reason);
+
+	r = get_to_fd(url, fd, f->size, o, &written, reason);
 	if (r == -EFBIG) {
-		free(*reason);
-		*reason = NULL;
-		set_reason(reason,
-			   "Object '%s' is larger than the manifest says, refusing it",
+		*reason = mfree(*reason);
+		set_reason(reason, "Object '%s' is larger than the manifest says, refusing it",
 			   url);
 		r = -EBADMSG;
-	}
-	if (r < 0)
-		goto finish;
-	if (r != 200) {
+	} else if (r >= 0 && r != 200) {
 		r = http_error(r, "GET", url, reason);
 		if (r == -ENOENT)
-			set_reason(reason,
-				   "Object '%s' listed in the manifest is missing", url);
-		goto finish;
-	}
-	r = cache_hash_final_hex(x.hash, hex);
-	if (r < 0)
-		goto finish;
-	if (x.written != f->size || strcmp(hex, f->sha256) != 0) {
+			set_reason(reason, "Object '%s' listed in the manifest is missing", url);
+	} else if (r >= 0)
+		r = cas_seal(fd, hex, &size);
+	if (r >= 0 && (size != f->size || !streq(hex, f->sha256))) {
 		set_reason(reason,
-			   "Object '%s' has sha256 %s and %" PRIu64
-			   " bytes, expected %" PRIu64
+			   "Object '%s' has sha256 %s and %" PRIu64 " bytes, expected %" PRIu64
 			   " bytes; refusing the tampered object",
-			   url, hex, x.written, f->size);
+			   url, hex, size, f->size);
 		r = -EBADMSG;
-		goto finish;
 	}
-	if (fsync(fd) < 0) {
-		r = -errno;
-		goto finish;
+	if (r < 0) {
+		(void) unlinkat(c->tmp_fd, tmp, 0);
+		return r;
 	}
-	memcpy(ret->sha256, hex, CACHE_HEX_SIZE);
-	ret->size = f->size;
-	ret->name = CACHE_TAKE_PTR(name);
-	ret->tmp = CACHE_TAKE_PTR(rel);
-	r = 0;
-finish:
-	if (rel)
-		(void) unlinkat(c->dir_fd, rel, 0);
-	if (fd >= 0)
-		close(fd);
+	memcpy(ret->sha256, hex, sizeof(hex));
+	ret->size = size;
+	ret->name = TAKE_PTR(name);
+	ret->tmp = TAKE_PTR(tmp);
+	return 0;
+}
+
+/* GET and parse BASE/v1/<key>/manifest. */
+static int get_manifest(const char *base, const char *key,
+			const struct cache_remote_options *o, struct manifest_file **ret,
+			size_t *ret_n, char **reason)
+{
+	_cleanup_free_ char *url = NULL;
+	struct xfer x;
+	int r;
+
+	url = strdup_printf("%s/v1/%s/manifest", base, key);
+	if (!url)
+		return -ENOMEM;
+	r = xfer_init(&x, url, o, true, reason);
+	if (r < 0)
+		return r;
+	x.max = MANIFEST_MAX_SIZE;
+	if (curl_easy_setopt(x.req.easy, CURLOPT_WRITEFUNCTION, write_mem) != CURLE_OK ||
+	    curl_easy_setopt(x.req.easy, CURLOPT_WRITEDATA, &x) != CURLE_OK)
+		r = -EIO;
+	else
+		r = perform(&x, "GET", url, reason);
+	if (r >= 0 && r != 200) {
+		r = http_error(r, "GET", url, reason);
+		if (r == -ENOENT)
+			set_reason(reason, "No cache entry '%s' on '%s'", key, base);
+	}
+	if (r >= 0)
+		r = manifest_parse(x.buf ?: (char[]){""}, key, url, ret, ret_n, reason);
 	xfer_done(&x);
 	return r;
 }
@@ -430,11 +400,10 @@ finish:
 int cache_remote_pull(struct cache *c, const char *base_url, const char *key,
 		      const struct cache_remote_options *o, char **ret_reason)
 {
-	_cache_free_ char *base = NULL, *url = NULL, *reason = NULL;
+	_cleanup_free_ char *base = NULL, *reason = NULL;
 	struct manifest_file *files = NULL;
 	struct cache_staged *staged = NULL;
 	size_t n = 0, k = 0;
-	struct xfer x;
 	int r;
 
 	if (!c || !cache_key_valid(key)) {
@@ -443,32 +412,8 @@ int cache_remote_pull(struct cache *c, const char *base_url, const char *key,
 		goto finish;
 	}
 	r = base_normalize(base_url, &base, &reason);
-	if (r < 0)
-		goto finish;
-	if (asprintf(&url, "%s/v1/%s/manifest", base, key) < 0) {
-		r = -ENOMEM;
-		goto finish;
-	}
-
-	r = xfer_init(&x, o);
-	if (r < 0)
-		goto finish;
-	x.max = MANIFEST_MAX_SIZE;
-	if (curl_easy_setopt(x.h, CURLOPT_FOLLOWLOCATION, 1L) != CURLE_OK ||
-	    curl_easy_setopt(x.h, CURLOPT_MAXREDIRS, 5L) != CURLE_OK ||
-	    curl_easy_setopt(x.h, CURLOPT_WRITEFUNCTION, write_mem) != CURLE_OK ||
-	    curl_easy_setopt(x.h, CURLOPT_WRITEDATA, &x) != CURLE_OK)
-		r = -EIO;
-	else
-		r = perform(&x, "GET", url, &reason);
-	if (r >= 0 && r != 200) {
-		r = http_error(r, "GET", url, &reason);
-		if (r == -ENOENT)
-			set_reason(&reason, "No cache entry '%s' on '%s'", key, base);
-	}
 	if (r >= 0)
-		r = manifest_parse(x.buf ?: (char[]){""}, key, url, &files, &n, &reason);
-	xfer_done(&x);
+		r = get_manifest(base, key, o, &files, &n, &reason);
 	if (r < 0)
 		goto finish;
 
@@ -492,7 +437,7 @@ finish:
 	free(staged);
 	manifest_free(files, n);
 	if (r < 0 && ret_reason)
-		*ret_reason = CACHE_TAKE_PTR(reason);
+		*ret_reason = TAKE_PTR(reason);
 	return r;
 }
 
@@ -501,33 +446,31 @@ static int put(const char *url, int fd, const char *buf, uint64_t size,
 	       const struct cache_remote_options *o, char **reason)
 {
 	struct xfer x;
+	CURL *e;
 	int r;
 
-	r = xfer_init(&x, o);
+	r = xfer_init(&x, url, o, false, reason);
 	if (r < 0)
 		return r;
 	x.up_fd = fd;
 	x.up_buf = buf;
 	x.up_len = buf ? size : 0;
-	if (curl_easy_setopt(x.h, CURLOPT_UPLOAD, 1L) != CURLE_OK ||
-	    curl_easy_setopt(x.h, CURLOPT_READFUNCTION, read_upload) != CURLE_OK ||
-	    curl_easy_setopt(x.h, CURLOPT_READDATA, &x) != CURLE_OK ||
-	    curl_easy_setopt(x.h, CURLOPT_INFILESIZE_LARGE, (curl_off_t) size) !=
-		    CURLE_OK ||
-	    curl_easy_setopt(x.h, CURLOPT_WRITEFUNCTION, write_mem) != CURLE_OK ||
-	    curl_easy_setopt(x.h, CURLOPT_WRITEDATA, &x) != CURLE_OK) {
-		xfer_done(&x);
-		return -EIO;
-	}
 	x.max = MANIFEST_MAX_SIZE; /* the server's response body, discarded */
-	r = perform(&x, "PUT", url, reason);
+	e = x.req.easy;
+	if (curl_easy_setopt(e, CURLOPT_UPLOAD, 1L) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_READFUNCTION, read_upload) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_READDATA, &x) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t) size) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_mem) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_WRITEDATA, &x) != CURLE_OK)
+		r = -EIO;
+	else
+		r = perform(&x, "PUT", url, reason);
 	if (r >= 0 && r != 200 && r != 201 && r != 204) {
 		r = http_error(r, "PUT", url, reason);
 		if (r == -ENOENT) {
-			set_reason(
-				reason,
-				"PUT '%s' failed: HTTP 404 (does the server allow PUT?)",
-				url);
+			set_reason(reason, "PUT '%s' failed: HTTP 404 (does the server allow PUT?)",
+				   url);
 			r = -EIO;
 		}
 	}
@@ -537,35 +480,96 @@ static int put(const char *url, int fd, const char *buf, uint64_t size,
 
 /* True if the remote already holds an object of this size (its content is verified by
  * whoever pulls it). */
-static bool remote_has(const char *url, uint64_t size,
-		       const struct cache_remote_options *o)
+static bool remote_has(const char *url, uint64_t size, const struct cache_remote_options *o)
 {
 	struct xfer x;
 	curl_off_t len = -1;
 	int r;
 
-	if (xfer_init(&x, o) < 0)
+	if (xfer_init(&x, url, o, false, NULL) < 0)
 		return false;
-	if (curl_easy_setopt(x.h, CURLOPT_NOBODY, 1L) != CURLE_OK) {
+	if (curl_easy_setopt(x.req.easy, CURLOPT_NOBODY, 1L) != CURLE_OK) {
 		xfer_done(&x);
 		return false;
 	}
 	r = perform(&x, "HEAD", url, NULL);
 	if (r == 200)
-		(void) curl_easy_getinfo(x.h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len);
+		(void) curl_easy_getinfo(x.req.easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len);
 	xfer_done(&x);
 	return r == 200 && len >= 0 && (uint64_t) len == size;
+}
+
+/* One file of the entry: its manifest line, and its object uploaded unless already there. */
+static int push_object(struct cache *c, const char *base, const char *name, const char *sha,
+		       uint64_t size, const struct cache_remote_options *o, FILE *manifest,
+		       char **reason)
+{
+	_cleanup_free_ char *obj_url = NULL, *rel = NULL;
+	_cleanup_close_ int fd = -EBADF;
+	int r;
+
+	fprintf(manifest, "file %s %" PRIu64 " %s\n", sha, size, name);
+	r = cas_object_path(&c->objects, sha, &rel);
+	if (r < 0)
+		return r;
+	obj_url = strdup_printf("%s/v1/objects/%s", base, sha);
+	if (!obj_url)
+		return -ENOMEM;
+	if (remote_has(obj_url, size, o))
+		return 0;
+	fd = openat(c->objects.dir_fd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		r = -errno;
+		set_reason(reason, "Object '%s' vanished from the local cache", sha);
+		return r;
+	}
+	return put(obj_url, fd, NULL, size, o, reason);
+}
+
+/* Every object of the entry, each line of its manifest into *ret_manifest. */
+static int push_objects(struct cache *c, const char *base, const char *key,
+			const struct cache_remote_options *o, char **ret_manifest,
+			size_t *ret_len, char **reason)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	_cleanup_free_ char *text = NULL;
+	_cleanup_fclose_ FILE *m = NULL;
+	size_t len = 0;
+	int rc, r;
+
+	m = open_memstream(&text, &len);
+	if (!m)
+		return -ENOMEM;
+	fprintf(m, MANIFEST_MAGIC "\nkey %s\n", key);
+	r = sql_prepare(c->db,
+			"SELECT name, sha256, size FROM entry_files WHERE key = ? ORDER BY name",
+			&st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		r = push_object(c, base, (const char *) sqlite3_column_text(st, 0),
+				(const char *) sqlite3_column_text(st, 1),
+				(uint64_t) sqlite3_column_int64(st, 2), o, m, reason);
+		if (r < 0)
+			return r;
+	}
+	if (rc != SQLITE_DONE)
+		return sql_error(c->db, rc);
+	if (fclose(TAKE_PTR(m)) != 0)
+		return -ENOMEM;
+	*ret_manifest = TAKE_PTR(text);
+	*ret_len = len;
+	return 0;
 }
 
 int cache_remote_push(struct cache *c, const char *base_url, const char *key,
 		      const struct cache_remote_options *o, char **ret_reason)
 {
-	_cache_free_ char *base = NULL, *url = NULL, *reason = NULL, *manifest = NULL;
+	_cleanup_free_ char *base = NULL, *url = NULL, *reason = NULL, *manifest = NULL;
 	struct cache_entry *e = NULL;
-	sqlite3_stmt *st = NULL;
-	size_t mlen = 0;
-	FILE *m = NULL;
-	int r, rc;
+	size_t len = 0;
+	int r;
 
 	if (!c || !cache_key_valid(key)) {
 		set_reason(&reason, "'%s' is not a cache key (64 hex digits)", key ?: "");
@@ -577,81 +581,18 @@ int cache_remote_push(struct cache *c, const char *base_url, const char *key,
 		goto finish;
 	/* Verifies every object, so we never spread a corrupt one. */
 	r = cache_lookup(c, key, &e);
-	if (r < 0) {
-		if (r == -ENOENT)
-			set_reason(&reason, "Cache entry '%s' is not in the local cache",
-				   key);
+	if (r == -ENOENT)
+		set_reason(&reason, "Cache entry '%s' is not in the local cache", key);
+	if (r >= 0)
+		r = push_objects(c, base, key, o, &manifest, &len, &reason);
+	if (r < 0)
 		goto finish;
-	}
-	m = open_memstream(&manifest, &mlen);
-	if (!m) {
-		r = -ENOMEM;
-		goto finish;
-	}
-	fprintf(m, MANIFEST_MAGIC "\nkey %s\n", key);
-
-	rc = sqlite3_prepare_v2(
-		c->db,
-		"SELECT name, sha256, size FROM entry_files WHERE key = ? "
-		"ORDER BY name",
-		-1, &st, NULL);
-	if (rc != SQLITE_OK) {
-		r = cache_sqlite_error(rc);
-		goto finish;
-	}
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *name = (const char *) sqlite3_column_text(st, 0);
-		const char *sha = (const char *) sqlite3_column_text(st, 1);
-		uint64_t size = (uint64_t) sqlite3_column_int64(st, 2);
-		_cache_free_ char *obj_url = NULL, *rel = NULL;
-		_cache_close_ int fd = -EBADF;
-
-		fprintf(m, "file %s %" PRIu64 " %s\n", sha, size, name);
-		r = cache_object_path(sha, &rel);
-		if (r < 0)
-			goto finish;
-		if (asprintf(&obj_url, "%s/v1/objects/%s", base, sha) < 0) {
-			r = -ENOMEM;
-			goto finish;
-		}
-		if (remote_has(obj_url, size, o))
-			continue;
-		fd = openat(c->dir_fd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (fd < 0) {
-			r = -errno;
-			set_reason(&reason, "Object '%s' vanished from the local cache",
-				   sha);
-			goto finish;
-		}
-		r = put(obj_url, fd, NULL, size, o, &reason);
-		if (r < 0)
-			goto finish;
-	}
-	if (rc != SQLITE_DONE) {
-		r = cache_sqlite_error(rc);
-		goto finish;
-	}
-	if (fclose(m) != 0) {
-		m = NULL;
-		r = -ENOMEM;
-		goto finish;
-	}
-	m = NULL;
-
 	/* Last: only now may readers see the entry. */
-	if (asprintf(&url, "%s/v1/%s/manifest", base, key) < 0) {
-		r = -ENOMEM;
-		goto finish;
-	}
-	r = put(url, -EBADF, manifest, mlen, o, &reason);
+	url = strdup_printf("%s/v1/%s/manifest", base, key);
+	r = url ? put(url, -EBADF, manifest, len, o, &reason) : -ENOMEM;
 finish:
-	if (m)
-		fclose(m);
-	if (st)
-		sqlite3_finalize(st);
 	cache_entry_free(e);
 	if (r < 0 && ret_reason)
-		*ret_reason = CACHE_TAKE_PTR(reason);
+		*ret_reason = TAKE_PTR(reason);
 	return r;
 }

@@ -1,38 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The local store: objects/<sha256[0:2]>/<sha256>, each content once, indexed in SQLite.
- * Objects are created and deleted only while holding the index's write lock (BEGIN
- * IMMEDIATE), so a gc in one process can never delete an object another process is just
- * adding to an entry.
+ * The local store: objects/<sha256[0:2]>/<sha256> (a shared/cas.h store), each content
+ * once, indexed in SQLite. Objects are created and deleted only while holding the index's
+ * write lock (BEGIN IMMEDIATE), so a gc in one process can never delete an object another
+ * process is just adding to an entry.
  */
-#include <time.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <sys/stat.h>
 
 #include "cache-internal.h"
-
-#define TMP_MAX_AGE_USEC (3600ULL * 1000000ULL)
-
-static int mkdir_p(const char *path, mode_t mode)
-{
-	_cache_free_ char *p = strdup(path);
-
-	if (!p)
-		return -ENOMEM;
-	for (char *s = p + 1; *s; s++) {
-		if (*s != '/')
-			continue;
-		*s = '\0';
-		if (mkdir(p, mode) < 0 && errno != EEXIST)
-			return -errno;
-		*s = '/';
-	}
-	if (mkdir(p, mode) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
+#include "shared/fs-util.h"
 
 static int schema_init(struct cache *c)
 {
@@ -51,18 +29,17 @@ static int schema_init(struct cache *c)
 		"  PRIMARY KEY (key, name));"
 		"CREATE INDEX entry_files_sha256 ON entry_files(sha256);"
 		"PRAGMA user_version = 1;";
-	_cache_stmt_ sqlite3_stmt *st = NULL;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r, version;
 
-	r = cache_begin(c);
+	r = sql_begin(c->db);
 	if (r < 0)
 		return r;
-	r = cache_sqlite_error(
-		sqlite3_prepare_v2(c->db, "PRAGMA user_version", -1, &st, NULL));
+	r = sql_prepare(c->db, "PRAGMA user_version", &st);
 	if (r < 0)
 		goto fail;
 	if (sqlite3_step(st) != SQLITE_ROW) {
-		r = -EIO;
+		r = sql_error(c->db, sqlite3_errcode(c->db)) ?: -EIO;
 		goto fail;
 	}
 	version = sqlite3_column_int(st, 0);
@@ -71,43 +48,62 @@ static int schema_init(struct cache *c)
 		goto fail;
 	}
 	if (version == 0) {
-		r = cache_exec(c, schema);
+		r = sql_exec(c->db, schema);
 		if (r < 0)
 			goto fail;
 	}
-	return cache_commit_tx(c);
+	return sql_commit(c->db);
 fail:
-	cache_rollback(c);
+	sql_rollback(c->db);
 	return r;
 }
 
-/*
- * Switching a fresh index to WAL needs an exclusive lock, and SQLite answers SQLITE_BUSY at
- * once, without calling the busy handler, when another process opens the same fresh file at
- * that moment (two builds starting together on a new machine). Once the file is in WAL mode
- * the pragma is a no-op, so this only ever waits on first use.
- */
-static int set_wal(struct cache *c)
+/* The directories: artifacts_dir, its object store and its private tmp/. */
+static int open_dirs(struct cache *c, const char *artifacts_dir)
 {
-	struct timespec start, now;
 	int r;
 
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	for (;;) {
-		r = cache_exec(c, "PRAGMA journal_mode=WAL;");
-		if (r != -EBUSY)
-			return r;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (now.tv_sec - start.tv_sec >= 10)
-			return r;
-		(void) usleep(10000 + (unsigned) (now.tv_nsec / 1000 % 20000));
-	}
+	r = mkdir_p_at(AT_FDCWD, artifacts_dir, 0755);
+	if (r < 0)
+		return r;
+	c->dir_fd = open(artifacts_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (c->dir_fd < 0)
+		return -errno;
+	r = cas_open_at(&c->objects, c->dir_fd, CACHE_OBJECTS_DIR, true);
+	if (r < 0)
+		return r;
+	if (mkdirat(c->dir_fd, CACHE_TMP_DIR, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	c->tmp_fd = openat(c->dir_fd, CACHE_TMP_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (c->tmp_fd < 0)
+		return -errno;
+	return 0;
 }
+
+static int open_index(struct cache *c, const char *index_db_path)
+{
+	int rc, r;
+
+	rc = sqlite3_open_v2(index_db_path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+			     NULL);
+	r = sql_error(c->db, rc);
+	if (r < 0)
+		return r;
+	sqlite3_busy_timeout(c->db, 10000);
+	r = sql_set_wal(c->db, 10 * 1000000ULL);
+	if (r < 0)
+		return r;
+	r = sql_exec(c->db, "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;");
+	if (r < 0)
+		return r;
+	return schema_init(c);
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct cache *, cache_close);
 
 int cache_open(const char *artifacts_dir, const char *index_db_path, struct cache **ret)
 {
-	struct cache *c;
-	_cache_free_ char *objects = NULL, *tmp = NULL;
+	_cleanup_(cache_closep) struct cache *c = NULL;
 	int r;
 
 	if (!artifacts_dir || !index_db_path)
@@ -115,47 +111,18 @@ int cache_open(const char *artifacts_dir, const char *index_db_path, struct cach
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	c->dir_fd = -EBADF;
+	c->dir_fd = c->tmp_fd = c->objects.dir_fd = -EBADF;
 	c->dir = strdup(artifacts_dir);
-	if (!c->dir) {
-		r = -ENOMEM;
-		goto fail;
-	}
-	if (asprintf(&objects, "%s/" CACHE_OBJECTS_DIR, artifacts_dir) < 0 ||
-	    asprintf(&tmp, "%s/" CACHE_TMP_DIR, artifacts_dir) < 0) {
-		r = -ENOMEM;
-		goto fail;
-	}
-	r = mkdir_p(objects, 0755);
-	if (r >= 0)
-		r = mkdir_p(tmp, 0700);
+	if (!c->dir)
+		return -ENOMEM;
+	r = open_dirs(c, artifacts_dir);
 	if (r < 0)
-		goto fail;
-	c->dir_fd = open(artifacts_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (c->dir_fd < 0) {
-		r = -errno;
-		goto fail;
-	}
-
-	r = cache_sqlite_error(sqlite3_open_v2(
-		index_db_path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL));
+		return r;
+	r = open_index(c, index_db_path);
 	if (r < 0)
-		goto fail;
-	sqlite3_busy_timeout(c->db, 10000);
-	r = set_wal(c);
-	if (r < 0)
-		goto fail;
-	r = cache_exec(c, "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;");
-	if (r < 0)
-		goto fail;
-	r = schema_init(c);
-	if (r < 0)
-		goto fail;
-	*ret = c;
+		return r;
+	*ret = TAKE_PTR(c);
 	return 0;
-fail:
-	cache_close(c);
-	return r;
 }
 
 struct cache *cache_close(struct cache *c)
@@ -164,11 +131,11 @@ struct cache *cache_close(struct cache *c)
 		return NULL;
 	if (c->db)
 		sqlite3_close_v2(c->db);
-	if (c->dir_fd >= 0)
-		close(c->dir_fd);
+	cas_close(&c->objects);
+	safe_close(c->tmp_fd);
+	safe_close(c->dir_fd);
 	free(c->dir);
-	free(c);
-	return NULL;
+	return mfree(c);
 }
 
 struct cache_entry *cache_entry_free(struct cache_entry *e)
@@ -176,75 +143,44 @@ struct cache_entry *cache_entry_free(struct cache_entry *e)
 	if (!e)
 		return NULL;
 	free(e->key);
-	cache_strv_free(e->files);
-	cache_strv_free(e->names);
+	strv_free(e->files);
+	strv_free(e->names);
 	free(e->symvers);
-	free(e);
-	return NULL;
+	return mfree(e);
 }
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct cache_entry *, cache_entry_free);
 
-static void cache_entry_freep(struct cache_entry **e)
+int cache_sha_referenced(struct cache *c, const char *sha256)
 {
-	cache_entry_free(*e);
-}
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int rc, r;
 
-/* 0 if the object exists with this content, -ENOENT if missing, -EBADMSG if different. */
-static int object_verify(struct cache *c, const char *sha256, uint64_t size)
-{
-	_cache_free_ char *rel = NULL;
-	_cache_close_ int fd = -EBADF;
-	char hex[CACHE_HEX_SIZE];
-	uint64_t got;
-	int r;
-
-	r = cache_object_path(sha256, &rel);
+	r = sql_prepare(c->db, "SELECT 1 FROM entry_files WHERE sha256 = ? LIMIT 1", &st);
 	if (r < 0)
 		return r;
-	fd = openat(c->dir_fd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return errno == ENOENT ? -ENOENT : -errno;
-	r = cache_hash_fd(fd, hex, &got);
-	if (r < 0)
-		return r;
-	if (got != size || strcmp(hex, sha256) != 0)
-		return -EBADMSG;
-	return 0;
-}
-
-static int sha_referenced(struct cache *c, const char *sha256)
-{
-	_cache_stmt_ sqlite3_stmt *st = NULL;
-	int rc;
-
-	rc = sqlite3_prepare_v2(c->db,
-				"SELECT 1 FROM entry_files WHERE sha256 = ? LIMIT 1", -1,
-				&st, NULL);
-	if (rc != SQLITE_OK)
-		return cache_sqlite_error(rc);
 	sqlite3_bind_text(st, 1, sha256, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		return 1;
-	return rc == SQLITE_DONE ? 0 : cache_sqlite_error(rc);
+	return rc == SQLITE_DONE ? 0 : sql_error(c->db, rc);
 }
 
 /* Within a write transaction: unlink those of shas no longer referenced by any entry. */
-static int drop_unreferenced(struct cache *c, char **shas, uint64_t *sizes,
-			     uint64_t *freed)
+static int drop_unreferenced(struct cache *c, char **shas, uint64_t *sizes, uint64_t *freed)
 {
 	for (size_t i = 0; shas && shas[i]; i++) {
-		_cache_free_ char *rel = NULL;
+		_cleanup_free_ char *rel = NULL;
 		int r;
 
-		r = sha_referenced(c, shas[i]);
+		r = cache_sha_referenced(c, shas[i]);
 		if (r < 0)
 			return r;
 		if (r > 0)
 			continue;
-		r = cache_object_path(shas[i], &rel);
+		r = cas_object_path(&c->objects, shas[i], &rel);
 		if (r < 0)
 			continue;
-		if (unlinkat(c->dir_fd, rel, 0) < 0) {
+		if (unlinkat(c->objects.dir_fd, rel, 0) < 0) {
 			if (errno != ENOENT)
 				return -errno;
 			continue;
@@ -259,18 +195,17 @@ static int drop_unreferenced(struct cache *c, char **shas, uint64_t *sizes,
 static int entry_objects(struct cache *c, const char *key, char ***ret_shas,
 			 uint64_t **ret_sizes)
 {
-	_cache_stmt_ sqlite3_stmt *st = NULL;
-	_cache_strv_ char **shas = NULL;
-	_cache_free_ uint64_t *sizes = NULL;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	_cleanup_strv_free_ char **shas = NULL;
+	_cleanup_free_ uint64_t *sizes = NULL;
 	size_t n = 0;
 	int rc, r;
 
-	rc = sqlite3_prepare_v2(c->db,
-				"SELECT sha256, MAX(size) FROM entry_files WHERE key = ? "
-				"GROUP BY sha256",
-				-1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return cache_sqlite_error(rc);
+	r = sql_prepare(c->db,
+			"SELECT sha256, MAX(size) FROM entry_files WHERE key = ? GROUP BY sha256",
+			&st);
+	if (r < 0)
+		return r;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		uint64_t *m = realloc(sizes, (n + 1) * sizeof(uint64_t));
@@ -279,41 +214,38 @@ static int entry_objects(struct cache *c, const char *key, char ***ret_shas,
 			return -ENOMEM;
 		sizes = m;
 		sizes[n] = (uint64_t) sqlite3_column_int64(st, 1);
-		r = cache_strv_push(&shas,
-				    strdup((const char *) sqlite3_column_text(st, 0)));
+		r = strv_extend(&shas, (const char *) sqlite3_column_text(st, 0));
 		if (r < 0)
 			return r;
 		n++;
 	}
 	if (rc != SQLITE_DONE)
-		return cache_sqlite_error(rc);
-	*ret_shas = CACHE_TAKE_PTR(shas);
+		return sql_error(c->db, rc);
+	*ret_shas = TAKE_PTR(shas);
 	if (ret_sizes)
-		*ret_sizes = CACHE_TAKE_PTR(sizes);
+		*ret_sizes = TAKE_PTR(sizes);
 	return 0;
 }
 
 static int delete_entry(struct cache *c, const char *key)
 {
-	_cache_stmt_ sqlite3_stmt *st = NULL;
-	int rc;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int rc, r;
 
-	rc = sqlite3_prepare_v2(c->db, "DELETE FROM entries WHERE key = ?", -1, &st,
-				NULL);
-	if (rc != SQLITE_OK)
-		return cache_sqlite_error(rc);
+	r = sql_prepare(c->db, "DELETE FROM entries WHERE key = ?", &st);
+	if (r < 0)
+		return r;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE)
-		return cache_sqlite_error(rc);
+		return sql_error(c->db, rc);
 	return sqlite3_changes(c->db) > 0 ? 0 : -ENOENT;
 }
 
-/* Within a write transaction: delete an entry and the objects only it used. */
-static int remove_entry_locked(struct cache *c, const char *key, uint64_t *freed)
+int cache_remove_entry_locked(struct cache *c, const char *key, uint64_t *freed)
 {
-	_cache_strv_ char **shas = NULL;
-	_cache_free_ uint64_t *sizes = NULL;
+	_cleanup_strv_free_ char **shas = NULL;
+	_cleanup_free_ uint64_t *sizes = NULL;
 	int r;
 
 	r = entry_objects(c, key, &shas, &sizes);
@@ -331,15 +263,15 @@ int cache_remove(struct cache *c, const char *key)
 
 	if (!cache_key_valid(key))
 		return -EINVAL;
-	r = cache_begin(c);
+	r = sql_begin(c->db);
 	if (r < 0)
 		return r;
-	r = remove_entry_locked(c, key, NULL);
+	r = cache_remove_entry_locked(c, key, NULL);
 	if (r < 0) {
-		cache_rollback(c);
+		sql_rollback(c->db);
 		return r;
 	}
-	return cache_commit_tx(c);
+	return sql_commit(c->db);
 }
 
 /* A corrupt entry: drop it, and any of its objects that are still bad (re-checked under
@@ -348,38 +280,123 @@ static int drop_corrupt(struct cache *c, const char *key, char **bad)
 {
 	int r;
 
-	r = cache_begin(c);
+	r = sql_begin(c->db);
 	if (r < 0)
 		return r;
-	r = remove_entry_locked(c, key, NULL);
-	if (r < 0 && r != -ENOENT)
-		goto fail;
-	for (size_t i = 0; bad && bad[i]; i++) {
-		_cache_free_ char *rel = NULL;
-		_cache_close_ int fd = -EBADF;
-		char hex[CACHE_HEX_SIZE];
-
-		if (cache_object_path(bad[i], &rel) < 0)
-			continue;
-		fd = openat(c->dir_fd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (fd < 0)
-			continue;
-		if (cache_hash_fd(fd, hex, NULL) >= 0 && strcmp(hex, bad[i]) == 0)
-			continue;
-		(void) unlinkat(c->dir_fd, rel, 0);
+	r = cache_remove_entry_locked(c, key, NULL);
+	if (r < 0 && r != -ENOENT) {
+		sql_rollback(c->db);
+		return r;
 	}
-	return cache_commit_tx(c);
-fail:
-	cache_rollback(c);
-	return r;
+	STRV_FOREACH(sha, bad) {
+		_cleanup_free_ char *rel = NULL;
+
+		if (cas_verify(&c->objects, *sha, CAS_SIZE_ANY) != -EBADMSG)
+			continue;
+		if (cas_object_path(&c->objects, *sha, &rel) >= 0)
+			(void) unlinkat(c->objects.dir_fd, rel, 0);
+	}
+	return sql_commit(c->db);
+}
+
+/* The entries row: when it was made and how large it is. -ENOENT if there is none. */
+static int lookup_entry(struct cache *c, struct cache_entry *e)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int rc, r;
+
+	r = sql_prepare(c->db, "SELECT created, size FROM entries WHERE key = ?", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, e->key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return -ENOENT;
+	if (rc != SQLITE_ROW)
+		return sql_error(c->db, rc);
+	e->created = (uint64_t) sqlite3_column_int64(st, 0);
+	e->size = (uint64_t) sqlite3_column_int64(st, 1);
+	return 0;
+}
+
+/* One file of the entry, its object verified: into e, or its sha256 into *bad. */
+static int lookup_file(struct cache *c, struct cache_entry *e, const char *name,
+		       const char *sha, uint64_t size, char ***bad)
+{
+	_cleanup_free_ char *full = NULL;
+	int r;
+
+	r = cas_verify(&c->objects, sha, size);
+	if (r == -ENOENT || r == -EBADMSG || r == -EINVAL)
+		return strv_extend(bad, sha);
+	if (r < 0)
+		return r;
+	r = cache_object_full_path(c, sha, &full);
+	if (r < 0)
+		return r;
+	if (streq(name, CACHE_SYMVERS_NAME)) {
+		free(e->symvers);
+		e->symvers = TAKE_PTR(full);
+		return 0;
+	}
+	r = strv_consume(&e->files, TAKE_PTR(full));
+	if (r < 0)
+		return r;
+	return strv_extend(&e->names, name);
+}
+
+/* The entry's files; the sha256 of each missing or damaged object in *ret_bad. */
+static int lookup_files(struct cache *c, struct cache_entry *e, char ***ret_bad)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	_cleanup_strv_free_ char **bad = NULL;
+	int rc, r;
+
+	r = sql_prepare(c->db,
+			"SELECT name, sha256, size FROM entry_files WHERE key = ? ORDER BY name",
+			&st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, e->key, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		r = lookup_file(c, e, (const char *) sqlite3_column_text(st, 0),
+				(const char *) sqlite3_column_text(st, 1),
+				(uint64_t) sqlite3_column_int64(st, 2), &bad);
+		if (r < 0)
+			return r;
+	}
+	if (rc != SQLITE_DONE)
+		return sql_error(c->db, rc);
+	/* Keep the "NULL-terminated" promise for an entry holding only a symvers. */
+	if (!e->files)
+		e->files = calloc(1, sizeof(char *));
+	if (!e->names)
+		e->names = calloc(1, sizeof(char *));
+	if (!e->files || !e->names)
+		return -ENOMEM;
+	*ret_bad = TAKE_PTR(bad);
+	return 0;
+}
+
+static int touch_entry(struct cache *c, struct cache_entry *e)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r;
+
+	e->last_used = now_usec();
+	r = sql_prepare(c->db, "UPDATE entries SET last_used = ? WHERE key = ?", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64) e->last_used);
+	sqlite3_bind_text(st, 2, e->key, -1, SQLITE_STATIC);
+	return sql_error(c->db, sqlite3_step(st));
 }
 
 int cache_lookup(struct cache *c, const char *key, struct cache_entry **ret)
 {
-	cache_cleanup_(cache_entry_freep) struct cache_entry *e = NULL;
-	_cache_stmt_ sqlite3_stmt *st = NULL, *files = NULL, *touch = NULL;
-	_cache_strv_ char **bad = NULL;
-	int rc, r;
+	_cleanup_(cache_entry_freep) struct cache_entry *e = NULL;
+	_cleanup_strv_free_ char **bad = NULL;
+	int r;
 
 	if (!c || !ret || !cache_key_valid(key))
 		return -EINVAL;
@@ -390,226 +407,134 @@ int cache_lookup(struct cache *c, const char *key, struct cache_entry **ret)
 	if (!e->key)
 		return -ENOMEM;
 
-	rc = sqlite3_prepare_v2(c->db, "SELECT created, size FROM entries WHERE key = ?",
-				-1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return cache_sqlite_error(rc);
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE)
-		return -ENOENT;
-	if (rc != SQLITE_ROW)
-		return cache_sqlite_error(rc);
-	e->created = (uint64_t) sqlite3_column_int64(st, 0);
-	e->size = (uint64_t) sqlite3_column_int64(st, 1);
-	sqlite3_reset(st);
-
-	rc = sqlite3_prepare_v2(
-		c->db,
-		"SELECT name, sha256, size FROM entry_files WHERE key = ? "
-		"ORDER BY name",
-		-1, &files, NULL);
-	if (rc != SQLITE_OK)
-		return cache_sqlite_error(rc);
-	sqlite3_bind_text(files, 1, key, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(files)) == SQLITE_ROW) {
-		const char *name = (const char *) sqlite3_column_text(files, 0);
-		const char *sha = (const char *) sqlite3_column_text(files, 1);
-		uint64_t size = (uint64_t) sqlite3_column_int64(files, 2);
-		_cache_free_ char *rel = NULL, *full = NULL;
-
-		r = object_verify(c, sha, size);
-		if (r == -ENOENT || r == -EBADMSG || r == -EINVAL) {
-			r = cache_strv_push(&bad, strdup(sha));
-			if (r < 0)
-				return r;
-			continue;
-		}
-		if (r < 0)
-			return r;
-		r = cache_object_path(sha, &rel);
-		if (r < 0)
-			return r;
-		r = cache_full_path(c, rel, &full);
-		if (r < 0)
-			return r;
-		if (strcmp(name, CACHE_SYMVERS_NAME) == 0) {
-			free(e->symvers);
-			e->symvers = CACHE_TAKE_PTR(full);
-			continue;
-		}
-		r = cache_strv_push(&e->files, CACHE_TAKE_PTR(full));
-		if (r < 0)
-			return r;
-		r = cache_strv_push(&e->names, strdup(name));
-		if (r < 0)
-			return r;
-	}
-	if (rc != SQLITE_DONE)
-		return cache_sqlite_error(rc);
-	sqlite3_finalize(files);
-	files = NULL;
-
+	r = lookup_entry(c, e);
+	if (r < 0)
+		return r;
+	r = lookup_files(c, e, &bad);
+	if (r < 0)
+		return r;
 	if (bad) {
 		r = drop_corrupt(c, key, bad);
-		if (r < 0)
-			return r;
-		return -ENOENT;
+		return r < 0 ? r : -ENOENT;
 	}
-	if (!e->files) {
-		/* Keep the "NULL-terminated" promise for an entry holding only a symvers.
-		 */
-		e->files = calloc(1, sizeof(char *));
-		e->names = calloc(1, sizeof(char *));
-		if (!e->files || !e->names)
-			return -ENOMEM;
-	}
-
-	e->last_used = cache_now_usec();
-	rc = sqlite3_prepare_v2(c->db, "UPDATE entries SET last_used = ? WHERE key = ?",
-				-1, &touch, NULL);
-	if (rc != SQLITE_OK)
-		return cache_sqlite_error(rc);
-	sqlite3_bind_int64(touch, 1, (sqlite3_int64) e->last_used);
-	sqlite3_bind_text(touch, 2, key, -1, SQLITE_STATIC);
-	rc = sqlite3_step(touch);
-	if (rc != SQLITE_DONE)
-		return cache_sqlite_error(rc);
-
-	*ret = CACHE_TAKE_PTR(e);
+	r = touch_entry(c, e);
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(e);
 	return 0;
 }
 
-/* Within the write transaction: make the staged file the object for its hash. */
-static int object_install(struct cache *c, struct cache_staged *s, bool *synced_dirs)
+/* Within the write transaction: the staged file becomes the object for its hash. */
+static int object_install(struct cache *c, struct cache_staged *s)
 {
-	_cache_free_ char *rel = NULL;
-	char sub[sizeof(CACHE_OBJECTS_DIR) + 3];
 	int r;
 
-	r = cache_object_path(s->sha256, &rel);
+	r = cas_commit(&c->objects, c->tmp_fd, s->tmp, s->sha256, s->size);
 	if (r < 0)
 		return r;
-	snprintf(sub, sizeof(sub), CACHE_OBJECTS_DIR "/%.2s", s->sha256);
-	if (mkdirat(c->dir_fd, sub, 0755) < 0 && errno != EEXIST)
-		return -errno;
-
-	r = object_verify(c, s->sha256, s->size);
-	if (r == 0) {
-		/* Already there and intact: keep the one copy. */
-		(void) unlinkat(c->dir_fd, s->tmp, 0);
-		s->tmp = (free(s->tmp), NULL);
-		return 0;
-	}
-	if (r != -ENOENT && r != -EBADMSG)
-		return r;
-	if (renameat(c->dir_fd, s->tmp, c->dir_fd, rel) < 0)
-		return -errno;
-	s->tmp = (free(s->tmp), NULL);
-	{
-		_cache_close_ int dfd =
-			openat(c->dir_fd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-		if (dfd < 0 || fsync(dfd) < 0)
-			return -errno;
-	}
-	*synced_dirs = true;
+	s->tmp = mfree(s->tmp);
 	return 0;
 }
 
-int cache_commit(struct cache *c, const char *key, struct cache_staged *s, size_t n)
+static int step_done(struct cache *c, sqlite3_stmt *st)
 {
-	_cache_stmt_ sqlite3_stmt *ins = NULL, *entry = NULL, *del = NULL;
-	_cache_strv_ char **old = NULL;
-	uint64_t total = 0, now = cache_now_usec();
-	bool synced = false;
-	int r, rc;
+	int rc = sqlite3_step(st);
 
-	for (size_t i = 0; i < n; i++) {
-		if (!cache_name_valid(s[i].name))
-			return -EINVAL;
-		for (size_t j = 0; j < i; j++)
-			if (strcmp(s[i].name, s[j].name) == 0)
-				return -EEXIST;
-		total += s[i].size;
-	}
+	return rc == SQLITE_DONE ? 0 : sql_error(c->db, rc) ?: -EIO;
+}
 
-	r = cache_begin(c);
+/* Within the write transaction: the index rows of entry key, replacing any before. */
+static int record_entry(struct cache *c, const char *key, const struct cache_staged *s,
+			size_t n, uint64_t total)
+{
+	_cleanup_stmt_ sqlite3_stmt *ins = NULL, *entry = NULL, *del = NULL;
+	uint64_t now = now_usec();
+	int r;
+
+	r = sql_prepare(c->db, "DELETE FROM entry_files WHERE key = ?", &del);
 	if (r < 0)
 		return r;
-	for (size_t i = 0; i < n; i++) {
-		r = object_install(c, &s[i], &synced);
-		if (r < 0)
-			goto fail;
-	}
-
-	r = entry_objects(c, key, &old, NULL);
+	sqlite3_bind_text(del, 1, key, -1, SQLITE_STATIC);
+	r = step_done(c, del);
 	if (r < 0)
-		goto fail;
-	rc = sqlite3_prepare_v2(c->db, "DELETE FROM entry_files WHERE key = ?", -1, &del,
-				NULL);
-	if (rc == SQLITE_OK) {
-		sqlite3_bind_text(del, 1, key, -1, SQLITE_STATIC);
-		rc = sqlite3_step(del) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
-	}
-	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(
-			c->db,
+		return r;
+
+	r = sql_prepare(c->db,
 			"INSERT INTO entries (key, created, last_used, size) "
 			"VALUES (?1, ?2, ?2, ?3) ON CONFLICT(key) DO UPDATE SET "
 			"last_used = ?2, size = ?3",
-			-1, &entry, NULL);
-	if (rc == SQLITE_OK) {
-		sqlite3_bind_text(entry, 1, key, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(entry, 2, (sqlite3_int64) now);
-		sqlite3_bind_int64(entry, 3, (sqlite3_int64) total);
-		rc = sqlite3_step(entry) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
-	}
-	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(
-			c->db,
-			"INSERT INTO entry_files (key, name, sha256, size) "
-			"VALUES (?, ?, ?, ?)",
-			-1, &ins, NULL);
-	for (size_t i = 0; rc == SQLITE_OK && i < n; i++) {
+			&entry);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(entry, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(entry, 2, (sqlite3_int64) now);
+	sqlite3_bind_int64(entry, 3, (sqlite3_int64) total);
+	r = step_done(c, entry);
+	if (r < 0)
+		return r;
+
+	r = sql_prepare(c->db,
+			"INSERT INTO entry_files (key, name, sha256, size) VALUES (?, ?, ?, ?)",
+			&ins);
+	for (size_t i = 0; r >= 0 && i < n; i++) {
 		sqlite3_reset(ins);
 		sqlite3_bind_text(ins, 1, key, -1, SQLITE_STATIC);
 		sqlite3_bind_text(ins, 2, s[i].name, -1, SQLITE_STATIC);
 		sqlite3_bind_text(ins, 3, s[i].sha256, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(ins, 4, (sqlite3_int64) s[i].size);
-		rc = sqlite3_step(ins) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+		r = step_done(c, ins);
 	}
-	if (rc != SQLITE_OK) {
-		r = cache_sqlite_error(sqlite3_errcode(c->db));
-		if (r == 0)
-			r = -EIO;
-		goto fail;
-	}
-	/* Objects the entry used before a replacement and nobody uses now. */
-	r = drop_unreferenced(c, old, NULL, NULL);
-	if (r < 0)
-		goto fail;
-	return cache_commit_tx(c);
-fail:
-	cache_rollback(c);
 	return r;
+}
+
+int cache_commit(struct cache *c, const char *key, struct cache_staged *s, size_t n)
+{
+	_cleanup_strv_free_ char **old = NULL;
+	uint64_t total = 0;
+	int r;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!cache_name_valid(s[i].name))
+			return -EINVAL;
+		for (size_t j = 0; j < i; j++)
+			if (streq(s[i].name, s[j].name))
+				return -EEXIST;
+		total += s[i].size;
+	}
+
+	r = sql_begin(c->db);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; r >= 0 && i < n; i++)
+		r = object_install(c, &s[i]);
+	if (r >= 0)
+		r = entry_objects(c, key, &old, NULL);
+	if (r >= 0)
+		r = record_entry(c, key, s, n, total);
+	/* Objects the entry used before a replacement and nobody uses now. */
+	if (r >= 0)
+		r = drop_unreferenced(c, old, NULL, NULL);
+	if (r < 0) {
+		sql_rollback(c->db);
+		return r;
+	}
+	return sql_commit(c->db);
 }
 
 int cache_store(struct cache *c, const char *key, char **paths, char **names,
 		const char *symvers_path)
 {
-	struct cache_staged *s;
+	_cleanup_free_ struct cache_staged *s = NULL;
 	size_t n, k = 0;
 	int r = 0;
 
 	if (!c || !cache_key_valid(key))
 		return -EINVAL;
-	n = cache_strv_length(paths);
-	if (n != cache_strv_length(names))
+	n = strv_length(paths);
+	if (n != strv_length(names))
 		return -EINVAL;
 	for (size_t i = 0; i < n; i++)
-		if (!cache_name_valid(names[i]) ||
-		    strcmp(names[i], CACHE_SYMVERS_NAME) == 0)
+		if (!cache_name_valid(names[i]) || streq(names[i], CACHE_SYMVERS_NAME))
 			return -EINVAL;
 
 	s = calloc(n + 1, sizeof(*s));
@@ -617,7 +542,7 @@ int cache_store(struct cache *c, const char *key, char **paths, char **names,
 		return -ENOMEM;
 	for (size_t i = 0; i <= n && r >= 0; i++) {
 		const char *path = i < n ? paths[i] : symvers_path;
-		int fd;
+		_cleanup_close_ int fd = -EBADF;
 
 		if (!path)
 			break;
@@ -627,226 +552,36 @@ int cache_store(struct cache *c, const char *key, char **paths, char **names,
 			break;
 		}
 		r = cache_stage_fd(c, fd, i < n ? names[i] : CACHE_SYMVERS_NAME, &s[k]);
-		close(fd);
 		if (r >= 0)
 			k++;
 	}
 	if (r >= 0)
 		r = cache_commit(c, key, s, k);
 	cache_staged_done(c, s, k);
-	free(s);
 	return r;
 }
 
 int cache_list(struct cache *c, char ***ret_keys)
 {
-	_cache_stmt_ sqlite3_stmt *st = NULL;
-	_cache_strv_ char **keys = NULL;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	_cleanup_strv_free_ char **keys = NULL;
 	int rc, r;
 
-	rc = sqlite3_prepare_v2(c->db, "SELECT key FROM entries ORDER BY last_used, key",
-				-1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return cache_sqlite_error(rc);
+	r = sql_prepare(c->db, "SELECT key FROM entries ORDER BY last_used, key", &st);
+	if (r < 0)
+		return r;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		r = cache_strv_push(&keys,
-				    strdup((const char *) sqlite3_column_text(st, 0)));
+		r = strv_extend(&keys, (const char *) sqlite3_column_text(st, 0));
 		if (r < 0)
 			return r;
 	}
 	if (rc != SQLITE_DONE)
-		return cache_sqlite_error(rc);
+		return sql_error(c->db, rc);
 	if (!keys) {
 		keys = calloc(1, sizeof(char *));
 		if (!keys)
 			return -ENOMEM;
 	}
-	*ret_keys = CACHE_TAKE_PTR(keys);
-	return 0;
-}
-
-static int total_bytes(struct cache *c, uint64_t *ret_bytes, uint64_t *ret_objects)
-{
-	_cache_stmt_ sqlite3_stmt *st = NULL;
-	int rc;
-
-	rc = sqlite3_prepare_v2(
-		c->db,
-		"SELECT COUNT(*), COALESCE(SUM(s), 0) FROM "
-		"(SELECT MAX(size) AS s FROM entry_files GROUP BY sha256)",
-		-1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return cache_sqlite_error(rc);
-	if (sqlite3_step(st) != SQLITE_ROW)
-		return cache_sqlite_error(sqlite3_errcode(c->db)) ?: -EIO;
-	if (ret_objects)
-		*ret_objects = (uint64_t) sqlite3_column_int64(st, 0);
-	*ret_bytes = (uint64_t) sqlite3_column_int64(st, 1);
-	return 0;
-}
-
-/* Within the write transaction: remove objects nothing references (left by a crash
- * between rename and commit) and temporaries older than an hour. */
-static int sweep(struct cache *c, uint64_t *freed)
-{
-	DIR *d;
-	struct dirent *de;
-	uint64_t now = cache_now_usec();
-	int fd;
-
-	fd = openat(c->dir_fd, CACHE_TMP_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0 && (d = fdopendir(fd))) {
-		while ((de = readdir(d))) {
-			struct stat st;
-
-			if (de->d_name[0] != '.' || strncmp(de->d_name, ".tmp-", 5) != 0)
-				continue;
-			if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-				continue;
-			if ((uint64_t) st.st_mtim.tv_sec * 1000000ULL + TMP_MAX_AGE_USEC <
-			    now)
-				(void) unlinkat(dirfd(d), de->d_name, 0);
-		}
-		closedir(d);
-	} else if (fd >= 0)
-		close(fd);
-
-	fd = openat(c->dir_fd, CACHE_OBJECTS_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -errno;
-	}
-	while ((de = readdir(d))) {
-		DIR *sd;
-		struct dirent *se;
-		int sfd;
-
-		if (strlen(de->d_name) != 2 || de->d_name[0] == '.')
-			continue;
-		sfd = openat(dirfd(d), de->d_name,
-			     O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-		if (sfd < 0)
-			continue;
-		sd = fdopendir(sfd);
-		if (!sd) {
-			close(sfd);
-			continue;
-		}
-		while ((se = readdir(sd))) {
-			struct stat st;
-			int r;
-
-			if (!cache_sha256_valid(se->d_name) ||
-			    strncmp(se->d_name, de->d_name, 2) != 0)
-				continue;
-			r = sha_referenced(c, se->d_name);
-			if (r < 0) {
-				closedir(sd);
-				closedir(d);
-				return r;
-			}
-			if (r > 0 ||
-			    fstatat(dirfd(sd), se->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-				continue;
-			if (unlinkat(dirfd(sd), se->d_name, 0) >= 0)
-				*freed += (uint64_t) st.st_size;
-		}
-		closedir(sd);
-	}
-	closedir(d);
-	return 0;
-}
-
-int cache_gc(struct cache *c, uint64_t max_size, uint64_t *ret_freed)
-{
-	uint64_t total, freed = 0;
-	int r, evicted = 0;
-
-	r = cache_begin(c);
-	if (r < 0)
-		return r;
-	r = total_bytes(c, &total, NULL);
-	if (r < 0)
-		goto fail;
-	while (total > max_size) {
-		_cache_stmt_ sqlite3_stmt *st = NULL;
-		_cache_free_ char *key = NULL;
-		int rc;
-
-		rc = sqlite3_prepare_v2(
-			c->db, "SELECT key FROM entries ORDER BY last_used, key LIMIT 1",
-			-1, &st, NULL);
-		if (rc != SQLITE_OK) {
-			r = cache_sqlite_error(rc);
-			goto fail;
-		}
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_DONE)
-			break;
-		if (rc != SQLITE_ROW) {
-			r = cache_sqlite_error(rc);
-			goto fail;
-		}
-		key = strdup((const char *) sqlite3_column_text(st, 0));
-		if (!key) {
-			r = -ENOMEM;
-			goto fail;
-		}
-		r = remove_entry_locked(c, key, &freed);
-		if (r < 0)
-			goto fail;
-		evicted++;
-		/* Recount rather than trust the unlink sizes: objects may have been
-		 * missing. */
-		r = total_bytes(c, &total, NULL);
-		if (r < 0)
-			goto fail;
-	}
-	r = sweep(c, &freed);
-	if (r < 0)
-		goto fail;
-	r = cache_commit_tx(c);
-	if (r < 0)
-		return r;
-	if (ret_freed)
-		*ret_freed = freed;
-	return evicted;
-fail:
-	cache_rollback(c);
-	return r;
-}
-
-int cache_stat(struct cache *c, struct cache_stats *ret)
-{
-	_cache_stmt_ sqlite3_stmt *st = NULL;
-	struct cache_stats s = {};
-	int rc, r;
-
-	/* One read transaction, so the numbers agree with each other. */
-	r = cache_exec(c, "BEGIN");
-	if (r < 0)
-		return r;
-	r = total_bytes(c, &s.bytes, &s.objects);
-	if (r < 0)
-		goto finish;
-	rc = sqlite3_prepare_v2(c->db,
-				"SELECT COUNT(*), COALESCE(MIN(last_used), 0), "
-				"COALESCE(MAX(last_used), 0) FROM entries",
-				-1, &st, NULL);
-	if (rc != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW) {
-		r = cache_sqlite_error(sqlite3_errcode(c->db)) ?: -EIO;
-		goto finish;
-	}
-	s.entries = (uint64_t) sqlite3_column_int64(st, 0);
-	s.oldest_used = (uint64_t) sqlite3_column_int64(st, 1);
-	s.newest_used = (uint64_t) sqlite3_column_int64(st, 2);
-finish:
-	cache_rollback(c);
-	if (r < 0)
-		return r;
-	*ret = s;
+	*ret_keys = TAKE_PTR(keys);
 	return 0;
 }

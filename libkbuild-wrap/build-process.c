@@ -229,19 +229,11 @@ void kbw_process_kill(const struct kbw_process *p)
 		kill_group(p->pid);
 }
 
-static uint64_t now_usec(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
-}
-
 int kbw_process_wait(struct kbw_process *p, uint64_t timeout_usec, int *ret_status,
 		     bool *ret_timed_out)
 {
-	_kbw_cleanup_close_ int pidfd = -EBADF;
-	uint64_t start = now_usec();
+	_cleanup_close_ int pidfd = -EBADF;
+	uint64_t start = now_mono_usec();
 	bool timed_out = false;
 	int status = 0;
 
@@ -268,14 +260,14 @@ int kbw_process_wait(struct kbw_process *p, uint64_t timeout_usec, int *ret_stat
 		}
 		if (si.si_pid == p->pid)
 			break;
-		elapsed = now_usec() - start;
+		elapsed = now_mono_usec() - start;
 		if (timeout_usec > 0 && !timed_out) {
 			if (elapsed >= timeout_usec) {
 				timed_out = true;
 				kill_group(p->pid);
 				continue;
 			}
-			ms = (int) MIN_U64((timeout_usec - elapsed + 999) / 1000, 1000);
+			ms = (int) MIN((timeout_usec - elapsed + 999) / 1000, 1000);
 		}
 		if (pidfd >= 0) {
 			struct pollfd pfd = {.fd = pidfd, .events = POLLIN};

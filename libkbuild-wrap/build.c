@@ -40,7 +40,7 @@ KBW_EXPORT struct kbw_build_result *kbw_build_result_free(struct kbw_build_resul
 	if (!r)
 		return NULL;
 	free(r->reason);
-	kbw_strv_free(r->modules);
+	strv_free(r->modules);
 	free(r->symvers);
 	free(r);
 	return NULL;
@@ -90,7 +90,7 @@ static char *first_error_line(char *text, const char *work_dir)
 			*next++ = '\0';
 		for (size_t i = 0; i < sizeof(patterns) / sizeof(patterns[0]); i++)
 			if (strstr(line, patterns[i])) {
-				_kbw_cleanup_free_ char *l =
+				_cleanup_free_ char *l =
 					replace_all(line, KBW_SANDBOX_WORK_DIR, work_dir);
 
 				return strndup(l ?: line, REASON_MAX);
@@ -102,70 +102,70 @@ static char *first_error_line(char *text, const char *work_dir)
 static int build_argv(const struct kbw_kernel *k, const struct kbw_build_params *p,
 		      const char *m_path, char **symvers, char ***ret)
 {
-	_kbw_cleanup_strv_ char **argv = NULL;
+	_cleanup_strv_free_ char **argv = NULL;
 	int r;
 
 	if (p->command) {
-		if ((r = kbw_strv_consume(&argv, strdup("sh"))) < 0 ||
-		    (r = kbw_strv_consume(&argv, strdup("-c"))) < 0 ||
-		    (r = kbw_strv_consume(&argv, strdup(p->command))) < 0)
+		if ((r = strv_consume(&argv, strdup("sh"))) < 0 ||
+		    (r = strv_consume(&argv, strdup("-c"))) < 0 ||
+		    (r = strv_consume(&argv, strdup(p->command))) < 0)
 			return r;
-		*ret = KBW_TAKE_PTR(argv);
+		*ret = TAKE_PTR(argv);
 		return 0;
 	}
-	if ((r = kbw_strv_consume(&argv, strdup("make"))) < 0 ||
-	    (r = kbw_strv_consume(&argv, kbw_asprintf("-C%s", k->build_dir))) < 0 ||
-	    (r = kbw_strv_consume(&argv, kbw_asprintf("M=%s", m_path))) < 0 ||
-	    (r = kbw_strv_consume(&argv, kbw_asprintf("CC=%s", k->cc))) < 0 ||
-	    (r = kbw_strv_consume(&argv, kbw_asprintf("KERNELRELEASE=%s", k->release))) <
+	if ((r = strv_consume(&argv, strdup("make"))) < 0 ||
+	    (r = strv_consume(&argv, strdup_printf("-C%s", k->build_dir))) < 0 ||
+	    (r = strv_consume(&argv, strdup_printf("M=%s", m_path))) < 0 ||
+	    (r = strv_consume(&argv, strdup_printf("CC=%s", k->cc))) < 0 ||
+	    (r = strv_consume(&argv, strdup_printf("KERNELRELEASE=%s", k->release))) <
 		    0 ||
-	    (r = kbw_strv_consume(&argv, kbw_asprintf("-j%u", p->jobs ?: 1))) < 0)
+	    (r = strv_consume(&argv, strdup_printf("-j%u", p->jobs ?: 1))) < 0)
 		return r;
-	if (k->llvm && (r = kbw_strv_consume(&argv, strdup("LLVM=1"))) < 0)
+	if (k->llvm && (r = strv_consume(&argv, strdup("LLVM=1"))) < 0)
 		return r;
 	for (char **v = p->make_vars; v && *v; v++)
-		if ((r = kbw_strv_consume(&argv, strdup(*v))) < 0)
+		if ((r = strv_consume(&argv, strdup(*v))) < 0)
 			return r;
 	if (symvers) {
-		_kbw_cleanup_free_ char *s = strdup("KBUILD_EXTRA_SYMBOLS=");
+		_cleanup_free_ char *s = strdup("KBUILD_EXTRA_SYMBOLS=");
 
 		for (char **v = symvers; s && *v; v++) {
-			char *t = kbw_asprintf("%s%s%s", s, v == symvers ? "" : " ", *v);
+			char *t = strdup_printf("%s%s%s", s, v == symvers ? "" : " ", *v);
 
 			free(s);
 			s = t;
 		}
-		if ((r = kbw_strv_consume(&argv, KBW_TAKE_PTR(s))) < 0)
+		if ((r = strv_consume(&argv, TAKE_PTR(s))) < 0)
 			return r;
 	}
-	if ((r = kbw_strv_consume(&argv, strdup("modules"))) < 0)
+	if ((r = strv_consume(&argv, strdup("modules"))) < 0)
 		return r;
-	*ret = KBW_TAKE_PTR(argv);
+	*ret = TAKE_PTR(argv);
 	return 0;
 }
 
 static int build_envp(const struct kbw_kernel *k, const struct kbw_build_params *p,
 		      const char *home, char ***ret)
 {
-	_kbw_cleanup_strv_ char **envp = NULL;
+	_cleanup_strv_free_ char **envp = NULL;
 	int r;
 
-	if ((r = kbw_strv_consume(&envp, strdup("PATH=" KBW_DEFAULT_PATH))) < 0 ||
-	    (r = kbw_strv_consume(&envp, kbw_asprintf("HOME=%s", home))) < 0 ||
-	    (r = kbw_strv_consume(&envp, strdup("LC_ALL=C"))) < 0)
+	if ((r = strv_consume(&envp, strdup("PATH=" KBW_DEFAULT_PATH))) < 0 ||
+	    (r = strv_consume(&envp, strdup_printf("HOME=%s", home))) < 0 ||
+	    (r = strv_consume(&envp, strdup("LC_ALL=C"))) < 0)
 		return r;
 	if (p->command) {
 		/* What DKMS' MAKE[] lines expect. */
-		if ((r = kbw_strv_consume(
-			     &envp, kbw_asprintf("KERNELRELEASE=%s", k->release))) < 0 ||
-		    (r = kbw_strv_consume(
-			     &envp, kbw_asprintf("kernelver=%s", k->release))) < 0 ||
-		    (r = kbw_strv_consume(&envp, kbw_asprintf("kernel_source_dir=%s",
+		if ((r = strv_consume(
+			     &envp, strdup_printf("KERNELRELEASE=%s", k->release))) < 0 ||
+		    (r = strv_consume(
+			     &envp, strdup_printf("kernelver=%s", k->release))) < 0 ||
+		    (r = strv_consume(&envp, strdup_printf("kernel_source_dir=%s",
 							      k->build_dir))) < 0 ||
-		    (r = kbw_strv_consume(&envp, kbw_asprintf("CC=%s", k->cc))) < 0)
+		    (r = strv_consume(&envp, strdup_printf("CC=%s", k->cc))) < 0)
 			return r;
 	}
-	*ret = KBW_TAKE_PTR(envp);
+	*ret = TAKE_PTR(envp);
 	return 0;
 }
 
@@ -174,8 +174,8 @@ static int build_envp(const struct kbw_kernel *k, const struct kbw_build_params 
 static int copy_extra_symbols(struct build *b, char ***ret)
 {
 	const struct kbw_build_params *p = b->p;
-	_kbw_cleanup_strv_ char **list = NULL;
-	_kbw_cleanup_free_ char *dir = NULL;
+	_cleanup_strv_free_ char **list = NULL;
+	_cleanup_free_ char *dir = NULL;
 	unsigned i = 0;
 	int r;
 
@@ -183,23 +183,23 @@ static int copy_extra_symbols(struct build *b, char ***ret)
 		*ret = NULL;
 		return 0;
 	}
-	dir = kbw_asprintf("%s/.dm2-symvers", b->ws.work_path);
+	dir = strdup_printf("%s/.dm2-symvers", b->ws.work_path);
 	if (!dir)
 		return -ENOMEM;
 	if (mkdir(dir, 0755) < 0 || chown(dir, b->uid, b->gid) < 0)
 		return -errno;
 	for (char **s = p->extra_symbols; *s; s++, i++) {
-		_kbw_cleanup_free_ char *text = NULL, *dst = NULL;
-		_kbw_cleanup_close_ int fd = -EBADF;
+		_cleanup_free_ char *text = NULL, *dst = NULL;
+		_cleanup_close_ int fd = -EBADF;
 		size_t n;
 
-		r = kbw_read_file(*s, 0, &text, &n);
+		r = read_full_file_at(AT_FDCWD, *s, 0, &text, &n);
 		if (r < 0) {
 			kbw_log(LOG_ERR, "Cannot read symbol file '%s': %s", *s,
 				strerror(-r));
 			return r;
 		}
-		dst = kbw_asprintf("%s/%u.symvers", dir, i);
+		dst = strdup_printf("%s/%u.symvers", dir, i);
 		if (!dst)
 			return -ENOMEM;
 		fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -207,13 +207,13 @@ static int copy_extra_symbols(struct build *b, char ***ret)
 			return -errno;
 		if (write(fd, text, n) != (ssize_t) n)
 			return errno ? -errno : -EIO;
-		r = kbw_strv_consume(&list, kbw_asprintf(KBW_SANDBOX_WORK_DIR
+		r = strv_consume(&list, strdup_printf(KBW_SANDBOX_WORK_DIR
 							 "/.dm2-symvers/%u.symvers",
 							 i));
 		if (r < 0)
 			return r;
 	}
-	*ret = KBW_TAKE_PTR(list);
+	*ret = TAKE_PTR(list);
 	return 0;
 }
 
@@ -230,7 +230,7 @@ static int set_reason(struct build *b, char *reason)
  * plain file. 0 with no reason set: staged; -ENOENT: absent (no reason set). */
 static int stage_output(struct build *b, const char *rel, uint64_t max)
 {
-	_kbw_cleanup_close_ int fd = -EBADF;
+	_cleanup_close_ int fd = -EBADF;
 	const char *base = strrchr(rel, '/') ? strrchr(rel, '/') + 1 : rel;
 	int r;
 
@@ -238,58 +238,58 @@ static int stage_output(struct build *b, const char *rel, uint64_t max)
 	if (r == -ENOENT)
 		return r;
 	if (r == -ELOOP)
-		return set_reason(b, kbw_asprintf("'%s' is a symbolic link or below one; "
+		return set_reason(b, strdup_printf("'%s' is a symbolic link or below one; "
 						  "refusing it",
 						  base));
 	if (r == -EBADMSG)
-		return set_reason(b, kbw_asprintf("'%s' is not a regular file with a single "
+		return set_reason(b, strdup_printf("'%s' is not a regular file with a single "
 						  "link; refusing it",
 						  base));
 	if (r == -EFBIG) {
-		_kbw_cleanup_free_ char *size = kbw_format_bytes(max);
+		_cleanup_free_ char *size = kbw_format_bytes(max);
 
-		return set_reason(b, kbw_asprintf("'%s' is larger than %s; refusing it",
+		return set_reason(b, strdup_printf("'%s' is larger than %s; refusing it",
 						  base, size ?: "?"));
 	}
 	if (r < 0)
-		return set_reason(b, kbw_asprintf("Cannot open '%s': %s", base,
+		return set_reason(b, strdup_printf("Cannot open '%s': %s", base,
 						  strerror(-r)));
 	r = kbw_stage_copy(fd, b->staging_fd, rel);
 	if (r == -EINVAL)
-		return set_reason(b, kbw_asprintf("invalid output path '%s'", rel));
+		return set_reason(b, strdup_printf("invalid output path '%s'", rel));
 	return r;
 }
 
 static int stage_module(struct build *b, const char *rel, char ***produced)
 {
-	_kbw_cleanup_free_ char *path = NULL, *vermagic = NULL;
+	_cleanup_free_ char *path = NULL, *vermagic = NULL;
 	const char *base = strrchr(rel, '/') ? strrchr(rel, '/') + 1 : rel;
 	int r;
 
 	r = stage_output(b, rel, MODULE_MAX);
 	if (r == -ENOENT)
-		return set_reason(b, kbw_asprintf("module '%s' was not produced", base));
+		return set_reason(b, strdup_printf("module '%s' was not produced", base));
 	if (r < 0 || b->res->reason)
 		return r;
-	path = kbw_asprintf("%s/%s", b->p->work_dir, rel);
+	path = strdup_printf("%s/%s", b->p->work_dir, rel);
 	if (!path)
 		return -ENOMEM;
 	r = kbw_module_vermagic(path, &vermagic);
 	if (r < 0)
-		return set_reason(b, kbw_asprintf("Cannot read the vermagic of '%s': %s",
+		return set_reason(b, strdup_printf("Cannot read the vermagic of '%s': %s",
 						  base, strerror(-r)));
-	if (!kbw_streq(vermagic, b->k->vermagic))
-		return set_reason(b, kbw_asprintf("'%s' has vermagic '%s', expected '%s'",
+	if (!streq(vermagic, b->k->vermagic))
+		return set_reason(b, strdup_printf("'%s' has vermagic '%s', expected '%s'",
 						  base, vermagic, b->k->vermagic));
-	return kbw_strv_consume(produced, KBW_TAKE_PTR(path));
+	return strv_consume(produced, TAKE_PTR(path));
 }
 
 /* Every build process is gone: stage the modules and Module.symvers, check vermagic. */
 static int stage_outputs(struct build *b)
 {
 	const struct kbw_build_params *p = b->p;
-	_kbw_cleanup_strv_ char **produced = NULL;
-	_kbw_cleanup_free_ char *rel = NULL;
+	_cleanup_strv_free_ char **produced = NULL;
+	_cleanup_free_ char *rel = NULL;
 	int r;
 
 	for (char **m = p->modules; m && *m; m++) {
@@ -297,7 +297,7 @@ static int stage_outputs(struct build *b)
 		if (r < 0 || b->res->reason)
 			return r;
 	}
-	rel = kbw_asprintf("%s%sModule.symvers", p->subdir ?: "", p->subdir ? "/" : "");
+	rel = strdup_printf("%s%sModule.symvers", p->subdir ?: "", p->subdir ? "/" : "");
 	if (!rel)
 		return -ENOMEM;
 	r = stage_output(b, rel, SYMVERS_MAX);
@@ -313,11 +313,11 @@ static int stage_outputs(struct build *b)
 	if (b->res->reason)
 		return 0;
 	if (r == 0) {
-		b->res->symvers = kbw_asprintf("%s/%s", p->work_dir, rel);
+		b->res->symvers = strdup_printf("%s/%s", p->work_dir, rel);
 		if (!b->res->symvers)
 			return -ENOMEM;
 	}
-	b->res->modules = KBW_TAKE_PTR(produced);
+	b->res->modules = TAKE_PTR(produced);
 	return 0;
 }
 
@@ -368,7 +368,7 @@ static int prepare(struct build *b)
 		kbw_log(LOG_ERR, "Cannot create the build's tmpfs: %s", strerror(-r));
 		return r;
 	}
-	r = kbw_copy_tree(p->source_dir, b->ws.work_path, b->uid, b->gid);
+	r = copy_tree_owned_at(AT_FDCWD, p->source_dir, AT_FDCWD, b->ws.work_path, b->uid, b->gid);
 	if (r >= 0 && fchmodat(b->ws.fd, KBW_WORKSPACE_WORK, 0700, 0) < 0)
 		r = -errno;
 	if (r < 0) {
@@ -389,10 +389,10 @@ static int check_tools(struct build *b)
 		return 0;
 	}
 	b->exec_path = access("/usr/bin/make", X_OK) == 0 ? "/usr/bin/make" : "/bin/make";
-	if (!kbw_find_program("make"))
+	if (find_program(KBW_DEFAULT_PATH, "make", NULL) < 0)
 		return set_reason(b, strdup("'make' is not installed"));
 	if (!kbw_kernel_cc_available(k)) {
-		int r = set_reason(b, kbw_asprintf("compiler '%s' the kernel was built with "
+		int r = set_reason(b, strdup_printf("compiler '%s' the kernel was built with "
 						   "is not installed (kernel compiler: %s)",
 						   k->cc ?: "?",
 						   k->cc_version_text ?: "unknown"));
@@ -409,7 +409,7 @@ static int judge(struct build *b, const struct kbw_sandbox *s,
 {
 	struct kbw_build_result *res = b->res;
 	const char *what = b->p->command ?: "make";
-	_kbw_cleanup_free_ char *text = NULL;
+	_cleanup_free_ char *text = NULL;
 	char *limit;
 
 	res->timed_out = o->timed_out;
@@ -423,10 +423,10 @@ static int judge(struct build *b, const struct kbw_sandbox *s,
 	}
 	if (o->setup_error) {
 		res->exit_status = -1;
-		return set_reason(b, kbw_asprintf("sandbox setup failed: %s", o->setup_error));
+		return set_reason(b, strdup_printf("sandbox setup failed: %s", o->setup_error));
 	}
 	if (o->timed_out) {
-		(void) set_reason(b, kbw_asprintf("build timed out after %llu s",
+		(void) set_reason(b, strdup_printf("build timed out after %llu s",
 						  (unsigned long long) (b->p->timeout_usec /
 									1000000u)));
 		dprintf(b->log_fd, "dm2: %s\n", res->reason ?: "build timed out");
@@ -441,24 +441,24 @@ static int judge(struct build *b, const struct kbw_sandbox *s,
 		return set_reason(b, limit);
 	}
 	if (WIFSIGNALED(o->status))
-		return set_reason(b, kbw_asprintf("build killed by signal %s",
+		return set_reason(b, strdup_printf("build killed by signal %s",
 						  sigabbrev_np(WTERMSIG(o->status)) ?: "?"));
 	if (text && (res->reason = first_error_line(text, b->p->work_dir)))
 		return 0;
-	return set_reason(b, kbw_asprintf("'%s' failed with exit status %d", what,
+	return set_reason(b, strdup_printf("'%s' failed with exit status %d", what,
 					  res->exit_status));
 }
 
 static int run(struct build *b)
 {
 	const struct kbw_build_params *p = b->p;
-	_kbw_cleanup_strv_ char **argv = NULL, **envp = NULL, **symvers = NULL;
-	_kbw_cleanup_free_ char *m_path = NULL;
+	_cleanup_strv_free_ char **argv = NULL, **envp = NULL, **symvers = NULL;
+	_cleanup_free_ char *m_path = NULL;
 	struct kbw_sandbox_outcome o = {};
 	struct kbw_sandbox s;
 	int r;
 
-	m_path = kbw_asprintf(KBW_SANDBOX_WORK_DIR "%s%s", p->subdir ? "/" : "",
+	m_path = strdup_printf(KBW_SANDBOX_WORK_DIR "%s%s", p->subdir ? "/" : "",
 			      p->subdir ?: "");
 	if (!m_path)
 		return -ENOMEM;
@@ -499,8 +499,8 @@ static int run(struct build *b)
 static void build_done(struct build *b)
 {
 	kbw_workspace_done(&b->ws);
-	b->log_fd = kbw_close(b->log_fd);
-	b->staging_fd = kbw_close(b->staging_fd);
+	b->log_fd = safe_close(b->log_fd);
+	b->staging_fd = safe_close(b->staging_fd);
 	b->res = kbw_build_result_free(b->res);
 }
 
@@ -539,7 +539,7 @@ KBW_EXPORT int kbw_build_limited(const struct kbw_kernel *k, const struct kbw_bu
 	}
 	if (b.res->reason)
 		kbw_log(LOG_DEBUG, "Build in '%s' failed: %s", p->work_dir, b.res->reason);
-	*ret = KBW_TAKE_PTR(b.res);
+	*ret = TAKE_PTR(b.res);
 	build_done(&b);
 	return 0;
 }

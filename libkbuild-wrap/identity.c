@@ -5,64 +5,16 @@
  * call, so that a program that only probes kernels (dm2d) neither links nor loads OpenSSL.
  */
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <syslog.h>
 
 #include "kbw-internal.h"
-
-struct kbw_sha256 {
-	EVP_MD_CTX *md;
-};
-
-static void kbw_sha256_free(struct kbw_sha256 *s);
-
-static int kbw_sha256_new(struct kbw_sha256 **ret)
-{
-	struct kbw_sha256 *s = calloc(1, sizeof(*s));
-
-	if (!s)
-		return -ENOMEM;
-	s->md = EVP_MD_CTX_new();
-	if (!s->md || EVP_DigestInit_ex(s->md, EVP_sha256(), NULL) != 1) {
-		kbw_sha256_free(s);
-		return -ENOMEM;
-	}
-	*ret = s;
-	return 0;
-}
-
-static void kbw_sha256_update(struct kbw_sha256 *s, const void *p, size_t n)
-{
-	(void) EVP_DigestUpdate(s->md, p, n);
-}
-
-static void kbw_sha256_final_hex(struct kbw_sha256 *s, char out[65])
-{
-	static const char hex[] = "0123456789abcdef";
-	unsigned char d[EVP_MAX_MD_SIZE];
-	unsigned int n = 0;
-
-	(void) EVP_DigestFinal_ex(s->md, d, &n);
-	for (unsigned i = 0; i < 32; i++) {
-		out[2 * i] = hex[d[i] >> 4];
-		out[2 * i + 1] = hex[d[i] & 15];
-	}
-	out[64] = '\0';
-}
-
-static void kbw_sha256_free(struct kbw_sha256 *s)
-{
-	if (!s)
-		return;
-	EVP_MD_CTX_free(s->md);
-	free(s);
-}
+#include "shared/hash.h"
 
 /* label, the size, then the content: streamed, Module.symvers is a few MiB. */
-static int hash_file(struct kbw_sha256 *s, const char *label, const char *path)
+static int hash_file(struct sha256_ctx *s, const char *label, const char *path)
 {
-	_kbw_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	char buf[65536];
 	struct stat st;
 	size_t n, done = 0;
@@ -74,8 +26,8 @@ static int hash_file(struct kbw_sha256 *s, const char *label, const char *path)
 	if (!S_ISREG(st.st_mode))
 		return -EBADF;
 	n = (size_t) st.st_size;
-	kbw_sha256_update(s, label, strlen(label) + 1);
-	kbw_sha256_update(s, &n, sizeof(n));
+	sha256_update_str(s, label);
+	sha256_update(s, &n, sizeof(n));
 	for (;;) {
 		ssize_t k = read(fd, buf, sizeof(buf));
 
@@ -86,7 +38,7 @@ static int hash_file(struct kbw_sha256 *s, const char *label, const char *path)
 		}
 		if (k == 0)
 			break;
-		kbw_sha256_update(s, buf, (size_t) k);
+		sha256_update(s, buf, (size_t) k);
 		done += (size_t) k;
 	}
 	/* Rewritten while we read: the identity would describe neither version. */
@@ -95,32 +47,30 @@ static int hash_file(struct kbw_sha256 *s, const char *label, const char *path)
 
 static int compute_identity(const struct kbw_kernel *k, char **ret)
 {
-	struct kbw_sha256 *s = NULL;
-	_kbw_cleanup_free_ char *config = kbw_asprintf("%s/.config", k->build_dir);
-	_kbw_cleanup_free_ char *symvers =
-		kbw_asprintf("%s/Module.symvers", k->build_dir);
-	char hex[65];
+	_cleanup_(sha256_freep) struct sha256_ctx *s = NULL;
+	_cleanup_free_ char *config = strdup_printf("%s/.config", k->build_dir);
+	_cleanup_free_ char *symvers = strdup_printf("%s/Module.symvers", k->build_dir);
+	uint8_t digest[SHA256_DIGEST_SIZE];
+	char hex[SHA256_HEX_SIZE];
 	int r;
 
 	if (!config || !symvers)
 		return -ENOMEM;
-	r = kbw_sha256_new(&s);
+	r = sha256_new(&s);
 	if (r < 0)
 		return r;
 	r = hash_file(s, "config", config);
 	if (r >= 0)
 		r = hash_file(s, "symvers", symvers);
-	if (r < 0) {
-		kbw_sha256_free(s);
+	if (r < 0)
 		return r;
-	}
-	kbw_sha256_update(s, "release", 8);
-	kbw_sha256_update(s, k->release, strlen(k->release) + 1);
-	kbw_sha256_update(s, "cc", 3);
-	kbw_sha256_update(s, k->cc_version_text ?: "",
-			  strlen(k->cc_version_text ?: "") + 1);
-	kbw_sha256_final_hex(s, hex);
-	kbw_sha256_free(s);
+	/* Each string with its NUL, as since the first release: identities must not change. */
+	sha256_update_str(s, "release");
+	sha256_update_str(s, k->release);
+	sha256_update_str(s, "cc");
+	sha256_update_str(s, k->cc_version_text);
+	sha256_finish(TAKE_PTR(s), digest);
+	sha256_to_hex(digest, hex);
 	*ret = strdup(hex);
 	return *ret ? 0 : -ENOMEM;
 }

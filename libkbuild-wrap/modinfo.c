@@ -38,7 +38,7 @@ KBW_EXPORT int kbw_module_info(const char *path, const char *key, char **ret)
 		const char *k = kmod_module_info_get_key(l);
 		const char *v = kmod_module_info_get_value(l);
 
-		if (k && kbw_streq(k, key)) {
+		if (k && streq(k, key)) {
 			value = strdup(v ?: "");
 			r = value ? 0 : -ENOMEM;
 			break;

@@ -26,7 +26,7 @@ static struct kbw_kernel *kernel_free(struct kbw_kernel *k)
 	free(k->vermagic);
 	free(k->identity);
 	free(k->version);
-	kbw_strv_free(k->ro_paths);
+	strv_free(k->ro_paths);
 	free(k);
 	return NULL;
 }
@@ -108,7 +108,7 @@ static bool config_y(const struct kbw_kernel *k, const char *option)
 {
 	const char *v = kbw_kernel_config(k, option);
 
-	return v && kbw_streq(v, "y");
+	return v && streq(v, "y");
 }
 
 /* A "VAR = value" assignment in .kernelvariables (make syntax; "override" allowed). */
@@ -147,7 +147,7 @@ static char *kernelvariable(const char *text, const char *var)
  * "gcc-12". Cross compilation is not supported, so CROSS_COMPILE is empty. */
 static char *strip_make_expansions(const char *v)
 {
-	_kbw_cleanup_free_ char *out = malloc(strlen(v) + 1);
+	_cleanup_free_ char *out = malloc(strlen(v) + 1);
 	size_t n = 0;
 	const char *p = v;
 	char *w;
@@ -192,15 +192,15 @@ static int set_arch(struct kbw_kernel *k, const char *kernelvariables)
 		{"CONFIG_LOONGARCH", "loongarch64", "loongarch"},
 		{"CONFIG_MIPS", "mips", "mips"},
 	};
-	_kbw_cleanup_free_ char *kv_arch = NULL;
+	_cleanup_free_ char *kv_arch = NULL;
 
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
 		if (!config_y(k, table[i].option))
 			continue;
-		if (kbw_streq(table[i].option, "CONFIG_PPC64") &&
+		if (streq(table[i].option, "CONFIG_PPC64") &&
 		    !config_y(k, "CONFIG_CPU_LITTLE_ENDIAN"))
 			k->arch = strdup("ppc64");
-		else if (kbw_streq(table[i].option, "CONFIG_MIPS") &&
+		else if (streq(table[i].option, "CONFIG_MIPS") &&
 			 config_y(k, "CONFIG_64BIT"))
 			k->arch = strdup("mips64");
 		else
@@ -229,9 +229,9 @@ static int set_vermagic(struct kbw_kernel *k, const char *uts_release)
 	else if (config_y(k, "CONFIG_PREEMPT_RT"))
 		preempt = "preempt_rt ";
 	/* MODULE_ARCH_VERMAGIC: x86_64 adds nothing, arm64 "aarch64". */
-	if (k->arch && kbw_streq(k->arch, "aarch64"))
+	if (k->arch && streq(k->arch, "aarch64"))
 		arch = "aarch64";
-	k->vermagic = kbw_asprintf(
+	k->vermagic = strdup_printf(
 		"%s %s%s%s%s%s", uts_release, config_y(k, "CONFIG_SMP") ? "SMP " : "",
 		preempt, config_y(k, "CONFIG_MODULE_UNLOAD") ? "mod_unload " : "",
 		config_y(k, "CONFIG_MODVERSIONS") ? "modversions " : "", arch);
@@ -272,14 +272,14 @@ static int set_incomplete(struct kbw_kernel *k, char *reason)
 static char *package_hint(const struct kbw_kernel *k, const char *rel, bool debian)
 {
 	if (debian && strncmp(rel, "scripts/", 8) == 0) {
-		_kbw_cleanup_free_ char *v = k->version ? strdup(k->version) : NULL;
+		_cleanup_free_ char *v = k->version ? strdup(k->version) : NULL;
 		char *dot;
 
 		if (v && (dot = strchr(v, '.')) && (dot = strchr(dot + 1, '.')))
 			*dot = '\0';
-		return kbw_asprintf("linux-kbuild-%s", v ?: "X.Y");
+		return strdup_printf("linux-kbuild-%s", v ?: "X.Y");
 	}
-	return kbw_asprintf("linux-headers-%s", k->release);
+	return strdup_printf("linux-headers-%s", k->release);
 }
 
 static int add_ro_path(struct kbw_kernel *k, const char *path)
@@ -289,9 +289,9 @@ static int add_ro_path(struct kbw_kernel *k, const char *path)
 	if (!realpath(path, real))
 		return 0;
 	for (char **p = k->ro_paths; p && *p; p++)
-		if (kbw_streq(*p, real))
+		if (streq(*p, real))
 			return 0;
-	return kbw_strv_consume(&k->ro_paths, strdup(real));
+	return strv_consume(&k->ro_paths, strdup(real));
 }
 
 /* The trees a build reads: the build dir, what its top-level symlinks point to (Debian:
@@ -307,8 +307,8 @@ static int collect_ro_paths(struct kbw_kernel *k, const char *makefile)
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
-		_kbw_cleanup_free_ char *p =
-			kbw_asprintf("%s/%s", k->build_dir, links[i]);
+		_cleanup_free_ char *p =
+			strdup_printf("%s/%s", k->build_dir, links[i]);
 		struct stat st;
 
 		if (!p)
@@ -323,7 +323,7 @@ static int collect_ro_paths(struct kbw_kernel *k, const char *makefile)
 			/* /usr/lib/linux-kbuild-6.1/scripts -> /usr/lib/linux-kbuild-6.1
 			 */
 			slash = strrchr(real, '/');
-			if (slash && slash != real && kbw_streq(slash + 1, links[i]))
+			if (slash && slash != real && streq(slash + 1, links[i]))
 				*slash = '\0';
 			r = add_ro_path(k, real);
 			if (r < 0)
@@ -334,7 +334,7 @@ static int collect_ro_paths(struct kbw_kernel *k, const char *makefile)
 		const char *inc = strstr(makefile, "include /");
 
 		if (inc && (inc == makefile || inc[-1] == '\n')) {
-			_kbw_cleanup_free_ char *f =
+			_cleanup_free_ char *f =
 				strndup(inc + 8, strcspn(inc + 8, " \t\n"));
 			char *slash;
 
@@ -374,25 +374,25 @@ static int probe_tree(struct kbw_kernel *k)
 		"include/config/auto.conf",
 		"scripts/mod/modpost",
 	};
-	_kbw_cleanup_free_ char *kernelvariables = NULL, *uts = NULL, *uts_release = NULL,
+	_cleanup_free_ char *kernelvariables = NULL, *uts = NULL, *uts_release = NULL,
 				*kernel_release = NULL, *makefile = NULL, *p = NULL;
 	const char *cc_text;
 	bool debian;
 	int r;
 
-	p = kbw_asprintf("%s/.kernelvariables", k->build_dir);
+	p = strdup_printf("%s/.kernelvariables", k->build_dir);
 	if (!p)
 		return -ENOMEM;
-	r = kbw_read_file(p, 0, &kernelvariables, NULL);
+	r = read_full_file_at(AT_FDCWD, p, 0, &kernelvariables, NULL);
 	if (r < 0 && r != -ENOENT)
 		kbw_log(LOG_DEBUG, "Failed to read '%s', ignoring: %s", p, strerror(-r));
 	debian = kernelvariables != NULL;
 
 	free(p);
-	p = kbw_asprintf("%s/.config", k->build_dir);
+	p = strdup_printf("%s/.config", k->build_dir);
 	if (!p)
 		return -ENOMEM;
-	r = kbw_read_file(p, 0, &k->config_text, NULL);
+	r = read_full_file_at(AT_FDCWD, p, 0, &k->config_text, NULL);
 	if (r >= 0) {
 		r = parse_config(k, k->config_text);
 		if (r < 0)
@@ -410,7 +410,7 @@ static int probe_tree(struct kbw_kernel *k)
 	}
 	k->llvm = config_y(k, "CONFIG_CC_IS_CLANG");
 	if (kernelvariables) {
-		_kbw_cleanup_free_ char *v = kernelvariable(kernelvariables, "CC");
+		_cleanup_free_ char *v = kernelvariable(kernelvariables, "CC");
 
 		if (v)
 			k->cc = strip_make_expansions(v);
@@ -432,56 +432,56 @@ static int probe_tree(struct kbw_kernel *k)
 	/* Upstream version for ranges: Debian's kernel.release holds "6.1.192" while the
 	 * release is "6.1.0-56-amd64"; prefer it when it parses. */
 	free(p);
-	p = kbw_asprintf("%s/include/config/kernel.release", k->build_dir);
+	p = strdup_printf("%s/include/config/kernel.release", k->build_dir);
 	if (!p)
 		return -ENOMEM;
-	if (kbw_read_file(p, 4096, &kernel_release, NULL) >= 0)
+	if (read_full_file_at(AT_FDCWD, p, 4096, &kernel_release, NULL) >= 0)
 		k->version = leading_version(kernel_release);
 	if (!k->version)
 		k->version = leading_version(k->release);
 
 	free(p);
-	p = kbw_asprintf("%s/Makefile", k->build_dir);
+	p = strdup_printf("%s/Makefile", k->build_dir);
 	if (!p)
 		return -ENOMEM;
-	(void) kbw_read_file(p, 0, &makefile, NULL);
+	(void) read_full_file_at(AT_FDCWD, p, 0, &makefile, NULL);
 	r = collect_ro_paths(k, makefile);
 	if (r < 0)
 		return r;
 
 	k->complete = true;
 	for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
-		_kbw_cleanup_free_ char *f =
-			kbw_asprintf("%s/%s", k->build_dir, required[i]);
-		_kbw_cleanup_free_ char *pkg = NULL;
+		_cleanup_free_ char *f =
+			strdup_printf("%s/%s", k->build_dir, required[i]);
+		_cleanup_free_ char *pkg = NULL;
 
 		if (!f)
 			return -ENOMEM;
 		if (access(f, F_OK) >= 0)
 			continue;
 		pkg = package_hint(k, required[i], debian);
-		return set_incomplete(k, kbw_asprintf("'%s' is missing (install %s)", f,
+		return set_incomplete(k, strdup_printf("'%s' is missing (install %s)", f,
 						      pkg ?: "the kernel headers"));
 	}
 
 	free(p);
-	p = kbw_asprintf("%s/include/generated/utsrelease.h", k->build_dir);
+	p = strdup_printf("%s/include/generated/utsrelease.h", k->build_dir);
 	if (!p)
 		return -ENOMEM;
-	r = kbw_read_file(p, 65536, &uts, NULL);
+	r = read_full_file_at(AT_FDCWD, p, 65536, &uts, NULL);
 	if (r < 0)
 		return set_incomplete(
-			k, kbw_asprintf("Cannot read '%s': %s", p, strerror(-r)));
+			k, strdup_printf("Cannot read '%s': %s", p, strerror(-r)));
 	uts_release = parse_uts_release(uts);
 	if (!uts_release)
-		return set_incomplete(k, kbw_asprintf("'%s' defines no UTS_RELEASE", p));
-	if (!kbw_streq(uts_release, k->release))
+		return set_incomplete(k, strdup_printf("'%s' defines no UTS_RELEASE", p));
+	if (!streq(uts_release, k->release))
 		return set_incomplete(
-			k, kbw_asprintf("UTS_RELEASE in '%s' is '%s', not '%s'", p,
+			k, strdup_printf("UTS_RELEASE in '%s' is '%s', not '%s'", p,
 					uts_release, k->release));
 	if (!k->arch)
 		return set_incomplete(k,
-				      kbw_asprintf("Cannot tell the architecture of '%s'",
+				      strdup_printf("Cannot tell the architecture of '%s'",
 						   k->build_dir));
 	/* The identity (a sha256 over .config and the large Module.symvers) is computed
 	 * on the first kbw_kernel_identity() call: a daemon probing every kernel never
@@ -492,8 +492,8 @@ static int probe_tree(struct kbw_kernel *k)
 KBW_EXPORT int kbw_kernel_probe(const char *modules_dir, const char *release,
 				struct kbw_kernel **ret)
 {
-	_kbw_cleanup_(kernel_unrefp) struct kbw_kernel *k = NULL;
-	_kbw_cleanup_free_ char *build = NULL;
+	_cleanup_(kernel_unrefp) struct kbw_kernel *k = NULL;
+	_cleanup_free_ char *build = NULL;
 	char real[PATH_MAX];
 	struct stat st;
 	int r;
@@ -511,7 +511,7 @@ KBW_EXPORT int kbw_kernel_probe(const char *modules_dir, const char *release,
 	k->n_ref = 1;
 	k->release = strdup(release);
 	k->modules_dir = strdup(modules_dir);
-	build = kbw_asprintf("%s/build", modules_dir);
+	build = strdup_printf("%s/build", modules_dir);
 	if (!k->release || !k->modules_dir || !build)
 		return -ENOMEM;
 	k->version = NULL;
@@ -519,7 +519,7 @@ KBW_EXPORT int kbw_kernel_probe(const char *modules_dir, const char *release,
 	if (lstat(build, &st) < 0) {
 		k->version = leading_version(release);
 		r = set_incomplete(
-			k, kbw_asprintf("'%s' is missing (install linux-headers-%s)",
+			k, strdup_printf("'%s' is missing (install linux-headers-%s)",
 					build, release));
 	} else if (!realpath(build, real)) {
 		char target[PATH_MAX] = "";
@@ -529,7 +529,7 @@ KBW_EXPORT int kbw_kernel_probe(const char *modules_dir, const char *release,
 			target[n] = '\0';
 		k->version = leading_version(release);
 		r = set_incomplete(
-			k, kbw_asprintf("'%s' points to '%s', which does not exist "
+			k, strdup_printf("'%s' points to '%s', which does not exist "
 					"(install linux-headers-%s)",
 					build, target, release));
 	} else {
@@ -542,7 +542,7 @@ KBW_EXPORT int kbw_kernel_probe(const char *modules_dir, const char *release,
 		return r;
 	if (!k->complete)
 		kbw_log(LOG_DEBUG, "Kernel %s is incomplete: %s", release, k->reason);
-	*ret = KBW_TAKE_PTR(k);
+	*ret = TAKE_PTR(k);
 	return 0;
 }
 
@@ -583,7 +583,7 @@ KBW_EXPORT const char *kbw_kernel_config(const struct kbw_kernel *k, const char 
 	if (strncmp(option, "CONFIG_", 7) != 0)
 		off = 7;
 	for (size_t i = 0; i < k->n_config; i++)
-		if (kbw_streq(k->config[i].name + off, name))
+		if (streq(k->config[i].name + off, name))
 			return k->config[i].value;
 	return NULL;
 }
@@ -610,7 +610,7 @@ KBW_EXPORT bool kbw_kernel_llvm(const struct kbw_kernel *k)
 
 KBW_EXPORT bool kbw_kernel_cc_available(const struct kbw_kernel *k)
 {
-	return kbw_find_program(k->cc);
+	return find_program(KBW_DEFAULT_PATH, k->cc, NULL) >= 0;
 }
 
 KBW_EXPORT const char *kbw_kernel_cc_version_text(const struct kbw_kernel *k)

@@ -16,28 +16,15 @@
 /* argv[0] as an absolute path: as given, or the first match in KBW_DEFAULT_PATH. */
 static char *find_in_path(const char *prog)
 {
-	const char *p = KBW_DEFAULT_PATH;
+	char *path = NULL;
 
-	if (strchr(prog, '/'))
-		return access(prog, X_OK) == 0 ? strdup(prog) : NULL;
-	while (*p) {
-		size_t n = strcspn(p, ":");
-		char *f = kbw_asprintf("%.*s/%s", (int) n, p, prog);
-
-		if (f && access(f, X_OK) == 0)
-			return f;
-		free(f);
-		p += n;
-		if (*p == ':')
-			p++;
-	}
-	return NULL;
+	return find_program(KBW_DEFAULT_PATH, prog, &path) >= 0 ? path : NULL;
 }
 
 static int write_input(const struct kbw_workspace *w, const struct kbw_file_command *c,
 		       const void *data, size_t size)
 {
-	_kbw_cleanup_close_ int dir = -EBADF, fd = -EBADF;
+	_cleanup_close_ int dir = -EBADF, fd = -EBADF;
 
 	if (mkdirat(w->fd, KBW_WORKSPACE_WORK, 0700) < 0 ||
 	    fchownat(w->fd, KBW_WORKSPACE_WORK, c->uid, c->gid, 0) < 0)
@@ -66,26 +53,26 @@ static int write_input(const struct kbw_workspace *w, const struct kbw_file_comm
 /* argv with every "{}" replaced by the sandbox path of the file. */
 static int expand_argv(const struct kbw_file_command *c, char ***ret)
 {
-	_kbw_cleanup_strv_ char **argv = NULL;
+	_cleanup_strv_free_ char **argv = NULL;
 	int r;
 
 	for (char **a = c->argv; *a; a++) {
-		r = kbw_strv_consume(&argv, kbw_streq(*a, "{}")
-						    ? kbw_asprintf(KBW_SANDBOX_WORK_DIR "/%s",
+		r = strv_consume(&argv, streq(*a, "{}")
+						    ? strdup_printf(KBW_SANDBOX_WORK_DIR "/%s",
 								   c->name)
 						    : strdup(*a));
 		if (r < 0)
 			return r;
 	}
-	*ret = KBW_TAKE_PTR(argv);
+	*ret = TAKE_PTR(argv);
 	return 0;
 }
 
 static int read_output(const struct kbw_workspace *w, const struct kbw_file_command *c,
 		       void **ret, size_t *ret_size, char **ret_reason)
 {
-	_kbw_cleanup_close_ int fd = -EBADF;
-	_kbw_cleanup_free_ char *buf = NULL;
+	_cleanup_close_ int fd = -EBADF;
+	_cleanup_free_ char *buf = NULL;
 	uint64_t max = c->max_size ?: DEFAULT_MAX_SIZE;
 	struct stat st;
 	size_t n = 0;
@@ -94,7 +81,7 @@ static int read_output(const struct kbw_workspace *w, const struct kbw_file_comm
 	r = kbw_workspace_open_output(w, c->name, max, &fd);
 	if (r < 0) {
 		if (ret_reason)
-			*ret_reason = kbw_asprintf("'%s' left '%s' %s", c->argv[0], c->name,
+			*ret_reason = strdup_printf("'%s' left '%s' %s", c->argv[0], c->name,
 						   r == -ENOENT	  ? "missing"
 						   : r == -EFBIG ? "too large"
 								 : "not a plain file");
@@ -116,7 +103,7 @@ static int read_output(const struct kbw_workspace *w, const struct kbw_file_comm
 			break;
 		n += (size_t) k;
 	}
-	*ret = KBW_TAKE_PTR(buf);
+	*ret = TAKE_PTR(buf);
 	*ret_size = n;
 	return 0;
 }
@@ -124,20 +111,20 @@ static int read_output(const struct kbw_workspace *w, const struct kbw_file_comm
 static char *failure_reason(const struct kbw_file_command *c, const struct kbw_sandbox *s,
 			    const struct kbw_workspace *w, const struct kbw_sandbox_outcome *o)
 {
-	_kbw_cleanup_free_ char *text = NULL, *limit = NULL;
+	_cleanup_free_ char *text = NULL, *limit = NULL;
 
 	if (o->setup_error)
-		return kbw_asprintf("sandbox setup failed: %s", o->setup_error);
+		return strdup_printf("sandbox setup failed: %s", o->setup_error);
 	if (o->timed_out)
-		return kbw_asprintf("'%s' timed out", c->argv[0]);
+		return strdup_printf("'%s' timed out", c->argv[0]);
 	if (o->cancelled)
 		return strdup("cancelled");
 	if (c->log_fd >= 0)
 		text = kbw_read_log(c->log_fd, 1u << 20);
 	limit = kbw_limit_reason(s, w, o->status, text);
 	if (limit)
-		return KBW_TAKE_PTR(limit);
-	return kbw_asprintf("'%s %s' failed (%s %d)", c->argv[0], c->name,
+		return TAKE_PTR(limit);
+	return strdup_printf("'%s %s' failed (%s %d)", c->argv[0], c->name,
 			    WIFEXITED(o->status) ? "exit status" : "signal",
 			    WIFEXITED(o->status) ? WEXITSTATUS(o->status)
 						 : WTERMSIG(o->status));
@@ -149,8 +136,8 @@ static int run_in_sandbox(const struct kbw_file_command *c, const struct kbw_wor
 	static char *envp[] = {(char *) "PATH=" KBW_DEFAULT_PATH, (char *) "LC_ALL=C",
 			       (char *) "HOME=" KBW_SANDBOX_WORK_DIR, NULL};
 	const struct kbw_limits *l = c->limits;
-	_kbw_cleanup_strv_ char **argv = NULL;
-	_kbw_cleanup_close_ int null_fd = -EBADF;
+	_cleanup_strv_free_ char **argv = NULL;
+	_cleanup_close_ int null_fd = -EBADF;
 	struct kbw_sandbox_outcome o = {};
 	struct kbw_sandbox s;
 	int r;
@@ -191,18 +178,18 @@ static int run_in_sandbox(const struct kbw_file_command *c, const struct kbw_wor
 KBW_EXPORT int kbw_run_on_file(const struct kbw_file_command *c, const void *data,
 			       size_t size, void **ret, size_t *ret_size, char **ret_reason)
 {
-	_kbw_cleanup_free_ char *exec_path = NULL;
+	_cleanup_free_ char *exec_path = NULL;
 	struct kbw_workspace w = {.fd = -EBADF};
 	uint64_t budget;
 	int r;
 
 	if (!c || !c->argv || !c->argv[0] || !c->name || !c->name[0] ||
-	    strchr(c->name, '/') || kbw_streq(c->name, ".") || kbw_streq(c->name, ".."))
+	    strchr(c->name, '/') || streq(c->name, ".") || streq(c->name, ".."))
 		return -EINVAL;
 	exec_path = find_in_path(c->argv[0]);
 	if (!exec_path) {
 		if (ret_reason)
-			*ret_reason = kbw_asprintf("'%s' not found", c->argv[0]);
+			*ret_reason = strdup_printf("'%s' not found", c->argv[0]);
 		return -EPROTO;
 	}
 	budget = c->limits && c->limits->disk_max ? c->limits->disk_max

@@ -38,7 +38,7 @@
 
 int kbw_workspace_new(uint64_t size, struct kbw_workspace *ret)
 {
-	_kbw_cleanup_close_ int fs = -EBADF, mnt = -EBADF;
+	_cleanup_close_ int fs = -EBADF, mnt = -EBADF;
 	char *work_path;
 	char opt[32];
 
@@ -53,18 +53,18 @@ int kbw_workspace_new(uint64_t size, struct kbw_workspace *ret)
 	mnt = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
 	if (mnt < 0)
 		return -errno;
-	work_path = kbw_asprintf("/proc/self/fd/%d/" KBW_WORKSPACE_WORK, mnt);
+	work_path = strdup_printf("/proc/self/fd/%d/" KBW_WORKSPACE_WORK, mnt);
 	if (!work_path)
 		return -ENOMEM;
-	*ret = (struct kbw_workspace){.fd = KBW_TAKE_FD(mnt), .size = size,
+	*ret = (struct kbw_workspace){.fd = TAKE_FD(mnt), .size = size,
 				      .work_path = work_path};
 	return 0;
 }
 
 void kbw_workspace_done(struct kbw_workspace *w)
 {
-	w->fd = kbw_close(w->fd);
-	w->work_path = _kbw_mfree(w->work_path);
+	w->fd = safe_close(w->fd);
+	w->work_path = mfree(w->work_path);
 }
 
 bool kbw_workspace_full(const struct kbw_workspace *w)
@@ -84,8 +84,8 @@ int kbw_workspace_open_output(const struct kbw_workspace *w, const char *rel, ui
 		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
 			   RESOLVE_NO_XDEV,
 	};
-	_kbw_cleanup_free_ char *path = kbw_asprintf(KBW_WORKSPACE_WORK "/%s", rel);
-	_kbw_cleanup_close_ int fd = -EBADF;
+	_cleanup_free_ char *path = strdup_printf(KBW_WORKSPACE_WORK "/%s", rel);
+	_cleanup_close_ int fd = -EBADF;
 	struct stat st;
 
 	if (!path)
@@ -99,14 +99,14 @@ int kbw_workspace_open_output(const struct kbw_workspace *w, const char *rel, ui
 		return -EBADMSG;
 	if ((uint64_t) st.st_size > max)
 		return -EFBIG;
-	*ret_fd = KBW_TAKE_FD(fd);
+	*ret_fd = TAKE_FD(fd);
 	return 0;
 }
 
 /* dir_fd/rel's parent directories, created as needed; never through a symlink. */
 static int open_parents(int dir_fd, const char *rel, const char **ret_base)
 {
-	_kbw_cleanup_close_ int fd = fcntl(dir_fd, F_DUPFD_CLOEXEC, 3);
+	_cleanup_close_ int fd = fcntl(dir_fd, F_DUPFD_CLOEXEC, 3);
 	const char *p = rel;
 
 	if (fd < 0)
@@ -120,7 +120,7 @@ static int open_parents(int dir_fd, const char *rel, const char **ret_base)
 			return -EINVAL;
 		memcpy(comp, p, n);
 		comp[n] = '\0';
-		if (kbw_streq(comp, ".") || kbw_streq(comp, ".."))
+		if (streq(comp, ".") || streq(comp, ".."))
 			return -EINVAL;
 		if (mkdirat(fd, comp, 0755) < 0 && errno != EEXIST)
 			return -errno;
@@ -130,15 +130,15 @@ static int open_parents(int dir_fd, const char *rel, const char **ret_base)
 		(void) close(fd);
 		fd = sub;
 	}
-	if (!*p || kbw_streq(p, ".") || kbw_streq(p, ".."))
+	if (!*p || streq(p, ".") || streq(p, ".."))
 		return -EINVAL;
 	*ret_base = p;
-	return KBW_TAKE_FD(fd);
+	return TAKE_FD(fd);
 }
 
 int kbw_stage_copy(int in_fd, int dir_fd, const char *rel)
 {
-	_kbw_cleanup_close_ int parent = -EBADF, out = -EBADF;
+	_cleanup_close_ int parent = -EBADF, out = -EBADF;
 	const char *base = NULL;
 
 	if (rel[0] == '/')
@@ -444,9 +444,9 @@ char *kbw_format_bytes(uint64_t n)
 		uint64_t u = 1ULL << (30 - 10 * i);
 
 		if (n >= u && n % u == 0)
-			return kbw_asprintf("%llu %s", (unsigned long long) (n / u), units[i]);
+			return strdup_printf("%llu %s", (unsigned long long) (n / u), units[i]);
 	}
-	return kbw_asprintf("%llu bytes", (unsigned long long) n);
+	return strdup_printf("%llu bytes", (unsigned long long) n);
 }
 
 char *kbw_read_log(int fd, size_t max)
@@ -488,21 +488,21 @@ char *kbw_limit_reason(const struct kbw_sandbox *s, const struct kbw_workspace *
 	static const char *const mem[] = {"Cannot allocate memory", "out of memory",
 					  "virtual memory exhausted", NULL};
 	int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-	_kbw_cleanup_free_ char *size = NULL;
+	_cleanup_free_ char *size = NULL;
 
 	if (sig == SIGXFSZ || (w && kbw_workspace_full(w)) || has_any(log_text, disk)) {
 		size = kbw_format_bytes(w ? w->size : s->file_max);
-		return kbw_asprintf("build exceeded its disk budget of %s", size ?: "?");
+		return strdup_printf("build exceeded its disk budget of %s", size ?: "?");
 	}
 	if (sig == SIGXCPU || has_any(log_text, cpu))
-		return kbw_asprintf("a build process exceeded its CPU time limit of %llu s",
+		return strdup_printf("a build process exceeded its CPU time limit of %llu s",
 				    (unsigned long long) s->cpu_sec);
 	if (has_any(log_text, procs))
-		return kbw_asprintf("build exceeded its process limit of %llu",
+		return strdup_printf("build exceeded its process limit of %llu",
 				    (unsigned long long) s->processes);
 	if (s->memory_max > 0 && has_any(log_text, mem)) {
 		size = kbw_format_bytes(s->memory_max);
-		return kbw_asprintf("a build process exceeded its memory limit of %s",
+		return strdup_printf("a build process exceeded its memory limit of %s",
 				    size ?: "?");
 	}
 	return NULL;

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include "core/context.h"
+#include "libkbuild-wrap.h"
 #include "shared/fs-util.h"
 #include "shared/log.h"
 #include "shared/util.h"
@@ -24,6 +25,11 @@ static char *default_root(void)
 	return strdup("/");
 }
 
+static void kbw_to_log(int priority, const char *message, void *userdata)
+{
+	log_full(priority, "%s", message);
+}
+
 int context_new(const char *root, struct dm2_context **ret)
 {
 	_cleanup_(context_freep) struct dm2_context *c = NULL;
@@ -34,6 +40,9 @@ int context_new(const char *root, struct dm2_context **ret)
 	if (!c)
 		return log_oom();
 	c->root_fd = -EBADF;
+	/* libkbuild-wrap reports through a callback, into our log. Installed here, once:
+	 * every dm2 program makes its context before it looks at a kernel. */
+	kbw_set_log_fn(kbw_to_log, NULL);
 
 	c->root = root ? strdup(root) : default_root();
 	if (!c->root)

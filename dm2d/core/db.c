@@ -8,10 +8,11 @@
 
 #include "core/db.h"
 #include "shared/fs-util.h"
+#include "shared/sqlite-util.h"
 #include "shared/util.h"
 
 #define DB_BUSY_TIMEOUT_MSEC (60 * 1000)
-/* How long to retry switching a fresh database to WAL (see set_wal()). */
+/* How long to retry switching a fresh database to WAL (see sql_set_wal()). */
 #define DB_WAL_SWITCH_TIMEOUT_USEC (10 * 1000000ULL)
 
 struct db {
@@ -66,54 +67,14 @@ static const char *const migrations[DB_SCHEMA_VERSION] = {
 	"CREATE INDEX installed_pair ON installed_files (kernel, recipe);",
 };
 
-static int sql_err(sqlite3 *s, int rc)
-{
-	int ext = s ? sqlite3_extended_errcode(s) : rc;
-
-	switch (rc & 0xff) {
-	case SQLITE_OK:
-	case SQLITE_DONE:
-	case SQLITE_ROW:
-		return 0;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return -EBUSY;
-	case SQLITE_NOMEM:
-		return -ENOMEM;
-	case SQLITE_READONLY:
-		return -EROFS;
-	case SQLITE_CANTOPEN:
-		return -ENOENT;
-	case SQLITE_PERM:
-	case SQLITE_AUTH:
-		return -EACCES;
-	case SQLITE_CONSTRAINT:
-		return -EEXIST;
-	case SQLITE_FULL:
-		return -ENOSPC;
-	case SQLITE_CORRUPT:
-	case SQLITE_NOTADB:
-		return -EBADMSG;
-	default:
-		(void) ext;
-		return -EIO;
-	}
-}
-
 static int exec(struct db *d, const char *sql)
 {
 	int r = db_connect(d);
 
 	if (r < 0)
 		return r;
-	return sql_err(d->sql, sqlite3_exec(d->sql, sql, NULL, NULL, NULL));
+	return sql_exec(d->sql, sql);
 }
-
-static void finalizep(sqlite3_stmt **s)
-{
-	sqlite3_finalize(*s);
-}
-#define _cleanup_stmt_ _cleanup_(finalizep)
 
 static int prepare(struct db *d, const char *sql, sqlite3_stmt **ret)
 {
@@ -121,7 +82,7 @@ static int prepare(struct db *d, const char *sql, sqlite3_stmt **ret)
 
 	if (r < 0)
 		return r;
-	return sql_err(d->sql, sqlite3_prepare_v2(d->sql, sql, -1, ret, NULL));
+	return sql_prepare(d->sql, sql, ret);
 }
 
 /* Bind "t" text (NULL allowed), "i" int64, "u" uint64, "b" bool (int). */
@@ -171,7 +132,7 @@ static int run(struct db *d, const char *sql, const char *fmt, ...)
 		return r;
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		return sql_err(d->sql, rc);
+		return sql_error(d->sql, rc);
 	return sqlite3_changes(d->sql);
 }
 
@@ -183,7 +144,10 @@ int db_begin(struct db *d)
 		d->tx_depth++;
 		return 0;
 	}
-	r = exec(d, "BEGIN IMMEDIATE");
+	r = db_connect(d);
+	if (r < 0)
+		return r;
+	r = sql_begin(d->sql);
 	if (r < 0)
 		return r;
 	d->tx_depth = 1;
@@ -192,17 +156,10 @@ int db_begin(struct db *d)
 
 int db_commit(struct db *d)
 {
-	int r;
-
 	assert(d->tx_depth > 0);
 	if (--d->tx_depth > 0)
 		return 0;
-	r = exec(d, "COMMIT");
-	if (r < 0) {
-		(void) exec(d, "ROLLBACK");
-		return r;
-	}
-	return 0;
+	return sql_commit(d->sql);
 }
 
 void db_rollback(struct db *d)
@@ -210,7 +167,7 @@ void db_rollback(struct db *d)
 	if (d->tx_depth == 0)
 		return;
 	d->tx_depth = 0;
-	(void) exec(d, "ROLLBACK");
+	sql_rollback(d->sql);
 }
 
 static int get_version(struct db *d, int *ret)
@@ -222,7 +179,7 @@ static int get_version(struct db *d, int *ret)
 	if (r < 0)
 		return r;
 	if (sqlite3_step(st) != SQLITE_ROW)
-		return sql_err(d->sql, sqlite3_errcode(d->sql));
+		return sql_error(d->sql, sqlite3_errcode(d->sql));
 	*ret = sqlite3_column_int(st, 0);
 	return 0;
 }
@@ -263,25 +220,6 @@ fail:
 	return r;
 }
 
-/*
- * Switching a fresh database to WAL needs an exclusive lock, and SQLite answers
- * SQLITE_BUSY at once, without calling the busy handler, when another process opens the
- * same fresh file at that moment (two jobs starting together on a new root). Once the
- * file is in WAL mode the pragma is a no-op, so this only ever waits on first use.
- */
-static int set_wal(struct db *d)
-{
-	uint64_t deadline = now_mono_usec() + DB_WAL_SWITCH_TIMEOUT_USEC;
-	int r;
-
-	for (;;) {
-		r = exec(d, "PRAGMA journal_mode = WAL");
-		if (r != -EBUSY || now_mono_usec() >= deadline)
-			return r;
-		(void) usleep(10000 + (unsigned) (now_mono_usec() % 20000));
-	}
-}
-
 /* Check (read-only) or bring (writable) the schema to the version this dm2 knows. */
 static int check_schema(struct db *d)
 {
@@ -289,7 +227,7 @@ static int check_schema(struct db *d)
 
 	if (d->writable) {
 		/* WAL (stored in the file): readers (dm2 status) never block the writer. */
-		r = set_wal(d);
+		r = sql_set_wal(d->sql, DB_WAL_SWITCH_TIMEOUT_USEC);
 		if (r < 0)
 			return r;
 		return migrate(d);
@@ -319,7 +257,7 @@ static int db_connect(struct db *d)
 	flags = d->writable ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY;
 	rc = sqlite3_open_v2(d->path, &d->sql, flags | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
-		r = sql_err(d->sql, rc);
+		r = sql_error(d->sql, rc);
 		sqlite3_close_v2(d->sql);
 		d->sql = NULL;
 		return r;
@@ -382,7 +320,7 @@ struct db *db_close(struct db *d)
 	if (!d)
 		return NULL;
 	if (d->tx_depth > 0)
-		(void) exec(d, "ROLLBACK");
+		sql_rollback(d->sql);
 	sqlite3_close_v2(d->sql);
 	free(d->path);
 	return mfree(d);
@@ -496,7 +434,7 @@ int db_kernel_get(struct db *d, const char *release, struct db_kernel *ret)
 	if (rc == SQLITE_DONE)
 		return -ENOENT;
 	if (rc != SQLITE_ROW)
-		return sql_err(d->sql, rc);
+		return sql_error(d->sql, rc);
 	return kernel_from_row(st, ret);
 }
 
@@ -526,7 +464,7 @@ int db_kernels_list(struct db *d, struct db_kernel **ret, size_t *ret_n)
 	}
 	if (rc != SQLITE_DONE) {
 		db_kernels_free(l, n);
-		return sql_err(d->sql, rc);
+		return sql_error(d->sql, rc);
 	}
 	*ret = l;
 	*ret_n = n;
@@ -637,7 +575,7 @@ static int job_query_one(struct db *d, struct db_job *ret, const char *sql,
 	if (rc == SQLITE_DONE)
 		return -ENOENT;
 	if (rc != SQLITE_ROW)
-		return sql_err(d->sql, rc);
+		return sql_error(d->sql, rc);
 	return job_from_row(st, ret);
 }
 
@@ -674,7 +612,7 @@ static int job_query_list(struct db *d, struct db_job **ret, size_t *ret_n,
 	}
 	if (rc != SQLITE_DONE) {
 		db_jobs_free(l, n);
-		return sql_err(d->sql, rc);
+		return sql_error(d->sql, rc);
 	}
 	*ret = l;
 	*ret_n = n;
@@ -706,7 +644,7 @@ static int job_enqueue_locked(struct db *d, const char *recipe, const char *kver
 			   "i", *id);
 	}
 	if (rc != SQLITE_DONE)
-		return sql_err(d->sql, rc);
+		return sql_error(d->sql, rc);
 
 	r = run(d,
 		"INSERT INTO jobs (recipe, kernel, state, created) VALUES (?, ?, "
@@ -936,7 +874,7 @@ int db_installed_list(struct db *d, const char *kver, const char *recipe,
 	}
 	if (rc != SQLITE_DONE) {
 		db_installed_files_free(l, n);
-		return sql_err(d->sql, rc);
+		return sql_error(d->sql, rc);
 	}
 	*ret = l;
 	*ret_n = n;
@@ -960,6 +898,6 @@ int db_installed_owner(struct db *d, const char *path, struct db_installed_file 
 	if (rc == SQLITE_DONE)
 		return -ENOENT;
 	if (rc != SQLITE_ROW)
-		return sql_err(d->sql, rc);
+		return sql_error(d->sql, rc);
 	return installed_from_row(st, ret);
 }

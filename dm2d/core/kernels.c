@@ -8,16 +8,6 @@
 #include "shared/log.h"
 #include "shared/util.h"
 
-static void kbw_to_log(int priority, const char *message, void *userdata)
-{
-	log_full(priority, "%s", message);
-}
-
-void kernels_setup_log(void)
-{
-	kbw_set_log_fn(kbw_to_log, NULL);
-}
-
 static bool release_valid(const char *release)
 {
 	return !isempty(release) && !strchr(release, '/') && !streq(release, ".") &&
@@ -32,7 +22,6 @@ int kernel_find(struct dm2_context *ctx, const char *release, struct kbw_kernel 
 
 	if (!release_valid(release))
 		return -EINVAL;
-	kernels_setup_log();
 	rel = strjoin(DM2_MODULES_DIR "/", release);
 	if (!rel)
 		return -ENOMEM;

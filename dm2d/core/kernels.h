@@ -21,9 +21,6 @@ void kernels_free(struct kbw_kernel **k, size_t n);
  * for a release that is not a plain directory name. */
 int kernel_find(struct dm2_context *ctx, const char *release, struct kbw_kernel **ret);
 
-/* Forward libkbuild-wrap's messages to dm2's log (idempotent). */
-void kernels_setup_log(void);
-
 /*
  * What dm2 remembers of a complete kernel's build tree (the kernels table's identity
  * column) to notice that it was rebuilt under the same release: release, size and mtime of

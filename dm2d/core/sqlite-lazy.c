@@ -6,13 +6,15 @@
  * weeks. Linked normally, libsqlite3 and libm would stay mapped all that time, and the pages
  * a burst touched would stay resident: about 1.5 MiB of a daemon that otherwise needs under
  * 3. So dm2d is linked with this file instead of -lsqlite3: it defines the sqlite3_*
- * functions that db.c calls (the compiler checks each against <sqlite3.h>), and each
- * forwards to the real one. The first sqlite3_open_v2() dlopen()s the library; closing the
- * last connection (db_suspend(), when the daemon goes idle) shuts SQLite down and
- * dlclose()s it. dm2 and dm2-engine link libsqlite3 as usual and never see this file.
+ * functions that db.c and shared/sqlite-util.c call (the compiler checks each against
+ * <sqlite3.h>), and each forwards to the real one. The first sqlite3_open_v2() dlopen()s
+ * the library; closing the last connection (db_suspend(), when the daemon goes idle) shuts
+ * SQLite down and dlclose()s it. dm2 and dm2-engine link libsqlite3 as usual and never see
+ * this file.
  *
- * A function db.c starts to use without a forwarder here makes the dm2d link fail, or pull
- * in libsqlite3 after all: tests/integration/test-daemon-footprint.sh checks for both.
+ * A function db.c or sqlite-util.c starts to use without a forwarder here makes the dm2d
+ * link fail, or pull in libsqlite3 after all: tests/integration/test-daemon-footprint.sh
+ * checks for both.
  */
 #include <dlfcn.h>
 #include <sqlite3.h>
@@ -36,11 +38,13 @@
 	   char **err),                                                                   \
 	  (db, sql, cb, u, err))                                                          \
 	X(int, finalize, (sqlite3_stmt * s), (s))                                         \
+	X(int, get_autocommit, (sqlite3 * db), (db))                                      \
 	X(sqlite3_int64, last_insert_rowid, (sqlite3 * db), (db))                         \
 	X(int, prepare_v2,                                                                \
 	  (sqlite3 * db, const char *sql, int n, sqlite3_stmt **st, const char **tail),   \
 	  (db, sql, n, st, tail))                                                         \
-	X(int, step, (sqlite3_stmt * s), (s))
+	X(int, step, (sqlite3_stmt * s), (s))                                             \
+	X(int, system_errno, (sqlite3 * db), (db))
 
 /* Written out below: they load, unload, or must work without the library. */
 #define SPECIAL(X)                                                                        \

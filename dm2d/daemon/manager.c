@@ -45,11 +45,6 @@ static int probe(struct manager *m, const char *kver, struct kbw_kernel **ret)
 	return kbw_kernel_probe(dir, kver, ret);
 }
 
-static void kbw_log(int priority, const char *message, void *userdata)
-{
-	log_full(priority, "%s", message);
-}
-
 /* Queue the jobs kver needs, given the recipe set and the state db: recipes without a job
  * yet, interrupted or waiting ones, with retry failed ones, with force all. */
 static int kernel_queue_jobs(struct manager *m, const char *kver, bool retry, bool force)
@@ -676,7 +671,6 @@ int manager_startup(struct manager *m)
 	if (r < 0)
 		return r;
 	(void) sd_event_set_watchdog(m->event, true);
-	kbw_set_log_fn(kbw_log, NULL);
 	r = db_open(m->ctx, true, &m->db);
 	if (r < 0)
 		return log_error_errno(r, "Failed to open the state db '%s/%s': %m", m->ctx->root,

@@ -80,8 +80,6 @@ int builder_build(struct dm2_context *ctx, const struct recipe *r,
 	struct kbw_build_result *res = NULL;
 	int q;
 
-	kernels_setup_log();
-
 	q = build_uid_acquire(ctx, &u);
 	if (q < 0)
 		return log_debug_errno(q, "Cannot allocate a build uid: %m");

@@ -9,6 +9,7 @@
 #include "shared/fs-util.h"
 #include "shared/hash.h"
 #include "shared/log.h"
+#include "shared/spawn.h"
 #include "shared/util.h"
 
 static char *module_dir(const char *kver)
@@ -370,60 +371,16 @@ static const char *depmod_binary(void)
 static int run_depmod(const char *bin, const char *root, const char *kver, char **ret_out,
 		      int *ret_status)
 {
-	_cleanup_free_ char *out = NULL;
-	_cleanup_close_ int rfd = -EBADF;
-	size_t n_out = 0;
-	int pipefd[2];
-	pid_t pid;
-
-	if (pipe2(pipefd, O_CLOEXEC) < 0)
-		return -errno;
-	pid = fork();
-	if (pid < 0) {
-		int e = errno;
-		safe_close(pipefd[0]);
-		safe_close(pipefd[1]);
-		return -e;
-	}
-	if (pid == 0) {
-		int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-
-		if (devnull >= 0) {
-			(void) dup2(devnull, STDIN_FILENO);
-			(void) dup2(devnull, STDOUT_FILENO);
-		}
-		(void) dup2(pipefd[1], STDERR_FILENO);
-		execl(bin, "depmod", "-a", "-b", root, kver, (char *) NULL);
-		_exit(127);
-	}
-	safe_close(pipefd[1]);
-	rfd = pipefd[0];
-
-	for (;;) {
-		char buf[4096];
-		ssize_t k = read(rfd, buf, sizeof(buf));
-		char *nb;
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			break;
-		/* Keep at most 64 KiB: the first lines are what matters. */
-		if (n_out > 65536)
-			continue;
-		nb = realloc(out, n_out + k + 1);
-		if (!nb)
-			break;
-		out = nb;
-		memcpy(out + n_out, buf, k);
-		n_out += k;
-		out[n_out] = '\0';
-	}
-	while (waitpid(pid, ret_status, 0) < 0)
-		if (errno != EINTR)
-			return -errno;
-	*ret_out = TAKE_PTR(out);
-	return 0;
+	return spawn_run(&(const struct spawn_options){
+				 .program = bin,
+				 .argv = (char *const[]){(char *) "depmod", (char *) "-a",
+							 (char *) "-b", (char *) root,
+							 (char *) kver, NULL},
+				 .stdin_fd = SPAWN_NULL,
+				 .stdout_fd = SPAWN_NULL,
+				 .stderr_fd = SPAWN_CAPTURE,
+			 },
+			 65536, ret_out, ret_status);
 }
 
 int install_depmod(struct dm2_context *ctx, const char *kver, char **ret_reason)

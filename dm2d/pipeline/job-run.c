@@ -272,7 +272,6 @@ int job_run(struct dm2_context *ctx, struct db *d, const char *recipe, const cha
 			return log_error_errno(r, "Failed to load recipes: %m");
 		set = owned;
 	}
-	kernels_setup_log();
 	job_stop_handlers_install();
 	return job_run_nested(ctx, d, set, recipe, kver, o, 0, ret);
 }

@@ -1,12 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Applying recipe patches with GNU patch, run as a child process. */
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
 #include <sys/wait.h>
 
 #include "pipeline/patch.h"
 #include "shared/log.h"
+#include "shared/spawn.h"
 #include "shared/util.h"
 
 /* Output beyond this is dropped; the reason only needs the first failing hunk. */
@@ -35,57 +33,19 @@ static int run_patch(const char *dir, const char *patch_path, char **ret_output,
 		(char *) "LC_ALL=C",
 		NULL,
 	};
-	_cleanup_free_ char *out = NULL;
-	size_t len = 0;
-	int pipefd[2], status;
-	pid_t pid;
+	const struct spawn_options o = {
+		.argv = argv,
+		.envp = envp,
+		.stdin_fd = SPAWN_NULL,
+		.stdout_fd = SPAWN_CAPTURE,
+		.stderr_fd = SPAWN_CAPTURE,
+	};
+	int status, r;
 
-	out = malloc(PATCH_OUTPUT_MAX + 1);
-	if (!out)
-		return -ENOMEM;
-	if (pipe2(pipefd, O_CLOEXEC) < 0)
-		return -errno;
-	pid = fork();
-	if (pid < 0) {
-		int r = -errno;
-		safe_close(pipefd[0]);
-		safe_close(pipefd[1]);
+	r = spawn_run(&o, PATCH_OUTPUT_MAX, ret_output, &status);
+	if (r < 0)
 		return r;
-	}
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-
-		if (null < 0 || dup2(null, STDIN_FILENO) < 0 ||
-		    dup2(pipefd[1], STDOUT_FILENO) < 0 ||
-		    dup2(pipefd[1], STDERR_FILENO) < 0)
-			_exit(127);
-		(void) signal(SIGPIPE, SIG_DFL);
-		execve("/usr/bin/patch", argv, envp);
-		execvpe("patch", argv, envp);
-		_exit(127);
-	}
-	safe_close(pipefd[1]);
-	for (;;) {
-		char buf[4096];
-		ssize_t k = read(pipefd[0], buf, sizeof(buf));
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			break;
-		if (len < PATCH_OUTPUT_MAX) {
-			size_t c = MIN((size_t) k, PATCH_OUTPUT_MAX - len);
-			memcpy(out + len, buf, c);
-			len += c;
-		}
-	}
-	out[len] = '\0';
-	safe_close(pipefd[0]);
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return -errno;
 	*ret_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-	*ret_output = TAKE_PTR(out);
 	return 0;
 }
 
@@ -143,17 +103,17 @@ int patch_apply(const char *dir, const char *patch_path, char **ret_reason)
 		return r;
 	}
 	r = run_patch(dir, patch_path, &output, &status);
+	if (r == -ENOENT || r == -EACCES || r == -ENOEXEC) {
+		if (ret_reason)
+			*ret_reason = strdup_printf("cannot run GNU patch for '%s': %s", patch_path,
+						    r == -ENOENT ? "not installed" : strerror(-r));
+		return -ENOEXEC;
+	}
 	if (r < 0)
 		return r;
 	if (status == 0)
 		return 0;
 	log_debug("patch '%s' failed with status %i:\n%s", patch_path, status, output);
-	if (status == 127) {
-		if (ret_reason &&
-		    asprintf(ret_reason, "cannot run GNU patch for '%s'", patch_path) < 0)
-			*ret_reason = NULL;
-		return -ENOEXEC;
-	}
 	if (ret_reason)
 		*ret_reason = failure_reason(patch_path, output, status);
 	return -ENOEXEC;

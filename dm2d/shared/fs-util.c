@@ -120,7 +120,7 @@ static int tmpfile_for(int dir_fd, const char *base, mode_t mode, char **ret_nam
 	return -EEXIST;
 }
 
-static int write_all(int fd, const void *data, size_t size)
+int loop_write(int fd, const void *data, size_t size)
 {
 	const uint8_t *p = data;
 
@@ -178,7 +178,7 @@ int stage_file_at(int dir_fd, const char *path, const void *data, size_t size, m
 	r = tmpfile_for(dfd, base, mode, &tmp, &fd);
 	if (r < 0)
 		return r;
-	r = write_all(fd, data, size);
+	r = loop_write(fd, data, size);
 	if (r >= 0 && fsync(fd) < 0)
 		r = -errno;
 	if (r >= 0) {
@@ -213,7 +213,6 @@ int copy_file_atomic_at(int src_fd, int dir_fd, const char *path, mode_t mode)
 	_cleanup_close_ int sub_fd = -EBADF, fd = -EBADF;
 	_cleanup_free_ char *tmp = NULL;
 	const char *base = NULL; /* set by split_dir() on success; gcc -O3 cannot tell */
-	char buf[65536];
 	int dfd, r;
 
 	r = split_dir(dir_fd, path, &sub_fd, &base);
@@ -226,18 +225,8 @@ int copy_file_atomic_at(int src_fd, int dir_fd, const char *path, mode_t mode)
 		return r;
 	if (lseek(src_fd, 0, SEEK_SET) < 0)
 		r = -errno;
-	while (r >= 0) {
-		ssize_t k = read(src_fd, buf, sizeof(buf));
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			r = -errno;
-			break;
-		}
-		if (k == 0)
-			break;
-		r = write_all(fd, buf, (size_t) k);
-	}
+	if (r >= 0)
+		r = copy_bytes(src_fd, fd);
 	if (r >= 0)
 		r = finish_atomic(fd, dfd, tmp, base);
 	if (r < 0)
@@ -322,17 +311,28 @@ int rm_rf_at(int dir_fd, const char *path)
 	return r;
 }
 
-static int copy_regular(int sfd, const char *name, int dfd, mode_t mode)
+/* Deeper than this is a loop or an attack, not a source tree. */
+#define COPY_TREE_MAX_DEPTH 64
+
+struct copy_owner {
+	uid_t uid; /* (uid_t) -1: keep ours */
+	gid_t gid;
+};
+
+static int copy_chown(int fd, const char *name, const struct copy_owner *o)
 {
-	_cleanup_close_ int in = -EBADF, out = -EBADF;
+	if (o->uid == (uid_t) -1 && o->gid == (gid_t) -1)
+		return 0;
+	if (fchownat(fd, name ?: "", o->uid, o->gid,
+		     name ? AT_SYMLINK_NOFOLLOW : AT_EMPTY_PATH) < 0)
+		return -errno;
+	return 0;
+}
+
+int copy_bytes(int in, int out)
+{
 	char buf[65536];
 
-	in = openat(sfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (in < 0)
-		return -errno;
-	out = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode & 0777);
-	if (out < 0)
-		return -errno;
 	for (;;) {
 		ssize_t k = read(in, buf, sizeof(buf));
 		if (k < 0) {
@@ -342,81 +342,147 @@ static int copy_regular(int sfd, const char *name, int dfd, mode_t mode)
 		}
 		if (k == 0)
 			return 0;
-		int r = write_all(out, buf, (size_t) k);
+		int r = loop_write(out, buf, (size_t) k);
 		if (r < 0)
 			return r;
 	}
 }
 
-static int copy_dir_fd(int sfd, int dfd)
+static int copy_regular(int sfd, const char *name, int dfd, const struct stat *st,
+			const struct copy_owner *o)
 {
-	DIR *d;
+	_cleanup_close_ int in = -EBADF, out = -EBADF;
+	int r;
+
+	in = openat(sfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (in < 0)
+		return -errno;
+	out = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (out < 0)
+		return -errno;
+	r = copy_bytes(in, out);
+	if (r < 0)
+		return r;
+	r = copy_chown(out, NULL, o);
+	if (r < 0)
+		return r;
+	/* After the chown, which clears setuid bits anyway; and not subject to the umask. */
+	if (fchmod(out, st->st_mode & 0777) < 0)
+		return -errno;
+	return 0;
+}
+
+static int copy_symlink(int sfd, const char *name, int dfd, const struct copy_owner *o)
+{
+	char target[PATH_MAX];
+	ssize_t n = readlinkat(sfd, name, target, sizeof(target) - 1);
+
+	if (n < 0)
+		return -errno;
+	target[n] = '\0';
+	if (symlinkat(target, dfd, name) < 0)
+		return -errno;
+	return copy_chown(dfd, name, o);
+}
+
+static int copy_entry(int sfd, const char *name, int dfd, const struct copy_owner *o,
+		      unsigned depth);
+
+/* Copy what is in directory sfd into directory dfd (which the caller created). */
+static int copy_dir_contents(int sfd, int dfd, const struct copy_owner *o, unsigned depth)
+{
 	struct dirent *de;
-	int r = 0, dupfd;
+	DIR *d;
+	int r = 0, fd;
 
-	dupfd = fcntl(sfd, F_DUPFD_CLOEXEC, 3);
-	if (dupfd < 0)
+	fd = fcntl(sfd, F_DUPFD_CLOEXEC, 3);
+	if (fd < 0)
 		return -errno;
-	d = fdopendir(dupfd);
+	d = fdopendir(fd);
 	if (!d) {
-		close(dupfd);
-		return -errno;
+		r = -errno;
+		close(fd);
+		return r;
 	}
-	while (r >= 0 && (de = readdir(d))) {
-		struct stat st;
-
-		if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-			continue;
-		if (fstatat(sfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-			r = -errno;
-			break;
-		}
-		if (S_ISREG(st.st_mode))
-			r = copy_regular(sfd, de->d_name, dfd, st.st_mode);
-		else if (S_ISLNK(st.st_mode)) {
-			char target[PATH_MAX];
-			ssize_t n = readlinkat(sfd, de->d_name, target, sizeof(target) - 1);
-			if (n < 0) {
-				r = -errno;
-				break;
-			}
-			target[n] = '\0';
-			if (symlinkat(target, dfd, de->d_name) < 0)
-				r = -errno;
-		} else if (S_ISDIR(st.st_mode)) {
-			if (mkdirat(dfd, de->d_name, 0755) < 0) {
-				r = -errno;
-				break;
-			}
-			_cleanup_close_ int cs = openat(sfd, de->d_name,
-							O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			_cleanup_close_ int cd = openat(dfd, de->d_name,
-							O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			if (cs < 0 || cd < 0) {
-				r = -errno;
-				break;
-			}
-			r = copy_dir_fd(cs, cd);
-		} else
-			r = -EBADMSG;
-	}
+	while (r >= 0 && (de = readdir(d)))
+		if (!streq(de->d_name, ".") && !streq(de->d_name, ".."))
+			r = copy_entry(sfd, de->d_name, dfd, o, depth);
 	closedir(d);
 	return r;
 }
 
-int copy_tree_at(int src_dir_fd, const char *src, int dst_dir_fd, const char *dst)
+/* Directory from (open) becomes name in dfd. It is created private and gets its mode last,
+ * so that a read-only source directory can still be filled. */
+static int copy_dir(int from, int dfd, const char *name, mode_t mode, const struct copy_owner *o,
+		    unsigned depth)
 {
-	_cleanup_close_ int sfd = -EBADF, dfd = -EBADF;
+	_cleanup_close_ int to = -EBADF;
+	int r;
 
+	if (depth > COPY_TREE_MAX_DEPTH)
+		return -ELOOP;
+	if (mkdirat(dfd, name, 0700) < 0)
+		return -errno;
+	to = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (to < 0)
+		return -errno;
+	r = copy_dir_contents(from, to, o, depth + 1);
+	if (r < 0)
+		return r;
+	r = copy_chown(to, NULL, o);
+	if (r < 0)
+		return r;
+	if (fchmod(to, mode & 0777) < 0)
+		return -errno;
+	return 0;
+}
+
+static int copy_entry(int sfd, const char *name, int dfd, const struct copy_owner *o,
+		      unsigned depth)
+{
+	struct stat st;
+
+	if (fstatat(sfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (S_ISREG(st.st_mode))
+		return copy_regular(sfd, name, dfd, &st, o);
+	if (S_ISLNK(st.st_mode))
+		return copy_symlink(sfd, name, dfd, o);
+	if (S_ISDIR(st.st_mode)) {
+		_cleanup_close_ int from = -EBADF;
+
+		from = openat(sfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (from < 0)
+			return -errno;
+		return copy_dir(from, dfd, name, st.st_mode, o, depth);
+	}
+	return -EBADMSG;
+}
+
+int copy_tree_owned_at(int src_dir_fd, const char *src, int dst_dir_fd, const char *dst,
+		       uid_t uid, gid_t gid)
+{
+	const struct copy_owner o = {.uid = uid, .gid = gid};
+	_cleanup_close_ int sfd = -EBADF, dfd = -EBADF;
+	const char *base = NULL; /* set by split_dir() on success; gcc -O3 cannot tell */
+	int r;
+
+	if (isempty(dst) || endswith(dst, "/"))
+		return -EINVAL;
+	/* The top may be a symlink (a /usr/src/NAME-VER link): follow that one only. */
 	sfd = openat(src_dir_fd, src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (sfd < 0)
 		return -errno;
-	if (mkdirat(dst_dir_fd, dst, 0755) < 0)
-		return -errno;
-	dfd = openat(dst_dir_fd, dst, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (dfd < 0)
-		return -errno;
-	return copy_dir_fd(sfd, dfd);
+	r = split_dir(dst_dir_fd, dst, &dfd, &base);
+	if (r < 0)
+		return r;
+	/* The top directory itself is always 0755: the caller decides who may enter. */
+	return copy_dir(sfd, dfd >= 0 ? dfd : dst_dir_fd, base, 0755, &o, 0);
+}
+
+int copy_tree_at(int src_dir_fd, const char *src, int dst_dir_fd, const char *dst)
+{
+	return copy_tree_owned_at(src_dir_fd, src, dst_dir_fd, dst, (uid_t) -1, (gid_t) -1);
 }
 
 int mkdtemp_at(int dir_fd, const char *prefix, char **ret_name)

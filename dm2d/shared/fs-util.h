@@ -19,15 +19,24 @@ int write_file_atomic_at(int dir_fd, const char *path, const void *data, size_t 
 int stage_file_at(int dir_fd, const char *path, const void *data, size_t size, mode_t mode,
 		  char **ret_tmp);
 int commit_staged_at(int dir_fd, const char *tmp, const char *path);
+/* Write all of data, retrying short writes and EINTR. */
+int loop_write(int fd, const void *data, size_t size);
+/* Copy from in's position to EOF into out at its position. */
+int copy_bytes(int in, int out);
 /* Like write_file_atomic_at() but copies the contents of an open fd. */
 int copy_file_atomic_at(int src_fd, int dir_fd, const char *path, mode_t mode);
 /* Create a directory and any missing parents. Existing directories are fine. */
 int mkdir_p_at(int dir_fd, const char *path, mode_t mode);
 /* Remove a file or a directory tree, never following symlinks. Missing is fine. */
 int rm_rf_at(int dir_fd, const char *path);
-/* Copy a directory tree (regular files, directories, symlinks as they are); dst must not exist.
- * Other file types are refused with -EBADMSG. */
+/* Copy a directory tree (regular files, directories, symlinks as they are; setuid, setgid and
+ * sticky bits dropped, the top directory 0755); dst must not exist, its parent must. The top
+ * of src may be a symlink, nothing below it is followed. Other file types are refused with
+ * -EBADMSG, trees deeper than 64 levels with -ELOOP. */
 int copy_tree_at(int src_dir_fd, const char *src, int dst_dir_fd, const char *dst);
+/* The same, with every created entry owned by uid:gid (a build user's private copy). */
+int copy_tree_owned_at(int src_dir_fd, const char *src, int dst_dir_fd, const char *dst,
+		       uid_t uid, gid_t gid);
 /* Create a fresh, empty, mode 0700 directory named "<prefix>XXXXXX" under dir_fd. */
 int mkdtemp_at(int dir_fd, const char *prefix, char **ret_name);
 /* Join a root directory and a path, with exactly one slash between them. */

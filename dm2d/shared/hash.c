@@ -71,10 +71,11 @@ void sha256_buf_hex(const void *data, size_t size, char out[SHA256_HEX_SIZE])
 	sha256_to_hex(d, out);
 }
 
-int sha256_fd_hex(int fd, char out[SHA256_HEX_SIZE])
+int sha256_fd_hex_full(int fd, char out[SHA256_HEX_SIZE], uint64_t *ret_size)
 {
 	_cleanup_(sha256_freep) struct sha256_ctx *c = NULL;
 	uint8_t d[SHA256_DIGEST_SIZE], buf[65536];
+	uint64_t size = 0;
 	int r;
 
 	r = sha256_new(&c);
@@ -90,9 +91,12 @@ int sha256_fd_hex(int fd, char out[SHA256_HEX_SIZE])
 		if (k == 0)
 			break;
 		sha256_update(c, buf, (size_t) k);
+		size += (uint64_t) k;
 	}
 	sha256_finish(TAKE_PTR(c), d);
 	sha256_to_hex(d, out);
+	if (ret_size)
+		*ret_size = size;
 	return 0;
 }
 
@@ -108,4 +112,9 @@ int sha256_file_hex_at(int dir_fd, const char *path, char out[SHA256_HEX_SIZE])
 bool sha256_hex_valid(const char *s)
 {
 	return s && strlen(s) == 64 && strspn(s, "0123456789abcdefABCDEF") == 64;
+}
+
+bool sha256_hex_canonical(const char *s)
+{
+	return s && strlen(s) == 64 && strspn(s, "0123456789abcdef") == 64;
 }

@@ -22,7 +22,15 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct sha256_ctx *, sha256_free);
 
 void sha256_to_hex(const uint8_t digest[SHA256_DIGEST_SIZE], char out[SHA256_HEX_SIZE]);
 void sha256_buf_hex(const void *data, size_t size, char out[SHA256_HEX_SIZE]);
-/* Hash everything from the current position to EOF. */
-int sha256_fd_hex(int fd, char out[SHA256_HEX_SIZE]);
+/* Hash everything from the current position to EOF; *ret_size (may be NULL) gets the number
+ * of bytes hashed. */
+int sha256_fd_hex_full(int fd, char out[SHA256_HEX_SIZE], uint64_t *ret_size);
+static inline int sha256_fd_hex(int fd, char out[SHA256_HEX_SIZE])
+{
+	return sha256_fd_hex_full(fd, out, NULL);
+}
 int sha256_file_hex_at(int dir_fd, const char *path, char out[SHA256_HEX_SIZE]);
+/* 64 hex digits, either case (as people write them in recipes). */
 bool sha256_hex_valid(const char *s);
+/* 64 lowercase hex digits: the one spelling used in file names and keys. */
+bool sha256_hex_canonical(const char *s);

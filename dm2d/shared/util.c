@@ -3,6 +3,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "shared/util.h"
@@ -172,6 +173,18 @@ char *strjoin_real(const char *x, ...)
 	return r;
 }
 
+char *strdup_printf(const char *format, ...)
+{
+	va_list ap;
+	char *s;
+	int k;
+
+	va_start(ap, format);
+	k = vasprintf(&s, format, ap);
+	va_end(ap);
+	return k < 0 ? NULL : s;
+}
+
 int safe_atoi(const char *s, int *ret)
 {
 	char *e;
@@ -332,6 +345,58 @@ int version_compare(const char *a, const char *b)
 		b++;
 	}
 	return 0;
+}
+
+/* 0 for a regular file we may execute (access() alone says yes to directories). */
+static int check_executable(const char *path)
+{
+	struct stat st;
+
+	if (access(path, X_OK) < 0)
+		return -errno;
+	if (stat(path, &st) < 0)
+		return -errno;
+	return S_ISREG(st.st_mode) ? 0 : -EACCES;
+}
+
+int find_program(const char *search_path, const char *name, char **ret_path)
+{
+	const char *p = search_path;
+
+	if (isempty(name))
+		return -EINVAL;
+	if (strchr(name, '/')) {
+		int r = check_executable(name);
+
+		if (r < 0)
+			return r;
+		if (ret_path) {
+			*ret_path = strdup(name);
+			if (!*ret_path)
+				return -ENOMEM;
+		}
+		return 0;
+	}
+	while (p && *p) {
+		size_t n = strcspn(p, ":");
+		_cleanup_free_ char *f = NULL;
+
+		/* An empty entry means the current directory in $PATH; we never want that. */
+		if (n > 0) {
+			f = strdup_printf("%.*s/%s", (int) n, p, name);
+			if (!f)
+				return -ENOMEM;
+			if (check_executable(f) >= 0) {
+				if (ret_path)
+					*ret_path = TAKE_PTR(f);
+				return 0;
+			}
+		}
+		p += n;
+		if (*p == ':')
+			p++;
+	}
+	return -ENOENT;
 }
 
 void json_write_string(FILE *f, const char *s)

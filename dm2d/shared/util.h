@@ -29,6 +29,8 @@ char *endswith(const char *s, const char *suffix);
 char *strstrip(char *s);
 char *strjoin_real(const char *x, ...) __attribute__((__sentinel__));
 #define strjoin(a, ...) strjoin_real((a), __VA_ARGS__, NULL)
+/* asprintf() that returns the string, or NULL when out of memory. */
+char *strdup_printf(const char *format, ...) _printf_(1, 2);
 int safe_atoi(const char *s, int *ret);
 int safe_atou64(const char *s, uint64_t *ret);
 int parse_size(const char *s, uint64_t *ret); /* "100", "10K", "5M", "2G" */
@@ -38,6 +40,11 @@ char *hexmem(const void *p, size_t l);
 int unhexmem(const char *s, void **ret, size_t *ret_len);
 /* Compare dotted version strings the way people expect: 6.10 > 6.9, 6.1.0-56 > 6.1.0-9. */
 int version_compare(const char *a, const char *b);
+
+/* Find an executable: a name with a slash is checked as it is, any other is looked up in
+ * search_path (colon-separated directories, as $PATH). -ENOENT when there is none; the full
+ * path in *ret_path if ret_path is not NULL. */
+int find_program(const char *search_path, const char *name, char **ret_path);
 
 /* Write s as a JSON string literal (NULL as null), escaping quotes, backslashes and control
  * characters. */
