@@ -142,7 +142,8 @@ static void test_builder_limits_and_strip(void **state)
 	_cleanup_(recipe_unrefp) struct recipe *r = NULL, *ok = NULL;
 	_cleanup_(kbw_unrefp) struct kbw_kernel *k = NULL;
 	_cleanup_(resultp) struct kbw_build_result *res = NULL, *res2 = NULL;
-	_cleanup_free_ char *path = NULL, *path2 = NULL, *work = NULL, *log = NULL;
+	_cleanup_free_ char *path = NULL, *path2 = NULL, *work = NULL, *log = NULL,
+			    *hostile = module_src("hostile");
 	_cleanup_free_ char *buf = NULL, *reason = NULL;
 	size_t size = 0, before;
 
@@ -159,7 +160,7 @@ static void test_builder_limits_and_strip(void **state)
 	r = load_recipe(path);
 	work = path_join(t->path, "var/lib/dm2/work/fill");
 	log = path_join(t->path, "var/lib/dm2/logs/fill.log");
-	ASSERT_OK(builder_build(ctx, r, k, module_src("hostile"), work, log, NULL, &res));
+	ASSERT_OK(builder_build(ctx, r, k, hostile, work, log, NULL, &res));
 	assert_false(kbw_build_succeeded(res));
 	assert_string_equal(res->reason, "build exceeded its disk budget of 64 MiB");
 	assert_true(res->build_uid >= 60928 && res->build_uid <= 61183);
@@ -168,7 +169,7 @@ static void test_builder_limits_and_strip(void **state)
 	ASSERT_OK(rm_rf_at(AT_FDCWD, work));
 	path2 = write_recipe(t, "plain", "hostile", "Modules=dm2_hostile");
 	ok = load_recipe(path2);
-	ASSERT_OK(builder_build(ctx, ok, k, module_src("hostile"), work, log, NULL, &res2));
+	ASSERT_OK(builder_build(ctx, ok, k, hostile, work, log, NULL, &res2));
 	if (!kbw_build_succeeded(res2))
 		fprintf(stderr, "reason: %s\n", strna(res2->reason));
 	assert_true(kbw_build_succeeded(res2));

@@ -193,7 +193,7 @@ static void conn_build_exited(int code, void *userdata)
 static void conn_next(struct control_conn *c)
 {
 	struct control_server *s = c->server;
-	int r;
+	int r = -EINVAL; /* a value of c->action.next the switch does not know */
 
 	switch (c->action.next) {
 	case CONTROL_NEXT_CLOSE:

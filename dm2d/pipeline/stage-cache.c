@@ -82,13 +82,16 @@ static int open_cache(struct dm2_context *ctx, struct cache **ret)
 	}
 }
 
-/* The remote cache of dm2d.conf (NULL: none), and how to talk to it. */
-static const char *remote(const struct job *j, struct cache_remote_options *ret)
+/* The remote cache of dm2d.conf (NULL: none), and how to talk to it. CAFile= is a path
+ * under the root, like every path dm2d.conf names; *ret_ca holds it resolved. */
+static const char *remote(const struct job *j, struct cache_remote_options *ret,
+			  char **ret_ca)
 {
 	const struct dm2_config *cfg = j->ctx->config;
 
+	*ret_ca = cfg->ca_file ? context_path(j->ctx, cfg->ca_file) : NULL;
 	*ret = (struct cache_remote_options){
-		.ca_file = cfg->ca_file,
+		.ca_file = *ret_ca,
 		.connect_timeout_usec = cfg->connect_timeout_usec,
 		.stall_timeout_usec = cfg->stall_timeout_usec,
 	};
@@ -98,14 +101,16 @@ static const char *remote(const struct job *j, struct cache_remote_options *ret)
 /* Local, then remote. -ENOENT: in neither. */
 static int cache_find(struct job *j, struct cache_entry **ret)
 {
-	_cleanup_free_ char *why = NULL;
+	_cleanup_free_ char *why = NULL, *ca = NULL;
 	struct cache_remote_options ro;
-	const char *url = remote(j, &ro);
+	const char *url = remote(j, &ro, &ca);
 	int r;
 
 	r = cache_lookup(j->cache, j->key, ret);
 	if (r != -ENOENT || !url)
 		return r;
+	if (j->ctx->config->ca_file && !ca)
+		return -ENOMEM;
 	r = cache_remote_pull(j->cache, url, j->key, &ro, &why);
 	if (r >= 0)
 		return cache_lookup(j->cache, j->key, ret);
@@ -117,11 +122,13 @@ static int cache_find(struct job *j, struct cache_entry **ret)
 /* Local, then remote with Push=yes. */
 static void cache_keep(struct job *j, char **paths, char **names, const char *symvers)
 {
-	_cleanup_free_ char *why = NULL;
+	_cleanup_free_ char *why = NULL, *ca = NULL;
 	struct cache_remote_options ro;
-	const char *url = remote(j, &ro);
+	const char *url = remote(j, &ro, &ca);
 	int r;
 
+	if (j->ctx->config->ca_file && !ca)
+		url = NULL; /* out of memory: no push, the local store still happens */
 	r = cache_store(j->cache, j->key, paths, names, symvers);
 	if (r < 0) {
 		log_warning_errno(r,
