@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "daemon/child.h"
+#include "shared/spawn.h"
 #include "shared/util.h"
 
 int child_output_pipe(int p[2])
@@ -23,42 +24,43 @@ int child_output_pipe(int p[2])
 	return 0;
 }
 
-static _noreturn_ void child_exec(char **args, int out_fd, int err_fd)
+/* Our environment for a child: it must run the engine itself, never ask us back, and it
+ * is not the service systemd started (no notify socket, no activation fds). */
+static char **child_env(void)
 {
-	sigset_t ss;
+	static const char *const drop[] = {"DM2_NO_FORWARD=", "NOTIFY_SOCKET=", "LISTEN_FDS=",
+					   "LISTEN_PID=", "LISTEN_FDNAMES="};
+	_cleanup_strv_free_ char **env = NULL;
 
-	/* sd-event blocked these in the parent; the child starts with a clean slate. */
-	sigemptyset(&ss);
-	(void) sigprocmask(SIG_SETMASK, &ss, NULL);
-	(void) setpgid(0, 0); /* so SIGTERM reaches make and the compilers too */
-	if (out_fd >= 0) {
-		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	for (char **e = environ; e && *e; e++) {
+		bool keep = true;
 
-		if (null >= 0)
-			(void) dup2(null, STDIN_FILENO);
-		(void) dup2(out_fd, STDOUT_FILENO);
+		for (size_t i = 0; i < ELEMENTSOF(drop); i++)
+			keep = keep && !startswith(*e, drop[i]);
+		if (keep && strv_extend(&env, *e) < 0)
+			return NULL;
 	}
-	if (err_fd >= 0)
-		(void) dup2(err_fd, STDERR_FILENO);
-	/* A child must run the engine itself, never ask us back. */
-	(void) setenv("DM2_NO_FORWARD", "1", 1);
-	(void) unsetenv("NOTIFY_SOCKET");
-	(void) unsetenv("LISTEN_FDS");
-	(void) unsetenv("LISTEN_PID");
-	execv(args[0], args);
-	_exit(127);
+	if (strv_extend(&env, "DM2_NO_FORWARD=1") < 0)
+		return NULL;
+	return TAKE_PTR(env);
 }
 
 int child_spawn(char **args, int out_fd, int err_fd, pid_t *ret_pid)
 {
-	pid_t pid = fork();
+	_cleanup_strv_free_ char **env = child_env();
 
-	if (pid < 0)
-		return -errno;
-	if (pid == 0)
-		child_exec(args, out_fd, err_fd);
-	*ret_pid = pid;
-	return 0;
+	if (!env)
+		return -ENOMEM;
+	return spawn(&(struct spawn_options){
+			     .argv = args,
+			     .envp = env,
+			     .stdin_fd = out_fd >= 0 ? SPAWN_NULL : SPAWN_INHERIT,
+			     .stdout_fd = out_fd >= 0 ? out_fd : SPAWN_INHERIT,
+			     .stderr_fd = err_fd >= 0 ? err_fd : SPAWN_INHERIT,
+			     /* so SIGTERM reaches make and the compilers too */
+			     .new_process_group = true,
+		     },
+		     ret_pid);
 }
 
 int child_spawn_watched(sd_event *e, char **args, int out_fd, int err_fd,
