@@ -363,46 +363,23 @@ static char *parse_uts_release(const char *text)
 	return strndup(q + 1, (size_t) (e - q - 1));
 }
 
-static int probe_tree(struct kbw_kernel *k)
+/* Read build_dir/name (at most max bytes, 0: no limit) into *ret; -ENOENT when missing. */
+static int read_tree_file(const struct kbw_kernel *k, const char *name, size_t max,
+			  char **ret)
 {
-	static const char *const required[] = {
-		".config",
-		"Makefile",
-		"Module.symvers",
-		"include/generated/autoconf.h",
-		"include/generated/utsrelease.h",
-		"include/config/auto.conf",
-		"scripts/mod/modpost",
-	};
-	_cleanup_free_ char *kernelvariables = NULL, *uts = NULL, *uts_release = NULL,
-				*kernel_release = NULL, *makefile = NULL, *p = NULL;
-	const char *cc_text;
-	bool debian;
-	int r;
+	_cleanup_free_ char *p = strdup_printf("%s/%s", k->build_dir, name);
 
-	p = strdup_printf("%s/.kernelvariables", k->build_dir);
 	if (!p)
 		return -ENOMEM;
-	r = read_full_file_at(AT_FDCWD, p, 0, &kernelvariables, NULL);
-	if (r < 0 && r != -ENOENT)
-		kbw_log(LOG_DEBUG, "Failed to read '%s', ignoring: %s", p, strerror(-r));
-	debian = kernelvariables != NULL;
+	return read_full_file_at(AT_FDCWD, p, max, ret, NULL);
+}
 
-	free(p);
-	p = strdup_printf("%s/.config", k->build_dir);
-	if (!p)
-		return -ENOMEM;
-	r = read_full_file_at(AT_FDCWD, p, 0, &k->config_text, NULL);
-	if (r >= 0) {
-		r = parse_config(k, k->config_text);
-		if (r < 0)
-			return r;
-	}
-	r = set_arch(k, kernelvariables);
-	if (r < 0)
-		return r;
+/* The compiler kbuild expects: CC from Debian's .kernelvariables, else clang for clang
+ * kernels, else the first word of CONFIG_CC_VERSION_TEXT. */
+static int probe_compiler(struct kbw_kernel *k, const char *kernelvariables)
+{
+	const char *cc_text = kbw_kernel_config(k, "CONFIG_CC_VERSION_TEXT");
 
-	cc_text = kbw_kernel_config(k, "CONFIG_CC_VERSION_TEXT");
 	if (cc_text) {
 		k->cc_version_text = strdup(cc_text);
 		if (!k->cc_version_text)
@@ -419,40 +396,73 @@ static int probe_tree(struct kbw_kernel *k)
 		k->cc = strdup("clang");
 	if (!k->cc && cc_text)
 		k->cc = strndup(cc_text, strcspn(cc_text, " \t"));
+	return 0;
+}
 
+static enum kbw_compression probe_compression(const struct kbw_kernel *k)
+{
 	if (config_y(k, "CONFIG_MODULE_COMPRESS_GZIP"))
-		k->compression = KBW_COMPRESSION_GZIP;
-	else if (config_y(k, "CONFIG_MODULE_COMPRESS_XZ"))
-		k->compression = KBW_COMPRESSION_XZ;
-	else if (config_y(k, "CONFIG_MODULE_COMPRESS_ZSTD"))
-		k->compression = KBW_COMPRESSION_ZSTD;
-	else
-		k->compression = KBW_COMPRESSION_NONE;
+		return KBW_COMPRESSION_GZIP;
+	if (config_y(k, "CONFIG_MODULE_COMPRESS_XZ"))
+		return KBW_COMPRESSION_XZ;
+	if (config_y(k, "CONFIG_MODULE_COMPRESS_ZSTD"))
+		return KBW_COMPRESSION_ZSTD;
+	return KBW_COMPRESSION_NONE;
+}
+
+/* .kernelvariables, .config, arch, compiler, compression, version, read-only paths: what
+ * can be known even of an incomplete tree. */
+static int probe_config(struct kbw_kernel *k, bool *ret_debian)
+{
+	_cleanup_free_ char *kernelvariables = NULL, *kernel_release = NULL, *makefile = NULL;
+	int r;
+
+	r = read_tree_file(k, ".kernelvariables", 0, &kernelvariables);
+	if (r < 0 && r != -ENOENT)
+		kbw_log(LOG_DEBUG, "Failed to read '%s/.kernelvariables', ignoring: %s",
+			k->build_dir, strerror(-r));
+	*ret_debian = kernelvariables != NULL;
+
+	if (read_tree_file(k, ".config", 0, &k->config_text) >= 0) {
+		r = parse_config(k, k->config_text);
+		if (r < 0)
+			return r;
+	}
+	r = set_arch(k, kernelvariables);
+	if (r >= 0)
+		r = probe_compiler(k, kernelvariables);
+	if (r < 0)
+		return r;
+	k->compression = probe_compression(k);
 
 	/* Upstream version for ranges: Debian's kernel.release holds "6.1.192" while the
 	 * release is "6.1.0-56-amd64"; prefer it when it parses. */
-	free(p);
-	p = strdup_printf("%s/include/config/kernel.release", k->build_dir);
-	if (!p)
-		return -ENOMEM;
-	if (read_full_file_at(AT_FDCWD, p, 4096, &kernel_release, NULL) >= 0)
+	if (read_tree_file(k, "include/config/kernel.release", 4096, &kernel_release) >= 0)
 		k->version = leading_version(kernel_release);
 	if (!k->version)
 		k->version = leading_version(k->release);
 
-	free(p);
-	p = strdup_printf("%s/Makefile", k->build_dir);
-	if (!p)
-		return -ENOMEM;
-	(void) read_full_file_at(AT_FDCWD, p, 0, &makefile, NULL);
-	r = collect_ro_paths(k, makefile);
-	if (r < 0)
-		return r;
+	(void) read_tree_file(k, "Makefile", 0, &makefile);
+	return collect_ro_paths(k, makefile);
+}
+
+/* A tree is complete when every file a build reads exists; the first missing one is
+ * named with the package that brings it. */
+static int probe_required_files(struct kbw_kernel *k, bool debian)
+{
+	static const char *const required[] = {
+		".config",
+		"Makefile",
+		"Module.symvers",
+		"include/generated/autoconf.h",
+		"include/generated/utsrelease.h",
+		"include/config/auto.conf",
+		"scripts/mod/modpost",
+	};
 
 	k->complete = true;
 	for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
-		_cleanup_free_ char *f =
-			strdup_printf("%s/%s", k->build_dir, required[i]);
+		_cleanup_free_ char *f = strdup_printf("%s/%s", k->build_dir, required[i]);
 		_cleanup_free_ char *pkg = NULL;
 
 		if (!f)
@@ -463,22 +473,35 @@ static int probe_tree(struct kbw_kernel *k)
 		return set_incomplete(k, strdup_printf("'%s' is missing (install %s)", f,
 						      pkg ?: "the kernel headers"));
 	}
+	return 0;
+}
 
-	free(p);
-	p = strdup_printf("%s/include/generated/utsrelease.h", k->build_dir);
-	if (!p)
-		return -ENOMEM;
-	r = read_full_file_at(AT_FDCWD, p, 65536, &uts, NULL);
+static int probe_tree(struct kbw_kernel *k)
+{
+	static const char uts_h[] = "include/generated/utsrelease.h";
+	_cleanup_free_ char *uts = NULL, *uts_release = NULL;
+	bool debian;
+	int r;
+
+	r = probe_config(k, &debian);
 	if (r < 0)
-		return set_incomplete(
-			k, strdup_printf("Cannot read '%s': %s", p, strerror(-r)));
+		return r;
+	r = probe_required_files(k, debian);
+	if (r < 0 || !k->complete)
+		return r;
+
+	r = read_tree_file(k, uts_h, 65536, &uts);
+	if (r < 0)
+		return set_incomplete(k, strdup_printf("Cannot read '%s/%s': %s", k->build_dir,
+						      uts_h, strerror(-r)));
 	uts_release = parse_uts_release(uts);
 	if (!uts_release)
-		return set_incomplete(k, strdup_printf("'%s' defines no UTS_RELEASE", p));
+		return set_incomplete(k, strdup_printf("'%s/%s' defines no UTS_RELEASE",
+						      k->build_dir, uts_h));
 	if (!streq(uts_release, k->release))
-		return set_incomplete(
-			k, strdup_printf("UTS_RELEASE in '%s' is '%s', not '%s'", p,
-					uts_release, k->release));
+		return set_incomplete(k, strdup_printf("UTS_RELEASE in '%s/%s' is '%s', not '%s'",
+						      k->build_dir, uts_h, uts_release,
+						      k->release));
 	if (!k->arch)
 		return set_incomplete(k,
 				      strdup_printf("Cannot tell the architecture of '%s'",
