@@ -38,6 +38,17 @@ static void test_parse_size(void **state)
 	assert_int_equal(v, 2ULL << 30);
 	ASSERT_ERR(parse_size("x", &v), -EINVAL);
 	ASSERT_ERR(parse_size("-1", &v), -ERANGE);
+	ASSERT_OK(parse_size("5mb", &v));
+	assert_int_equal(v, 5ULL << 20);
+	ASSERT_OK(parse_size("3KB", &v));
+	assert_int_equal(v, 3072);
+	/* Issue 12, attack 7: a unit alone read before the string (ASan: heap overflow). */
+	ASSERT_ERR(parse_size("k", &v), -EINVAL);
+	ASSERT_ERR(parse_size("G", &v), -EINVAL);
+	ASSERT_ERR(parse_size("KB", &v), -EINVAL);
+	ASSERT_ERR(parse_size("", &v), -EINVAL);
+	ASSERT_ERR(parse_size("1MK", &v), -EINVAL);
+	ASSERT_ERR(parse_size("1KK", &v), -EINVAL);
 }
 
 struct ini_seen {

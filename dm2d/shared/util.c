@@ -233,15 +233,19 @@ int parse_size(const char *s, uint64_t *ret)
 	if (!c)
 		return -ENOMEM;
 	n = strlen(c);
-	if (n > 0 && (c[n - 1] == 'B' || c[n - 1] == 'b') && n > 1 && !isdigit((unsigned char) c[n - 2]))
+	if (n > 1 && (c[n - 1] == 'B' || c[n - 1] == 'b') && !isdigit((unsigned char) c[n - 2]))
 		c[--n] = '\0';
 	if (n == 0)
 		return -EINVAL;
+	/* One unit at most ("1MK" is not a size), and a number before it ("k" is not). */
 	for (size_t i = 0; i < ELEMENTSOF(units); i++)
 		if (toupper((unsigned char) c[n - 1]) == units[i].suffix) {
 			f = units[i].factor;
 			c[--n] = '\0';
+			break;
 		}
+	if (n == 0)
+		return -EINVAL;
 	r = safe_atou64(c, &v);
 	if (r < 0)
 		return r;
