@@ -134,7 +134,8 @@ static void test_overrides(void **state)
 	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
 	_cleanup_(dkms_conf_freep) struct dkms_conf *c = NULL, *other = NULL, *any = NULL,
 						    *bad = NULL;
-	_cleanup_(dkms_conf_freep) struct dkms_conf *indep = NULL, *indep2 = NULL;
+	_cleanup_(dkms_conf_freep) struct dkms_conf *indep = NULL, *indep2 = NULL,
+						    *renamed = NULL;
 	_cleanup_(recipe_unrefp) struct recipe *r = NULL, *ri = NULL;
 	_cleanup_free_ char *dir = NULL, *etc = strjoin(t->path, "/etc/dkms");
 	struct diags d = {};
@@ -188,6 +189,16 @@ static void test_overrides(void **state)
 			"BUILT_MODULE_NAME[0]=ovr_ka2\n");
 	ASSERT_OK(dkms_conf_load(dir, NULL, "x86_64", NULL, etc, diag_collect, &d, &indep2));
 	assert_int_not_equal(indep->content_crc, indep2->content_crc);
+
+	/* An override that names the package anew (found by fuzz-dkms-conf): the kernel
+	 * overrides are still looked up by dkms.conf's name, not through freed memory. */
+	test_write_file(t->fd, "etc/dkms/ovr-1.0.conf",
+			"PACKAGE_NAME=renamed\nPACKAGE_VERSION=9.9\n");
+	ASSERT_OK(dkms_conf_load(dir, NULL, "x86_64", NULL, etc, diag_collect, &d, &renamed));
+	assert_string_equal(renamed->name, "renamed");
+	assert_int_equal(strv_length(renamed->overrides), 2);
+	assert_int_equal(strv_length(renamed->kernel_overrides), 2);
+	(void) unlinkat(t->fd, "etc/dkms/ovr-1.0.conf", 0);
 
 	/* The recipe's content (its sha256 for the build key) covers the overrides, and a
 	 * changed override makes it stale. */
