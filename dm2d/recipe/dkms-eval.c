@@ -474,7 +474,11 @@ static int replace_pattern(struct parser *p, const char *v, const struct glob *g
 	while (i < len) {
 		size_t j = len + 1;
 
-		if (!done && g->n > 0)
+		/* Most patterns start with a character: no match starts where it differs. */
+		if (!done && g->n > 0 && g->t[0].kind != GLOB_STAR &&
+		    !glob_token_matches(&g->t[0], v[i]))
+			j = i;
+		else if (!done && g->n > 0)
 			for (j = len; j > i; j--) {
 				r = glob_match(p, g, v + i, j - i);
 				if (r != 0)

@@ -25,7 +25,7 @@
 /* bytes of any word or value */
 #define DKMS_EVAL_VALUE_MAX (64U * 1024U)
 /* units of work per file: bytes looked up plus pattern matching steps */
-#define DKMS_EVAL_WORK_MAX (16U * 1024U * 1024U)
+#define DKMS_EVAL_WORK_MAX (4U * 1024U * 1024U)
 /* variables and array elements in all; words of one array assignment */
 #define DKMS_VARS_MAX 1024U
 
