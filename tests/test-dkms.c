@@ -670,7 +670,7 @@ static void test_eval_patterns(void **state)
 
 	/* Replacing in a 64 KiB value is cubic work: refused past the budget, and the
 	 * rest of the file is not evaluated. */
-	assert_non_null(text = malloc(DKMS_EVAL_VALUE_MAX + 64));
+	assert_non_null(text = malloc(DKMS_EVAL_VALUE_MAX + 30064));
 	memcpy(text, "W=", 2);
 	memset(text + 2, 'a', DKMS_EVAL_VALUE_MAX);
 	memcpy(text + 2 + DKMS_EVAL_VALUE_MAX, "\nX=${W//*b/c}\nY=1\n", 19);
@@ -678,6 +678,25 @@ static void test_eval_patterns(void **state)
 	assert_true(diags_have(&d, 2, "more than 4 MiB of work"));
 	assert_int_equal(d.n, 1);
 	assert_null(dkms_vars_get(slow, "Y", 0));
+	diags_done(&d);
+	slow = dkms_vars_free(slow);
+
+	/* A bracket expression costs its length at every character it is tried on. */
+	d = (struct diags){};
+	memcpy(text + 2 + DKMS_EVAL_VALUE_MAX, "\nP=[", 4);
+	memset(text + 6 + DKMS_EVAL_VALUE_MAX, 'b', 30000);
+	memcpy(text + 30006 + DKMS_EVAL_VALUE_MAX, "]\nX=${W//$P/c}\n", 16);
+	ASSERT_ERR(eval_text(text, &d, &slow), -EBADMSG);
+	assert_true(diags_have(&d, 3, "more than 4 MiB of work"));
+	diags_done(&d);
+	slow = dkms_vars_free(slow);
+
+	/* So is looking for the ']' of each of 30,000 '['. */
+	d = (struct diags){};
+	memset(text + 6 + DKMS_EVAL_VALUE_MAX, '[', 30000);
+	memcpy(text + 30006 + DKMS_EVAL_VALUE_MAX, "x\nX=${W#$P}\n", 13);
+	ASSERT_ERR(eval_text(text, &d, &slow), -EBADMSG);
+	assert_true(diags_have(&d, 3, "more than 4 MiB of work"));
 	diags_done(&d);
 }
 

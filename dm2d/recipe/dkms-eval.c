@@ -293,8 +293,9 @@ enum glob_kind {
 
 struct glob_token {
 	enum glob_kind kind;
-	char c;	   /* GLOB_CHAR */
-	char *set; /* GLOB_SET: "[...]" as written */
+	char c;		/* GLOB_CHAR */
+	char *set;	/* GLOB_SET: "[...]" as written */
+	size_t set_len; /* what one fnmatch() of it costs */
 };
 
 struct glob {
@@ -311,10 +312,10 @@ static void glob_done(struct glob *g)
 }
 
 /* p is at '['; the index of the ']' closing the bracket expression, 0 if there is none
- * (then '[' is literal, as in fnmatch()). */
-static size_t bracket_end(const char *p)
+ * (then '[' is literal, as in fnmatch()). *ret_scanned: how far it looked. */
+static size_t bracket_end(const char *p, size_t *ret_scanned)
 {
-	size_t k = 1;
+	size_t k = 1, e = 0;
 
 	if (p[k] == '!' || p[k] == '^')
 		k++;
@@ -327,26 +328,32 @@ static size_t bracket_end(const char *p)
 		}
 		if (p[k] == '[' && p[k + 1] && strchr(":=.", p[k + 1])) {
 			const char close[] = {p[k + 1], ']', '\0'};
-			const char *e = strstr(p + k + 2, close);
+			const char *c = strstr(p + k + 2, close);
 
-			if (!e)
-				return 0;
-			k = e - p + 1;
+			if (!c) {
+				k += strlen(p + k);
+				break;
+			}
+			k = c - p + 1;
 			continue;
 		}
-		if (p[k] == ']')
-			return k;
+		if (p[k] == ']') {
+			e = k;
+			break;
+		}
 	}
-	return 0;
+	*ret_scanned = k;
+	return e;
 }
 
-static int glob_compile(const char *pat, struct glob *ret)
+static int glob_compile(struct parser *parser, const char *pat, struct glob *ret)
 {
 	struct glob g = {};
+	int r;
 
 	for (const char *p = pat; *p;) {
 		struct glob_token t = {.kind = GLOB_CHAR, .c = *p};
-		size_t len = 1, e;
+		size_t len = 1, scanned;
 
 		if (*p == '\\' && p[1]) {
 			t.c = p[1];
@@ -355,12 +362,22 @@ static int glob_compile(const char *pat, struct glob *ret)
 			t.kind = GLOB_ANY;
 		else if (*p == '*')
 			t.kind = GLOB_STAR;
-		else if (*p == '[' && (e = bracket_end(p)) > 0) {
-			t.kind = GLOB_SET;
-			len = e + 1;
-			t.set = strndup(p, len);
-			if (!t.set)
-				goto oom;
+		else if (*p == '[') {
+			size_t e = bracket_end(p, &scanned);
+
+			/* "[[[[..." without a ']' is a scan to the end for each '['. */
+			r = charge(parser, scanned);
+			if (r < 0)
+				goto fail;
+			if (e > 0) {
+				t.kind = GLOB_SET;
+				len = t.set_len = e + 1;
+				t.set = strndup(p, len);
+				if (!t.set) {
+					r = -ENOMEM;
+					goto fail;
+				}
+			}
 		}
 		p += len;
 		if (t.kind == GLOB_STAR && g.n > 0 && g.t[g.n - 1].kind == GLOB_STAR)
@@ -371,7 +388,8 @@ static int glob_compile(const char *pat, struct glob *ret)
 
 			if (!nt) {
 				free(t.set);
-				goto oom;
+				r = -ENOMEM;
+				goto fail;
 			}
 			g.t = nt;
 			g.cap = cap;
@@ -380,9 +398,9 @@ static int glob_compile(const char *pat, struct glob *ret)
 	}
 	*ret = g;
 	return 0;
-oom:
+fail:
 	glob_done(&g);
-	return -ENOMEM;
+	return r;
 }
 
 static bool glob_token_matches(const struct glob_token *t, char c)
@@ -408,28 +426,31 @@ static int glob_match(struct parser *p, const struct glob *g, const char *s, siz
 	int r;
 
 	while (si < n) {
-		steps++;
-		if (ti < g->n && g->t[ti].kind == GLOB_STAR) {
-			star_t = ++ti;
-			star_s = si;
-			continue;
-		}
-		if (ti < g->n && glob_token_matches(&g->t[ti], s[si])) {
-			ti++;
-			si++;
-			continue;
-		}
-		if (star_t == SIZE_MAX)
-			break;
-		ti = star_t;
-		si = ++star_s;
-		/* One call is at most (n + 1) * (g->n + 1) steps: charge as it goes. */
+		/* A call is up to (n + 1) * (g->n + 1) steps: charged as it goes. */
 		if (steps > 4096) {
 			r = charge(p, steps);
 			if (r < 0)
 				return r;
 			steps = 0;
 		}
+		steps++;
+		if (ti < g->n && g->t[ti].kind == GLOB_STAR) {
+			star_t = ++ti;
+			star_s = si;
+			continue;
+		}
+		if (ti < g->n) {
+			steps += g->t[ti].set_len;
+			if (glob_token_matches(&g->t[ti], s[si])) {
+				ti++;
+				si++;
+				continue;
+			}
+		}
+		if (star_t == SIZE_MAX)
+			break;
+		ti = star_t;
+		si = ++star_s;
 	}
 	r = charge(p, steps);
 	if (r < 0)
@@ -473,12 +494,20 @@ static int replace_pattern(struct parser *p, const char *v, const struct glob *g
 
 	while (i < len) {
 		size_t j = len + 1;
+		bool try = !done && g->n > 0;
 
-		/* Most patterns start with a character: no match starts where it differs. */
-		if (!done && g->n > 0 && g->t[0].kind != GLOB_STAR &&
-		    !glob_token_matches(&g->t[0], v[i]))
-			j = i;
-		else if (!done && g->n > 0)
+		/* Most patterns start with a character: no match starts where it differs.
+		 */
+		if (try && g->t[0].kind != GLOB_STAR) {
+			r = charge(p, 1 + g->t[0].set_len);
+			if (r < 0)
+				break;
+			if (!glob_token_matches(&g->t[0], v[i])) {
+				j = i;
+				try = false;
+			}
+		}
+		if (try)
 			for (j = len; j > i; j--) {
 				r = glob_match(p, g, v + i, j - i);
 				if (r != 0)
@@ -640,7 +669,7 @@ static int eval_brace(struct parser *p, const char *content, char **ret)
 		r = expand_text(p, pat, strlen(pat), &arg);
 		if (r < 0)
 			return r;
-		r = glob_compile(arg, &g);
+		r = glob_compile(p, arg, &g);
 		if (r < 0)
 			return r;
 		return trim_pattern(p, val, &g, op[0] == '#', longest, ret);
@@ -658,7 +687,7 @@ static int eval_brace(struct parser *p, const char *content, char **ret)
 				&rep);
 		if (r < 0)
 			return r;
-		r = glob_compile(arg, &g);
+		r = glob_compile(p, arg, &g);
 		if (r < 0)
 			return r;
 		return replace_pattern(p, val, &g, rep, all, ret);
