@@ -36,7 +36,7 @@ seconds=$2
 if [ "$1" = --all ]; then
 	mapfile -t list < <(targets)
 else
-	targets | grep -qx -- "$1" || { echo "fuzz/run.sh: no target '$1' (fuzz/run.sh --list)" >&2; exit 2; }
+	targets | grep -x -- "$1" >/dev/null || { echo "fuzz/run.sh: no target '$1' (fuzz/run.sh --list)" >&2; exit 2; }
 	list=("$1")
 fi
 
