@@ -52,3 +52,14 @@ int cache_sha_referenced(struct cache *c, const char *sha256);
 /* Within a write transaction: delete an entry and the objects only it used (their sizes
  * added to *freed, which may be NULL). -ENOENT if there is no such entry. */
 int cache_remove_entry_locked(struct cache *c, const char *key, uint64_t *freed);
+
+/* The manifest of a remote entry (remote.c), parsed in place; on -EBADMSG *reason says
+ * which line. Not static so that fuzz/fuzz-manifest.c can reach it. */
+struct cache_manifest_file {
+	char sha256[SHA256_HEX_SIZE];
+	uint64_t size;
+	char *name;
+};
+int cache_manifest_parse(char *text, const char *key, const char *url,
+			 struct cache_manifest_file **ret, size_t *ret_n, char **reason);
+void cache_manifest_free(struct cache_manifest_file *f, size_t n);

@@ -197,23 +197,17 @@ static int http_error(int code, const char *method, const char *url, char **reas
 	return -EIO;
 }
 
-struct manifest_file {
-	char sha256[SHA256_HEX_SIZE];
-	uint64_t size;
-	char *name;
-};
-
-static void manifest_free(struct manifest_file *f, size_t n)
+void cache_manifest_free(struct cache_manifest_file *f, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		free(f[i].name);
 	free(f);
 }
 
-static int manifest_parse(char *text, const char *key, const char *url,
-			  struct manifest_file **ret, size_t *ret_n, char **reason)
+int cache_manifest_parse(char *text, const char *key, const char *url,
+			 struct cache_manifest_file **ret, size_t *ret_n, char **reason)
 {
-	struct manifest_file *files = NULL;
+	struct cache_manifest_file *files = NULL;
 	size_t n = 0;
 	unsigned line = 0;
 	bool key_seen = false;
@@ -236,18 +230,18 @@ static int manifest_parse(char *text, const char *key, const char *url,
 		}
 		if (strncmp(l, "file ", 5) == 0 && strlen(l) > 5 + 64 + 1 &&
 		    l[5 + 64] == ' ') {
-			struct manifest_file *m, *f;
+			struct cache_manifest_file *m, *f;
 
 			if (n >= MANIFEST_MAX_FILES)
 				goto bad;
 			m = realloc(files, (n + 1) * sizeof(*files));
 			if (!m) {
-				manifest_free(files, n);
+				cache_manifest_free(files, n);
 				return -ENOMEM;
 			}
 			files = m;
 			f = &files[n];
-			*f = (struct manifest_file){};
+			*f = (struct cache_manifest_file){};
 			memcpy(f->sha256, l + 5, 64);
 			f->sha256[64] = '\0';
 			errno = 0;
@@ -261,7 +255,7 @@ static int manifest_parse(char *text, const char *key, const char *url,
 					goto bad;
 			f->name = strdup(end + 1);
 			if (!f->name) {
-				manifest_free(files, n);
+				cache_manifest_free(files, n);
 				return -ENOMEM;
 			}
 			n++;
@@ -277,7 +271,7 @@ static int manifest_parse(char *text, const char *key, const char *url,
 	*ret_n = n;
 	return 0;
 bad:
-	manifest_free(files, n);
+	cache_manifest_free(files, n);
 	if (line > 0)
 		set_reason(reason, "Manifest '%s' line %u is malformed, refusing it", url,
 			   line);
@@ -311,7 +305,8 @@ static int get_to_fd(const char *url, int fd, uint64_t limit,
 
 /* GET one object of the manifest into dir/tmp, then check that it is what the manifest
  * says before it may go further. */
-static int download_object(struct cache *c, const char *base, const struct manifest_file *f,
+static int download_object(struct cache *c, const char *base,
+			   const struct cache_manifest_file *f,
 			   const struct cache_remote_options *o, struct cache_staged *ret,
 			   char **reason)
 {
@@ -367,7 +362,7 @@ static int download_object(struct cache *c, const char *base, const struct manif
 
 /* GET and parse BASE/v1/<key>/manifest. */
 static int get_manifest(const char *base, const char *key,
-			const struct cache_remote_options *o, struct manifest_file **ret,
+			const struct cache_remote_options *o, struct cache_manifest_file **ret,
 			size_t *ret_n, char **reason)
 {
 	_cleanup_free_ char *url = NULL;
@@ -392,7 +387,7 @@ static int get_manifest(const char *base, const char *key,
 			set_reason(reason, "No cache entry '%s' on '%s'", key, base);
 	}
 	if (r >= 0)
-		r = manifest_parse(x.buf ?: (char[]){""}, key, url, ret, ret_n, reason);
+		r = cache_manifest_parse(x.buf ?: (char[]){""}, key, url, ret, ret_n, reason);
 	xfer_done(&x);
 	return r;
 }
@@ -401,7 +396,7 @@ int cache_remote_pull(struct cache *c, const char *base_url, const char *key,
 		      const struct cache_remote_options *o, char **ret_reason)
 {
 	_cleanup_free_ char *base = NULL, *reason = NULL;
-	struct manifest_file *files = NULL;
+	struct cache_manifest_file *files = NULL;
 	struct cache_staged *staged = NULL;
 	size_t n = 0, k = 0;
 	int r;
@@ -435,7 +430,7 @@ finish:
 	if (staged)
 		cache_staged_done(c, staged, k);
 	free(staged);
-	manifest_free(files, n);
+	cache_manifest_free(files, n);
 	if (r < 0 && ret_reason)
 		*ret_reason = TAKE_PTR(reason);
 	return r;

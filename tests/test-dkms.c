@@ -134,7 +134,8 @@ static void test_overrides(void **state)
 	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
 	_cleanup_(dkms_conf_freep) struct dkms_conf *c = NULL, *other = NULL, *any = NULL,
 						    *bad = NULL;
-	_cleanup_(dkms_conf_freep) struct dkms_conf *indep = NULL, *indep2 = NULL;
+	_cleanup_(dkms_conf_freep) struct dkms_conf *indep = NULL, *indep2 = NULL,
+						    *renamed = NULL;
 	_cleanup_(recipe_unrefp) struct recipe *r = NULL, *ri = NULL;
 	_cleanup_free_ char *dir = NULL, *etc = strjoin(t->path, "/etc/dkms");
 	struct diags d = {};
@@ -188,6 +189,16 @@ static void test_overrides(void **state)
 			"BUILT_MODULE_NAME[0]=ovr_ka2\n");
 	ASSERT_OK(dkms_conf_load(dir, NULL, "x86_64", NULL, etc, diag_collect, &d, &indep2));
 	assert_int_not_equal(indep->content_crc, indep2->content_crc);
+
+	/* An override that names the package anew (found by fuzz-dkms-conf): the kernel
+	 * overrides are still looked up by dkms.conf's name, not through freed memory. */
+	test_write_file(t->fd, "etc/dkms/ovr-1.0.conf",
+			"PACKAGE_NAME=renamed\nPACKAGE_VERSION=9.9\n");
+	ASSERT_OK(dkms_conf_load(dir, NULL, "x86_64", NULL, etc, diag_collect, &d, &renamed));
+	assert_string_equal(renamed->name, "renamed");
+	assert_int_equal(strv_length(renamed->overrides), 2);
+	assert_int_equal(strv_length(renamed->kernel_overrides), 2);
+	(void) unlinkat(t->fd, "etc/dkms/ovr-1.0.conf", 0);
 
 	/* The recipe's content (its sha256 for the build key) covers the overrides, and a
 	 * changed override makes it stale. */
@@ -517,6 +528,178 @@ static void test_malformed(void **state)
 		  "inside the package");
 }
 
+/* Evaluate text alone (no dkms.conf checks), collecting diagnostics. */
+static int eval_text(const char *text, struct diags *d, struct dkms_vars **ret)
+{
+	_cleanup_(dkms_vars_freep) struct dkms_vars *v = NULL;
+	struct dkms_eval_params p = {.kernelver = "6.1.0-56-amd64", .arch = "x86_64"};
+	int r;
+
+	ASSERT_OK(dkms_vars_new(&v));
+	r = dkms_eval("t.conf", text, strlen(text), v, &p, diag_collect, d);
+	*ret = TAKE_PTR(v);
+	return r;
+}
+
+/* Attack 6 of issue 12: a hostile dkms.conf must fail with FILE:LINE, not take the
+ * machine: 20,000 nested "${a:-" overflowed the stack, 40 doublings of a value took 24
+ * GB. */
+static void test_eval_hostile(void **state)
+{
+	_cleanup_free_ char *nest = NULL, *nest_q = NULL, *doubling = NULL, *many = NULL;
+	_cleanup_(dkms_vars_freep) struct dkms_vars *v = NULL;
+	const unsigned depth = 20000;
+	struct diags d = {};
+	size_t k = 0;
+
+	nest = malloc(64 + depth * 6);
+	assert_non_null(nest);
+	k = (size_t) snprintf(nest, 64, "PACKAGE_NAME=x\nPACKAGE_VERSION=1\n\nA=");
+	for (unsigned i = 0; i < depth; i++, k += 5)
+		memcpy(nest + k, "${a:-", 5);
+	nest[k++] = 'x';
+	memset(nest + k, '}', depth);
+	k += depth;
+	memcpy(nest + k, "\n", 2);
+	check_bad(nest, 4, "nested more than 32 deep");
+
+	/* The same inside double quotes, which parse_dquote() expands. */
+	nest_q = malloc(64 + depth * 8);
+	assert_non_null(nest_q);
+	k = (size_t) snprintf(nest_q, 64, "PACKAGE_NAME=x\nPACKAGE_VERSION=1\nA=");
+	for (unsigned i = 0; i < depth; i++, k += 6)
+		memcpy(nest_q + k, "\"${a:-", 6);
+	for (unsigned i = 0; i < depth; i++, k += 2)
+		memcpy(nest_q + k, "}\"", 2);
+	memcpy(nest_q + k, "\n", 2);
+	check_bad(nest_q, 3, "nested more than 32 deep");
+
+	/* A=x, then A="$A$A" 40 times: line 18 would make 2^17 bytes. */
+	assert_non_null(doubling = strdup("PACKAGE_NAME=x\nPACKAGE_VERSION=1\nA=x\n"));
+	for (unsigned i = 0; i < 40; i++) {
+		char *n = strjoin(doubling, "A=\"$A$A\"\n");
+
+		assert_non_null(n);
+		free(doubling);
+		doubling = n;
+	}
+	check_bad(doubling, 3 + 17, "longer than 65536 bytes");
+	ASSERT_ERR(eval_text(doubling, &d, &v), -EBADMSG);
+	assert_int_equal(strlen(dkms_vars_get(v, "A", 0)), DKMS_EVAL_VALUE_MAX);
+	assert_int_equal(d.lines[0], 3 + 17);
+	diags_done(&d);
+	v = dkms_vars_free(v);
+
+	/* Appending and arrays are bounded the same way. */
+	check_bad(
+		"PACKAGE_NAME=x\nPACKAGE_VERSION=1\nA=x\nA=\"$A$A$A$A$A$A$A$A\"\n"
+		"A=\"$A$A$A$A$A$A$A$A\"\nA=\"$A$A$A$A$A$A$A$A\"\nA=\"$A$A$A$A$A$A$A$A\"\n"
+		"A=\"$A$A$A$A$A$A$A$A\"\nB=$A\nB+=$A$A\n",
+		10, "longer than 65536 bytes");
+	d = (struct diags){};
+	assert_non_null(many = strdup(""));
+	for (unsigned i = 0; i < DKMS_VARS_MAX + 10; i++) {
+		char *n = NULL;
+
+		assert_true(asprintf(&n, "%sV%u=%u\n", many, i, i) > 0);
+		free(many);
+		many = n;
+	}
+	ASSERT_ERR(eval_text(many, &d, &v), -EBADMSG);
+	assert_true(diags_have(&d, DKMS_VARS_MAX + 1, "more than 1024 variables"));
+	diags_done(&d);
+	v = dkms_vars_free(v);
+
+	d = (struct diags){};
+	ASSERT_ERR(
+		eval_text("A=\"a a a a a a a a a a a a a a a a a a a a a a a a a a a a a "
+			  "a\"\n"
+			  "A=\"$A $A $A $A $A $A $A $A $A $A $A $A $A $A $A $A $A $A\"\n"
+			  "X=($A $A $A $A $A $A $A $A $A $A $A $A $A $A $A $A $A $A)\n",
+			  &d, &v),
+		-EBADMSG);
+	assert_true(
+		diags_have(&d, 3, "more than 1024 variables, array elements or words"));
+	diags_done(&d);
+}
+
+/* Pattern operators keep bash's meaning and cannot be made to run for ever. (A backslash
+ * in a pattern is removed before matching, so "${W#a\*}" is "${W#a*}": not covered.) */
+static void test_eval_patterns(void **state)
+{
+	_cleanup_(dkms_vars_freep) struct dkms_vars *v = NULL, *slow = NULL;
+	_cleanup_free_ char *text = NULL;
+	struct diags d = {};
+
+	ASSERT_OK(eval_text("K=6.1.0-56_amd64\nW='a*b?c[d]'\n"
+			    "A=${K%%[-_]*} B=${K#*.} C=${K##*[.-]} D=${K%.*}\n"
+			    "E=${W#a?} F=${W//[[:alpha:]]/x} G=${W/[?]/Q} H=${K//?/.}\n"
+			    "I=${K//[!0-9]/} J=${W//[[]d[]]/} L=${K#6*1} M=${K##*}\n"
+			    "N=${W%[]]} O=${K/[/x} P=${K//**.*/z}\n",
+			    &d, &v));
+	assert_int_equal(d.n, 0);
+	assert_string_equal(dkms_vars_get(v, "A", 0), "6.1.0");
+	assert_string_equal(dkms_vars_get(v, "B", 0), "1.0-56_amd64");
+	assert_string_equal(dkms_vars_get(v, "C", 0), "56_amd64");
+	assert_string_equal(dkms_vars_get(v, "D", 0), "6.1");
+	assert_string_equal(dkms_vars_get(v, "E", 0), "b?c[d]");
+	assert_string_equal(dkms_vars_get(v, "F", 0), "x*x?x[x]");
+	assert_string_equal(dkms_vars_get(v, "G", 0), "a*bQc[d]");
+	assert_string_equal(dkms_vars_get(v, "H", 0), "..............");
+	assert_string_equal(dkms_vars_get(v, "I", 0), "6105664");
+	assert_string_equal(dkms_vars_get(v, "J", 0), "a*b?c");
+	assert_string_equal(dkms_vars_get(v, "L", 0), ".0-56_amd64");
+	assert_string_equal(dkms_vars_get(v, "M", 0), "");
+	assert_string_equal(dkms_vars_get(v, "N", 0), "a*b?c[d");
+	assert_string_equal(dkms_vars_get(v, "O", 0), "6.1.0-56_amd64");
+	assert_string_equal(dkms_vars_get(v, "P", 0), "z");
+	diags_done(&d);
+
+	/* Many '*' made fnmatch() backtrack exponentially; no match, quickly. */
+	d = (struct diags){};
+	ASSERT_OK(eval_text("W="
+			    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+			    "aaaaaaaaaaaa\n"
+			    "X=${W##*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b}\n"
+			    "Y=${W//*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b/}\n",
+			    &d, &slow));
+	assert_int_equal(d.n, 0);
+	assert_string_equal(dkms_vars_get(slow, "X", 0), dkms_vars_get(slow, "W", 0));
+	assert_string_equal(dkms_vars_get(slow, "Y", 0), dkms_vars_get(slow, "W", 0));
+	slow = dkms_vars_free(slow);
+
+	/* Replacing in a 64 KiB value is cubic work: refused past the budget, and the
+	 * rest of the file is not evaluated. */
+	assert_non_null(text = malloc(DKMS_EVAL_VALUE_MAX + 30064));
+	memcpy(text, "W=", 2);
+	memset(text + 2, 'a', DKMS_EVAL_VALUE_MAX);
+	memcpy(text + 2 + DKMS_EVAL_VALUE_MAX, "\nX=${W//*b/c}\nY=1\n", 19);
+	ASSERT_ERR(eval_text(text, &d, &slow), -EBADMSG);
+	assert_true(diags_have(&d, 2, "more than 4 MiB of work"));
+	assert_int_equal(d.n, 1);
+	assert_null(dkms_vars_get(slow, "Y", 0));
+	diags_done(&d);
+	slow = dkms_vars_free(slow);
+
+	/* A bracket expression costs its length at every character it is tried on. */
+	d = (struct diags){};
+	memcpy(text + 2 + DKMS_EVAL_VALUE_MAX, "\nP=[", 4);
+	memset(text + 6 + DKMS_EVAL_VALUE_MAX, 'b', 30000);
+	memcpy(text + 30006 + DKMS_EVAL_VALUE_MAX, "]\nX=${W//$P/c}\n", 16);
+	ASSERT_ERR(eval_text(text, &d, &slow), -EBADMSG);
+	assert_true(diags_have(&d, 3, "more than 4 MiB of work"));
+	diags_done(&d);
+	slow = dkms_vars_free(slow);
+
+	/* So is looking for the ']' of each of 30,000 '['. */
+	d = (struct diags){};
+	memset(text + 6 + DKMS_EVAL_VALUE_MAX, '[', 30000);
+	memcpy(text + 30006 + DKMS_EVAL_VALUE_MAX, "x\nX=${W#$P}\n", 13);
+	ASSERT_ERR(eval_text(text, &d, &slow), -EBADMSG);
+	assert_true(diags_have(&d, 3, "more than 4 MiB of work"));
+	diags_done(&d);
+}
+
 static void test_scripts_warn(void **state)
 {
 	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
@@ -722,6 +905,8 @@ int main(void)
 		cmocka_unit_test(test_crlf),
 		cmocka_unit_test(test_eval_subset),
 		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_eval_hostile),
+		cmocka_unit_test(test_eval_patterns),
 		cmocka_unit_test(test_scripts_warn),
 		cmocka_unit_test(test_scan),
 		cmocka_unit_test(test_real_acpi_call),

@@ -98,6 +98,32 @@ static void test_minimal_defaults(void **state)
 }
 
 /* A recipe edited after it was loaded must not lend its new hash to the old content. */
+/* Values reach --json and terminals: a byte that is not UTF-8 is refused with its line
+ * (issue 12, attack 12). */
+static void test_invalid_utf8(void **state)
+{
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(recipe_unrefp) struct recipe *r = NULL;
+	struct diags d = {};
+
+	ASSERT_ERR(load_text(t, "l1.recipe",
+			     "[Recipe]\nName=l1\nDescription=caf\xe9\nLicense=GPL\xff\n["
+			     "Source]\n"
+			     "Version=1\nPath=/usr/src/l1-1\n[Build]\nModules=l1\n",
+			     &d, &r),
+		   -EBADMSG);
+	expect_problem(&d, 3, "Description= is not valid UTF-8");
+	expect_problem(&d, 4, "License= is not valid UTF-8");
+	strv_free(d.lines);
+	d = (struct diags){};
+	ASSERT_OK(load_text(
+		t, "u8.recipe",
+		"[Recipe]\nName=u8\nDescription=caf\xc3\xa9 \xe2\x82\xac\nLicense=GPL\n"
+		"[Source]\nVersion=1\nPath=/usr/src/u8-1\n[Build]\nModules=u8\n",
+		&d, &r));
+	assert_string_equal(r->description, "caf\xc3\xa9 \xe2\x82\xac");
+}
+
 static void test_content_hash_stale(void **state)
 {
 	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
@@ -591,6 +617,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_minimal_defaults),
 		cmocka_unit_test(test_content_hash_stale),
+		cmocka_unit_test(test_invalid_utf8),
 		cmocka_unit_test(test_full),
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_errors_bad_file),

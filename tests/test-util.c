@@ -38,6 +38,49 @@ static void test_parse_size(void **state)
 	assert_int_equal(v, 2ULL << 30);
 	ASSERT_ERR(parse_size("x", &v), -EINVAL);
 	ASSERT_ERR(parse_size("-1", &v), -ERANGE);
+	ASSERT_OK(parse_size("5mb", &v));
+	assert_int_equal(v, 5ULL << 20);
+	ASSERT_OK(parse_size("3KB", &v));
+	assert_int_equal(v, 3072);
+	/* Issue 12, attack 7: a unit alone read before the string (ASan: heap overflow). */
+	ASSERT_ERR(parse_size("k", &v), -EINVAL);
+	ASSERT_ERR(parse_size("G", &v), -EINVAL);
+	ASSERT_ERR(parse_size("KB", &v), -EINVAL);
+	ASSERT_ERR(parse_size("", &v), -EINVAL);
+	ASSERT_ERR(parse_size("1MK", &v), -EINVAL);
+	ASSERT_ERR(parse_size("1KK", &v), -EINVAL);
+}
+
+/* What a build log line may hold reaches terminals and --json (issue 12, attack 12). */
+static void test_escape(void **state)
+{
+	_cleanup_free_ char *a = NULL, *b = NULL, *c = NULL, *json = NULL;
+	size_t size = 0;
+	FILE *f;
+
+	assert_true(utf8_is_valid("plain, caf\xc3\xa9, \xe2\x82\xac, \xf0\x9f\x90\xa7"));
+	assert_false(utf8_is_valid("caf\xe9"));		 /* Latin-1 */
+	assert_false(utf8_is_valid("\xc0\xaf"));	 /* overlong '/' */
+	assert_false(utf8_is_valid("\xed\xa0\x80"));	 /* surrogate */
+	assert_false(utf8_is_valid("\xf4\x90\x80\x80")); /* above U+10FFFF */
+	assert_false(utf8_is_valid("\xe2\x82"));	 /* truncated */
+	assert_false(utf8_is_valid("\x80"));
+
+	assert_non_null(a = escape_terminal("ERROR: \033[2J\033]0;pwn\007 end\r\n", ""));
+	assert_string_equal(a, "ERROR: \\x1b[2J\\x1b]0;pwn\\x07 end\\x0d\\x0a");
+	assert_non_null(
+		b = escape_terminal("t\tn\n\x7f \xc2\x9b[1m caf\xc3\xa9 \xff\xe2\x82",
+				    "\t\n"));
+	assert_string_equal(b, "t\tn\n\\x7f \\xc2\\x9b[1m caf\xc3\xa9 \\xff\\xe2\\x82");
+	assert_non_null(c = escape_terminal("", ""));
+	assert_string_equal(c, "");
+
+	assert_non_null(f = open_memstream(&json, &size));
+	json_write_string(f, "\033]0;x\007 \"q\" \\ \xc2\x9b caf\xc3\xa9 \xff\xc3 \x7f");
+	assert_int_equal(fclose(f), 0);
+	assert_string_equal(json,
+			    "\"\\u001b]0;x\\u0007 \\\"q\\\" \\\\ \\u009b caf\xc3\xa9 "
+			    "\\ufffd\\ufffd \\u007f\"");
 }
 
 struct ini_seen {
@@ -103,9 +146,12 @@ static void test_fs(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_version_compare), cmocka_unit_test(test_strv),
-		cmocka_unit_test(test_parse_size),      cmocka_unit_test(test_ini),
+		cmocka_unit_test(test_version_compare),
+		cmocka_unit_test(test_strv),
+		cmocka_unit_test(test_parse_size),
+		cmocka_unit_test(test_ini),
 		cmocka_unit_test(test_fs),
+		cmocka_unit_test(test_escape),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -228,7 +228,7 @@ static void format_when(uint64_t usec, char *buf, size_t n)
 		format_timestamp(buf, n, usec);
 }
 
-void status_print_table(FILE *f, const struct status_row *rows, size_t n)
+static void print_table(FILE *f, const struct status_row *rows, size_t n)
 {
 	int w_name = 4, w_ver = 7, w_kernel = 6, w_arch = 4, w_signer = 9;
 
@@ -260,6 +260,25 @@ void status_print_table(FILE *f, const struct status_row *rows, size_t n)
 	}
 }
 
+/* The reason column is a line of the build log, which the build wrote: escaped, it cannot
+ * control the admin's terminal. Only the table's own line ends stay. */
+int status_print_table(FILE *f, const struct status_row *rows, size_t n)
+{
+	_cleanup_free_ char *buf = NULL, *shown = NULL;
+	size_t size = 0;
+	FILE *m = open_memstream(&buf, &size);
+
+	if (!m)
+		return -ENOMEM;
+	print_table(m, rows, n);
+	if (fclose(m) != 0)
+		return -ENOMEM;
+	shown = escape_terminal(buf, "\n");
+	if (!shown)
+		return -ENOMEM;
+	fputs(shown, f);
+	return 0;
+}
 
 static void json_strv(FILE *f, char **l)
 {

@@ -37,8 +37,9 @@ int status_collect(struct db *d, const char *name, const char *kver,
 		   struct status_row **ret, size_t *ret_n);
 void status_rows_free(struct status_row *rows, size_t n);
 
-/* The human table (header + one line per row). */
-void status_print_table(FILE *f, const struct status_row *rows, size_t n);
+/* The human table (header + one line per row), control characters and invalid UTF-8 of
+ * the values escaped (escape_terminal()). -ENOMEM. */
+int status_print_table(FILE *f, const struct status_row *rows, size_t n);
 /* {"version":1,"modules":[...]}: the schema documented in dm2(1). */
 void status_print_json(FILE *f, const struct status_row *rows, size_t n);
 /* The state as the JSON output names it: job_state_to_string(), or "not-built". */

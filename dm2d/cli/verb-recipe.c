@@ -107,13 +107,21 @@ static int recipe_list(int argc, char *argv[], struct cli *cli)
 		printf("[");
 		for (size_t i = 0; i < set->n; i++) {
 			const struct recipe *rc = set->recipes[i];
-			_cleanup_free_ char *v = versions_text(rc, "\",\"");
+			_cleanup_free_ char *v = versions_text(rc, "\n");
+			_cleanup_strv_free_ char **vl = NULL;
 
-			if (!v)
+			if (!v || strv_split(v, "\n", &vl) < 0)
 				return log_oom(), EXIT_FAILURE_GENERIC;
 			printf("%s\n  {\"name\":", i ? "," : "");
 			cli_json_string(stdout, strempty(rc->name));
-			printf(",\"versions\":[\"%s\"],\"origin\":", v);
+			printf(",\"versions\":[");
+			STRV_FOREACH(x, vl)
+			{
+				if (x != vl)
+					putchar(',');
+				cli_json_string(stdout, *x); /* a Version= may hold '"' */
+			}
+			printf("],\"origin\":");
 			cli_json_string(stdout,
 					strempty(recipe_origin_to_string(rc->origin)));
 			printf(",\"file\":");

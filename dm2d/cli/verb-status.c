@@ -70,17 +70,60 @@ int verb_status(int argc, char *argv[], struct cli *cli)
 		}
 	}
 
+	r = 0;
 	if (json)
 		status_print_json(stdout, rows, n);
 	else if (n > 0)
-		status_print_table(stdout, rows, n);
-	else if (cli->verbosity >= 0)
-		printf("No modules%s%s%s%s.\n", name ? " named '" : "", strempty(name),
+		r = status_print_table(stdout, rows, n);
+	else if (cli->verbosity >= 0) {
+		_cleanup_free_ char *shown = name ? escape_terminal(name, "") : NULL;
+
+		printf("No modules%s%s%s%s.\n", name ? " named '" : "", strempty(shown),
 		       name ? "'" : "", kver ? " for this kernel" : "");
+	}
 	status_rows_free(rows, n);
+	if (r < 0)
+		return log_oom(), EXIT_FAILURE_GENERIC;
 	if (n == 0 && name)
 		return EXIT_NOT_FOUND;
 	return EXIT_OK;
+}
+
+/* The build wrote its log: on a terminal each line is shown with its control characters
+ * and invalid UTF-8 escaped (tabs stay). Into a pipe or file the bytes go as they are. */
+static int print_log_escaped(int fd, const char *rel)
+{
+	_cleanup_free_ char *line = NULL;
+	size_t size = 0;
+	FILE *f = fdopen(fd, "r");
+	int r = EXIT_OK;
+
+	if (!f) {
+		(void) close(fd);
+		return log_oom(), EXIT_FAILURE_GENERIC;
+	}
+	errno = 0;
+	for (ssize_t n; r == EXIT_OK && (n = getline(&line, &size, f)) >= 0;)
+		/* A NUL ends escape_terminal()'s string, not the line. */
+		for (const char *p = line; r == EXIT_OK && p < line + n;
+		     p += strlen(p) + 1) {
+			_cleanup_free_ char *shown = escape_terminal(p, "\t\n");
+
+			if (!shown) {
+				log_oom();
+				r = EXIT_FAILURE_GENERIC;
+				break;
+			}
+			fputs(shown, stdout);
+			if (p + strlen(p) < line + n)
+				fputs("\\x00", stdout);
+		}
+	if (r == EXIT_OK && ferror(f)) {
+		log_error_errno(errno, "Failed to read '%s': %m", rel);
+		r = EXIT_FAILURE_GENERIC;
+	}
+	fclose(f);
+	return r;
 }
 
 int verb_log(int argc, char *argv[], struct cli *cli)
@@ -141,6 +184,8 @@ int verb_log(int argc, char *argv[], struct cli *cli)
 				  streq(ctx->root, "/") ? "" : ctx->root, rel);
 		return EXIT_NOT_FOUND;
 	}
+	if (cli->tty)
+		return print_log_escaped(TAKE_FD(fd), rel);
 	for (;;) {
 		char buf[65536];
 		ssize_t k = read(fd, buf, sizeof(buf));

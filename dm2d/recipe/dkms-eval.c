@@ -20,6 +20,8 @@ struct sbuf {
 
 static int sbuf_putn(struct sbuf *b, const char *s, size_t n)
 {
+	if (n > DKMS_EVAL_VALUE_MAX - b->n)
+		return -E2BIG; /* dkms_eval() names the line */
 	if (b->n + n + 1 > b->cap) {
 		size_t cap = MAX(b->cap * 2, b->n + n + 64);
 		char *p = realloc(b->p, cap);
@@ -61,7 +63,9 @@ struct parser {
 	const char *s;
 	size_t n, i;
 	unsigned line;
-	bool fatal; /* stop: the rest of the file cannot be resynchronised */
+	bool fatal;	  /* stop: the rest of the file cannot be resynchronised */
+	unsigned depth;	  /* of expand_text() calls */
+	uint64_t *budget; /* work left of DKMS_EVAL_WORK_MAX, shared with sub-parsers */
 	struct dkms_vars *vars;
 	const struct dkms_eval_params *params;
 	recipe_diag_fn diag;
@@ -84,7 +88,11 @@ static void word_done(struct word *w)
 
 static int word_push(struct word *w)
 {
-	int r = strv_consume(&w->words, sbuf_take(&w->cur));
+	int r;
+
+	if (strv_length(w->words) >= DKMS_VARS_MAX)
+		return -ENOSPC; /* dkms_eval() names the line */
+	r = strv_consume(&w->words, sbuf_take(&w->cur));
 
 	w->have = false;
 	return r;
@@ -110,6 +118,21 @@ static _printf_(3, 4) int fail(struct parser *p, unsigned line, const char *form
 	else
 		log_debug("%s:%u: %s", p->path, line, m);
 	return -EBADMSG;
+}
+
+/* Count units of work (bytes looked up, pattern steps) against the file's budget. */
+static int charge(struct parser *p, uint64_t units)
+{
+	if (*p->budget > units) { /* never 0 but when exhausted */
+		*p->budget -= units;
+		return 0;
+	}
+	*p->budget = 0; /* dkms_eval() stops at the end of this statement */
+	return fail(
+		p, p->line,
+		"expansions take more than %u MiB of work; the file cannot be evaluated "
+		"safely",
+		DKMS_EVAL_WORK_MAX >> 20);
 }
 
 static char peek_at(const struct parser *p, size_t k)
@@ -231,9 +254,17 @@ static int expand_text(struct parser *p, const char *s, size_t n, char **ret)
 	struct word w = {};
 	int r;
 
+	/* The one recursion of the parser: parse_word() -> parse_dollar() -> eval_brace()
+	 * -> expand_text() -> parse_word(). */
+	if (p->depth >= DKMS_EVAL_DEPTH_MAX)
+		return fail(
+			p, p->line,
+			"expansions nested more than %u deep cannot be evaluated safely",
+			DKMS_EVAL_DEPTH_MAX);
 	sub.s = s;
 	sub.n = n;
 	sub.i = 0;
+	sub.depth = p->depth + 1;
 	r = parse_word(&sub, true, &w);
 	if (r < 0) {
 		word_done(&w);
@@ -244,62 +275,270 @@ static int expand_text(struct parser *p, const char *s, size_t n, char **ret)
 	return *ret ? 0 : -ENOMEM;
 }
 
-static bool match_sub(const char *pat, const char *s, size_t n)
-{
-	_cleanup_free_ char *t = strndup(s, n);
+/* ---- patterns ----
+ *
+ * ${v#p} and the like match bash patterns. fnmatch() tries every position again for each
+ * '*', exponential in their number ("*a*a*a*a*b"), so the matching is done here: a
+ * pattern is compiled once into tokens, and matching returns only to the last '*', at
+ * most len(s) * len(pattern) steps. Bracket expressions are left to fnmatch() on one
+ * character.
+ */
 
-	return t && fnmatch(pat, t, 0) == 0;
+enum glob_kind {
+	GLOB_CHAR,
+	GLOB_ANY,
+	GLOB_STAR,
+	GLOB_SET,
+};
+
+struct glob_token {
+	enum glob_kind kind;
+	char c;		/* GLOB_CHAR */
+	char *set;	/* GLOB_SET: "[...]" as written */
+	size_t set_len; /* what one fnmatch() of it costs */
+};
+
+struct glob {
+	struct glob_token *t;
+	size_t n, cap;
+};
+
+static void glob_done(struct glob *g)
+{
+	for (size_t i = 0; i < g->n; i++)
+		free(g->t[i].set);
+	free(g->t);
+	*g = (struct glob){};
+}
+
+/* p is at '['; the index of the ']' closing the bracket expression, 0 if there is none
+ * (then '[' is literal, as in fnmatch()). *ret_scanned: how far it looked. */
+static size_t bracket_end(const char *p, size_t *ret_scanned)
+{
+	size_t k = 1, e = 0;
+
+	if (p[k] == '!' || p[k] == '^')
+		k++;
+	if (p[k] == ']')
+		k++;
+	for (; p[k]; k++) {
+		if (p[k] == '\\' && p[k + 1]) {
+			k++;
+			continue;
+		}
+		if (p[k] == '[' && p[k + 1] && strchr(":=.", p[k + 1])) {
+			const char close[] = {p[k + 1], ']', '\0'};
+			const char *c = strstr(p + k + 2, close);
+
+			if (!c) {
+				k += strlen(p + k);
+				break;
+			}
+			k = c - p + 1;
+			continue;
+		}
+		if (p[k] == ']') {
+			e = k;
+			break;
+		}
+	}
+	*ret_scanned = k;
+	return e;
+}
+
+static int glob_compile(struct parser *parser, const char *pat, struct glob *ret)
+{
+	struct glob g = {};
+	int r;
+
+	for (const char *p = pat; *p;) {
+		struct glob_token t = {.kind = GLOB_CHAR, .c = *p};
+		size_t len = 1, scanned;
+
+		if (*p == '\\' && p[1]) {
+			t.c = p[1];
+			len = 2;
+		} else if (*p == '?')
+			t.kind = GLOB_ANY;
+		else if (*p == '*')
+			t.kind = GLOB_STAR;
+		else if (*p == '[') {
+			size_t e = bracket_end(p, &scanned);
+
+			/* "[[[[..." without a ']' is a scan to the end for each '['. */
+			r = charge(parser, scanned);
+			if (r < 0)
+				goto fail;
+			if (e > 0) {
+				t.kind = GLOB_SET;
+				len = t.set_len = e + 1;
+				t.set = strndup(p, len);
+				if (!t.set) {
+					r = -ENOMEM;
+					goto fail;
+				}
+			}
+		}
+		p += len;
+		if (t.kind == GLOB_STAR && g.n > 0 && g.t[g.n - 1].kind == GLOB_STAR)
+			continue; /* "**" is "*" */
+		if (g.n == g.cap) {
+			size_t cap = MAX(g.cap * 2, (size_t) 16);
+			struct glob_token *nt = reallocarray(g.t, cap, sizeof(*nt));
+
+			if (!nt) {
+				free(t.set);
+				r = -ENOMEM;
+				goto fail;
+			}
+			g.t = nt;
+			g.cap = cap;
+		}
+		g.t[g.n++] = t;
+	}
+	*ret = g;
+	return 0;
+fail:
+	glob_done(&g);
+	return r;
+}
+
+static bool glob_token_matches(const struct glob_token *t, char c)
+{
+	switch (t->kind) {
+	case GLOB_CHAR:
+		return t->c == c;
+	case GLOB_ANY:
+		return true;
+	case GLOB_SET:
+		return fnmatch(t->set, (const char[]){c, '\0'}, 0) == 0;
+	case GLOB_STAR:
+		break;
+	}
+	return false;
+}
+
+/* 1 if g matches all of s[0..n), 0 if not; each step is charged to the budget. */
+static int glob_match(struct parser *p, const struct glob *g, const char *s, size_t n)
+{
+	size_t ti = 0, si = 0, star_t = SIZE_MAX, star_s = 0;
+	uint64_t steps = 1;
+	int r;
+
+	while (si < n) {
+		/* A call is up to (n + 1) * (g->n + 1) steps: charged as it goes. */
+		if (steps > 4096) {
+			r = charge(p, steps);
+			if (r < 0)
+				return r;
+			steps = 0;
+		}
+		steps++;
+		if (ti < g->n && g->t[ti].kind == GLOB_STAR) {
+			star_t = ++ti;
+			star_s = si;
+			continue;
+		}
+		if (ti < g->n) {
+			steps += g->t[ti].set_len;
+			if (glob_token_matches(&g->t[ti], s[si])) {
+				ti++;
+				si++;
+				continue;
+			}
+		}
+		if (star_t == SIZE_MAX)
+			break;
+		ti = star_t;
+		si = ++star_s;
+	}
+	r = charge(p, steps);
+	if (r < 0)
+		return r;
+	if (si < n)
+		return 0;
+	while (ti < g->n && g->t[ti].kind == GLOB_STAR)
+		ti++;
+	return ti == g->n;
 }
 
 /* ${v#p} ${v##p} ${v%p} ${v%%p} */
-static char *trim_pattern(const char *v, const char *pat, bool prefix, bool longest)
+static int trim_pattern(struct parser *p, const char *v, const struct glob *g,
+			bool prefix, bool longest, char **ret)
 {
 	size_t len = strlen(v);
 
 	for (size_t step = 0; step <= len; step++) {
 		size_t k = longest ? len - step : step; /* length of the part removed */
+		int m = glob_match(p, g, prefix ? v : v + len - k, k);
 
-		if (prefix && match_sub(pat, v, k))
-			return strdup(v + k);
-		if (!prefix && match_sub(pat, v + len - k, k))
-			return strndup(v, len - k);
+		if (m < 0)
+			return m;
+		if (m > 0) {
+			*ret = prefix ? strdup(v + k) : strndup(v, len - k);
+			return *ret ? 0 : -ENOMEM;
+		}
 	}
-	return strdup(v);
+	*ret = strdup(v);
+	return *ret ? 0 : -ENOMEM;
 }
 
 /* ${v/p/s} and ${v//p/s}: longest match at the leftmost position, as bash does. */
-static char *replace_pattern(const char *v, const char *pat, const char *rep, bool all)
+static int replace_pattern(struct parser *p, const char *v, const struct glob *g,
+			   const char *rep, bool all, char **ret)
 {
 	struct sbuf b = {};
 	size_t len = strlen(v), i = 0;
 	bool done = false;
+	int r = 0;
 
 	while (i < len) {
 		size_t j = len + 1;
+		bool try = !done && g->n > 0;
 
-		if (!done && *pat)
-			for (j = len; j > i; j--)
-				if (match_sub(pat, v + i, j - i))
+		/* Most patterns start with a character: no match starts where it differs.
+		 */
+		if (try && g->t[0].kind != GLOB_STAR) {
+			r = charge(p, 1 + g->t[0].set_len);
+			if (r < 0)
+				break;
+			if (!glob_token_matches(&g->t[0], v[i])) {
+				j = i;
+				try = false;
+			}
+		}
+		if (try)
+			for (j = len; j > i; j--) {
+				r = glob_match(p, g, v + i, j - i);
+				if (r != 0)
 					break;
-		if (!done && *pat && j > i) {
-			if (sbuf_puts(&b, rep) < 0)
-				goto oom;
+			}
+		if (r < 0)
+			break;
+		if (!done && g->n > 0 && j > i) {
+			r = sbuf_puts(&b, rep);
+			if (r < 0)
+				break;
 			i = j;
 			done = !all;
 			continue;
 		}
-		if (sbuf_putc(&b, v[i++]) < 0)
-			goto oom;
+		r = sbuf_putc(&b, v[i++]);
+		if (r < 0)
+			break;
 	}
-	return sbuf_take(&b);
-oom:
-	free(b.p);
-	return NULL;
+	if (r < 0) {
+		free(b.p);
+		return r;
+	}
+	*ret = sbuf_take(&b);
+	return *ret ? 0 : -ENOMEM;
 }
 
 static int lookup(struct parser *p, const char *name, const char *idx, char **ret)
 {
 	const char *v;
+	int r;
 
 	if (idx && (streq(idx, "@") || streq(idx, "*"))) {
 		struct sbuf b = {};
@@ -307,11 +546,14 @@ static int lookup(struct parser *p, const char *name, const char *idx, char **re
 
 		for (size_t k = 0; k < n; k++) {
 			v = dkms_vars_get(p->vars, name, k);
-			if (!v)
-				continue;
-			if ((b.n > 0 && sbuf_putc(&b, ' ') < 0) || sbuf_puts(&b, v) < 0) {
+			r = charge(p, 1 + strlen(strempty(v)));
+			if (r >= 0 && v && b.n > 0)
+				r = sbuf_putc(&b, ' ');
+			if (r >= 0 && v)
+				r = sbuf_puts(&b, v);
+			if (r < 0) {
 				free(b.p);
-				return -ENOMEM;
+				return r;
 			}
 		}
 		*ret = sbuf_take(&b);
@@ -326,6 +568,9 @@ static int lookup(struct parser *p, const char *name, const char *idx, char **re
 		v = dkms_vars_get(p->vars, name, k);
 	} else
 		v = dkms_vars_get(p->vars, name, 0);
+	r = charge(p, 1 + strlen(strempty(v)));
+	if (r < 0)
+		return r;
 	/* Unknown variables expand to nothing, as in bash. */
 	*ret = strdup(strempty(v));
 	return *ret ? 0 : -ENOMEM;
@@ -417,14 +662,19 @@ static int eval_brace(struct parser *p, const char *content, char **ret)
 		else
 			*ret = strdup(set ? val : arg);
 	} else if (op[0] == '#' || op[0] == '%') {
+		_cleanup_(glob_done) struct glob g = {};
 		bool longest = op[1] == op[0];
 		const char *pat = op + 1 + longest;
 
 		r = expand_text(p, pat, strlen(pat), &arg);
 		if (r < 0)
 			return r;
-		*ret = trim_pattern(val, arg, op[0] == '#', longest);
+		r = glob_compile(p, arg, &g);
+		if (r < 0)
+			return r;
+		return trim_pattern(p, val, &g, op[0] == '#', longest, ret);
 	} else if (op[0] == '/') {
+		_cleanup_(glob_done) struct glob g = {};
 		_cleanup_free_ char *rep = NULL;
 		bool all = op[1] == '/';
 		const char *pat = op + 1 + all, *slash = strchr(pat, '/');
@@ -437,7 +687,10 @@ static int eval_brace(struct parser *p, const char *content, char **ret)
 				&rep);
 		if (r < 0)
 			return r;
-		*ret = replace_pattern(val, arg, rep, all);
+		r = glob_compile(p, arg, &g);
+		if (r < 0)
+			return r;
+		return replace_pattern(p, val, &g, rep, all, ret);
 	} else
 		return fail(p, p->line, "substitution '${%s}' cannot be evaluated safely",
 			    content);
@@ -723,7 +976,7 @@ static int parse_array(struct parser *p, const char *name, bool append, unsigned
 
 	p->i++; /* '(' */
 	for (;;) {
-		struct word w = { .split = true };
+		struct word w = {.split = true};
 		char c;
 
 		skip_blanks(p, true);
@@ -741,7 +994,9 @@ static int parse_array(struct parser *p, const char *name, bool append, unsigned
 			r = word_push(&w);
 		if (r >= 0)
 			for (char **s = w.words; s && *s; s++) {
-				r = strv_extend(&items, *s);
+				r = strv_length(items) >= DKMS_VARS_MAX
+					    ? -ENOSPC
+					    : strv_extend(&items, *s);
 				if (r < 0)
 					break;
 			}
@@ -820,9 +1075,14 @@ static int parse_assignment(struct parser *p)
 	if (!v)
 		return -ENOMEM;
 	if (append) {
-		const char *old = dkms_vars_get(p->vars, name, index);
-		char *j = strjoin(strempty(old), v);
+		const char *old = strempty(dkms_vars_get(p->vars, name, index));
+		char *j;
 
+		if (strlen(old) + strlen(v) > DKMS_EVAL_VALUE_MAX) {
+			free(v);
+			return -E2BIG;
+		}
+		j = strjoin(old, v);
 		free(v);
 		if (!j)
 			return -ENOMEM;
@@ -923,10 +1183,26 @@ static int parse_statement(struct parser *p)
 	}
 }
 
+/* The bounds that helpers deep down report as an errno, with the statement's line. */
+static int report_bound(struct parser *p, unsigned line, int r)
+{
+	if (r == -E2BIG)
+		return fail(p, line,
+			    "a value longer than %u bytes cannot be evaluated safely",
+			    DKMS_EVAL_VALUE_MAX);
+	if (r == -ENOSPC)
+		return fail(p, line,
+			    "more than %u variables, array elements or words cannot be "
+			    "evaluated safely",
+			    DKMS_VARS_MAX);
+	return r;
+}
+
 int dkms_eval(const char *path, const char *text, size_t size, struct dkms_vars *vars,
 	      const struct dkms_eval_params *params, recipe_diag_fn diag, void *userdata)
 {
 	_cleanup_free_ char *buf = NULL;
+	uint64_t budget = DKMS_EVAL_WORK_MAX;
 	struct parser p = {
 		.path = path,
 		.line = 1,
@@ -934,6 +1210,7 @@ int dkms_eval(const char *path, const char *text, size_t size, struct dkms_vars 
 		.params = params,
 		.diag = diag,
 		.userdata = userdata,
+		.budget = &budget,
 	};
 	bool failed = false;
 	size_t n = 0;
@@ -954,7 +1231,8 @@ int dkms_eval(const char *path, const char *text, size_t size, struct dkms_vars 
 	p.s = buf;
 	p.n = n;
 
-	while (p.i < p.n && !p.fatal) {
+	while (p.i < p.n && !p.fatal && budget > 0) {
+		unsigned line;
 		char c;
 
 		skip_blanks(&p, false);
@@ -975,7 +1253,8 @@ int dkms_eval(const char *path, const char *text, size_t size, struct dkms_vars 
 				p.i++;
 			continue;
 		}
-		r = parse_statement(&p);
+		line = p.line;
+		r = report_bound(&p, line, parse_statement(&p));
 		if (r == -ENOMEM)
 			return r;
 		if (r < 0) {

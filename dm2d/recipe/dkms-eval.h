@@ -14,12 +14,28 @@
  * reported as an error naming the line.
  */
 
+/*
+ * What one file may make the evaluator do. dkms.conf comes from whoever packaged the
+ * module; past these bounds the evaluator reports "FILE:LINE: ... cannot be evaluated
+ * safely" instead of running out of stack ("${a:-${a:-..." nested 20,000 deep), memory
+ * ("A=$A$A" 40 times) or time (patterns over long values).
+ */
+/* ${...} expansions inside expansions */
+#define DKMS_EVAL_DEPTH_MAX 32U
+/* bytes of any word or value */
+#define DKMS_EVAL_VALUE_MAX (64U * 1024U)
+/* units of work per file: bytes looked up plus pattern matching steps */
+#define DKMS_EVAL_WORK_MAX (4U * 1024U * 1024U)
+/* variables and array elements in all; words of one array assignment */
+#define DKMS_VARS_MAX 1024U
+
 /* Variables: every variable is a sparse array, a scalar is index 0 (as in bash). */
 struct dkms_vars;
 
 int dkms_vars_new(struct dkms_vars **ret);
 struct dkms_vars *dkms_vars_free(struct dkms_vars *v);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct dkms_vars *, dkms_vars_free);
+/* -ENOSPC when DKMS_VARS_MAX entries (name, index) are set already. */
 int dkms_vars_set(struct dkms_vars *v, const char *name, size_t index, const char *value,
 		  unsigned line);
 /* Forget every index of name. */

@@ -60,6 +60,11 @@ int dkms_vars_set(struct dkms_vars *v, const char *name, size_t index, const cha
 		e->line = line;
 		return 0;
 	}
+	/* Every lookup walks the list: bounded, so that many assignments stay fast. */
+	if (v->n >= DKMS_VARS_MAX) {
+		free(copy);
+		return -ENOSPC;
+	}
 	a = realloc(v->v, (v->n + 1) * sizeof(*a));
 	if (!a) {
 		free(copy);

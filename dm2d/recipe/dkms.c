@@ -706,14 +706,18 @@ static int note_kernel_overrides(struct conf_ctx *c, const char *dir, const char
 static int read_overrides(struct conf_ctx *c, const char *dir, const char *kernel_release,
 			  const char *arch, struct dkms_eval_params *params, uint64_t *crc)
 {
-	const char *m = dkms_vars_get(c->vars, "PACKAGE_NAME", 0);
-	const char *v = dkms_vars_get(c->vars, "PACKAGE_VERSION", 0);
+	/* Copies: an override may set PACKAGE_NAME or PACKAGE_VERSION again, which frees
+	 * the values the file names below are made of. */
+	_cleanup_free_ char *m = strdup(strempty(dkms_vars_get(c->vars, "PACKAGE_NAME", 0)));
+	_cleanup_free_ char *v = strdup(strempty(dkms_vars_get(c->vars, "PACKAGE_VERSION", 0)));
 	const char *k = kernel_release;
 	const bool versioned = !isempty(v) && !strchr(v, '/');
 	const bool want[6] = { true, versioned, versioned && k, versioned && k, k, k };
 	char *names[ELEMENTSOF(want)] = {};
 	int r = 0;
 
+	if (!m || !v)
+		return -ENOMEM;
 	if (!dir || isempty(m) || !recipe_name_valid(m))
 		return 0;
 	if (want[0])

@@ -834,6 +834,15 @@ static int on_ini_item(const char *section, const char *key, const char *value,
 		return r;
 	}
 
+	/* Values end up in --json and on terminals: they must be text. */
+	if (!utf8_is_valid(key) || !utf8_is_valid(value)) {
+		if (utf8_is_valid(key))
+			problem(p, line, "%s= is not valid UTF-8", key);
+		else
+			problem(p, line, "key is not valid UTF-8");
+		return 0;
+	}
+
 	switch (p->section) {
 	case SECTION_RECIPE:
 		r = parse_recipe_key(p, key, value, line);

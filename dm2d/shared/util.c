@@ -233,15 +233,19 @@ int parse_size(const char *s, uint64_t *ret)
 	if (!c)
 		return -ENOMEM;
 	n = strlen(c);
-	if (n > 0 && (c[n - 1] == 'B' || c[n - 1] == 'b') && n > 1 && !isdigit((unsigned char) c[n - 2]))
+	if (n > 1 && (c[n - 1] == 'B' || c[n - 1] == 'b') && !isdigit((unsigned char) c[n - 2]))
 		c[--n] = '\0';
 	if (n == 0)
 		return -EINVAL;
+	/* One unit at most ("1MK" is not a size), and a number before it ("k" is not). */
 	for (size_t i = 0; i < ELEMENTSOF(units); i++)
 		if (toupper((unsigned char) c[n - 1]) == units[i].suffix) {
 			f = units[i].factor;
 			c[--n] = '\0';
+			break;
 		}
+	if (n == 0)
+		return -EINVAL;
 	r = safe_atou64(c, &v);
 	if (r < 0)
 		return r;
@@ -399,6 +403,85 @@ int find_program(const char *search_path, const char *name, char **ret_path)
 	return -ENOENT;
 }
 
+/* The length of the UTF-8 sequence at p (RFC 3629: no overlong forms, no surrogates, at
+ * most U+10FFFF) and its code point, or 0 if p does not start one. */
+static size_t utf8_sequence(const unsigned char *p, uint32_t *ret_cp)
+{
+	uint32_t cp;
+	size_t n;
+
+	if (p[0] < 0x80) {
+		*ret_cp = p[0];
+		return 1;
+	}
+	if (p[0] < 0xc2 || p[0] > 0xf4)
+		return 0; /* a continuation byte, an overlong lead, or beyond U+10FFFF */
+	n = p[0] < 0xe0 ? 2 : p[0] < 0xf0 ? 3 : 4;
+	cp = p[0] & (0x7f >> n);
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0; /* also at the terminating NUL */
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	*ret_cp = cp;
+	return n;
+}
+
+bool utf8_is_valid(const char *s)
+{
+	uint32_t cp;
+
+	for (const unsigned char *p = (const unsigned char *) s; *p;) {
+		size_t n = utf8_sequence(p, &cp);
+
+		if (n == 0)
+			return false;
+		p += n;
+	}
+	return true;
+}
+
+/* C0, DEL and C1: what a terminal may take for the start of a control sequence. */
+static bool is_control(uint32_t cp)
+{
+	return cp < 0x20 || (cp >= 0x7f && cp < 0xa0);
+}
+
+char *escape_terminal(const char *s, const char *keep)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *) s;
+	char *r, *o;
+
+	/* Every byte grows to "\xNN" at most. */
+	r = o = malloc(strlen(s) * 4 + 1);
+	if (!r)
+		return NULL;
+	while (*p) {
+		uint32_t cp = 0;
+		size_t n = utf8_sequence(p, &cp);
+
+		if (n > 0 && (!is_control(cp) || (cp < 0x80 && strchr(keep, (int) cp)))) {
+			memcpy(o, p, n);
+			o += n;
+			p += n;
+			continue;
+		}
+		/* Escape the lead byte alone: what follows may be valid again. */
+		for (size_t i = 0; i < MAX(n, (size_t) 1); i++, p++) {
+			*o++ = '\\';
+			*o++ = 'x';
+			*o++ = hex[*p >> 4];
+			*o++ = hex[*p & 15];
+		}
+	}
+	*o = '\0';
+	return r;
+}
+
 void json_write_string(FILE *f, const char *s)
 {
 	if (!s) {
@@ -406,7 +489,16 @@ void json_write_string(FILE *f, const char *s)
 		return;
 	}
 	fputc('"', f);
-	for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
+	for (const unsigned char *p = (const unsigned char *) s; *p;) {
+		uint32_t cp = 0;
+		size_t n = utf8_sequence(p, &cp);
+
+		if (n == 0) {
+			/* JSON is UTF-8: another byte becomes U+FFFD, as in decoders. */
+			fputs("\\ufffd", f);
+			p++;
+			continue;
+		}
 		if (*p == '"' || *p == '\\')
 			fprintf(f, "\\%c", *p);
 		else if (*p == '\n')
@@ -415,10 +507,11 @@ void json_write_string(FILE *f, const char *s)
 			fputs("\\r", f);
 		else if (*p == '\t')
 			fputs("\\t", f);
-		else if (*p < 0x20)
-			fprintf(f, "\\u%04x", *p);
+		else if (is_control(cp)) /* DEL and C1 too: --json may go to a terminal */
+			fprintf(f, "\\u%04x", (unsigned) cp);
 		else
-			fputc(*p, f);
+			fwrite(p, 1, n, f);
+		p += n;
 	}
 	fputc('"', f);
 }

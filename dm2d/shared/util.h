@@ -46,9 +46,16 @@ int version_compare(const char *a, const char *b);
  * path in *ret_path if ret_path is not NULL. */
 int find_program(const char *search_path, const char *name, char **ret_path);
 
-/* Write s as a JSON string literal (NULL as null), escaping quotes, backslashes and control
- * characters. */
+/* Write s as a JSON string literal (NULL as null), escaping quotes, backslashes and
+ * control characters (C0, DEL, C1); a byte that is not part of valid UTF-8 is written as
+ * U+FFFD, so the output is valid JSON whatever s holds. */
 void json_write_string(FILE *f, const char *s);
+/* s is valid UTF-8 (RFC 3629). */
+bool utf8_is_valid(const char *s);
+/* A copy of s for a terminal: control characters (C0 but those in keep, DEL, C1) and
+ * bytes that are not valid UTF-8 written as "\xNN", so that text from a build log cannot
+ * move the cursor, retitle the window or clear the screen. NULL on allocation failure. */
+char *escape_terminal(const char *s, const char *keep);
 
 /* Time */
 uint64_t now_usec(void);          /* CLOCK_REALTIME */

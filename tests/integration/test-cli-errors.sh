@@ -145,6 +145,9 @@ check 2 1 "Unknown command 'dm2 cache frob'" $(r cache frob)
 check 2 1 "Unexpected argument 'x'" $(r cache stat x)
 check 2 1 "Invalid size 'lots' for --max-size" $(r cache gc --max-size lots)
 check 2 1 "Option '--max-size' needs an argument" $(r cache gc --max-size)
+# A unit without a number read before the string (issue 12, attack 7).
+check 2 1 "Invalid size 'k' for --max-size" $(r cache gc --max-size k)
+check 2 1 "Invalid size 'KB' for --max-size" $(r cache gc --max-size KB)
 check 2 1 "Missing argument; usage: dm2 cache pull" $(r cache pull)
 check 2 1 "'zz' is not a cache key" $(r cache pull zz)
 check 2 1 "No remote cache: set Remote=" $(r cache push)
@@ -158,6 +161,8 @@ conf '[Daemon]\nJobs=1\nFrob=1\n'
 check 3 1 "etc/dm2/dm2d.conf:3: unknown setting 'Frob' in section \[Daemon\]" $(r kernel list)
 conf '[Build]\nMemoryMax=12Q\n'
 check 3 1 "etc/dm2/dm2d.conf:2: invalid value '12Q' for MemoryMax=" $(r recipe list)
+conf '[Cache]\nMaxSize=k\n'
+check 3 1 "etc/dm2/dm2d.conf:2: invalid value 'k' for MaxSize=" $(r cache stat)
 conf '[Build]\nAllowNonGPL=maybe\n'
 check 3 1 "etc/dm2/dm2d.conf:2: invalid value 'maybe' for AllowNonGPL=" $(r cache stat)
 conf '[Signing]\nHash=md5\n'
