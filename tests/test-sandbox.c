@@ -148,11 +148,21 @@ static void test_outputs_are_staged_copies(void **state)
 	secret = path_join(t->path, "secret.pem");
 	build_init(&b, t, "hostile", "work", "swap", NULL, secret);
 	ASSERT_OK(kbw_build(b.k, &b.p, &res));
-	assert_built(&b, res);
 	/* The swap would come as soon as make exits: give it time to happen. */
 	sleep(2);
 	assert_true(asprintf(&pattern, "30.%s", b.tag) > 0);
 	assert_int_equal(count_sleeps(pattern, true), 0);
+	/* The swapper may win the race against the sandbox's PID 1 between make's exit and
+	 * the end of the namespace: then the outputs are symlinks when they are read, and the
+	 * build is refused. Either way nothing of the secret comes out. */
+	if (!kbw_build_succeeded(res) && res->reason && strstr(res->reason, "symbolic link")) {
+		_cleanup_free_ char *staged = path_join(b.work, "dm2_hostile.ko");
+
+		assert_int_equal(access(staged, F_OK), -1);
+		build_done(&b);
+		return;
+	}
+	assert_built(&b, res);
 
 	assert_int_equal(lstat(res->modules[0], &st), 0);
 	assert_true(S_ISREG(st.st_mode));
