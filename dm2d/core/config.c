@@ -63,6 +63,8 @@ static int parse_sec(const char *v, uint64_t *ret)
 
 	if (r < 0)
 		return r;
+	if (s > UINT64_MAX / 1000000ULL)
+		return -ERANGE; /* would wrap to a short timeout */
 	*ret = s * 1000000ULL;
 	return 0;
 }
