@@ -11,7 +11,8 @@
 #include "shared/util.h"
 #include "tests.h"
 
-static void diag_fail(const char *file, unsigned line, const char *message, void *userdata)
+static void diag_fail(const char *file, unsigned line, const char *message,
+		      void *userdata)
 {
 	fail_msg("unexpected diagnostic %s:%u: %s", file, line, message);
 }

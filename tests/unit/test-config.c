@@ -156,14 +156,14 @@ static void test_every_key(void **state)
  * under ASan). */
 static void test_bools_and_repeats(void **state)
 {
-	static const char *const yes[] = { "yes", "true", "1", "on" };
-	static const char *const no[] = { "no", "false", "0", "off" };
+	static const char *const yes[] = {"yes", "true", "1", "on"};
+	static const char *const no[] = {"no", "false", "0", "off"};
 	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
 
 	for (size_t i = 0; i < ELEMENTSOF(yes); i++) {
 		_cleanup_(config_freep) struct dm2_config *c = NULL;
-		_cleanup_free_ char *text =
-			strjoin("[Build]\nAllowNonGPL=", yes[i], "\n[Signing]\nSign=", no[i], "\n");
+		_cleanup_free_ char *text = strjoin("[Build]\nAllowNonGPL=", yes[i],
+						    "\n[Signing]\nSign=", no[i], "\n");
 
 		ASSERT_OK(load(t, text, &c));
 		assert_true(c->allow_non_gpl);
@@ -186,28 +186,28 @@ static void test_bad_values(void **state)
 	static const struct {
 		const char *section, *key, *value;
 	} bad[] = {
-		{ "Daemon", "Jobs", "-1" },
-		{ "Daemon", "Jobs", "many" },
-		{ "Daemon", "SettleSec", "5s" },
-		{ "Daemon", "HookTimeoutSec", "-3" },
-		{ "Daemon", "SettleSec", "18446744073709551615" },
-		{ "Build", "TimeoutSec", "" },
-		{ "Build", "MemoryMax", "lots" },
-		{ "Build", "MemoryMax", "4Q" },
-		{ "Build", "AllowNonGPL", "maybe" },
-		{ "Build", "MakeJobs", "2.5" },
-		{ "Signing", "Sign", "Yes please" },
-		{ "Signing", "Hash", "md5" },
-		{ "Fetch", "MaxDownloadSize", "-1" },
-		{ "Fetch", "ConnectTimeoutSec", "x" },
-		{ "Fetch", "StallTimeoutSec", "1.5" },
-		{ "Fetch", "Retries", "three" },
-		{ "Unpack", "MaxUnpackedSize", "4KiB" },
-		{ "Unpack", "MaxEntries", "-5" },
-		{ "Cache", "MaxSize", "2X" },
-		{ "Cache", "Remote", "ftp://cache.example/" },
-		{ "Cache", "Remote", "https://a b/" },
-		{ "Cache", "Push", "2" },
+		{"Daemon", "Jobs", "-1"},
+		{"Daemon", "Jobs", "many"},
+		{"Daemon", "SettleSec", "5s"},
+		{"Daemon", "HookTimeoutSec", "-3"},
+		{"Daemon", "SettleSec", "18446744073709551615"},
+		{"Build", "TimeoutSec", ""},
+		{"Build", "MemoryMax", "lots"},
+		{"Build", "MemoryMax", "4Q"},
+		{"Build", "AllowNonGPL", "maybe"},
+		{"Build", "MakeJobs", "2.5"},
+		{"Signing", "Sign", "Yes please"},
+		{"Signing", "Hash", "md5"},
+		{"Fetch", "MaxDownloadSize", "-1"},
+		{"Fetch", "ConnectTimeoutSec", "x"},
+		{"Fetch", "StallTimeoutSec", "1.5"},
+		{"Fetch", "Retries", "three"},
+		{"Unpack", "MaxUnpackedSize", "4KiB"},
+		{"Unpack", "MaxEntries", "-5"},
+		{"Cache", "MaxSize", "2X"},
+		{"Cache", "Remote", "ftp://cache.example/"},
+		{"Cache", "Remote", "https://a b/"},
+		{"Cache", "Push", "2"},
 	};
 	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
 
