@@ -125,6 +125,30 @@ static void test_multi_module(void **state)
 	diags_done(&d);
 }
 
+/* The kernel-independent view (what dm2d compares) of the ovr package: it evaluates no
+ * kernel-specific override, but a change to one is a change of the package. */
+static void check_overrides_kernel_independent(struct test_root *t, const char *dir,
+					       const char *etc)
+{
+	_cleanup_(dkms_conf_freep) struct dkms_conf *indep = NULL, *indep2 = NULL;
+	_cleanup_(recipe_unrefp) struct recipe *ri = NULL;
+	struct diags d = {};
+	const char *h;
+
+	ASSERT_OK(dkms_conf_load(dir, NULL, "x86_64", NULL, etc, diag_collect, &d, &indep));
+	assert_true(indep->autoinstall);
+	assert_int_equal(strv_length(indep->overrides), 1);
+	assert_int_equal(strv_length(indep->kernel_overrides), 2);
+	assert_true(endswith(indep->kernel_overrides[0], "/ovr--6.1.0-1-amd64-x86_64.conf"));
+	ASSERT_OK(dkms_conf_to_recipe(indep, &ri));
+	ASSERT_OK(recipe_content_hash(ri, &h));
+	test_write_file(t->fd, "etc/dkms/ovr--6.1.0-1-amd64-x86_64.conf",
+			"BUILT_MODULE_NAME[0]=ovr_ka2\n");
+	ASSERT_OK(dkms_conf_load(dir, NULL, "x86_64", NULL, etc, diag_collect, &d, &indep2));
+	assert_int_not_equal(indep->content_crc, indep2->content_crc);
+	diags_done(&d);
+}
+
 /* The admin's /etc/dkms/<m>[-<v>[-<k>[-<a>]]].conf and <m>--<k>[-<a>].conf override
  * dkms.conf, later ones winning; kernel-specific ones only for that kernel. */
 static void test_overrides(void **state)
@@ -132,8 +156,7 @@ static void test_overrides(void **state)
 	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
 	_cleanup_(dkms_conf_freep) struct dkms_conf *c = NULL, *other = NULL, *any = NULL,
 						    *bad = NULL;
-	_cleanup_(dkms_conf_freep) struct dkms_conf *indep = NULL, *indep2 = NULL;
-	_cleanup_(recipe_unrefp) struct recipe *r = NULL, *ri = NULL;
+	_cleanup_(recipe_unrefp) struct recipe *r = NULL;
 	_cleanup_free_ char *dir = NULL, *etc = strjoin(t->path, "/etc/dkms");
 	struct diags d = {};
 	const char *conf = "PACKAGE_NAME=ovr\nPACKAGE_VERSION=1.0\nBUILT_MODULE_NAME[0]=ovr\n"
@@ -173,19 +196,7 @@ static void test_overrides(void **state)
 	assert_true(any->modules[0].strip);
 	assert_int_not_equal(any->content_crc, other->content_crc);
 
-	/* The kernel-independent view (what dm2d compares) evaluates no kernel-specific
-	 * override, but a change to one is a change of the package. */
-	ASSERT_OK(dkms_conf_load(dir, NULL, "x86_64", NULL, etc, diag_collect, &d, &indep));
-	assert_true(indep->autoinstall);
-	assert_int_equal(strv_length(indep->overrides), 1);
-	assert_int_equal(strv_length(indep->kernel_overrides), 2);
-	assert_true(endswith(indep->kernel_overrides[0], "/ovr--6.1.0-1-amd64-x86_64.conf"));
-	ASSERT_OK(dkms_conf_to_recipe(indep, &ri));
-	ASSERT_OK(recipe_content_hash(ri, &h));
-	test_write_file(t->fd, "etc/dkms/ovr--6.1.0-1-amd64-x86_64.conf",
-			"BUILT_MODULE_NAME[0]=ovr_ka2\n");
-	ASSERT_OK(dkms_conf_load(dir, NULL, "x86_64", NULL, etc, diag_collect, &d, &indep2));
-	assert_int_not_equal(indep->content_crc, indep2->content_crc);
+	check_overrides_kernel_independent(t, dir, etc);
 
 	/* The recipe's content (its sha256 for the build key) covers the overrides, and a
 	 * changed override makes it stale. */
