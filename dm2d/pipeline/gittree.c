@@ -101,7 +101,8 @@ static int hash_entry(int dir_fd, const char *name, struct tree_entry *e, bool *
 	if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
 	if (S_ISREG(st.st_mode)) {
-		_cleanup_close_ int f = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		_cleanup_close_ int f =
+			openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 		if (f < 0)
 			return -errno;
 		e->mode = (st.st_mode & S_IXUSR) ? "100755" : "100644";
@@ -117,8 +118,8 @@ static int hash_entry(int dir_fd, const char *name, struct tree_entry *e, bool *
 		return hash_object("blob", -1, target, (uint64_t) k, e->id);
 	}
 	if (S_ISDIR(st.st_mode)) {
-		_cleanup_close_ int sub = openat(dir_fd, name,
-						 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		_cleanup_close_ int sub = openat(
+			dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (sub < 0)
 			return -errno;
 		e->mode = "40000";
