@@ -62,6 +62,11 @@ static void test_defaults(void **state)
 	assert_int_equal(c->build_memory_max, 4ULL << 30);
 	assert_false(c->allow_non_gpl);
 	assert_int_equal(c->make_jobs, 0);
+	assert_int_equal(c->build_uid_min, 60928);
+	assert_int_equal(c->build_uid_max, 61183);
+	assert_int_equal(c->build_processes_max, 512);
+	assert_int_equal(c->build_cpu_usec, 600 * SEC);
+	assert_int_equal(c->build_disk_max, 2ULL << 30);
 	assert_true(c->sign);
 	assert_null(c->sign_key);
 	assert_null(c->sign_cert);
@@ -101,6 +106,10 @@ static void test_every_key(void **state)
 		       "MemoryMax=512M\n"
 		       "AllowNonGPL=yes\n"
 		       "MakeJobs=2\n"
+		       "UidRange=70000-70099\n"
+		       "ProcessMax=64\n"
+		       "CPUTimeMaxSec=30\n"
+		       "DiskMax=100M\n"
 		       "[Signing]\n"
 		       "Sign=no\n"
 		       "Key=/etc/keys/mok.key\n"
@@ -131,6 +140,11 @@ static void test_every_key(void **state)
 	assert_int_equal(c->build_memory_max, 512ULL << 20);
 	assert_true(c->allow_non_gpl);
 	assert_int_equal(c->make_jobs, 2);
+	assert_int_equal(c->build_uid_min, 70000);
+	assert_int_equal(c->build_uid_max, 70099);
+	assert_int_equal(c->build_processes_max, 64);
+	assert_int_equal(c->build_cpu_usec, 30 * SEC);
+	assert_int_equal(c->build_disk_max, 100ULL << 20);
 	assert_false(c->sign);
 	assert_string_equal(c->sign_key, "/etc/keys/mok.key");
 	assert_string_equal(c->sign_cert, "/etc/keys/mok.der");
@@ -196,6 +210,14 @@ static void test_bad_values(void **state)
 		{"Build", "MemoryMax", "4Q"},
 		{"Build", "AllowNonGPL", "maybe"},
 		{"Build", "MakeJobs", "2.5"},
+		{"Build", "UidRange", "70000"},
+		{"Build", "UidRange", "0-10"},
+		{"Build", "UidRange", "20-10"},
+		{"Build", "UidRange", "1-2147483647"},
+		{"Build", "UidRange", "a-b"},
+		{"Build", "ProcessMax", "many"},
+		{"Build", "CPUTimeMaxSec", "-1"},
+		{"Build", "DiskMax", "big"},
 		{"Signing", "Sign", "Yes please"},
 		{"Signing", "Hash", "md5"},
 		{"Fetch", "MaxDownloadSize", "-1"},
