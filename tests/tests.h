@@ -58,8 +58,9 @@ struct test_root {
 };
 
 struct test_root *test_root_new_opts(const struct test_root_options *o);
-/* Files still at the old place, tests/test-*.c, were written when every root had the
- * kernel: CMake builds them with DM2_TEST_KERNEL_BY_DEFAULT until they are moved. */
+/* In tests/integration/ (which build for real) and at the old place tests/test-*.c
+ * (written when every root had the kernel), CMake defines DM2_TEST_KERNEL_BY_DEFAULT:
+ * there test_root_new() links the kernel unless given .kernel = false. */
 #ifdef DM2_TEST_KERNEL_BY_DEFAULT
 #define test_root_new(...)                                                                \
 	test_root_new_opts(&(const struct test_root_options){ .kernel = true, __VA_ARGS__ })

@@ -137,7 +137,7 @@ static void test_build_uid_allocation(void **state)
 /* dm2d.conf's limits reach the build, and a limit that is hit is the reason. */
 static void test_builder_limits_and_strip(void **state)
 {
-	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new(.kernel = true);
 	_cleanup_(context_freep) struct dm2_context *ctx = NULL;
 	_cleanup_(recipe_unrefp) struct recipe *r = NULL, *ok = NULL;
 	_cleanup_(kbw_unrefp) struct kbw_kernel *k = NULL;
