@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <dirent.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <limits.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -49,6 +50,13 @@ static void find_tree(void)
 
 	if (tree[0])
 		return;
+	if (getenv("DM2_TEST_NO_KERNEL")) {
+		fprintf(stderr, "FATAL: this test asked for the real kernel build tree, but ctest "
+				"runs it with DM2_TEST_NO_KERNEL=1: its source must say "
+				"test_root_new(.kernel = true) (or call test_kernel_tree()) so "
+				"that CMake labels it 'kernel'.\n");
+		abort();
+	}
 	const char *env = getenv("DM2_TEST_KERNEL_TREE");
 	if (env && tree_usable(env) && realpath(env, tree) && read_release(tree))
 		return;
@@ -103,26 +111,31 @@ const char *test_kernel_release(void)
 	return release;
 }
 
-struct test_root *test_root_new(void)
+struct test_root *test_root_new_opts(const struct test_root_options *o)
 {
 	struct test_root *t = calloc(1, sizeof(*t));
 	const char *tmp = getenv("TMPDIR") ?: "/tmp";
 	char p[PATH_MAX + 64];
 
 	assert_non_null(t);
-	find_tree();
+	if (o->kernel) {
+		find_tree();
+		t->kver = release;
+		t->tree = tree;
+	} else
+		t->kver = TEST_FAKE_KVER;
 	snprintf(p, sizeof(p), "%s/dm2-test-XXXXXX", tmp);
 	assert_non_null(mkdtemp(p));
 	t->path = strdup(p);
 	t->fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	assert_true(t->fd >= 0);
-	t->kver = release;
-	t->tree = tree;
 
-	snprintf(p, sizeof(p), "lib/modules/%s", release);
+	snprintf(p, sizeof(p), "lib/modules/%s", t->kver);
 	assert_int_equal(mkdir_p_at(t->fd, p, 0755), 0);
-	snprintf(p, sizeof(p), "lib/modules/%s/build", release);
-	assert_int_equal(symlinkat(tree, t->fd, p), 0);
+	if (t->tree) {
+		snprintf(p, sizeof(p), "lib/modules/%s/build", t->kver);
+		assert_int_equal(symlinkat(t->tree, t->fd, p), 0);
+	}
 	return t;
 }
 
@@ -137,6 +150,21 @@ void test_root_free(struct test_root *t)
 	safe_close(t->fd);
 	free(t->path);
 	free(t);
+}
+
+const char *test_acpi_call_dir(void)
+{
+	static char dir[256];
+	glob_t g = {};
+
+	if (dir[0])
+		return dir;
+	if (glob("/usr/src/acpi-call-*/dkms.conf", 0, NULL, &g) == 0 && g.gl_pathc > 0) {
+		snprintf(dir, sizeof(dir), "%s", g.gl_pathv[0]);
+		*strrchr(dir, '/') = '\0';
+	}
+	globfree(&g);
+	return dir[0] ? dir : NULL;
 }
 
 char *test_source_path(const char *rel)

@@ -168,6 +168,62 @@ static int remote_exit_code(int r)
 	}
 }
 
+/* Where and how to reach the remote cache: --remote, else Remote=. An exit code. */
+static int remote_options(struct dm2_context *ctx, const char **remote,
+			  char **ret_ca_file, struct cache_remote_options *o)
+{
+	_cleanup_free_ char *ca_file = NULL;
+
+	if (!*remote)
+		*remote = ctx->config->remote_cache;
+	if (isempty(*remote)) {
+		log_error("No remote cache: set Remote= in [Cache] of '%s' or pass "
+			  "--remote URL.",
+			  DM2_CONF_FILE);
+		return EXIT_USAGE;
+	}
+	if (ctx->config->ca_file) {
+		/* Like downloads: the CA file lives under --root. */
+		ca_file = context_path(ctx, ctx->config->ca_file);
+		if (!ca_file)
+			return log_oom(), EXIT_FAILURE_GENERIC;
+		o->ca_file = ca_file;
+	}
+	o->connect_timeout_usec = ctx->config->connect_timeout_usec;
+	o->stall_timeout_usec = ctx->config->stall_timeout_usec;
+
+	*ret_ca_file = TAKE_PTR(ca_file);
+	return EXIT_OK;
+}
+
+/* Push or pull each key; goes on after a failure, returns the first one's exit code. */
+static int remote_transfer(struct cache *c, const char *remote, char **keys,
+			   const struct cache_remote_options *o, bool push)
+{
+	int r, ret = EXIT_OK;
+
+	STRV_FOREACH(k, keys)
+	{
+		_cleanup_free_ char *reason = NULL;
+
+		r = push ? cache_remote_push(c, remote, *k, o, &reason)
+			 : cache_remote_pull(c, remote, *k, o, &reason);
+		if (r < 0) {
+			if (reason)
+				log_error("%s", reason);
+			else
+				log_error_errno(r, "Failed to %s '%s' %s '%s': %m",
+						push ? "push" : "pull", *k,
+						push ? "to" : "from", remote);
+			if (ret == EXIT_OK)
+				ret = remote_exit_code(r);
+			continue;
+		}
+		printf("%s %s\n", push ? "pushed" : "pulled", *k);
+	}
+	return ret;
+}
+
 static int cache_remote_verb(int argc, char *argv[], struct cli *cli, bool push)
 {
 	static const struct option options[] = {{"remote", required_argument, NULL, 'r'},
@@ -193,7 +249,6 @@ static int cache_remote_verb(int argc, char *argv[], struct cli *cli, bool push)
 	}
 	if (ret >= 0)
 		return ret;
-	ret = EXIT_OK; /* from here: the first failure's exit code */
 	for (int i = optind; i < argc; i++)
 		if (!cache_key_valid(argv[i])) {
 			log_error("'%s' is not a cache key (64 lowercase hex digits).",
@@ -203,23 +258,9 @@ static int cache_remote_verb(int argc, char *argv[], struct cli *cli, bool push)
 	r = open_cache(cli, &ctx, &c);
 	if (r != EXIT_OK)
 		return r;
-	if (!remote)
-		remote = ctx->config->remote_cache;
-	if (isempty(remote)) {
-		log_error("No remote cache: set Remote= in [Cache] of '%s' or pass "
-			  "--remote URL.",
-			  DM2_CONF_FILE);
-		return EXIT_USAGE;
-	}
-	if (ctx->config->ca_file) {
-		/* Like downloads: the CA file lives under --root. */
-		ca_file = context_path(ctx, ctx->config->ca_file);
-		if (!ca_file)
-			return log_oom(), EXIT_FAILURE_GENERIC;
-		o.ca_file = ca_file;
-	}
-	o.connect_timeout_usec = ctx->config->connect_timeout_usec;
-	o.stall_timeout_usec = ctx->config->stall_timeout_usec;
+	r = remote_options(ctx, &remote, &ca_file, &o);
+	if (r != EXIT_OK)
+		return r;
 
 	if (optind < argc) {
 		for (int i = optind; i < argc; i++)
@@ -233,26 +274,7 @@ static int cache_remote_verb(int argc, char *argv[], struct cli *cli, bool push)
 		}
 	}
 
-	STRV_FOREACH(k, keys)
-	{
-		_cleanup_free_ char *reason = NULL;
-
-		r = push ? cache_remote_push(c, remote, *k, &o, &reason)
-			 : cache_remote_pull(c, remote, *k, &o, &reason);
-		if (r < 0) {
-			if (reason)
-				log_error("%s", reason);
-			else
-				log_error_errno(r, "Failed to %s '%s' %s '%s': %m",
-						push ? "push" : "pull", *k,
-						push ? "to" : "from", remote);
-			if (ret == EXIT_OK)
-				ret = remote_exit_code(r);
-			continue;
-		}
-		printf("%s %s\n", push ? "pushed" : "pulled", *k);
-	}
-	return ret;
+	return remote_transfer(c, remote, keys, &o, push);
 }
 
 static int cache_push_verb(int argc, char *argv[], struct cli *cli)

@@ -76,6 +76,66 @@ finish:
 	return r;
 }
 
+/* A Path= source: checked against GitTree= in place. Returns an exit code. */
+static int fetch_path_source(const struct recipe *rcp, const struct recipe_source *s,
+			     char **ret)
+{
+	char tree[41];
+	int r;
+
+	r = gittree_hash_dir(AT_FDCWD, s->path, tree);
+	if (r < 0) {
+		log_error_errno(r, "Path '%s' of '%s': %m", s->path, rcp->name);
+		return exit_code_from_source_error(r == -ENOENT ? r : -EBADMSG);
+	}
+	if (s->git_tree && !streq(tree, s->git_tree)) {
+		log_error("Path '%s': GitTree mismatch: expected %s, got %s", s->path,
+			  s->git_tree, tree);
+		return EXIT_FETCH_FAILED;
+	}
+	*ret = strdup(s->path);
+	return EXIT_OK;
+}
+
+/* A URL= source: downloaded (or found in the download cache) and unpacked once to check
+ * it. Returns an exit code. */
+static int fetch_url_source(struct dm2_context *ctx, const struct recipe *rcp,
+			    const struct recipe_source *s, const char *version,
+			    char **ret)
+{
+	_cleanup_free_ char *path = NULL, *reason = NULL;
+	int r;
+
+	if (strv_length(s->urls) == 0) {
+		log_error("Recipe '%s' version '%s' has no URL= or Path=.", rcp->name,
+			  version);
+		return EXIT_BAD_INPUT;
+	}
+	r = fetch_url_full(ctx, s->urls, s->sha256, &path, &reason);
+	if (r < 0) {
+		if (reason)
+			log_error("%s", reason);
+		else
+			log_error_errno(r, "Failed to download '%s': %m", s->urls[0]);
+		return EXIT_FETCH_FAILED;
+	}
+	r = check_archive(ctx, s, path, &reason);
+	if (r < 0) {
+		if (reason)
+			log_error("%s", reason);
+		else
+			log_error_errno(r, "Failed to check '%s': %m", path);
+		return exit_code_from_source_error(r);
+	}
+	if (!s->sha256 && !s->git_tree)
+		log_warning("Recipe '%s' version '%s' has neither SHA256= nor "
+			    "GitTree=: "
+			    "content not verified.",
+			    rcp->name, version);
+	*ret = TAKE_PTR(path);
+	return EXIT_OK;
+}
+
 int verb_fetch(int argc, char *argv[], struct cli *cli)
 {
 	static const struct option options[] = {
@@ -83,12 +143,12 @@ int verb_fetch(int argc, char *argv[], struct cli *cli)
 		{},
 	};
 	_cleanup_(recipe_set_freep) struct recipe_set *set = NULL;
-	_cleanup_free_ char *path = NULL, *reason = NULL;
+	_cleanup_free_ char *path = NULL;
 	const struct recipe_source *s = NULL;
 	const char *version = NULL;
 	struct dm2_context *ctx;
 	struct recipe *rcp;
-	int c, r, ret;
+	int c, ret;
 
 	while ((c = cli_getopt(argc, argv, "", options, FETCH_USAGE, 1, 1, &ret)) >= 0)
 		switch (c) {
@@ -115,49 +175,12 @@ int verb_fetch(int argc, char *argv[], struct cli *cli)
 		return EXIT_NOT_FOUND;
 	}
 
-	if (s->path) {
-		char tree[41];
-
-		r = gittree_hash_dir(AT_FDCWD, s->path, tree);
-		if (r < 0) {
-			log_error_errno(r, "Path '%s' of '%s': %m", s->path, rcp->name);
-			return exit_code_from_source_error(r == -ENOENT ? r : -EBADMSG);
-		}
-		if (s->git_tree && !streq(tree, s->git_tree)) {
-			log_error("Path '%s': GitTree mismatch: expected %s, got %s",
-				  s->path, s->git_tree, tree);
-			return EXIT_FETCH_FAILED;
-		}
-		path = strdup(s->path);
-	} else {
-		if (strv_length(s->urls) == 0) {
-			log_error("Recipe '%s' version '%s' has no URL= or Path=.",
-				  rcp->name, version);
-			return EXIT_BAD_INPUT;
-		}
-		r = fetch_url_full(ctx, s->urls, s->sha256, &path, &reason);
-		if (r < 0) {
-			if (reason)
-				log_error("%s", reason);
-			else
-				log_error_errno(r, "Failed to download '%s': %m",
-						s->urls[0]);
-			return EXIT_FETCH_FAILED;
-		}
-		r = check_archive(ctx, s, path, &reason);
-		if (r < 0) {
-			if (reason)
-				log_error("%s", reason);
-			else
-				log_error_errno(r, "Failed to check '%s': %m", path);
-			return exit_code_from_source_error(r);
-		}
-		if (!s->sha256 && !s->git_tree)
-			log_warning("Recipe '%s' version '%s' has neither SHA256= nor "
-				    "GitTree=: "
-				    "content not verified.",
-				    rcp->name, version);
-	}
+	if (s->path)
+		ret = fetch_path_source(rcp, s, &path);
+	else
+		ret = fetch_url_source(ctx, rcp, s, version, &path);
+	if (ret != EXIT_OK)
+		return ret;
 	if (!path)
 		return log_oom(), EXIT_FAILURE_GENERIC;
 

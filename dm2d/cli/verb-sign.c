@@ -86,6 +86,82 @@ static int read_module(const char *path, bool decompress, char **ret, size_t *re
 	return 0;
 }
 
+/* --key/--cert, else dm2's own key (generated on first use). Returns an exit code. */
+static int load_key(struct cli *cli, const char *key_arg, const char *cert_arg,
+		    struct sign_key **ret)
+{
+	_cleanup_free_ char *own_key = NULL, *own_cert = NULL;
+	struct dm2_context *ctx;
+	int r;
+
+	if (!key_arg) {
+		if (cert_arg) {
+			log_error("--cert needs --key.");
+			return EXIT_USAGE;
+		}
+		r = cli_context(cli, &ctx);
+		if (r < 0)
+			return cli_exit_code_from_errno(r);
+		r = keys_ensure(ctx, &own_key, &own_cert);
+		if (r < 0) {
+			log_error_errno(r, "Cannot set up the signing key in '%s/%s': %m",
+					ctx->root, DM2_KEY_DIR);
+			return EXIT_SIGN_FAILED;
+		}
+		key_arg = own_key;
+		cert_arg = own_cert;
+	}
+	r = sign_key_load(key_arg, cert_arg, ret);
+	if (r == -EKEYREJECTED) {
+		log_error("Key '%s' does not belong to certificate '%s'.", key_arg,
+			  strna(cert_arg));
+		return EXIT_SIGN_FAILED;
+	}
+	if (r < 0) {
+		log_error_errno(r, "Cannot load signing key '%s' / certificate '%s': %m",
+				key_arg, strna(cert_arg));
+		return r == -ENOENT ? EXIT_NOT_FOUND : EXIT_SIGN_FAILED;
+	}
+	return EXIT_OK;
+}
+
+/* Sign module in into out (which may be in). Returns an exit code. */
+static int sign_to(struct sign_key *key, const char *hash, const char *in,
+		   const char *out, mode_t mode)
+{
+	_cleanup_free_ char *data = NULL;
+	_cleanup_free_ void *signed_data = NULL, *out_data = NULL;
+	enum kbw_compression comp;
+	size_t size, signed_size, out_size;
+	int r;
+
+	r = read_module(in, true, &data, &size, &comp);
+	if (r < 0) {
+		log_error_errno(r, "Cannot read module '%s': %m", in);
+		return r == -EBADMSG ? EXIT_BAD_INPUT : cli_exit_code_from_errno(r);
+	}
+	r = module_sign(key, hash, data, size, &signed_data, &signed_size);
+	if (r < 0) {
+		log_error_errno(r, "Signing '%s' with %s failed: %m", in, hash);
+		return EXIT_SIGN_FAILED;
+	}
+	/* A compressed module is signed inside and compressed again, as modules_install
+	 * does. */
+	r = module_compress(comp, signed_data, signed_size, &out_data, &out_size);
+	if (r < 0) {
+		log_error_errno(r, "Compressing '%s' failed: %m", out);
+		return EXIT_SIGN_FAILED;
+	}
+	r = write_file_atomic_at(AT_FDCWD, out, out_data, out_size, mode);
+	if (r < 0) {
+		log_error_errno(r, "Cannot write '%s': %m", out);
+		return cli_exit_code_from_errno(r);
+	}
+	log_debug("Signed '%s' with %s, signer '%s', key %s.", out, hash,
+		  sign_key_signer(key), sign_key_id(key));
+	return EXIT_OK;
+}
+
 int verb_sign(int argc, char *argv[], struct cli *cli)
 {
 	static const struct option options[] = {{"key", required_argument, NULL, 'K'},
@@ -95,13 +171,9 @@ int verb_sign(int argc, char *argv[], struct cli *cli)
 						{"output", required_argument, NULL, 'o'},
 						{}};
 	_cleanup_(sign_key_freep) struct sign_key *key = NULL;
-	_cleanup_free_ char *hash = NULL, *own_key = NULL, *own_cert = NULL, *data = NULL;
-	_cleanup_free_ void *signed_data = NULL, *out_data = NULL;
+	_cleanup_free_ char *hash = NULL;
 	const char *key_arg = NULL, *cert_arg = NULL, *hash_arg = NULL, *kver = NULL;
 	const char *in, *out = NULL;
-	enum kbw_compression comp;
-	struct dm2_context *ctx;
-	size_t size, signed_size, out_size;
 	struct stat st;
 	int c, r, ret;
 
@@ -158,60 +230,10 @@ int verb_sign(int argc, char *argv[], struct cli *cli)
 	if (r != EXIT_OK)
 		return r;
 
-	if (!key_arg) {
-		if (cert_arg) {
-			log_error("--cert needs --key.");
-			return EXIT_USAGE;
-		}
-		r = cli_context(cli, &ctx);
-		if (r < 0)
-			return cli_exit_code_from_errno(r);
-		r = keys_ensure(ctx, &own_key, &own_cert);
-		if (r < 0) {
-			log_error_errno(r, "Cannot set up the signing key in '%s/%s': %m",
-					ctx->root, DM2_KEY_DIR);
-			return EXIT_SIGN_FAILED;
-		}
-		key_arg = own_key;
-		cert_arg = own_cert;
-	}
-	r = sign_key_load(key_arg, cert_arg, &key);
-	if (r == -EKEYREJECTED) {
-		log_error("Key '%s' does not belong to certificate '%s'.", key_arg,
-			  strna(cert_arg));
-		return EXIT_SIGN_FAILED;
-	}
-	if (r < 0) {
-		log_error_errno(r, "Cannot load signing key '%s' / certificate '%s': %m",
-				key_arg, strna(cert_arg));
-		return r == -ENOENT ? EXIT_NOT_FOUND : EXIT_SIGN_FAILED;
-	}
-
-	r = read_module(in, true, &data, &size, &comp);
-	if (r < 0) {
-		log_error_errno(r, "Cannot read module '%s': %m", in);
-		return r == -EBADMSG ? EXIT_BAD_INPUT : cli_exit_code_from_errno(r);
-	}
-	r = module_sign(key, hash, data, size, &signed_data, &signed_size);
-	if (r < 0) {
-		log_error_errno(r, "Signing '%s' with %s failed: %m", in, hash);
-		return EXIT_SIGN_FAILED;
-	}
-	/* A compressed module is signed inside and compressed again, as modules_install
-	 * does. */
-	r = module_compress(comp, signed_data, signed_size, &out_data, &out_size);
-	if (r < 0) {
-		log_error_errno(r, "Compressing '%s' failed: %m", out);
-		return EXIT_SIGN_FAILED;
-	}
-	r = write_file_atomic_at(AT_FDCWD, out, out_data, out_size, st.st_mode & 07777);
-	if (r < 0) {
-		log_error_errno(r, "Cannot write '%s': %m", out);
-		return cli_exit_code_from_errno(r);
-	}
-	log_debug("Signed '%s' with %s, signer '%s', key %s.", out, hash,
-		  sign_key_signer(key), sign_key_id(key));
-	return EXIT_OK;
+	r = load_key(cli, key_arg, cert_arg, &key);
+	if (r != EXIT_OK)
+		return r;
+	return sign_to(key, hash, in, out, st.st_mode & 07777);
 }
 
 /* The certificate dm2 signs with, without generating anything: Certificate=, else Key= (a
@@ -239,6 +261,53 @@ static int default_cert(struct cli *cli, char **ret)
 		return log_oom();
 	*ret = p;
 	return 0;
+}
+
+/* The exit code for module_verify()'s error r, logged. */
+static int verify_failed(int r, const char *path, const char *cert)
+{
+	switch (r) {
+	case -ENODATA:
+		log_error("'%s' is not signed.", path);
+		return EXIT_BAD_SIGNATURE;
+	case -EBADMSG:
+		log_error("'%s': malformed or truncated signature.", path);
+		return EXIT_BAD_SIGNATURE;
+	case -EKEYREJECTED:
+		log_error("'%s': BAD signature: the module was changed or signed by "
+			  "another key "
+			  "than '%s'.",
+			  path, cert);
+		return EXIT_BAD_SIGNATURE;
+	default:
+		log_error_errno(r, "Cannot verify '%s' with certificate '%s': %m", path,
+				cert);
+		return r == -ENOENT ? EXIT_NOT_FOUND : EXIT_BAD_SIGNATURE;
+	}
+}
+
+static void print_verified(struct cli *cli, const char *path, const char *cert,
+			   const struct module_signature_info *info)
+{
+	if (cli->json) {
+		printf("{\"file\":");
+		cli_json_string(stdout, strempty(path));
+		printf(",\"signer\":");
+		cli_json_string(stdout, strempty(info->signer));
+		printf(",\"sig_key\":");
+		cli_json_string(stdout, strempty(info->key_id));
+		printf(",\"sig_hashalgo\":");
+		cli_json_string(stdout, strempty(info->hash));
+		printf(",\"certificate\":");
+		cli_json_string(stdout, strempty(cert));
+		printf(",\"valid\":true}\n");
+	} else
+		printf("file:         %s\n"
+		       "signer:       %s\n"
+		       "sig_key:      %s\n"
+		       "sig_hashalgo: %s\n"
+		       "signature:    good (certificate %s)\n",
+		       path, info->signer, info->key_id, info->hash, cert);
 }
 
 int verb_verify(int argc, char *argv[], struct cli *cli)
@@ -292,46 +361,9 @@ int verb_verify(int argc, char *argv[], struct cli *cli)
 	}
 
 	r = module_verify(data, size, cert, &info);
-	switch (r) {
-	case 0:
-		break;
-	case -ENODATA:
-		log_error("'%s' is not signed.", path);
-		return EXIT_BAD_SIGNATURE;
-	case -EBADMSG:
-		log_error("'%s': malformed or truncated signature.", path);
-		return EXIT_BAD_SIGNATURE;
-	case -EKEYREJECTED:
-		log_error("'%s': BAD signature: the module was changed or signed by "
-			  "another key "
-			  "than '%s'.",
-			  path, cert);
-		return EXIT_BAD_SIGNATURE;
-	default:
-		log_error_errno(r, "Cannot verify '%s' with certificate '%s': %m", path,
-				cert);
-		return r == -ENOENT ? EXIT_NOT_FOUND : EXIT_BAD_SIGNATURE;
-	}
-
-	if (cli->json) {
-		printf("{\"file\":");
-		cli_json_string(stdout, strempty(path));
-		printf(",\"signer\":");
-		cli_json_string(stdout, strempty(info.signer));
-		printf(",\"sig_key\":");
-		cli_json_string(stdout, strempty(info.key_id));
-		printf(",\"sig_hashalgo\":");
-		cli_json_string(stdout, strempty(info.hash));
-		printf(",\"certificate\":");
-		cli_json_string(stdout, strempty(cert));
-		printf(",\"valid\":true}\n");
-	} else
-		printf("file:         %s\n"
-		       "signer:       %s\n"
-		       "sig_key:      %s\n"
-		       "sig_hashalgo: %s\n"
-		       "signature:    good (certificate %s)\n",
-		       path, info.signer, info.key_id, info.hash, cert);
+	if (r < 0)
+		return verify_failed(r, path, cert);
+	print_verified(cli, path, cert, &info);
 	return EXIT_OK;
 }
 
@@ -372,6 +404,67 @@ static int key_show(struct cli *cli)
 	return EXIT_OK;
 }
 
+static int key_generate(struct cli *cli, struct dm2_context *ctx, bool force)
+{
+	int r;
+
+	r = keys_generate(ctx, force);
+	if (r == -EEXIST) {
+		log_error("A signing key already exists in '%s/%s' (it may be "
+			  "enrolled); use "
+			  "--force to replace it.",
+			  ctx->root, DM2_KEY_DIR);
+		return EXIT_FAILURE_GENERIC;
+	}
+	if (r < 0) {
+		log_error_errno(r, "Cannot generate a signing key in '%s/%s': %m",
+				ctx->root, DM2_KEY_DIR);
+		return cli_exit_code_from_errno(r);
+	}
+	return key_show(cli);
+}
+
+/* DKMS' key becomes dm2's (--force: in place of dm2's own). */
+static int key_adopt_dkms(struct cli *cli, struct dm2_context *ctx, bool force)
+{
+	int r;
+
+	if (force) {
+		r = rm_rf_at(ctx->root_fd, DM2_CERT_FILE);
+		if (r >= 0)
+			r = rm_rf_at(ctx->root_fd, DM2_KEY_FILE);
+		if (r < 0) {
+			log_error_errno(r, "Cannot remove the old key in '%s/%s': %m",
+					ctx->root, DM2_KEY_DIR);
+			return cli_exit_code_from_errno(r);
+		}
+	}
+	r = keys_adopt_dkms(ctx);
+	switch (r) {
+	case 0:
+		log_info("Adopted DKMS' key '%s/%s'.", ctx->root, DM2_DKMS_KEY_FILE);
+		return key_show(cli);
+	case -ENOENT:
+		log_error("No DKMS key: '%s/%s' and '%s/%s' must both exist.", ctx->root,
+			  DM2_DKMS_KEY_FILE, ctx->root, DM2_DKMS_CERT_FILE);
+		return EXIT_NOT_FOUND;
+	case -EKEYREJECTED:
+		log_error("'%s/%s' is not the key of certificate '%s/%s'.", ctx->root,
+			  DM2_DKMS_KEY_FILE, ctx->root, DM2_DKMS_CERT_FILE);
+		return EXIT_BAD_INPUT;
+	case -EEXIST:
+		log_error("dm2 already has a different key in '%s/%s'; use "
+			  "--force to "
+			  "replace it.",
+			  ctx->root, DM2_KEY_DIR);
+		return EXIT_FAILURE_GENERIC;
+	default:
+		log_error_errno(r, "Cannot adopt DKMS' key '%s/%s': %m", ctx->root,
+				DM2_DKMS_KEY_FILE);
+		return cli_exit_code_from_errno(r);
+	}
+}
+
 int verb_key(int argc, char *argv[], struct cli *cli)
 {
 	static const struct option options[] = {{"force", no_argument, NULL, 'f'}, {}};
@@ -402,63 +495,10 @@ int verb_key(int argc, char *argv[], struct cli *cli)
 	if (r < 0)
 		return cli_exit_code_from_errno(r);
 
-	if (streq(what, "generate")) {
-		r = keys_generate(ctx, force);
-		if (r == -EEXIST) {
-			log_error("A signing key already exists in '%s/%s' (it may be "
-				  "enrolled); use "
-				  "--force to replace it.",
-				  ctx->root, DM2_KEY_DIR);
-			return EXIT_FAILURE_GENERIC;
-		}
-		if (r < 0) {
-			log_error_errno(r, "Cannot generate a signing key in '%s/%s': %m",
-					ctx->root, DM2_KEY_DIR);
-			return cli_exit_code_from_errno(r);
-		}
-		return key_show(cli);
-	}
-
-	if (streq(what, "adopt-dkms")) {
-		if (force) {
-			r = rm_rf_at(ctx->root_fd, DM2_CERT_FILE);
-			if (r >= 0)
-				r = rm_rf_at(ctx->root_fd, DM2_KEY_FILE);
-			if (r < 0) {
-				log_error_errno(
-					r, "Cannot remove the old key in '%s/%s': %m",
-					ctx->root, DM2_KEY_DIR);
-				return cli_exit_code_from_errno(r);
-			}
-		}
-		r = keys_adopt_dkms(ctx);
-		switch (r) {
-		case 0:
-			log_info("Adopted DKMS' key '%s/%s'.", ctx->root,
-				 DM2_DKMS_KEY_FILE);
-			return key_show(cli);
-		case -ENOENT:
-			log_error("No DKMS key: '%s/%s' and '%s/%s' must both exist.",
-				  ctx->root, DM2_DKMS_KEY_FILE, ctx->root,
-				  DM2_DKMS_CERT_FILE);
-			return EXIT_NOT_FOUND;
-		case -EKEYREJECTED:
-			log_error("'%s/%s' is not the key of certificate '%s/%s'.",
-				  ctx->root, DM2_DKMS_KEY_FILE, ctx->root,
-				  DM2_DKMS_CERT_FILE);
-			return EXIT_BAD_INPUT;
-		case -EEXIST:
-			log_error("dm2 already has a different key in '%s/%s'; use "
-				  "--force to "
-				  "replace it.",
-				  ctx->root, DM2_KEY_DIR);
-			return EXIT_FAILURE_GENERIC;
-		default:
-			log_error_errno(r, "Cannot adopt DKMS' key '%s/%s': %m",
-					ctx->root, DM2_DKMS_KEY_FILE);
-			return cli_exit_code_from_errno(r);
-		}
-	}
+	if (streq(what, "generate"))
+		return key_generate(cli, ctx, force);
+	if (streq(what, "adopt-dkms"))
+		return key_adopt_dkms(cli, ctx, force);
 
 	return cli_usage_error(KEY_USAGE, "Unknown command 'dm2 key %s'", what);
 }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <fcntl.h>
+#include <stddef.h>
 
 #include "core/config.h"
 #include "shared/fs-util.h"
@@ -23,30 +24,33 @@ static void config_problem(struct config_parse *p, unsigned line, const char *me
 		log_error("%s:%u: %s", p->path, line, message);
 }
 
-static bool http_url(const char *v)
+/* The setters of the table below: each parses value into the field it is given. */
+static int parse_string(const char *v, void *field)
 {
-	return (startswith(v, "http://") || startswith(v, "https://")) &&
-	       !strpbrk(v, " \t");
+	return free_and_strdup(field, v);
 }
 
-static int parse_http_url(const char *v, char **ret)
+static int parse_http_url(const char *v, void *field)
 {
-	if (!http_url(v))
+	if ((!startswith(v, "http://") && !startswith(v, "https://")) ||
+	    strpbrk(v, " \t"))
 		return -EINVAL;
-	return free_and_strdup(ret, v);
+	return free_and_strdup(field, v);
 }
 
 /* The digests sign_hash_supported() accepts; not called, so that the small dm2 front end,
  * which reads this file too, does not link the signing code and OpenSSL. */
-static int parse_hash(const char *v, char **ret)
+static int parse_hash(const char *v, void *field)
 {
 	if (!streq(v, "sha256") && !streq(v, "sha384") && !streq(v, "sha512"))
 		return -EINVAL;
-	return free_and_strdup(ret, v);
+	return free_and_strdup(field, v);
 }
 
-static int parse_bool(const char *v, bool *ret)
+static int parse_bool(const char *v, void *field)
 {
+	bool *ret = field;
+
 	if (streq(v, "yes") || streq(v, "true") || streq(v, "1") || streq(v, "on"))
 		*ret = true;
 	else if (streq(v, "no") || streq(v, "false") || streq(v, "0") || streq(v, "off"))
@@ -56,19 +60,22 @@ static int parse_bool(const char *v, bool *ret)
 	return 0;
 }
 
-static int parse_sec(const char *v, uint64_t *ret)
+static int parse_sec(const char *v, void *field)
 {
-	uint64_t s;
+	uint64_t s, *ret = field;
 	int r = safe_atou64(v, &s);
 
 	if (r < 0)
 		return r;
+	if (s > UINT64_MAX / 1000000ULL)
+		return -ERANGE; /* would wrap to a short timeout */
 	*ret = s * 1000000ULL;
 	return 0;
 }
 
-static int parse_unsigned(const char *v, unsigned *ret)
+static int parse_unsigned(const char *v, void *field)
 {
+	unsigned *ret = field;
 	int i, r = safe_atoi(v, &i);
 
 	if (r < 0 || i < 0)
@@ -77,9 +84,21 @@ static int parse_unsigned(const char *v, unsigned *ret)
 	return 0;
 }
 
-/* "MIN-MAX", neither 0 (root) nor beyond 2^31 - 2, MIN <= MAX. */
-static int parse_uid_range(const char *v, uint32_t *ret_min, uint32_t *ret_max)
+static int parse_u64(const char *v, void *field)
 {
+	return safe_atou64(v, field);
+}
+
+static int parse_bytes(const char *v, void *field)
+{
+	return parse_size(v, field);
+}
+
+/* "MIN-MAX", neither 0 (root) nor beyond 2^31 - 2, MIN <= MAX; two fields, so it gets the
+ * whole config (offset 0 in the table). */
+static int parse_uid_range(const char *v, void *config)
+{
+	struct dm2_config *c = config;
 	_cleanup_free_ char *lo = NULL;
 	const char *dash = strchr(v, '-');
 	uint64_t a, b;
@@ -92,116 +111,106 @@ static int parse_uid_range(const char *v, uint32_t *ret_min, uint32_t *ret_max)
 	if (safe_atou64(lo, &a) < 0 || safe_atou64(dash + 1, &b) < 0 || a == 0 || a > b ||
 	    b > 0x7ffffffeULL)
 		return -EINVAL;
-	*ret_min = (uint32_t) a;
-	*ret_max = (uint32_t) b;
+	c->build_uid_min = (uint32_t) a;
+	c->build_uid_max = (uint32_t) b;
 	return 0;
 }
+
+#define FIELD(f) offsetof(struct dm2_config, f)
+static const struct config_setting {
+	const char *section, *key;
+	int (*parse)(const char *value, void *field);
+	size_t offset;
+} settings[] = {
+	{ "Daemon", "Jobs", parse_unsigned, FIELD(jobs) },
+	{ "Daemon", "SettleSec", parse_sec, FIELD(settle_usec) },
+	{ "Daemon", "HookTimeoutSec", parse_sec, FIELD(hook_timeout_usec) },
+	{ "Build", "User", parse_string, FIELD(build_user) },
+	{ "Build", "TimeoutSec", parse_sec, FIELD(build_timeout_usec) },
+	{ "Build", "MemoryMax", parse_bytes, FIELD(build_memory_max) },
+	{ "Build", "AllowNonGPL", parse_bool, FIELD(allow_non_gpl) },
+	{ "Build", "MakeJobs", parse_unsigned, FIELD(make_jobs) },
+	{ "Build", "UidRange", parse_uid_range, 0 },
+	{ "Build", "ProcessMax", parse_u64, FIELD(build_processes_max) },
+	{ "Build", "CPUTimeMaxSec", parse_sec, FIELD(build_cpu_usec) },
+	{ "Build", "DiskMax", parse_bytes, FIELD(build_disk_max) },
+	{ "Signing", "Sign", parse_bool, FIELD(sign) },
+	{ "Signing", "Key", parse_string, FIELD(sign_key) },
+	{ "Signing", "Certificate", parse_string, FIELD(sign_cert) },
+	{ "Signing", "Hash", parse_hash, FIELD(sign_hash) },
+	{ "Fetch", "CAFile", parse_string, FIELD(ca_file) },
+	{ "Fetch", "MaxDownloadSize", parse_bytes, FIELD(max_download_size) },
+	{ "Fetch", "ConnectTimeoutSec", parse_sec, FIELD(connect_timeout_usec) },
+	{ "Fetch", "StallTimeoutSec", parse_sec, FIELD(stall_timeout_usec) },
+	{ "Fetch", "Retries", parse_unsigned, FIELD(retries) },
+	{ "Unpack", "MaxUnpackedSize", parse_bytes, FIELD(max_unpacked_size) },
+	{ "Unpack", "MaxEntries", parse_u64, FIELD(max_entries) },
+	{ "Cache", "MaxSize", parse_bytes, FIELD(cache_max_size) },
+	{ "Cache", "Remote", parse_http_url, FIELD(remote_cache) },
+	{ "Cache", "Push", parse_bool, FIELD(remote_push) },
+};
+#undef FIELD
 
 static void config_error(unsigned line, const char *message, void *userdata)
 {
 	config_problem(userdata, line, message);
 }
 
+/* Mirror=PREFIX MIRROR, repeatable, with its own message. */
+static int config_add_mirror(struct config_parse *p, const char *value, unsigned line)
+{
+	_cleanup_strv_free_ char **w = NULL;
+	struct dm2_config *c = p->c;
+	struct mirror *m;
+	int r;
+
+	r = strv_split(value, " \t", &w);
+	if (r < 0)
+		return r;
+	if (strv_length(w) != 2 || !strstr(w[0], "://") || !strstr(w[1], "://")) {
+		config_problem(p, line, "Mirror= takes two URL prefixes, 'PREFIX MIRROR'");
+		return 0;
+	}
+	m = realloc(c->mirrors, sizeof(*m) * (c->n_mirrors + 1));
+	if (!m)
+		return -ENOMEM;
+	c->mirrors = m;
+	c->mirrors[c->n_mirrors++] = (struct mirror) { .prefix = TAKE_PTR(w[0]),
+						       .replace = TAKE_PTR(w[1]) };
+	return 0;
+}
+
 static int config_item(const char *section, const char *key, const char *value, unsigned line,
 		       void *userdata)
 {
 	struct config_parse *p = userdata;
-	struct dm2_config *c = p->c;
-	int r = 0;
+	_cleanup_free_ char *m = NULL;
+	int r;
 
 	if (!key)
 		return 0;
+	if (streq(section, "Fetch") && streq(key, "Mirror"))
+		return config_add_mirror(p, value, line);
 
-#define IS(s, k) (streq(section, s) && streq(key, k))
-	if (IS("Daemon", "Jobs"))
-		r = parse_unsigned(value, &c->jobs);
-	else if (IS("Daemon", "SettleSec"))
-		r = parse_sec(value, &c->settle_usec);
-	else if (IS("Daemon", "HookTimeoutSec"))
-		r = parse_sec(value, &c->hook_timeout_usec);
-	else if (IS("Build", "User"))
-		r = free_and_strdup(&c->build_user, value);
-	else if (IS("Build", "TimeoutSec"))
-		r = parse_sec(value, &c->build_timeout_usec);
-	else if (IS("Build", "MemoryMax"))
-		r = parse_size(value, &c->build_memory_max);
-	else if (IS("Build", "AllowNonGPL"))
-		r = parse_bool(value, &c->allow_non_gpl);
-	else if (IS("Build", "MakeJobs"))
-		r = parse_unsigned(value, &c->make_jobs);
-	else if (IS("Build", "UidRange"))
-		r = parse_uid_range(value, &c->build_uid_min, &c->build_uid_max);
-	else if (IS("Build", "ProcessMax"))
-		r = safe_atou64(value, &c->build_processes_max);
-	else if (IS("Build", "CPUTimeMaxSec"))
-		r = parse_sec(value, &c->build_cpu_usec);
-	else if (IS("Build", "DiskMax"))
-		r = parse_size(value, &c->build_disk_max);
-	else if (IS("Signing", "Sign"))
-		r = parse_bool(value, &c->sign);
-	else if (IS("Signing", "Key"))
-		r = free_and_strdup(&c->sign_key, value);
-	else if (IS("Signing", "Certificate"))
-		r = free_and_strdup(&c->sign_cert, value);
-	else if (IS("Signing", "Hash"))
-		r = parse_hash(value, &c->sign_hash);
-	else if (IS("Fetch", "Mirror")) {
-		_cleanup_strv_free_ char **w = NULL;
-		struct mirror *m;
+	for (size_t i = 0; i < ELEMENTSOF(settings); i++) {
+		const struct config_setting *s = &settings[i];
 
-		r = strv_split(value, " \t", &w);
-		if (r < 0)
+		if (!streq(section, s->section) || !streq(key, s->key))
+			continue;
+		r = s->parse(value, (uint8_t *) p->c + s->offset);
+		if (r == -ENOMEM)
 			return r;
-		if (strv_length(w) != 2 || !strstr(w[0], "://") || !strstr(w[1], "://")) {
-			config_problem(p, line,
-				       "Mirror= takes two URL prefixes, 'PREFIX MIRROR'");
-			return 0;
+		if (r < 0) {
+			if (asprintf(&m, "invalid value '%s' for %s=", value, key) < 0)
+				return -ENOMEM;
+			config_problem(p, line, m);
 		}
-		m = realloc(c->mirrors, sizeof(*m) * (c->n_mirrors + 1));
-		if (!m)
-			return -ENOMEM;
-		c->mirrors = m;
-		c->mirrors[c->n_mirrors++] = (struct mirror) { .prefix = TAKE_PTR(w[0]),
-							       .replace = TAKE_PTR(w[1]) };
-	} else if (IS("Fetch", "CAFile"))
-		r = free_and_strdup(&c->ca_file, value);
-	else if (IS("Fetch", "MaxDownloadSize"))
-		r = parse_size(value, &c->max_download_size);
-	else if (IS("Fetch", "ConnectTimeoutSec"))
-		r = parse_sec(value, &c->connect_timeout_usec);
-	else if (IS("Fetch", "StallTimeoutSec"))
-		r = parse_sec(value, &c->stall_timeout_usec);
-	else if (IS("Fetch", "Retries"))
-		r = parse_unsigned(value, &c->retries);
-	else if (IS("Unpack", "MaxUnpackedSize"))
-		r = parse_size(value, &c->max_unpacked_size);
-	else if (IS("Unpack", "MaxEntries"))
-		r = safe_atou64(value, &c->max_entries);
-	else if (IS("Cache", "MaxSize"))
-		r = parse_size(value, &c->cache_max_size);
-	else if (IS("Cache", "Remote"))
-		r = parse_http_url(value, &c->remote_cache);
-	else if (IS("Cache", "Push"))
-		r = parse_bool(value, &c->remote_push);
-	else {
-		_cleanup_free_ char *m = NULL;
-
-		r = asprintf(&m, "unknown setting '%s' in section [%s]", key, section);
-		if (r < 0)
-			return -ENOMEM;
-		config_problem(p, line, m);
 		return 0;
 	}
-#undef IS
-	if (r == -ENOMEM)
-		return r;
-	if (r < 0) {
-		_cleanup_free_ char *m = NULL;
 
-		if (asprintf(&m, "invalid value '%s' for %s=", value, key) < 0)
-			return -ENOMEM;
-		config_problem(p, line, m);
-	}
+	if (asprintf(&m, "unknown setting '%s' in section [%s]", key, section) < 0)
+		return -ENOMEM;
+	config_problem(p, line, m);
 	return 0;
 }
 

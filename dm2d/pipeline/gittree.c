@@ -87,14 +87,94 @@ static void entries_free(struct tree_entry *e, size_t n)
 	free(e);
 }
 
+static int hash_tree_fd(int dir_fd, uint8_t out[SHA1_SIZE], bool *ret_empty,
+			unsigned depth);
+
+/* Mode and id of one directory entry; *ret_skip for what git does not record (an empty
+ * directory). */
+static int hash_entry(int dir_fd, const char *name, struct tree_entry *e, bool *ret_skip,
+		      unsigned depth)
+{
+	struct stat st;
+
+	*ret_skip = false;
+	if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (S_ISREG(st.st_mode)) {
+		_cleanup_close_ int f =
+			openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (f < 0)
+			return -errno;
+		e->mode = (st.st_mode & S_IXUSR) ? "100755" : "100644";
+		return hash_object("blob", f, NULL, (uint64_t) st.st_size, e->id);
+	}
+	if (S_ISLNK(st.st_mode)) {
+		char target[PATH_MAX];
+		ssize_t k = readlinkat(dir_fd, name, target, sizeof(target));
+
+		if (k < 0)
+			return -errno;
+		e->mode = "120000";
+		return hash_object("blob", -1, target, (uint64_t) k, e->id);
+	}
+	if (S_ISDIR(st.st_mode)) {
+		_cleanup_close_ int sub = openat(
+			dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sub < 0)
+			return -errno;
+		e->mode = "40000";
+		e->is_dir = true;
+		return hash_tree_fd(sub, e->id, ret_skip, depth + 1);
+	}
+	return -EBADMSG;
+}
+
+static int entries_append(struct tree_entry **entries, size_t *n, struct tree_entry *e,
+			  const char *name)
+{
+	struct tree_entry *ne = realloc(*entries, sizeof(**entries) * (*n + 1));
+
+	if (!ne)
+		return -ENOMEM;
+	*entries = ne;
+	e->name = strdup(name);
+	if (!e->name)
+		return -ENOMEM;
+	(*entries)[(*n)++] = *e;
+	return 0;
+}
+
+/* The tree object of the entries, in git's order. */
+static int hash_entries(struct tree_entry *entries, size_t n, uint8_t out[SHA1_SIZE])
+{
+	_cleanup_free_ uint8_t *buf = NULL;
+	size_t buf_len = 0;
+
+	if (n > 0)
+		qsort(entries, n, sizeof(*entries), entry_cmp);
+	for (size_t i = 0; i < n; i++) {
+		size_t ml = strlen(entries[i].mode), nl = strlen(entries[i].name);
+		size_t need = buf_len + ml + 1 + nl + 1 + SHA1_SIZE;
+		uint8_t *nb = realloc(buf, need);
+
+		if (!nb)
+			return -ENOMEM;
+		buf = nb;
+		memcpy(buf + buf_len, entries[i].mode, ml);
+		buf[buf_len + ml] = ' ';
+		memcpy(buf + buf_len + ml + 1, entries[i].name, nl + 1);
+		memcpy(buf + buf_len + ml + 1 + nl + 1, entries[i].id, SHA1_SIZE);
+		buf_len = need;
+	}
+	return hash_object("tree", -1, buf, buf_len, out);
+}
+
 /* Hash the tree below dir_fd; *ret_empty says git would not record it at all. */
 static int hash_tree_fd(int dir_fd, uint8_t out[SHA1_SIZE], bool *ret_empty,
 			unsigned depth)
 {
 	struct tree_entry *entries = NULL;
 	size_t n = 0;
-	_cleanup_free_ uint8_t *buf = NULL;
-	size_t buf_len = 0;
 	struct dirent *de;
 	DIR *d;
 	int fd, r = 0;
@@ -112,92 +192,26 @@ static int hash_tree_fd(int dir_fd, uint8_t out[SHA1_SIZE], bool *ret_empty,
 
 	while ((errno = 0, de = readdir(d))) {
 		struct tree_entry e = {};
-		struct stat st;
+		bool skip;
 
 		if (streq(de->d_name, ".") || streq(de->d_name, "..") ||
 		    streq(de->d_name, ".git"))
 			continue;
-		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-			r = -errno;
-			goto finish;
-		}
-		if (S_ISREG(st.st_mode)) {
-			_cleanup_close_ int f = openat(dirfd(d), de->d_name,
-						       O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-			if (f < 0) {
-				r = -errno;
-				goto finish;
-			}
-			e.mode = (st.st_mode & S_IXUSR) ? "100755" : "100644";
-			r = hash_object("blob", f, NULL, (uint64_t) st.st_size, e.id);
-		} else if (S_ISLNK(st.st_mode)) {
-			char target[PATH_MAX];
-			ssize_t k =
-				readlinkat(dirfd(d), de->d_name, target, sizeof(target));
-
-			if (k < 0) {
-				r = -errno;
-				goto finish;
-			}
-			e.mode = "120000";
-			r = hash_object("blob", -1, target, (uint64_t) k, e.id);
-		} else if (S_ISDIR(st.st_mode)) {
-			_cleanup_close_ int sub =
-				openat(dirfd(d), de->d_name,
-				       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			bool empty = false;
-
-			if (sub < 0) {
-				r = -errno;
-				goto finish;
-			}
-			e.mode = "40000";
-			e.is_dir = true;
-			r = hash_tree_fd(sub, e.id, &empty, depth + 1);
-			if (r >= 0 && empty)
-				continue;
-		} else
-			r = -EBADMSG;
+		r = hash_entry(dirfd(d), de->d_name, &e, &skip, depth);
 		if (r < 0)
 			goto finish;
-
-		struct tree_entry *ne = realloc(entries, sizeof(*entries) * (n + 1));
-		if (!ne) {
-			r = -ENOMEM;
+		if (skip)
+			continue;
+		r = entries_append(&entries, &n, &e, de->d_name);
+		if (r < 0)
 			goto finish;
-		}
-		entries = ne;
-		e.name = strdup(de->d_name);
-		if (!e.name) {
-			r = -ENOMEM;
-			goto finish;
-		}
-		entries[n++] = e;
 	}
 	if (errno != 0) {
 		r = -errno;
 		goto finish;
 	}
 
-	if (n > 0)
-		qsort(entries, n, sizeof(*entries), entry_cmp);
-	for (size_t i = 0; i < n; i++) {
-		size_t ml = strlen(entries[i].mode), nl = strlen(entries[i].name);
-		size_t need = buf_len + ml + 1 + nl + 1 + SHA1_SIZE;
-		uint8_t *nb = realloc(buf, need);
-
-		if (!nb) {
-			r = -ENOMEM;
-			goto finish;
-		}
-		buf = nb;
-		memcpy(buf + buf_len, entries[i].mode, ml);
-		buf[buf_len + ml] = ' ';
-		memcpy(buf + buf_len + ml + 1, entries[i].name, nl + 1);
-		memcpy(buf + buf_len + ml + 1 + nl + 1, entries[i].id, SHA1_SIZE);
-		buf_len = need;
-	}
-	r = hash_object("tree", -1, buf, buf_len, out);
+	r = hash_entries(entries, n, out);
 	if (r >= 0)
 		*ret_empty = n == 0;
 finish:

@@ -460,24 +460,81 @@ void module_signature_info_done(struct module_signature_info *i)
 	i->hash = mfree(i->hash);
 }
 
-int module_verify(const void *mod, size_t len, const char *cert_path,
-		  struct module_signature_info *ret)
+/* Signer, key id and digest of the one signer the kernel accepts (no authenticated
+ * attributes). */
+static int signer_info(CMS_ContentInfo *cms, struct module_signature_info *info)
 {
-	_cleanup_(CMS_ContentInfo_freep) CMS_ContentInfo *cms = NULL;
-	_cleanup_(X509_freep) X509 *cert = NULL;
-	_cleanup_(sk_X509_freep) STACK_OF(X509) *certs = NULL;
-	_cleanup_(BIO_free_allp) BIO *data = NULL;
-	_cleanup_(module_signature_info_done) struct module_signature_info info = {};
 	STACK_OF(CMS_SignerInfo) * sis;
 	CMS_SignerInfo *si;
 	X509_ALGOR *digest = NULL;
 	X509_NAME *issuer = NULL;
 	ASN1_INTEGER *serial = NULL;
 	ASN1_OCTET_STRING *keyid = NULL;
-	const unsigned char *p;
 	const ASN1_OBJECT *obj;
-	size_t mod_len, sig_len;
 	char buf[80];
+
+	sis = CMS_get0_SignerInfos(cms);
+	if (!sis || sk_CMS_SignerInfo_num(sis) != 1)
+		return -EBADMSG;
+	si = sk_CMS_SignerInfo_value(sis, 0);
+	if (CMS_signed_get_attr_count(si) > 0)
+		return -EBADMSG;
+	if (CMS_SignerInfo_get0_signer_id(si, &keyid, &issuer, &serial) != 1)
+		return -EBADMSG;
+	if (issuer && serial) {
+		info->signer = name_cn(issuer);
+		info->key_id = serial_to_string(serial);
+	} else if (keyid) {
+		info->signer = strdup("");
+		info->key_id = sign_hex_colon(ASN1_STRING_get0_data(keyid),
+					      (size_t) ASN1_STRING_length(keyid));
+	}
+	CMS_SignerInfo_get0_algs(si, NULL, NULL, &digest, NULL);
+	if (!digest)
+		return -EBADMSG;
+	X509_ALGOR_get0(&obj, NULL, NULL, digest);
+	if (OBJ_obj2txt(buf, sizeof(buf), obj, 0) <= 0)
+		return -EBADMSG;
+	info->hash = strdup(buf);
+	if (!info->signer || !info->key_id || !info->hash)
+		return -ENOMEM;
+	return 0;
+}
+
+/* Only this certificate may have made the signature; no chain to check, the kernel
+ * trusts keys, not chains. */
+static int verify_with_cert(CMS_ContentInfo *cms, const void *mod, size_t mod_len,
+			    const char *cert_path)
+{
+	_cleanup_(X509_freep) X509 *cert = NULL;
+	_cleanup_(sk_X509_freep) STACK_OF(X509) *certs = NULL;
+	_cleanup_(BIO_free_allp) BIO *data = NULL;
+	int r;
+
+	r = store_load(cert_path, NULL, &cert);
+	if (r < 0)
+		return r;
+	certs = sk_X509_new_null();
+	if (!certs || !sk_X509_push(certs, cert))
+		return -ENOMEM;
+	data = BIO_new_mem_buf(mod, (int) mod_len);
+	if (!data)
+		return -ENOMEM;
+	if (CMS_verify(cms, certs, NULL, data, NULL,
+		       CMS_BINARY | CMS_NOINTERN | CMS_NO_SIGNER_CERT_VERIFY) != 1) {
+		drain_openssl_errors("CMS_verify");
+		return -EKEYREJECTED;
+	}
+	return 0;
+}
+
+int module_verify(const void *mod, size_t len, const char *cert_path,
+		  struct module_signature_info *ret)
+{
+	_cleanup_(CMS_ContentInfo_freep) CMS_ContentInfo *cms = NULL;
+	_cleanup_(module_signature_info_done) struct module_signature_info info = {};
+	const unsigned char *p;
+	size_t mod_len, sig_len;
 	int r;
 
 	r = parse_trailer(mod, len, &mod_len, &sig_len);
@@ -492,51 +549,13 @@ int module_verify(const void *mod, size_t len, const char *cert_path,
 		drain_openssl_errors("CMS parse");
 		return -EBADMSG;
 	}
-	/* The kernel accepts exactly one signer and no authenticated attributes. */
-	sis = CMS_get0_SignerInfos(cms);
-	if (!sis || sk_CMS_SignerInfo_num(sis) != 1)
-		return -EBADMSG;
-	si = sk_CMS_SignerInfo_value(sis, 0);
-	if (CMS_signed_get_attr_count(si) > 0)
-		return -EBADMSG;
-	if (CMS_SignerInfo_get0_signer_id(si, &keyid, &issuer, &serial) != 1)
-		return -EBADMSG;
-	if (issuer && serial) {
-		info.signer = name_cn(issuer);
-		info.key_id = serial_to_string(serial);
-	} else if (keyid) {
-		info.signer = strdup("");
-		info.key_id = sign_hex_colon(ASN1_STRING_get0_data(keyid),
-					     (size_t) ASN1_STRING_length(keyid));
-	}
-	CMS_SignerInfo_get0_algs(si, NULL, NULL, &digest, NULL);
-	if (!digest)
-		return -EBADMSG;
-	X509_ALGOR_get0(&obj, NULL, NULL, digest);
-	if (OBJ_obj2txt(buf, sizeof(buf), obj, 0) <= 0)
-		return -EBADMSG;
-	info.hash = strdup(buf);
-	if (!info.signer || !info.key_id || !info.hash)
-		return -ENOMEM;
-
+	r = signer_info(cms, &info);
+	if (r < 0)
+		return r;
 	if (cert_path) {
-		r = store_load(cert_path, NULL, &cert);
+		r = verify_with_cert(cms, mod, mod_len, cert_path);
 		if (r < 0)
 			return r;
-		certs = sk_X509_new_null();
-		if (!certs || !sk_X509_push(certs, cert))
-			return -ENOMEM;
-		data = BIO_new_mem_buf(mod, (int) mod_len);
-		if (!data)
-			return -ENOMEM;
-		/* Only this certificate may have made the signature; no chain to check,
-		 * the kernel trusts keys, not chains. */
-		if (CMS_verify(cms, certs, NULL, data, NULL,
-			       CMS_BINARY | CMS_NOINTERN | CMS_NO_SIGNER_CERT_VERIFY) !=
-		    1) {
-			drain_openssl_errors("CMS_verify");
-			return -EKEYREJECTED;
-		}
 	}
 
 	*ret = info;

@@ -220,95 +220,87 @@ static int copy_data(struct unpack *u, struct archive *a, struct archive *w,
 	}
 }
 
-static int extract_entry(struct unpack *u, struct archive *a, struct archive *w,
-			 struct archive_entry *e)
+/* A hard link may only point to an earlier regular file of the archive. */
+static int accept_hardlink(struct unpack *u, struct archive_entry *e, const char *raw,
+			   const char *raw_hl)
 {
-	_cleanup_free_ char *path = NULL, *hl = NULL;
-	const char *raw = archive_entry_pathname(e), *why = NULL, *raw_hl;
-	mode_t type = archive_entry_filetype(e);
-	mode_t perm = archive_entry_perm(e) & 0777;
+	_cleanup_free_ char *hl = NULL;
+	const char *why = NULL;
 	int r;
 
-	if (!raw)
-		return refuse(u, "", "entry without a name refused");
-	if (++u->n_entries > u->max_entries)
-		return refuse_cap(u, raw, "more than MaxEntries=%" PRIu64 " entries",
-				  u->max_entries);
-	r = normalize_path(raw, &path, &why);
-	if (r == -EBADMSG)
-		return refuse(u, raw, "%s", why);
+	r = normalize_path(raw_hl, &hl, &why);
+	if (r == -EBADMSG || (r >= 0 && (isempty(hl) || !set_contains(&u->files, hl))))
+		return refuse(
+			u, raw,
+			"hardlink to '%s' refused: not an earlier file of the archive",
+			raw_hl);
 	if (r < 0)
 		return r;
-	if (isempty(path)) {
-		if (type != AE_IFDIR)
-			return refuse(u, raw, "path names the top of the source tree");
-		return 0; /* "./" itself */
+	archive_entry_set_hardlink(e, hl);
+	return 0;
+}
+
+/* A symlink must stay inside the tree; it is recorded for the checks at the end. */
+static int accept_symlink(struct unpack *u, struct archive_entry *e, const char *raw,
+			  const char *path)
+{
+	const char *target = archive_entry_symlink(e);
+	struct link *l;
+	int r;
+
+	if (isempty(target))
+		return refuse(u, raw, "symlink without a target refused");
+	if (target[0] == '/')
+		return refuse(u, raw, "symlink to absolute path '%s' refused", target);
+	r = symlink_resolves_inside(path, target, NULL, 0);
+	if (r < 0)
+		return r;
+	if (r == LINK_ESCAPES)
+		return refuse(u, raw, "symlink to '%s' escapes the source tree", target);
+	l = realloc(u->links, sizeof(*l) * (u->n_links + 1));
+	if (!l)
+		return -ENOMEM;
+	u->links = l;
+	l[u->n_links] = (struct link){strdup(path), strdup(target)};
+	if (!l[u->n_links].path || !l[u->n_links].target) {
+		free(l[u->n_links].path);
+		free(l[u->n_links].target);
+		return -ENOMEM;
 	}
+	u->n_links++;
+	return set_add(&u->symlink_set, path);
+}
 
-	raw_hl = archive_entry_hardlink(e);
-	if (raw_hl) {
-		r = normalize_path(raw_hl, &hl, &why);
-		if (r == -EBADMSG ||
-		    (r >= 0 && (isempty(hl) || !set_contains(&u->files, hl))))
-			return refuse(
-				u, raw,
-				"hardlink to '%s' refused: not an earlier file of the "
-				"archive",
-				raw_hl);
-		if (r < 0)
-			return r;
-		archive_entry_set_hardlink(e, hl);
-		type = AE_IFREG;
-	} else
-		switch (type) {
-		case AE_IFREG:
-			perm |= 0600;
-			break;
-		case AE_IFDIR:
-			perm |= 0700;
-			break;
-		case AE_IFLNK: {
-			const char *target = archive_entry_symlink(e);
+/* Only files, directories and symlinks; the owner may always read and write them. */
+static int accept_type(struct unpack *u, struct archive_entry *e, const char *raw,
+		       const char *path, mode_t type, mode_t *perm)
+{
+	switch (type) {
+	case AE_IFREG:
+		*perm |= 0600;
+		return 0;
+	case AE_IFDIR:
+		*perm |= 0700;
+		return 0;
+	case AE_IFLNK:
+		return accept_symlink(u, e, raw, path);
+	case AE_IFCHR:
+	case AE_IFBLK:
+		return refuse(u, raw, "device node refused");
+	case AE_IFIFO:
+		return refuse(u, raw, "FIFO refused");
+	case AE_IFSOCK:
+		return refuse(u, raw, "socket refused");
+	default:
+		return refuse(u, raw, "unsupported file type refused");
+	}
+}
 
-			if (isempty(target))
-				return refuse(u, raw, "symlink without a target refused");
-			if (target[0] == '/')
-				return refuse(u, raw,
-					      "symlink to absolute path '%s' refused",
-					      target);
-			r = symlink_resolves_inside(path, target, NULL, 0);
-			if (r < 0)
-				return r;
-			if (r == LINK_ESCAPES)
-				return refuse(u, raw,
-					      "symlink to '%s' escapes the source tree",
-					      target);
-			struct link *l = realloc(u->links, sizeof(*l) * (u->n_links + 1));
-			if (!l)
-				return -ENOMEM;
-			u->links = l;
-			l[u->n_links] = (struct link){strdup(path), strdup(target)};
-			if (!l[u->n_links].path || !l[u->n_links].target) {
-				free(l[u->n_links].path);
-				free(l[u->n_links].target);
-				return -ENOMEM;
-			}
-			u->n_links++;
-			r = set_add(&u->symlink_set, path);
-			if (r < 0)
-				return r;
-			break;
-		}
-		case AE_IFCHR:
-		case AE_IFBLK:
-			return refuse(u, raw, "device node refused");
-		case AE_IFIFO:
-			return refuse(u, raw, "FIFO refused");
-		case AE_IFSOCK:
-			return refuse(u, raw, "socket refused");
-		default:
-			return refuse(u, raw, "unsupported file type refused");
-		}
+static int write_entry(struct unpack *u, struct archive *a, struct archive *w,
+		       struct archive_entry *e, const char *raw, const char *path,
+		       mode_t type, mode_t perm)
+{
+	int r;
 
 	if (type == AE_IFREG && archive_entry_size_is_set(e) &&
 	    (uint64_t) archive_entry_size(e) > u->max_size - MIN(u->total, u->max_size))
@@ -335,6 +327,42 @@ static int extract_entry(struct unpack *u, struct archive *a, struct archive *w,
 	if (archive_write_finish_entry(w) < ARCHIVE_WARN)
 		return refuse(u, raw, "cannot extract: %s", archive_error_string(w));
 	return 0;
+}
+
+static int extract_entry(struct unpack *u, struct archive *a, struct archive *w,
+			 struct archive_entry *e)
+{
+	_cleanup_free_ char *path = NULL;
+	const char *raw = archive_entry_pathname(e), *why = NULL, *raw_hl;
+	mode_t type = archive_entry_filetype(e);
+	mode_t perm = archive_entry_perm(e) & 0777;
+	int r;
+
+	if (!raw)
+		return refuse(u, "", "entry without a name refused");
+	if (++u->n_entries > u->max_entries)
+		return refuse_cap(u, raw, "more than MaxEntries=%" PRIu64 " entries",
+				  u->max_entries);
+	r = normalize_path(raw, &path, &why);
+	if (r == -EBADMSG)
+		return refuse(u, raw, "%s", why);
+	if (r < 0)
+		return r;
+	if (isempty(path)) {
+		if (type != AE_IFDIR)
+			return refuse(u, raw, "path names the top of the source tree");
+		return 0; /* "./" itself */
+	}
+
+	raw_hl = archive_entry_hardlink(e);
+	if (raw_hl) {
+		r = accept_hardlink(u, e, raw, raw_hl);
+		type = AE_IFREG;
+	} else
+		r = accept_type(u, e, raw, path, type, &perm);
+	if (r < 0)
+		return r;
+	return write_entry(u, a, w, e, raw, path, type, perm);
 }
 
 static void archive_read_freep(struct archive **a)
@@ -484,33 +512,83 @@ static int flatten(int dest_fd, const char *staging, int staging_fd, const char 
 	return rm_rf_at(dest_fd, staging);
 }
 
+/* The hash is checked on the very fd libarchive will read, before it reads a byte. */
+static int verify_sha256(int archive_fd, const char *display_name, const char *sha256,
+			 char **ret_reason)
+{
+	char hex[SHA256_HEX_SIZE];
+	int r;
+
+	if (lseek(archive_fd, 0, SEEK_SET) < 0)
+		return -errno;
+	r = sha256_fd_hex(archive_fd, hex);
+	if (r < 0)
+		return r;
+	if (!streq(hex, sha256)) {
+		if (ret_reason &&
+		    asprintf(ret_reason, "'%s': SHA256 mismatch: expected %s, got %s",
+			     display_name, sha256, hex) < 0)
+			return -ENOMEM;
+		return -EUCLEAN;
+	}
+	return 0;
+}
+
+/* Extract into a staging directory below dest_fd (with it as the working directory, so
+ * that nothing resolves outside), check the links, then move the tree up into dest. */
+static int unpack_staged(struct unpack *u, int archive_fd, int dest_fd)
+{
+	_cleanup_close_ int staging_fd = -EBADF, cwd_fd = -EBADF;
+	_cleanup_free_ char *staging = NULL, *top = NULL;
+	int r;
+
+	r = mkdtemp_at(dest_fd, ".dm2-unpack-", &staging);
+	if (r < 0)
+		return r;
+	staging_fd =
+		openat(dest_fd, staging, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	cwd_fd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (staging_fd < 0 || cwd_fd < 0)
+		return -errno;
+	if (fchdir(staging_fd) < 0)
+		return -errno;
+	r = extract_all(u, archive_fd);
+	if (fchdir(cwd_fd) < 0 && r >= 0)
+		r = -errno;
+	if (r >= 0)
+		r = single_top_dir(staging_fd, &top);
+	if (r >= 0)
+		r = check_links(u, top);
+	if (r >= 0)
+		r = flatten(dest_fd, staging, staging_fd, top);
+	return r;
+}
+
+static void unpack_done(struct unpack *u)
+{
+	tdestroy(u->files, free);
+	tdestroy(u->symlink_set, free);
+	for (size_t i = 0; i < u->n_links; i++) {
+		free(u->links[i].path);
+		free(u->links[i].target);
+	}
+	free(u->links);
+	free(u->reason);
+}
+
 int unpack_archive_fd(struct dm2_context *ctx, int archive_fd, const char *display_name,
 		      const char *sha256, const char *dest_dir, char **ret_reason)
 {
 	struct unpack u = {.name = display_name,
 			   .max_size = ctx->config->max_unpacked_size,
 			   .max_entries = ctx->config->max_entries};
-	_cleanup_close_ int dest_fd = -EBADF, staging_fd = -EBADF, cwd_fd = -EBADF;
-	_cleanup_free_ char *staging = NULL, *top = NULL;
-	char hex[SHA256_HEX_SIZE];
+	_cleanup_close_ int dest_fd = -EBADF;
 	int r;
 
-	/* The hash is checked on the very fd libarchive will read, before it reads a
-	 * byte. */
 	if (sha256) {
-		if (lseek(archive_fd, 0, SEEK_SET) < 0)
-			return -errno;
-		r = sha256_fd_hex(archive_fd, hex);
+		r = verify_sha256(archive_fd, display_name, sha256, ret_reason);
 		if (r < 0)
 			return r;
-		if (!streq(hex, sha256)) {
-			if (ret_reason &&
-			    asprintf(ret_reason,
-				     "'%s': SHA256 mismatch: expected %s, got %s",
-				     display_name, sha256, hex) < 0)
-				return -ENOMEM;
-			return -EUCLEAN;
-		}
 	}
 	if (lseek(archive_fd, 0, SEEK_SET) < 0)
 		return -errno;
@@ -518,42 +596,10 @@ int unpack_archive_fd(struct dm2_context *ctx, int archive_fd, const char *displ
 	if (mkdir(dest_dir, 0755) < 0)
 		return -errno;
 	dest_fd = open(dest_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (dest_fd < 0) {
+	if (dest_fd < 0)
 		r = -errno;
-		goto fail;
-	}
-	r = mkdtemp_at(dest_fd, ".dm2-unpack-", &staging);
-	if (r < 0)
-		goto fail;
-	staging_fd =
-		openat(dest_fd, staging, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	cwd_fd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (staging_fd < 0 || cwd_fd < 0) {
-		r = -errno;
-		goto fail;
-	}
-	if (fchdir(staging_fd) < 0) {
-		r = -errno;
-		goto fail;
-	}
-	r = extract_all(&u, archive_fd);
-	if (fchdir(cwd_fd) < 0 && r >= 0)
-		r = -errno;
-	if (r >= 0)
-		r = single_top_dir(staging_fd, &top);
-	if (r >= 0)
-		r = check_links(&u, top);
-	if (r >= 0)
-		r = flatten(dest_fd, staging, staging_fd, top);
-
-fail:
-	tdestroy(u.files, free);
-	tdestroy(u.symlink_set, free);
-	for (size_t i = 0; i < u.n_links; i++) {
-		free(u.links[i].path);
-		free(u.links[i].target);
-	}
-	free(u.links);
+	else
+		r = unpack_staged(&u, archive_fd, dest_fd);
 	if (r < 0) {
 		(void) rm_rf_at(AT_FDCWD, dest_dir);
 		if (ret_reason && u.reason)
@@ -561,11 +607,9 @@ fail:
 		else if (ret_reason && asprintf(ret_reason, "'%s': unpacking failed: %s",
 						display_name, strerror(-r)) < 0)
 			*ret_reason = NULL;
-		free(u.reason);
-		return r;
 	}
-	free(u.reason);
-	return 0;
+	unpack_done(&u);
+	return r < 0 ? r : 0;
 }
 
 int unpack_archive(struct dm2_context *ctx, const char *archive, const char *dest_dir)

@@ -576,71 +576,34 @@ static int lookup(struct parser *p, const char *name, const char *idx, char **re
 	return *ret ? 0 : -ENOMEM;
 }
 
-/* ${...}: content is what is between the braces. */
-static int eval_brace(struct parser *p, const char *content, char **ret)
+/* ${#name}, ${#name[i]}: the length of the value; ${#name[@]}: the number of elements. */
+static int brace_length(struct parser *p, const char *name, const char *idx, char **ret)
 {
-	_cleanup_free_ char *name = NULL, *idx = NULL, *val = NULL, *arg = NULL;
-	const char *s = content, *op;
-	bool length = false;
-	size_t k = 0;
+	_cleanup_free_ char *val = NULL;
 	int r;
 
-	if (s[0] == '#' && is_name_start(s[1])) {
-		length = true;
-		s++;
-	}
-	if (!is_name_start(s[0])) {
-		if (s[0] && strchr("0123456789@*#?$!-", s[0]))
-			return fail(
-				p, p->line,
-				"special parameter '${%s}' cannot be evaluated safely",
-				content);
-		return fail(p, p->line, "bad substitution '${%s}'", content);
-	}
-	while (is_name_char(s[k]))
-		k++;
-	name = strndup(s, k);
-	if (!name)
-		return -ENOMEM;
-	s += k;
-	if (*s == '[') {
-		const char *e = strchr(s, ']');
+	if (idx && (streq(idx, "@") || streq(idx, "*"))) {
+		size_t n = 0, size = dkms_vars_size(p->vars, name);
 
-		if (!e)
-			return fail(p, p->line, "bad substitution '${%s}'", content);
-		idx = strndup(s + 1, e - s - 1);
-		if (!idx)
-			return -ENOMEM;
-		s = e + 1;
+		for (size_t j = 0; j < size; j++)
+			n += !!dkms_vars_get(p->vars, name, j);
+		r = asprintf(ret, "%zu", n);
+	} else {
+		r = lookup(p, name, idx, &val);
+		if (r < 0)
+			return r;
+		r = asprintf(ret, "%zu", strlen(val));
 	}
+	return r < 0 ? -ENOMEM : 0;
+}
 
-	if (length) {
-		if (*s)
-			return fail(p, p->line, "bad substitution '${%s}'", content);
-		if (idx && (streq(idx, "@") || streq(idx, "*"))) {
-			size_t n = 0, size = dkms_vars_size(p->vars, name);
+/* ${name<op>word}: the default, alternative, trim and replace operators on val. */
+static int brace_op(struct parser *p, const char *content, const char *name,
+		    const char *val, const char *op, char **ret)
+{
+	_cleanup_free_ char *arg = NULL;
+	int r;
 
-			for (size_t j = 0; j < size; j++)
-				n += !!dkms_vars_get(p->vars, name, j);
-			r = asprintf(ret, "%zu", n);
-		} else {
-			r = lookup(p, name, idx, &val);
-			if (r < 0)
-				return r;
-			r = asprintf(ret, "%zu", strlen(val));
-		}
-		return r < 0 ? -ENOMEM : 0;
-	}
-
-	r = lookup(p, name, idx, &val);
-	if (r < 0)
-		return r;
-	if (!*s) {
-		*ret = TAKE_PTR(val);
-		return 0;
-	}
-
-	op = s;
 	if (startswith(op, ":-") || startswith(op, ":=") || startswith(op, ":+")) {
 		bool set = !isempty(val);
 
@@ -695,6 +658,60 @@ static int eval_brace(struct parser *p, const char *content, char **ret)
 		return fail(p, p->line, "substitution '${%s}' cannot be evaluated safely",
 			    content);
 	return *ret ? 0 : -ENOMEM;
+}
+
+/* ${...}: content is what is between the braces. */
+static int eval_brace(struct parser *p, const char *content, char **ret)
+{
+	_cleanup_free_ char *name = NULL, *idx = NULL, *val = NULL;
+	const char *s = content;
+	bool length = false;
+	size_t k = 0;
+	int r;
+
+	if (s[0] == '#' && is_name_start(s[1])) {
+		length = true;
+		s++;
+	}
+	if (!is_name_start(s[0])) {
+		if (s[0] && strchr("0123456789@*#?$!-", s[0]))
+			return fail(
+				p, p->line,
+				"special parameter '${%s}' cannot be evaluated safely",
+				content);
+		return fail(p, p->line, "bad substitution '${%s}'", content);
+	}
+	while (is_name_char(s[k]))
+		k++;
+	name = strndup(s, k);
+	if (!name)
+		return -ENOMEM;
+	s += k;
+	if (*s == '[') {
+		const char *e = strchr(s, ']');
+
+		if (!e)
+			return fail(p, p->line, "bad substitution '${%s}'", content);
+		idx = strndup(s + 1, e - s - 1);
+		if (!idx)
+			return -ENOMEM;
+		s = e + 1;
+	}
+
+	if (length) {
+		if (*s)
+			return fail(p, p->line, "bad substitution '${%s}'", content);
+		return brace_length(p, name, idx, ret);
+	}
+	r = lookup(p, name, idx, &val);
+	if (r < 0)
+		return r;
+	if (!*s) {
+		*ret = TAKE_PTR(val);
+		return 0;
+	}
+
+	return brace_op(p, content, name, val, s, ret);
 }
 
 /* At '$'. */

@@ -217,6 +217,97 @@ static int parse_strip(struct conf_ctx *c, size_t i, bool *ret)
 	return 0;
 }
 
+/* Record i of n (BUILT_MODULE_NAME[i], DEST_MODULE_NAME[i], ...): checked, and added to
+ * conf->modules unless it has no name. */
+static int load_module(struct conf_ctx *c, struct dkms_conf *conf, size_t i, size_t n)
+{
+	struct dkms_module *m = &conf->modules[conf->n_modules];
+	const char *bn = val(c, "BUILT_MODULE_NAME", i),
+		   *dn = val(c, "DEST_MODULE_NAME", i);
+	const char *loc = val(c, "BUILT_MODULE_LOCATION", i);
+	const char *dl = val(c, "DEST_MODULE_LOCATION", i);
+	unsigned line = record_line(c, i);
+	_cleanup_free_ char *l = NULL;
+	int r;
+
+	if (!bn && n == 1)
+		bn = conf->name;
+	if (!bn) {
+		report(c, line,
+		       "no BUILT_MODULE_NAME for record #%zu (required when the "
+		       "package has more than one module)",
+		       i);
+		return 0;
+	}
+	if (endswith(bn, ".ko") || endswith(bn, ".o"))
+		report(c, line_of(c, "BUILT_MODULE_NAME", i),
+		       "BUILT_MODULE_NAME[%zu] '%s' must be given without '.ko' "
+		       "or '.o'",
+		       i, bn);
+	if (dn && (endswith(dn, ".ko") || endswith(dn, ".o")))
+		report(c, line_of(c, "DEST_MODULE_NAME", i),
+		       "DEST_MODULE_NAME[%zu] '%s' must be given without '.ko' "
+		       "or '.o'",
+		       i, dn);
+	if (strchr(bn, '/') || (dn && strchr(dn, '/')))
+		report(c, line, "module names of record #%zu must not contain '/'", i);
+
+	l = strdup(loc ?: "");
+	if (!l)
+		return -ENOMEM;
+	while (startswith(l, "./"))
+		memmove(l, l + 2, strlen(l + 2) + 1);
+	while (*l && endswith(l, "/"))
+		l[strlen(l) - 1] = '\0';
+	if (streq(l, "."))
+		l[0] = '\0';
+	if (*l && !path_is_safe_relative(l))
+		report(c, line_of(c, "BUILT_MODULE_LOCATION", i),
+		       "BUILT_MODULE_LOCATION[%zu] '%s' must be a directory "
+		       "inside the "
+		       "package",
+		       i, loc);
+	if (dl && !startswith(dl, "/kernel") && !startswith(dl, "/updates") &&
+	    !startswith(dl, "/extra"))
+		report(c, line_of(c, "DEST_MODULE_LOCATION", i),
+		       "DEST_MODULE_LOCATION[%zu] '%s' must begin with "
+		       "'/kernel', "
+		       "'/updates' or '/extra'",
+		       i, dl);
+
+	m->built_name = strdup(bn);
+	m->dest_name = strdup(dn ?: bn);
+	m->built_location = TAKE_PTR(l);
+	if (!m->built_name || !m->dest_name)
+		return -ENOMEM;
+	r = dup_opt(&m->dest_location, dl);
+	if (r < 0)
+		return r;
+	r = parse_strip(c, i, &m->strip);
+	if (r < 0)
+		return r;
+	conf->n_modules++;
+	return 0;
+}
+
+static void check_duplicate_modules(struct conf_ctx *c, const struct dkms_conf *conf)
+{
+	for (size_t i = 0; i < conf->n_modules; i++)
+		for (size_t j = 0; j < i; j++) {
+			if (streq(conf->modules[i].built_name,
+				  conf->modules[j].built_name) &&
+			    streq(conf->modules[i].built_location,
+				  conf->modules[j].built_location))
+				report(c, record_line(c, i),
+				       "duplicate BUILT_MODULE_NAME '%s'",
+				       conf->modules[i].built_name);
+			if (streq(conf->modules[i].dest_name, conf->modules[j].dest_name))
+				report(c, record_line(c, i),
+				       "duplicate DEST_MODULE_NAME '%s'",
+				       conf->modules[i].dest_name);
+		}
+}
+
 static int load_modules(struct conf_ctx *c, struct dkms_conf *conf)
 {
 	size_t n = 0;
@@ -234,88 +325,11 @@ static int load_modules(struct conf_ctx *c, struct dkms_conf *conf)
 		return -ENOMEM;
 
 	for (size_t i = 0; i < n; i++) {
-		struct dkms_module *m = &conf->modules[conf->n_modules];
-		const char *bn = val(c, "BUILT_MODULE_NAME", i),
-			   *dn = val(c, "DEST_MODULE_NAME", i);
-		const char *loc = val(c, "BUILT_MODULE_LOCATION", i);
-		const char *dl = val(c, "DEST_MODULE_LOCATION", i);
-		unsigned line = record_line(c, i);
-		_cleanup_free_ char *l = NULL;
-
-		if (!bn && n == 1)
-			bn = conf->name;
-		if (!bn) {
-			report(c, line,
-			       "no BUILT_MODULE_NAME for record #%zu (required when the "
-			       "package has more than one module)",
-			       i);
-			continue;
-		}
-		if (endswith(bn, ".ko") || endswith(bn, ".o"))
-			report(c, line_of(c, "BUILT_MODULE_NAME", i),
-			       "BUILT_MODULE_NAME[%zu] '%s' must be given without '.ko' "
-			       "or '.o'",
-			       i, bn);
-		if (dn && (endswith(dn, ".ko") || endswith(dn, ".o")))
-			report(c, line_of(c, "DEST_MODULE_NAME", i),
-			       "DEST_MODULE_NAME[%zu] '%s' must be given without '.ko' "
-			       "or '.o'",
-			       i, dn);
-		if (strchr(bn, '/') || (dn && strchr(dn, '/')))
-			report(c, line,
-			       "module names of record #%zu must not contain '/'", i);
-
-		l = strdup(loc ?: "");
-		if (!l)
-			return -ENOMEM;
-		while (startswith(l, "./"))
-			memmove(l, l + 2, strlen(l + 2) + 1);
-		while (*l && endswith(l, "/"))
-			l[strlen(l) - 1] = '\0';
-		if (streq(l, "."))
-			l[0] = '\0';
-		if (*l && !path_is_safe_relative(l))
-			report(c, line_of(c, "BUILT_MODULE_LOCATION", i),
-			       "BUILT_MODULE_LOCATION[%zu] '%s' must be a directory "
-			       "inside the "
-			       "package",
-			       i, loc);
-		if (dl && !startswith(dl, "/kernel") && !startswith(dl, "/updates") &&
-		    !startswith(dl, "/extra"))
-			report(c, line_of(c, "DEST_MODULE_LOCATION", i),
-			       "DEST_MODULE_LOCATION[%zu] '%s' must begin with "
-			       "'/kernel', "
-			       "'/updates' or '/extra'",
-			       i, dl);
-
-		m->built_name = strdup(bn);
-		m->dest_name = strdup(dn ?: bn);
-		m->built_location = TAKE_PTR(l);
-		if (!m->built_name || !m->dest_name)
-			return -ENOMEM;
-		r = dup_opt(&m->dest_location, dl);
+		r = load_module(c, conf, i, n);
 		if (r < 0)
 			return r;
-		r = parse_strip(c, i, &m->strip);
-		if (r < 0)
-			return r;
-		conf->n_modules++;
 	}
-
-	for (size_t i = 0; i < conf->n_modules; i++)
-		for (size_t j = 0; j < i; j++) {
-			if (streq(conf->modules[i].built_name,
-				  conf->modules[j].built_name) &&
-			    streq(conf->modules[i].built_location,
-				  conf->modules[j].built_location))
-				report(c, record_line(c, i),
-				       "duplicate BUILT_MODULE_NAME '%s'",
-				       conf->modules[i].built_name);
-			if (streq(conf->modules[i].dest_name, conf->modules[j].dest_name))
-				report(c, record_line(c, i),
-				       "duplicate DEST_MODULE_NAME '%s'",
-				       conf->modules[i].dest_name);
-		}
+	check_duplicate_modules(c, conf);
 	return 0;
 }
 
@@ -556,20 +570,12 @@ static const char *const deprecated_directives[] = {
 	"BUILD_DEPENDS_REBUILD",
 };
 
-static int load_rest(struct conf_ctx *c, struct dkms_conf *conf)
+/* BUILD_EXCLUSIVE_* and OBSOLETE_BY: which kernels, architectures and configurations the
+ * package is for. */
+static int load_exclusive(struct conf_ctx *c, struct dkms_conf *conf)
 {
 	const char *v;
 	int r;
-
-	v = dkms_vars_get(c->vars, "AUTOINSTALL", 0);
-	if (!isempty(v) && strcasecmp(v, "yes") != 0 && strcasecmp(v, "no") != 0)
-		report(c, line_of(c, "AUTOINSTALL", 0),
-		       "AUTOINSTALL must be 'yes', 'no' or empty, not '%s'", v);
-	conf->autoinstall = v && strcasecmp(v, "yes") == 0;
-
-	r = dup_opt(&conf->clean, val(c, "CLEAN", 0));
-	if (r < 0)
-		return r;
 
 	v = val(c, "BUILD_EXCLUSIVE_KERNEL", 0);
 	if (v && !ere_valid(v))
@@ -620,12 +626,14 @@ static int load_rest(struct conf_ctx *c, struct dkms_conf *conf)
 			       "or "
 			       "'!CONFIG_NAME'",
 			       *w);
-	r = split_all(c, "BUILD_DEPENDS", &conf->build_depends);
-	if (r < 0)
-		return r;
+	return 0;
+}
 
-	v = val(c, "NO_WEAK_MODULES", 0);
-	conf->no_weak_modules = v && (v[0] == 'y' || v[0] == 'Y');
+/* The package's scripts are reported (not run); deprecated directives are ignored. */
+static int load_scripts(struct conf_ctx *c, struct dkms_conf *conf)
+{
+	const char *v;
+	int r;
 
 	for (size_t i = 0; i < ELEMENTSOF(script_directives); i++) {
 		v = val(c, script_directives[i], 0);
@@ -645,6 +653,34 @@ static int load_rest(struct conf_ctx *c, struct dkms_conf *conf)
 				  c->path, line_of(c, deprecated_directives[i], 0),
 				  deprecated_directives[i]);
 	return 0;
+}
+
+static int load_rest(struct conf_ctx *c, struct dkms_conf *conf)
+{
+	const char *v;
+	int r;
+
+	v = dkms_vars_get(c->vars, "AUTOINSTALL", 0);
+	if (!isempty(v) && strcasecmp(v, "yes") != 0 && strcasecmp(v, "no") != 0)
+		report(c, line_of(c, "AUTOINSTALL", 0),
+		       "AUTOINSTALL must be 'yes', 'no' or empty, not '%s'", v);
+	conf->autoinstall = v && strcasecmp(v, "yes") == 0;
+
+	r = dup_opt(&conf->clean, val(c, "CLEAN", 0));
+	if (r < 0)
+		return r;
+
+	r = load_exclusive(c, conf);
+	if (r < 0)
+		return r;
+	r = split_all(c, "BUILD_DEPENDS", &conf->build_depends);
+	if (r < 0)
+		return r;
+
+	v = val(c, "NO_WEAK_MODULES", 0);
+	conf->no_weak_modules = v && (v[0] == 'y' || v[0] == 'Y');
+
+	return load_scripts(c, conf);
 }
 
 static int name_cmp(const struct dirent **a, const struct dirent **b)
@@ -779,12 +815,98 @@ static int read_overrides(struct conf_ctx *c, const char *dir, const char *kerne
 
 /* ---- loading ---- */
 
+/* Evaluate text into *vars (and c->vars). DKMS knows $module and $module_version before
+ * it reads the file; dm2 learns them from it, so evaluate once quietly for
+ * PACKAGE_NAME/VERSION, then for real. *ret_eval is the result of the real evaluation;
+ * when it failed, c->failed is set. */
+static int eval_twice(struct conf_ctx *c, const char *dir, const char *text, size_t size,
+		      const char *kernel_release, const char *arch, const char *ksrc,
+		      struct dkms_eval_params *params, struct dkms_vars **vars,
+		      int *ret_eval)
+{
+	_cleanup_(dkms_vars_freep) struct dkms_vars *first = NULL;
+	int r;
+
+	r = dkms_vars_new(&first);
+	if (r < 0)
+		return r;
+	r = set_presets(first, dir, kernel_release, arch, ksrc, NULL, NULL);
+	if (r < 0)
+		return r;
+	(void) dkms_eval(c->path, text, size, first, params, NULL, NULL);
+
+	r = dkms_vars_new(vars);
+	if (r < 0)
+		return r;
+	r = set_presets(*vars, dir, kernel_release, arch, ksrc,
+			dkms_vars_get(first, "PACKAGE_NAME", 0),
+			dkms_vars_get(first, "PACKAGE_VERSION", 0));
+	if (r < 0)
+		return r;
+	c->vars = *vars;
+	r = dkms_eval(c->path, text, size, *vars, params, c->diag, c->userdata);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0)
+		c->failed = true;
+	*ret_eval = r;
+	return 0;
+}
+
+/* PACKAGE_NAME and PACKAGE_VERSION, both required; evaluated says the file could be
+ * evaluated, so that an empty result means it has no directives. */
+static int load_package(struct conf_ctx *c, struct dkms_conf *conf, bool evaluated)
+{
+	if (dkms_vars_first_line(c->vars, "PACKAGE_NAME") == 0 &&
+	    dkms_vars_first_line(c->vars, "PACKAGE_VERSION") == 0 && evaluated) {
+		report(c, 1,
+		       "file has no directives (PACKAGE_NAME and PACKAGE_VERSION are "
+		       "required)");
+		return -EBADMSG;
+	}
+	if (dup_opt(&conf->name, val(c, "PACKAGE_NAME", 0)) < 0 ||
+	    dup_opt(&conf->version, val(c, "PACKAGE_VERSION", 0)) < 0)
+		return -ENOMEM;
+	if (!conf->name)
+		report(c, dkms_vars_first_line(c->vars, "PACKAGE_NAME"),
+		       "PACKAGE_NAME is not set (required)");
+	else if (!recipe_name_valid(conf->name))
+		report(c, line_of(c, "PACKAGE_NAME", 0),
+		       "PACKAGE_NAME '%s' is not a valid name ([a-zA-Z0-9_.+-], not "
+		       "starting "
+		       "with '.' or '-')",
+		       conf->name);
+	if (!conf->version)
+		report(c, dkms_vars_first_line(c->vars, "PACKAGE_VERSION"),
+		       "PACKAGE_VERSION is not set (required)");
+	if (!conf->name || !conf->version)
+		return -EBADMSG;
+	return 0;
+}
+
+static int conf_new(const char *path, const char *dir, const char *kernel_release,
+		    uint64_t crc, struct dkms_conf **ret)
+{
+	_cleanup_(dkms_conf_freep) struct dkms_conf *conf = calloc(1, sizeof(*conf));
+
+	if (!conf)
+		return -ENOMEM;
+	conf->path = strdup(path);
+	conf->dir = strdup(dir);
+	if (!conf->path || !conf->dir ||
+	    dup_opt(&conf->kernel_release, kernel_release) < 0)
+		return -ENOMEM;
+	conf->content_crc = crc;
+	*ret = TAKE_PTR(conf);
+	return 0;
+}
+
 int dkms_conf_load(const char *dir, const char *kernel_release, const char *arch,
 		   const char *kernel_build_dir, const char *overrides_dir, recipe_diag_fn diag,
 		   void *userdata, struct dkms_conf **ret)
 {
 	_cleanup_(dkms_conf_freep) struct dkms_conf *conf = NULL;
-	_cleanup_(dkms_vars_freep) struct dkms_vars *first = NULL, *vars = NULL;
+	_cleanup_(dkms_vars_freep) struct dkms_vars *vars = NULL;
 	_cleanup_free_ char *path = NULL, *text = NULL, *ksrc = NULL;
 	_cleanup_(conf_ctx_done) struct conf_ctx c = { .diag = diag, .userdata = userdata };
 	struct dkms_eval_params params = {};
@@ -809,10 +931,10 @@ int dkms_conf_load(const char *dir, const char *kernel_release, const char *arch
 			return -errno;
 		arch = u.machine;
 	}
-	if (kernel_build_dir)
-		ksrc = strdup(kernel_build_dir);
-	else
-		ksrc = strjoin("/lib/modules/", strempty(kernel_release), "/build");
+	/* $kernel_source_dir */
+	ksrc = kernel_build_dir
+		       ? strdup(kernel_build_dir)
+		       : strjoin("/lib/modules/", strempty(kernel_release), "/build");
 	if (!ksrc)
 		return -ENOMEM;
 	np = sysconf(_SC_NPROCESSORS_ONLN);
@@ -822,70 +944,21 @@ int dkms_conf_load(const char *dir, const char *kernel_release, const char *arch
 		.nproc = np > 0 ? (unsigned) np : 1,
 	};
 
-	/* DKMS knows $module and $module_version before it reads the file; dm2 learns
-	 * them from it, so evaluate once quietly for PACKAGE_NAME/VERSION, then for real.
-	 */
-	r = dkms_vars_new(&first);
-	if (r < 0)
-		return r;
-	r = set_presets(first, dir, kernel_release, arch, ksrc, NULL, NULL);
-	if (r < 0)
-		return r;
-	(void) dkms_eval(path, text, size, first, &params, NULL, NULL);
-
-	r = dkms_vars_new(&vars);
-	if (r < 0)
-		return r;
-	r = set_presets(vars, dir, kernel_release, arch, ksrc,
-			dkms_vars_get(first, "PACKAGE_NAME", 0),
-			dkms_vars_get(first, "PACKAGE_VERSION", 0));
-	if (r < 0)
-		return r;
-	c.vars = vars;
-	r = dkms_eval(path, text, size, vars, &params, diag, userdata);
-	if (r == -ENOMEM)
-		return r;
-	if (r < 0)
-		c.failed = true;
+	k = eval_twice(&c, dir, text, size, kernel_release, arch, ksrc, &params, &vars,
+		       &r);
+	if (k < 0)
+		return k;
 	crc = lzma_crc64((const uint8_t *) text, size, 0);
 	k = read_overrides(&c, overrides_dir, kernel_release, arch, &params, &crc);
 	if (k < 0)
 		return k;
 
-	conf = calloc(1, sizeof(*conf));
-	if (!conf)
-		return -ENOMEM;
-	conf->path = strdup(path);
-	conf->dir = strdup(dir);
-	if (!conf->path || !conf->dir ||
-	    dup_opt(&conf->kernel_release, kernel_release) < 0)
-		return -ENOMEM;
-	conf->content_crc = crc;
-
-	if (dkms_vars_first_line(vars, "PACKAGE_NAME") == 0 &&
-	    dkms_vars_first_line(vars, "PACKAGE_VERSION") == 0 && r >= 0) {
-		report(&c, 1,
-		       "file has no directives (PACKAGE_NAME and PACKAGE_VERSION are "
-		       "required)");
-		return -EBADMSG;
-	}
-	if (dup_opt(&conf->name, val(&c, "PACKAGE_NAME", 0)) < 0 ||
-	    dup_opt(&conf->version, val(&c, "PACKAGE_VERSION", 0)) < 0)
-		return -ENOMEM;
-	if (!conf->name)
-		report(&c, dkms_vars_first_line(vars, "PACKAGE_NAME"),
-		       "PACKAGE_NAME is not set (required)");
-	else if (!recipe_name_valid(conf->name))
-		report(&c, line_of(&c, "PACKAGE_NAME", 0),
-		       "PACKAGE_NAME '%s' is not a valid name ([a-zA-Z0-9_.+-], not "
-		       "starting "
-		       "with '.' or '-')",
-		       conf->name);
-	if (!conf->version)
-		report(&c, dkms_vars_first_line(vars, "PACKAGE_VERSION"),
-		       "PACKAGE_VERSION is not set (required)");
-	if (!conf->name || !conf->version)
-		return -EBADMSG;
+	k = conf_new(path, dir, kernel_release, crc, &conf);
+	if (k < 0)
+		return k;
+	r = load_package(&c, conf, r >= 0); /* r: whether dkms.conf could be evaluated */
+	if (r < 0)
+		return r;
 
 	r = load_modules(&c, conf);
 	if (r >= 0)
@@ -910,52 +983,37 @@ int dkms_conf_load(const char *dir, const char *kernel_release, const char *arch
 	return 0;
 }
 
-int dkms_conf_to_recipe(const struct dkms_conf *c, struct recipe **ret)
+/* Debian's DKMS installs every module into updates/dkms, whatever DEST_MODULE_LOCATION
+ * says; the description tells when a package asked for another place. */
+static int recipe_description(const struct dkms_conf *c, char **ret)
 {
-	_cleanup_(recipe_unrefp) struct recipe *r = NULL;
-	struct recipe_source *s;
 	const char *asked = NULL;
 	int k;
-
-	k = recipe_new(&r);
-	if (k < 0)
-		return k;
-	r->origin = RECIPE_ORIGIN_DKMS;
-	r->name = strdup(c->name);
-	r->path = strdup(c->path);
-	r->dir = strdup(c->dir);
-	r->content_crc = c->content_crc;
-	/* In the order their bytes went into content_crc. */
-	if (strv_extend_strv(&r->content_more, c->overrides) < 0 ||
-	    strv_extend_strv(&r->content_more, c->kernel_overrides) < 0)
-		return -ENOMEM;
-	r->install_dir = strdup(DKMS_INSTALL_DIR);
-	if (!r->name || !r->path || !r->dir || !r->install_dir)
-		return -ENOMEM;
-	if (dup_opt(&r->license, c->license) < 0 ||
-	    dup_opt(&r->make_command, c->make_command) < 0 ||
-	    dup_opt(&r->clean_command, c->clean) < 0 ||
-	    dup_opt(&r->exclusive_kernel, c->exclusive_kernel) < 0 ||
-	    dup_opt(&r->exclusive_arch, c->exclusive_arch) < 0)
-		return -ENOMEM;
-	r->autoinstall = c->autoinstall;
 
 	for (size_t i = 0; i < c->n_modules; i++)
 		if (c->modules[i].dest_location &&
 		    !streq(c->modules[i].dest_location, "/updates/dkms"))
 			asked = c->modules[i].dest_location;
 	if (asked)
-		k = asprintf(&r->description,
+		k = asprintf(ret,
 			     "DKMS package %s %s (dkms.conf asks for "
 			     "DEST_MODULE_LOCATION '%s'; "
 			     "installed into %s as DKMS does on Debian)",
 			     c->name, c->version, asked, DKMS_INSTALL_DIR);
 	else
-		k = asprintf(&r->description, "DKMS package %s %s", c->name, c->version);
+		k = asprintf(ret, "DKMS package %s %s", c->name, c->version);
 	if (k < 0) {
-		r->description = NULL;
+		*ret = NULL;
 		return -ENOMEM;
 	}
+	return 0;
+}
+
+/* The one source: the package directory, its kernel range and patches. */
+static int source_from_conf(const struct dkms_conf *c, struct recipe *r)
+{
+	struct recipe_source *s;
+	int k;
 
 	r->sources = calloc(1, sizeof(*r->sources));
 	if (!r->sources)
@@ -998,7 +1056,11 @@ int dkms_conf_to_recipe(const struct dkms_conf *c, struct recipe **ret)
 				return -ENOMEM;
 		}
 	}
+	return 0;
+}
 
+static int modules_from_conf(const struct dkms_conf *c, struct recipe *r)
+{
 	if (c->n_modules > 0) {
 		r->modules = calloc(c->n_modules, sizeof(*r->modules));
 		if (!r->modules)
@@ -1016,6 +1078,46 @@ int dkms_conf_to_recipe(const struct dkms_conf *c, struct recipe **ret)
 		if (!m->name || !m->built_location || !m->dest_name || !m->dest_dir)
 			return -ENOMEM;
 	}
+	return 0;
+}
+
+int dkms_conf_to_recipe(const struct dkms_conf *c, struct recipe **ret)
+{
+	_cleanup_(recipe_unrefp) struct recipe *r = NULL;
+	int k;
+
+	k = recipe_new(&r);
+	if (k < 0)
+		return k;
+	r->origin = RECIPE_ORIGIN_DKMS;
+	r->name = strdup(c->name);
+	r->path = strdup(c->path);
+	r->dir = strdup(c->dir);
+	r->content_crc = c->content_crc;
+	/* In the order their bytes went into content_crc. */
+	if (strv_extend_strv(&r->content_more, c->overrides) < 0 ||
+	    strv_extend_strv(&r->content_more, c->kernel_overrides) < 0)
+		return -ENOMEM;
+	r->install_dir = strdup(DKMS_INSTALL_DIR);
+	if (!r->name || !r->path || !r->dir || !r->install_dir)
+		return -ENOMEM;
+	if (dup_opt(&r->license, c->license) < 0 ||
+	    dup_opt(&r->make_command, c->make_command) < 0 ||
+	    dup_opt(&r->clean_command, c->clean) < 0 ||
+	    dup_opt(&r->exclusive_kernel, c->exclusive_kernel) < 0 ||
+	    dup_opt(&r->exclusive_arch, c->exclusive_arch) < 0)
+		return -ENOMEM;
+	r->autoinstall = c->autoinstall;
+
+	k = recipe_description(c, &r->description);
+	if (k < 0)
+		return k;
+	k = source_from_conf(c, r);
+	if (k < 0)
+		return k;
+	k = modules_from_conf(c, r);
+	if (k < 0)
+		return k;
 	if (strv_extend_strv(&r->require_config, c->exclusive_config) < 0 ||
 	    strv_extend_strv(&r->needs, c->build_depends) < 0)
 		return -ENOMEM;

@@ -483,6 +483,57 @@ static int add_patch(struct parser *p, const char *value, unsigned line)
 	return 0;
 }
 
+static int parse_source_path(struct parser *p, struct recipe_source *s, const char *key,
+			     const char *value, unsigned line)
+{
+	struct stat st;
+
+	if (!once(p, &p->seen.path, key, line))
+		return 0;
+	if (p->seen.url)
+		problem(p, line, "URL= and Path= exclude each other (URL= at line %u)",
+			p->seen.url);
+	if (isempty(value)) {
+		problem(p, line, "Path= is empty");
+		return 0;
+	}
+	if (value[0] == '/')
+		return set_str(&s->path, value);
+	if (!path_is_safe_relative(value) && !streq(value, ".")) {
+		problem(p, line,
+			"relative Path= '%s' must stay below the recipe's "
+			"directory",
+			value);
+		return 0;
+	}
+	free(s->path);
+	s->path = streq(value, ".") ? strdup(p->r->dir) : path_join(p->r->dir, value);
+	if (!s->path)
+		return -ENOMEM;
+	/* An absolute one may be installed later (/usr/src/NAME-VER); a relative
+	 * one ships with the recipe, so its absence is a packaging mistake. */
+	if (stat(s->path, &st) < 0 || !S_ISDIR(st.st_mode))
+		problem(p, line, "Path= directory '%s' not found beside the recipe",
+			value);
+	return 0;
+}
+
+/* SHA256= and GitTree=: n hexadecimal digits, kept in lowercase. */
+static int parse_source_hex(struct parser *p, unsigned *seen, const char *key,
+			    const char *value, unsigned line, size_t n, char **field)
+{
+	if (!once(p, seen, key, line))
+		return 0;
+	if (!hex_valid(value, n)) {
+		problem(p, line, "%s= must be %zu hexadecimal digits, got '%s'", key, n,
+			value);
+		return 0;
+	}
+	free(*field);
+	*field = lowercase_dup(value);
+	return *field ? 0 : -ENOMEM;
+}
+
 static int parse_source_key(struct parser *p, const char *key, const char *value,
 			    unsigned line)
 {
@@ -510,65 +561,14 @@ static int parse_source_key(struct parser *p, const char *key, const char *value
 				value);
 		return strv_extend(&s->urls, value);
 	}
-	if (streq(key, "Path")) {
-		if (!once(p, &p->seen.path, key, line))
-			return 0;
-		if (p->seen.url)
-			problem(p, line,
-				"URL= and Path= exclude each other (URL= at line %u)",
-				p->seen.url);
-		if (isempty(value)) {
-			problem(p, line, "Path= is empty");
-			return 0;
-		}
-		if (value[0] == '/')
-			return set_str(&s->path, value);
-		if (!path_is_safe_relative(value) && !streq(value, ".")) {
-			problem(p, line,
-				"relative Path= '%s' must stay below the recipe's "
-				"directory",
-				value);
-			return 0;
-		}
-		free(s->path);
-		s->path = streq(value, ".") ? strdup(p->r->dir)
-					    : path_join(p->r->dir, value);
-		if (!s->path)
-			return -ENOMEM;
-		/* An absolute one may be installed later (/usr/src/NAME-VER); a relative
-		 * one ships with the recipe, so its absence is a packaging mistake. */
-		struct stat st;
-		if (stat(s->path, &st) < 0 || !S_ISDIR(st.st_mode))
-			problem(p, line,
-				"Path= directory '%s' not found beside the recipe",
-				value);
-		return 0;
-	}
-	if (streq(key, "SHA256")) {
-		if (!once(p, &p->seen.sha256, key, line))
-			return 0;
-		if (!hex_valid(value, 64)) {
-			problem(p, line,
-				"SHA256= must be 64 hexadecimal digits, got '%s'", value);
-			return 0;
-		}
-		free(s->sha256);
-		s->sha256 = lowercase_dup(value);
-		return s->sha256 ? 0 : -ENOMEM;
-	}
-	if (streq(key, "GitTree")) {
-		if (!once(p, &p->seen.git_tree, key, line))
-			return 0;
-		if (!hex_valid(value, 40)) {
-			problem(p, line,
-				"GitTree= must be 40 hexadecimal digits, got '%s'",
-				value);
-			return 0;
-		}
-		free(s->git_tree);
-		s->git_tree = lowercase_dup(value);
-		return s->git_tree ? 0 : -ENOMEM;
-	}
+	if (streq(key, "Path"))
+		return parse_source_path(p, s, key, value, line);
+	if (streq(key, "SHA256"))
+		return parse_source_hex(p, &p->seen.sha256, key, value, line, 64,
+					&s->sha256);
+	if (streq(key, "GitTree"))
+		return parse_source_hex(p, &p->seen.git_tree, key, value, line, 40,
+					&s->git_tree);
 	if (streq(key, "Kernel")) {
 		if (!once(p, &p->seen.kernel, key, line))
 			return 0;

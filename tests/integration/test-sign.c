@@ -307,7 +307,7 @@ static void test_verify_flipped_byte_lib(void **state)
 
 static void test_hash_from_kernel_and_config(void **state)
 {
-	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new(.kernel = true);
 	char v[64];
 	_cleanup_free_ char *out = NULL;
 

@@ -189,7 +189,7 @@ static void test_plan_dkms_exclusive(void **state)
 /* The same decisions for the real, probed kernel tree of this machine. */
 static void test_plan_real_kernel(void **state)
 {
-	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new(.kernel = true);
 	_cleanup_free_ char *mdir = NULL, *want = NULL;
 	struct kbw_kernel *k = NULL;
 	struct plan p = {};

@@ -522,6 +522,61 @@ static int nginx_stop(void **state)
 	return 0;
 }
 
+/* What a server holding K1 (pushed from file b and manifest) may serve wrongly: tampered,
+ * longer objects and a malformed manifest are refused, and nothing enters cc. */
+static void check_remote_refusals(struct test_root *tc, struct cache *cc, const char *b,
+				  const char *manifest,
+				  const struct cache_remote_options *o)
+{
+	_cleanup_free_ char *reason = NULL, *obj = NULL;
+	char hex[SHA256_HEX_SIZE];
+	struct cache_stats s;
+	uint64_t tmp_bytes;
+
+	/* A tampered object on the server is refused and nothing enters the local store.
+	 */
+	ASSERT_OK(sha256_file_hex_at(AT_FDCWD, b, hex));
+	assert_true(asprintf(&obj, "%s/www/fleet/v1/objects/%s", nginx.prefix, hex) > 0);
+	assert_int_equal(
+		test_system("printf X | dd of='%s' bs=1 seek=5 conv=notrunc status=none",
+			    obj),
+		0);
+	ASSERT_ERR(cache_remote_pull(cc, nginx.url, K1, o, &reason), -EBADMSG);
+	assert_non_null(reason);
+	assert_non_null(strstr(reason, "tampered"));
+	assert_non_null(strstr(reason, hex));
+	reason = mfree(reason);
+	ASSERT_OK(cache_stat(cc, &s));
+	assert_int_equal(s.entries, 0);
+	assert_int_equal(s.objects, 0);
+	ASSERT_OK(dir_size_at(tc->fd, "var/cache/dm2/artifacts/tmp", &tmp_bytes));
+	assert_int_equal(tmp_bytes, 0);
+	ASSERT_OK(dir_size_at(tc->fd, "var/cache/dm2/artifacts/objects", &tmp_bytes));
+	assert_int_equal(tmp_bytes, 0);
+
+	/* A longer object is cut off and refused too. */
+	assert_int_equal(test_system("printf XYZ >> '%s'", obj), 0);
+	ASSERT_ERR(cache_remote_pull(cc, nginx.url, K1, o, &reason), -EBADMSG);
+	reason = mfree(reason);
+
+	/* A malformed manifest is refused, naming the line. */
+	assert_int_equal(
+		test_system(
+			"printf 'dm2-cache-manifest 1\\nkey %s\\nfile ../../etc 1 x\\n'"
+			" > '%s'",
+			K1, manifest),
+		0);
+	ASSERT_ERR(cache_remote_pull(cc, nginx.url, K1, o, &reason), -EBADMSG);
+	assert_non_null(strstr(reason, "line 3"));
+	reason = mfree(reason);
+
+	/* Only http and https. */
+	ASSERT_ERR(cache_remote_pull(cc, "ftp://127.0.0.1/x", K1, o, &reason), -EINVAL);
+	reason = mfree(reason);
+	ASSERT_ERR(cache_remote_pull(cc, "file:///etc", K1, o, &reason), -EINVAL);
+	reason = mfree(reason);
+}
+
 static void test_remote(void **state)
 {
 	_cleanup_(test_root_freep) struct test_root *ta = test_root_new();
@@ -534,12 +589,9 @@ static void test_remote(void **state)
 	_cleanup_free_ char *a = make_file(ta, "a.ko", 'a', 200000);
 	_cleanup_free_ char *b = make_file(ta, "b.ko", 'b', 3000);
 	_cleanup_free_ char *sv = make_file(ta, "Module.symvers", 's', 100);
-	_cleanup_free_ char *reason = NULL, *manifest = NULL, *obj = NULL;
+	_cleanup_free_ char *reason = NULL, *manifest = NULL;
 	char *paths[] = {a, b, NULL}, *names[] = {"a.ko", "b.ko", NULL};
 	struct cache_remote_options o = {.connect_timeout_usec = 5000000};
-	char hex[SHA256_HEX_SIZE];
-	struct cache_stats s;
-	uint64_t tmp_bytes;
 
 	ASSERT_OK(cache_store(ca, K1, paths, names, sv));
 	ASSERT_OK(cache_remote_push(ca, nginx.url, K1, &o, &reason));
@@ -575,48 +627,7 @@ static void test_remote(void **state)
 	ASSERT_ERR(cache_remote_push(cc, nginx.url, K2, &o, &reason), -ENOENT);
 	reason = mfree(reason);
 
-	/* A tampered object on the server is refused and nothing enters the local store.
-	 */
-	ASSERT_OK(sha256_file_hex_at(AT_FDCWD, b, hex));
-	assert_true(asprintf(&obj, "%s/www/fleet/v1/objects/%s", nginx.prefix, hex) > 0);
-	assert_int_equal(
-		test_system("printf X | dd of='%s' bs=1 seek=5 conv=notrunc status=none",
-			    obj),
-		0);
-	ASSERT_ERR(cache_remote_pull(cc, nginx.url, K1, &o, &reason), -EBADMSG);
-	assert_non_null(reason);
-	assert_non_null(strstr(reason, "tampered"));
-	assert_non_null(strstr(reason, hex));
-	reason = mfree(reason);
-	ASSERT_OK(cache_stat(cc, &s));
-	assert_int_equal(s.entries, 0);
-	assert_int_equal(s.objects, 0);
-	ASSERT_OK(dir_size_at(tc->fd, "var/cache/dm2/artifacts/tmp", &tmp_bytes));
-	assert_int_equal(tmp_bytes, 0);
-	ASSERT_OK(dir_size_at(tc->fd, "var/cache/dm2/artifacts/objects", &tmp_bytes));
-	assert_int_equal(tmp_bytes, 0);
-
-	/* A longer object is cut off and refused too. */
-	assert_int_equal(test_system("printf XYZ >> '%s'", obj), 0);
-	ASSERT_ERR(cache_remote_pull(cc, nginx.url, K1, &o, &reason), -EBADMSG);
-	reason = mfree(reason);
-
-	/* A malformed manifest is refused, naming the line. */
-	assert_int_equal(
-		test_system(
-			"printf 'dm2-cache-manifest 1\\nkey %s\\nfile ../../etc 1 x\\n'"
-			" > '%s'",
-			K1, manifest),
-		0);
-	ASSERT_ERR(cache_remote_pull(cc, nginx.url, K1, &o, &reason), -EBADMSG);
-	assert_non_null(strstr(reason, "line 3"));
-	reason = mfree(reason);
-
-	/* Only http and https. */
-	ASSERT_ERR(cache_remote_pull(cc, "ftp://127.0.0.1/x", K1, &o, &reason), -EINVAL);
-	reason = mfree(reason);
-	ASSERT_ERR(cache_remote_pull(cc, "file:///etc", K1, &o, &reason), -EINVAL);
-	reason = mfree(reason);
+	check_remote_refusals(tc, cc, b, manifest, &o);
 }
 
 static void test_remote_unreachable(void **state)

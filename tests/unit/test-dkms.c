@@ -1,10 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* dkms.conf import: fixtures are written into a fake root's usr/src by each test. */
-#include <glob.h>
 #include <fcntl.h>
 #include <sys/wait.h>
 
-#include "pipeline/builder.h"
 #include "recipe/dkms-eval.h"
 #include "recipe/dkms.h"
 #include "core/kernels.h"
@@ -127,6 +125,30 @@ static void test_multi_module(void **state)
 	diags_done(&d);
 }
 
+/* The kernel-independent view (what dm2d compares) of the ovr package: it evaluates no
+ * kernel-specific override, but a change to one is a change of the package. */
+static void check_overrides_kernel_independent(struct test_root *t, const char *dir,
+					       const char *etc)
+{
+	_cleanup_(dkms_conf_freep) struct dkms_conf *indep = NULL, *indep2 = NULL;
+	_cleanup_(recipe_unrefp) struct recipe *ri = NULL;
+	struct diags d = {};
+	const char *h;
+
+	ASSERT_OK(dkms_conf_load(dir, NULL, "x86_64", NULL, etc, diag_collect, &d, &indep));
+	assert_true(indep->autoinstall);
+	assert_int_equal(strv_length(indep->overrides), 1);
+	assert_int_equal(strv_length(indep->kernel_overrides), 2);
+	assert_true(endswith(indep->kernel_overrides[0], "/ovr--6.1.0-1-amd64-x86_64.conf"));
+	ASSERT_OK(dkms_conf_to_recipe(indep, &ri));
+	ASSERT_OK(recipe_content_hash(ri, &h));
+	test_write_file(t->fd, "etc/dkms/ovr--6.1.0-1-amd64-x86_64.conf",
+			"BUILT_MODULE_NAME[0]=ovr_ka2\n");
+	ASSERT_OK(dkms_conf_load(dir, NULL, "x86_64", NULL, etc, diag_collect, &d, &indep2));
+	assert_int_not_equal(indep->content_crc, indep2->content_crc);
+	diags_done(&d);
+}
+
 /* The admin's /etc/dkms/<m>[-<v>[-<k>[-<a>]]].conf and <m>--<k>[-<a>].conf override
  * dkms.conf, later ones winning; kernel-specific ones only for that kernel. */
 static void test_overrides(void **state)
@@ -134,9 +156,8 @@ static void test_overrides(void **state)
 	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
 	_cleanup_(dkms_conf_freep) struct dkms_conf *c = NULL, *other = NULL, *any = NULL,
 						    *bad = NULL;
-	_cleanup_(dkms_conf_freep) struct dkms_conf *indep = NULL, *indep2 = NULL,
-						    *renamed = NULL;
-	_cleanup_(recipe_unrefp) struct recipe *r = NULL, *ri = NULL;
+	_cleanup_(dkms_conf_freep) struct dkms_conf *renamed = NULL;
+	_cleanup_(recipe_unrefp) struct recipe *r = NULL;
 	_cleanup_free_ char *dir = NULL, *etc = strjoin(t->path, "/etc/dkms");
 	struct diags d = {};
 	const char *conf = "PACKAGE_NAME=ovr\nPACKAGE_VERSION=1.0\nBUILT_MODULE_NAME[0]=ovr\n"
@@ -176,19 +197,7 @@ static void test_overrides(void **state)
 	assert_true(any->modules[0].strip);
 	assert_int_not_equal(any->content_crc, other->content_crc);
 
-	/* The kernel-independent view (what dm2d compares) evaluates no kernel-specific
-	 * override, but a change to one is a change of the package. */
-	ASSERT_OK(dkms_conf_load(dir, NULL, "x86_64", NULL, etc, diag_collect, &d, &indep));
-	assert_true(indep->autoinstall);
-	assert_int_equal(strv_length(indep->overrides), 1);
-	assert_int_equal(strv_length(indep->kernel_overrides), 2);
-	assert_true(endswith(indep->kernel_overrides[0], "/ovr--6.1.0-1-amd64-x86_64.conf"));
-	ASSERT_OK(dkms_conf_to_recipe(indep, &ri));
-	ASSERT_OK(recipe_content_hash(ri, &h));
-	test_write_file(t->fd, "etc/dkms/ovr--6.1.0-1-amd64-x86_64.conf",
-			"BUILT_MODULE_NAME[0]=ovr_ka2\n");
-	ASSERT_OK(dkms_conf_load(dir, NULL, "x86_64", NULL, etc, diag_collect, &d, &indep2));
-	assert_int_not_equal(indep->content_crc, indep2->content_crc);
+	check_overrides_kernel_independent(t, dir, etc);
 
 	/* An override that names the package anew (found by fuzz-dkms-conf): the kernel
 	 * overrides are still looked up by dkms.conf's name, not through freed memory. */
@@ -741,33 +750,17 @@ static void test_scan(void **state)
 	assert_string_equal(dirs[1], b);
 }
 
-/* The installed acpi-call-dkms tree, whatever its version; NULL if none. */
-static const char *acpi_call_dir(void)
-{
-	static char dir[256];
-	glob_t g = {};
-
-	if (dir[0])
-		return dir;
-	if (glob("/usr/src/acpi-call-*/dkms.conf", 0, NULL, &g) == 0 && g.gl_pathc > 0) {
-		snprintf(dir, sizeof(dir), "%s", g.gl_pathv[0]);
-		*strrchr(dir, '/') = '\0';
-	}
-	globfree(&g);
-	return dir[0] ? dir : NULL;
-}
-
 static void test_real_acpi_call(void **state)
 {
 	_cleanup_(recipe_unrefp) struct recipe *r = NULL, *any = NULL;
-	const char *dir = acpi_call_dir();
+	const char *dir = test_acpi_call_dir();
 	struct diags d = {};
 
 	/* CI installs acpi-call-dkms (.ci/setup): a missing tree must fail, not pass. */
 	if (!dir)
 		fail_msg("/usr/src/acpi-call-*/dkms.conf is missing: apt-get install acpi-call-dkms");
-	ASSERT_OK(dkms_recipe_load(dir, test_kernel_release(), NULL, NULL, NULL, diag_collect,
-				   &d, &r));
+	ASSERT_OK(dkms_recipe_load(dir, TEST_FAKE_KVER, NULL, NULL, NULL, diag_collect, &d,
+				   &r));
 	assert_int_equal(d.n, 0);
 	assert_string_equal(r->name, "acpi-call");
 	assert_int_equal(r->origin, RECIPE_ORIGIN_DKMS);
@@ -781,7 +774,7 @@ static void test_real_acpi_call(void **state)
 	assert_null(r->make_command); /* its MAKE is DKMS' default kbuild call */
 	assert_non_null(r->clean_command);
 	assert_string_equal(r->license, "GPL");
-	assert_true(dkms_applies(r, test_kernel_release(), NULL, "x86_64", NULL));
+	assert_true(dkms_applies(r, TEST_FAKE_KVER, NULL, "x86_64", NULL));
 	ASSERT_OK(dkms_recipe_load(dir, NULL, NULL, NULL, NULL, diag_collect, &d, &any));
 	assert_string_equal(any->modules[0].name, "acpi_call");
 	diags_done(&d);
@@ -822,78 +815,6 @@ static void test_cli(void **state)
 			 0);
 }
 
-static const char hello_c[] = "// SPDX-License-Identifier: GPL-2.0\n"
-			      "#include <linux/module.h>\n"
-			      "static int __init h_init(void) { return 0; }\n"
-			      "static void __exit h_exit(void) { }\n"
-			      "module_init(h_init);\n"
-			      "module_exit(h_exit);\n"
-			      "MODULE_LICENSE(\"GPL\");\n"
-			      "MODULE_DESCRIPTION(\"dm2 dkms fixture\");\n";
-
-/* Build a dkms.conf package for real through the builder and check the result. */
-static void build_pkg(struct test_root *t, struct dm2_context *ctx, struct kbw_kernel *k,
-		      const char *dir, const char *work, const char *expect_ko)
-{
-	_cleanup_(recipe_unrefp) struct recipe *r = NULL;
-	_cleanup_free_ char *wd = NULL, *log = NULL;
-	struct kbw_build_result *res = NULL;
-	struct diags d = {};
-
-	ASSERT_OK(dkms_recipe_load(dir, t->kver, NULL, kbw_kernel_build_dir(k), NULL,
-				   diag_collect, &d, &r));
-	assert_int_equal(d.n, 0);
-	wd = strjoin(t->path, "/", work);
-	log = strjoin(t->path, "/", work, ".log");
-	ASSERT_OK(builder_build(ctx, r, k, dir, wd, log, NULL, &res));
-	if (!kbw_build_succeeded(res))
-		test_system("cat '%s'", log);
-	assert_true(kbw_build_succeeded(res));
-	assert_int_equal(strv_length(res->modules), 1);
-	assert_non_null(endswith(res->modules[0], expect_ko));
-	assert_int_equal(test_system("modinfo -F vermagic '%s' | grep -q '^%s '",
-				     res->modules[0], t->kver),
-			 0);
-	kbw_build_result_free(res);
-	diags_done(&d);
-}
-
-static void test_real_build(void **state)
-{
-	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
-	_cleanup_(context_freep) struct dm2_context *ctx = NULL;
-	_cleanup_free_ char *dir = NULL;
-	struct kbw_kernel *k = NULL;
-
-	ASSERT_OK(context_new(t->path, &ctx));
-	ASSERT_OK(kernel_find(ctx, t->kver, &k));
-
-	/* A custom MAKE that builds in a subdirectory of DKMS' build dir, as many
-	 * packages do: dm2 runs it in its own copy ("$PWD") with KERNELRELEASE set. */
-	test_write_file(t->fd, "usr/src/dm2fixture-1.0/src/Kbuild",
-			"obj-m := dm2_dkms_fix.o\n");
-	test_write_file(t->fd, "usr/src/dm2fixture-1.0/src/dm2_dkms_fix.c", hello_c);
-	dir = write_pkg(
-		t, "dm2fixture-1.0",
-		"PACKAGE_NAME=dm2fixture\n"
-		"PACKAGE_VERSION=1.0\n"
-		"MAKE[0]=\"make -C ${kernel_source_dir} "
-		"M=${dkms_tree}/${PACKAGE_NAME}/${PACKAGE_VERSION}/build/src modules\"\n"
-		"BUILT_MODULE_NAME[0]=dm2_dkms_fix\n"
-		"BUILT_MODULE_LOCATION[0]=src/\n"
-		"DEST_MODULE_NAME[0]=dm2_dkms_renamed\n"
-		"DEST_MODULE_LOCATION[0]=/extra\n"
-		"AUTOINSTALL=yes\n");
-	build_pkg(t, ctx, k, dir, "work-fixture", "/work-fixture/src/dm2_dkms_fix.ko");
-
-	/* The real Debian package: its MAKE is DKMS' default, built by dm2's own kbuild
-	 * call. */
-	assert_non_null(acpi_call_dir());
-	build_pkg(t, ctx, k, acpi_call_dir(), "work-acpi",
-		  "/work-acpi/acpi_call.ko");
-	kbw_kernel_unref(k);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -911,7 +832,6 @@ int main(void)
 		cmocka_unit_test(test_scan),
 		cmocka_unit_test(test_real_acpi_call),
 		cmocka_unit_test(test_cli),
-		cmocka_unit_test(test_real_build),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

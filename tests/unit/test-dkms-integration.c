@@ -123,7 +123,7 @@ static void test_set_has_dkms(void **state)
 
 static void test_for_kernel(void **state)
 {
-	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new(.kernel = true);
 	_cleanup_(context_freep) struct dm2_context *ctx = NULL;
 	_cleanup_(recipe_set_freep) struct recipe_set *set = NULL;
 	_cleanup_(kernel_unrefp) struct kbw_kernel *k = NULL;

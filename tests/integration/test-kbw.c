@@ -69,7 +69,7 @@ static void copy_build_tree(struct test_root *t)
 
 static void test_probe_real_tree(void **state)
 {
-	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new(.kernel = true);
 	_cleanup_(kbw_unrefp) struct kbw_kernel *k = probe(t, t->kver);
 	const char *reason = "unset", *id;
 
@@ -104,7 +104,7 @@ static void test_probe_real_tree(void **state)
 
 static void test_probe_identity_changes(void **state)
 {
-	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new(.kernel = true);
 	_cleanup_(kbw_unrefp) struct kbw_kernel *real = probe(t, t->kver);
 	_cleanup_(kbw_unrefp) struct kbw_kernel *copy = NULL, *changed = NULL;
 	_cleanup_free_ char *real_id = strdup(kbw_kernel_identity(real));
@@ -129,7 +129,7 @@ static void test_probe_identity_changes(void **state)
 
 static void test_probe_incomplete(void **state)
 {
-	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new(.kernel = true);
 	_cleanup_(kbw_unrefp) struct kbw_kernel *k = NULL, *nobuild = NULL,
 						*dangling = NULL, *wrong = NULL;
 	_cleanup_free_ char *pkg = NULL;
@@ -222,7 +222,7 @@ static void build_done(struct build *b)
 
 static void test_build_one(void **state)
 {
-	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new(.kernel = true);
 	_cleanup_(resultp) struct kbw_build_result *res = NULL;
 	_cleanup_free_ char *vermagic = NULL, *license = NULL;
 	char *mods[] = {"dm2_hello.ko", NULL};
@@ -266,7 +266,7 @@ static void test_build_one(void **state)
 
 static void test_build_two_modules_and_extra_symbols(void **state)
 {
-	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new(.kernel = true);
 	_cleanup_(resultp) struct kbw_build_result *pair = NULL, *user = NULL,
 						   *alone = NULL;
 	char *mods[] = {"dm2_pair_a.ko", "dm2_pair_b.ko", NULL};
@@ -306,7 +306,7 @@ static void test_build_two_modules_and_extra_symbols(void **state)
 
 static void test_build_compile_error(void **state)
 {
-	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new(.kernel = true);
 	_cleanup_(resultp) struct kbw_build_result *res = NULL;
 	char *mods[] = {"dm2_broken.ko", NULL};
 	struct build b;
@@ -329,7 +329,7 @@ static void test_build_compile_error(void **state)
 
 static void test_build_missing_module(void **state)
 {
-	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new(.kernel = true);
 	_cleanup_(resultp) struct kbw_build_result *res = NULL;
 	char *mods[] = {"dm2_hello.ko", "sub/dm2_elsewhere.ko", NULL};
 	struct build b;
@@ -345,7 +345,7 @@ static void test_build_missing_module(void **state)
 
 static void test_build_sandbox(void **state)
 {
-	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new(.kernel = true);
 	_cleanup_(resultp) struct kbw_build_result *res = NULL;
 	_cleanup_free_ char *kdir_var = NULL, *port_var = NULL, *uid_text = NULL, *f = NULL;
 	_cleanup_close_ int lfd = -EBADF;
@@ -407,7 +407,7 @@ static void test_build_sandbox(void **state)
 
 static void test_build_timeout(void **state)
 {
-	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new(.kernel = true);
 	_cleanup_(resultp) struct kbw_build_result *res = NULL;
 	char *mods[] = {"dm2_hang.ko", NULL};
 	_cleanup_free_ char *seconds = NULL, *var = NULL;
@@ -436,7 +436,7 @@ static void test_build_timeout(void **state)
 
 static void test_build_command(void **state)
 {
-	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new(.kernel = true);
 	_cleanup_(resultp) struct kbw_build_result *res = NULL;
 	char *mods[] = {"dm2_hello.ko", NULL};
 	struct build b;
@@ -585,7 +585,7 @@ static void assert_session_gone(pid_t session)
 
 static void test_build_dies_with_caller(void **state)
 {
-	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new(.kernel = true);
 	char *mods[] = {"dm2_hang.ko", NULL};
 	struct build b;
 	pid_t pid, session = 0;
@@ -609,7 +609,7 @@ static void on_sigterm_cancel(int sig)
 
 static void test_build_cancel_from_signal_handler(void **state)
 {
-	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new(.kernel = true);
 	char *mods[] = {"dm2_hang.ko", NULL};
 	uint64_t start;
 	struct build b;
@@ -638,7 +638,7 @@ static void test_build_cancel_from_signal_handler(void **state)
 
 static void test_probe_identity_is_lazy(void **state)
 {
-	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new(.kernel = true);
 	_cleanup_(kbw_unrefp) struct kbw_kernel *k = NULL;
 	_cleanup_free_ char *id = NULL;
 

@@ -120,16 +120,13 @@ static void test_migrations(void **state)
 	assert_int_equal(count_rows(path, "PRAGMA user_version"), 99);
 }
 
-static void test_job_transitions(void **state)
+/* foo on 6.1 from queued to installed, with one interrupted attempt; returns its id. */
+static int64_t job_first_install(struct db *d)
 {
-	_cleanup_(test_rootp) struct test_root *t = test_root_new();
-	_cleanup_free_ char *path = db_path(t);
-	_cleanup_(db_closep) struct db *d = NULL;
 	struct db_job j = {}, *l = NULL;
 	size_t n = 0;
-	int64_t id, id2, id3;
+	int64_t id, id2;
 
-	ASSERT_OK(db_open_path(path, true, &d));
 	ASSERT_OK(db_job_enqueue(d, "foo", "6.1", &id));
 	ASSERT_OK(db_job_get(d, id, &j));
 	assert_int_equal(j.state, JOB_STATE_QUEUED);
@@ -174,6 +171,20 @@ static void test_job_transitions(void **state)
 	ASSERT_OK(db_jobs_unfinished(d, &l, &n));
 	assert_int_equal(n, 0);
 	free(l);
+	return id;
+}
+
+static void test_job_transitions(void **state)
+{
+	_cleanup_(test_rootp) struct test_root *t = test_root_new();
+	_cleanup_free_ char *path = db_path(t);
+	_cleanup_(db_closep) struct db *d = NULL;
+	struct db_job j = {}, *l = NULL;
+	size_t n = 0;
+	int64_t id, id2, id3;
+
+	ASSERT_OK(db_open_path(path, true, &d));
+	id = job_first_install(d);
 
 	/* A new attempt that fails: current is the failure, the installed one is kept. */
 	ASSERT_OK(db_job_enqueue(d, "foo", "6.1", &id3));

@@ -3,12 +3,10 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
-#include <sys/wait.h>
 
 #include "core/context.h"
 #include "core/db.h"
 #include "pipeline/install.h"
-#include "core/lock.h"
 #include "shared/fs-util.h"
 #include "shared/hash.h"
 #include "shared/util.h"
@@ -269,61 +267,6 @@ static void test_intree_override(void **state)
 	fixture_done(&f);
 }
 
-static void test_lock_contention(void **state)
-{
-	struct fixture f = {};
-	int fd = -EBADF, p[2], status;
-	pid_t pid;
-	char c;
-
-	fixture_init(&f);
-	ASSERT_OK(lock_kernel(f.ctx, f.t->kver, 0, &fd));
-	assert_int_equal(pipe(p), 0);
-
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		int cfd = -EBADF, r;
-		uint64_t t0 = now_mono_usec();
-
-		/* Not the parent's lock: drop the inherited open file description. */
-		safe_close(fd);
-		/* Held by the parent: a bounded wait fails with -EBUSY after the timeout.
-		 */
-		r = lock_kernel(f.ctx, f.t->kver, 200 * 1000, &cfd);
-		if (r != -EBUSY || now_mono_usec() - t0 < 150 * 1000)
-			_exit(1);
-		/* Another kernel's lock is independent. */
-		r = lock_kernel(f.ctx, "other-kernel", 0, &cfd);
-		if (r < 0)
-			_exit(2);
-		safe_close(cfd);
-		(void) !write(p[1], "x", 1);
-		/* The parent lets go: a waiting taker gets it. */
-		r = lock_kernel(f.ctx, f.t->kver, 10 * 1000 * 1000, &cfd);
-		_exit(r < 0 ? 3 : 0);
-	}
-	assert_int_equal(read(p[0], &c, 1), 1);
-	usleep(100 * 1000);
-	safe_close(fd);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
-	safe_close(p[0]);
-	safe_close(p[1]);
-
-	/* Job locks are per recipe x kernel. */
-	ASSERT_OK(lock_job(f.ctx, "a", f.t->kver, 0, &fd));
-	{
-		int fd2 = -EBADF;
-
-		ASSERT_OK(lock_job(f.ctx, "b", f.t->kver, 0, &fd2));
-		safe_close(fd2);
-	}
-	safe_close(fd);
-	fixture_done(&f);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -333,7 +276,6 @@ int main(void)
 		cmocka_unit_test(test_failed_write_keeps_old),
 		cmocka_unit_test(test_depmod),
 		cmocka_unit_test(test_intree_override),
-		cmocka_unit_test(test_lock_contention),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

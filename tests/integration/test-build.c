@@ -56,7 +56,7 @@ static struct recipe *load_recipe(const char *path)
 
 static void test_kernels_list_sorted(void **state)
 {
-	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new(.kernel = true);
 	_cleanup_(context_freep) struct dm2_context *ctx = NULL;
 	struct kbw_kernel **ks = NULL, *k = NULL;
 	size_t n = 0;
@@ -92,7 +92,7 @@ static void test_kernels_list_sorted(void **state)
 /* Each build gets a uid of its own from UidRange=, held by a lock file until released. */
 static void test_build_uid_allocation(void **state)
 {
-	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new(.kernel = true);
 	_cleanup_(context_freep) struct dm2_context *ctx = NULL;
 	struct build_uid a = BUILD_UID_NULL, b = BUILD_UID_NULL, c = BUILD_UID_NULL;
 
@@ -137,7 +137,7 @@ static void test_build_uid_allocation(void **state)
 /* dm2d.conf's limits reach the build, and a limit that is hit is the reason. */
 static void test_builder_limits_and_strip(void **state)
 {
-	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new(.kernel = true);
 	_cleanup_(context_freep) struct dm2_context *ctx = NULL;
 	_cleanup_(recipe_unrefp) struct recipe *r = NULL, *ok = NULL;
 	_cleanup_(kbw_unrefp) struct kbw_kernel *k = NULL;
@@ -181,7 +181,7 @@ static void test_builder_limits_and_strip(void **state)
 
 static void test_builder_nested(void **state)
 {
-	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new(.kernel = true);
 	_cleanup_(context_freep) struct dm2_context *ctx = NULL;
 	_cleanup_(recipe_unrefp) struct recipe *r = NULL;
 	_cleanup_(kbw_unrefp) struct kbw_kernel *k = NULL;
@@ -225,7 +225,7 @@ static void test_builder_nested(void **state)
 
 static void test_builder_missing_module_and_command(void **state)
 {
-	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new(.kernel = true);
 	_cleanup_(context_freep) struct dm2_context *ctx = NULL;
 	_cleanup_(recipe_unrefp) struct recipe *r = NULL, *dkms = NULL;
 	_cleanup_(kbw_unrefp) struct kbw_kernel *k = NULL;
@@ -264,7 +264,7 @@ static void test_builder_missing_module_and_command(void **state)
 
 static void test_cli(void **state)
 {
-	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new(.kernel = true);
 	_cleanup_free_ char *dm2 = test_build_path("dm2"), *a = NULL, *b = NULL,
 			    *c = NULL, *out = NULL, *err = NULL, *ko = NULL;
 	const char *kv = t->kver;
@@ -328,6 +328,27 @@ static void test_cli(void **state)
 #undef DM2
 }
 
+/* The shipped example is real: it builds warning-free with kbuild against the test
+ * kernel. */
+static void test_shipped_example_builds(void **state)
+{
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new(.kernel = true);
+	_cleanup_free_ char *src = test_source_path("recipes/dm2-example"), *log = NULL;
+
+	assert_int_equal(test_system("cp -r '%s' '%s/src'", src, t->path), 0);
+	assert_int_equal(test_system("make -C '%s' M='%s/src' modules >'%s/log' 2>&1",
+				     t->tree, t->path, t->path),
+			 0);
+	assert_int_equal(faccessat(t->fd, "src/dm2_example.ko", F_OK, 0), 0);
+	ASSERT_OK(read_full_file_at(t->fd, "log", 0, &log, NULL));
+	if (strstr(log, "warning:"))
+		fail_msg("the example module builds with warnings:\n%s", log);
+	assert_int_equal(
+		test_system("modinfo -F license '%s/src/dm2_example.ko' | grep -qx GPL",
+			    t->path),
+		0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -337,6 +358,7 @@ int main(void)
 		cmocka_unit_test(test_builder_nested),
 		cmocka_unit_test(test_builder_missing_module_and_command),
 		cmocka_unit_test(test_cli),
+		cmocka_unit_test(test_shipped_example_builds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -135,7 +135,7 @@ static void assert_built(struct build *b, const struct kbw_build_result *res)
  * later must still get what the build produced, never that file. */
 static void test_outputs_are_staged_copies(void **state)
 {
-	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new(.kernel = true);
 	_cleanup_(resultp) struct kbw_build_result *res = NULL;
 	_cleanup_free_ char *secret = NULL, *ko = NULL, *symvers = NULL, *vermagic = NULL,
 			    *pattern = NULL;
@@ -180,7 +180,7 @@ static void test_outputs_are_staged_copies(void **state)
 /* An expected output that is a symlink, or a hard link, when make ends is refused. */
 static void test_linked_outputs_refused(void **state)
 {
-	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new(.kernel = true);
 	_cleanup_(resultp) struct kbw_build_result *res = NULL, *res2 = NULL;
 	struct build b;
 
@@ -211,7 +211,7 @@ static void test_linked_outputs_refused(void **state)
  * are gone when kbw_build() returns. */
 static void test_no_process_survives(void **state)
 {
-	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new(.kernel = true);
 	_cleanup_(resultp) struct kbw_build_result *res = NULL;
 	struct build b;
 	int left = 0;
@@ -237,7 +237,7 @@ static void test_no_process_survives(void **state)
  * one, even with both as the same uid and their work dirs side by side. */
 static void test_no_backdoor_into_next_build(void **state)
 {
-	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new(.kernel = true);
 	_cleanup_(resultp) struct kbw_build_result *a_res = NULL, *v_res = NULL;
 	_cleanup_free_ char *works = NULL, *info = NULL;
 	struct build a, v;
@@ -276,7 +276,7 @@ static int listen_unix(const char *path)
  * processes are out of reach. */
 static void test_host_out_of_reach(void **state)
 {
-	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new(.kernel = true);
 	_cleanup_(resultp) struct kbw_build_result *res = NULL;
 	_cleanup_free_ char *sock = NULL, *log = NULL, *leak = NULL;
 	_cleanup_close_ int lfd = -EBADF;
@@ -322,7 +322,7 @@ static void build_limited(struct build *b, const struct kbw_limits *l,
 
 static void test_process_limit(void **state)
 {
-	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new(.kernel = true);
 	_cleanup_(resultp) struct kbw_build_result *res = NULL;
 	struct build b;
 
@@ -334,7 +334,7 @@ static void test_process_limit(void **state)
 
 static void test_disk_budget(void **state)
 {
-	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new(.kernel = true);
 	_cleanup_(resultp) struct kbw_build_result *res = NULL;
 	struct build b;
 
@@ -346,7 +346,7 @@ static void test_disk_budget(void **state)
 
 static void test_cpu_limit(void **state)
 {
-	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new(.kernel = true);
 	_cleanup_(resultp) struct kbw_build_result *res = NULL;
 	struct build b;
 
@@ -360,7 +360,7 @@ static void test_cpu_limit(void **state)
 /* strip -g runs unprivileged on a copy; a tool that leaves a symlink is refused. */
 static void test_run_on_file(void **state)
 {
-	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new(.kernel = true);
 	_cleanup_(resultp) struct kbw_build_result *res = NULL;
 	_cleanup_free_ char *ko = NULL, *reason = NULL, *vermagic = NULL;
 	_cleanup_free_ void *out = NULL;

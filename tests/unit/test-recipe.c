@@ -550,27 +550,6 @@ static void test_shipped_example(void **state)
 	assert_string_equal(r->modules[0].name, "dm2_example");
 }
 
-/* The shipped example is real: it builds warning-free with kbuild against the test
- * kernel. */
-static void test_shipped_example_builds(void **state)
-{
-	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
-	_cleanup_free_ char *src = test_source_path("recipes/dm2-example"), *log = NULL;
-
-	assert_int_equal(test_system("cp -r '%s' '%s/src'", src, t->path), 0);
-	assert_int_equal(test_system("make -C '%s' M='%s/src' modules >'%s/log' 2>&1",
-				     t->tree, t->path, t->path),
-			 0);
-	assert_int_equal(faccessat(t->fd, "src/dm2_example.ko", F_OK, 0), 0);
-	ASSERT_OK(read_full_file_at(t->fd, "log", 0, &log, NULL));
-	if (strstr(log, "warning:"))
-		fail_msg("the example module builds with warnings:\n%s", log);
-	assert_int_equal(
-		test_system("modinfo -F license '%s/src/dm2_example.ko' | grep -qx GPL",
-			    t->path),
-		0);
-}
-
 static void test_cli_lint(void **state)
 {
 	_cleanup_free_ char *dm2 = test_build_path("dm2");
@@ -628,7 +607,6 @@ int main(void)
 		cmocka_unit_test(test_pick_newest_matching),
 		cmocka_unit_test(test_recipe_set),
 		cmocka_unit_test(test_shipped_example),
-		cmocka_unit_test(test_shipped_example_builds),
 		cmocka_unit_test(test_cli_lint),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
