@@ -149,6 +149,29 @@ static void check_overrides_kernel_independent(struct test_root *t, const char *
 	diags_done(&d);
 }
 
+/* An override that names the package anew (found by fuzz-dkms-conf): the kernel overrides
+ * are still looked up by dkms.conf's name, not through freed memory. */
+static void test_override_renames_package(void **state)
+{
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(dkms_conf_freep) struct dkms_conf *renamed = NULL;
+	_cleanup_free_ char *dir = NULL, *etc = strjoin(t->path, "/etc/dkms");
+	struct diags d = {};
+
+	assert_non_null(etc);
+	dir = write_pkg(t, "ovr-1.0",
+			"PACKAGE_NAME=ovr\nPACKAGE_VERSION=1.0\nBUILT_MODULE_NAME[0]=ovr\n");
+	test_write_file(t->fd, "etc/dkms/ovr-1.0.conf",
+			"PACKAGE_NAME=renamed\nPACKAGE_VERSION=9.9\n");
+	test_write_file(t->fd, "etc/dkms/ovr--6.1.0-1-amd64.conf", "STRIP[0]=no\n");
+	test_write_file(t->fd, "etc/dkms/ovr--6.1.0-1-amd64-x86_64.conf", "STRIP[0]=no\n");
+	ASSERT_OK(dkms_conf_load(dir, NULL, "x86_64", NULL, etc, diag_collect, &d, &renamed));
+	assert_string_equal(renamed->name, "renamed");
+	assert_int_equal(strv_length(renamed->overrides), 1);
+	assert_int_equal(strv_length(renamed->kernel_overrides), 2);
+	diags_done(&d);
+}
+
 /* The admin's /etc/dkms/<m>[-<v>[-<k>[-<a>]]].conf and <m>--<k>[-<a>].conf override
  * dkms.conf, later ones winning; kernel-specific ones only for that kernel. */
 static void test_overrides(void **state)
@@ -156,7 +179,6 @@ static void test_overrides(void **state)
 	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
 	_cleanup_(dkms_conf_freep) struct dkms_conf *c = NULL, *other = NULL, *any = NULL,
 						    *bad = NULL;
-	_cleanup_(dkms_conf_freep) struct dkms_conf *renamed = NULL;
 	_cleanup_(recipe_unrefp) struct recipe *r = NULL;
 	_cleanup_free_ char *dir = NULL, *etc = strjoin(t->path, "/etc/dkms");
 	struct diags d = {};
@@ -198,16 +220,6 @@ static void test_overrides(void **state)
 	assert_int_not_equal(any->content_crc, other->content_crc);
 
 	check_overrides_kernel_independent(t, dir, etc);
-
-	/* An override that names the package anew (found by fuzz-dkms-conf): the kernel
-	 * overrides are still looked up by dkms.conf's name, not through freed memory. */
-	test_write_file(t->fd, "etc/dkms/ovr-1.0.conf",
-			"PACKAGE_NAME=renamed\nPACKAGE_VERSION=9.9\n");
-	ASSERT_OK(dkms_conf_load(dir, NULL, "x86_64", NULL, etc, diag_collect, &d, &renamed));
-	assert_string_equal(renamed->name, "renamed");
-	assert_int_equal(strv_length(renamed->overrides), 2);
-	assert_int_equal(strv_length(renamed->kernel_overrides), 2);
-	(void) unlinkat(t->fd, "etc/dkms/ovr-1.0.conf", 0);
 
 	/* The recipe's content (its sha256 for the build key) covers the overrides, and a
 	 * changed override makes it stale. */
@@ -820,6 +832,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_multi_module),
 		cmocka_unit_test(test_overrides),
+		cmocka_unit_test(test_override_renames_package),
 		cmocka_unit_test(test_patches),
 		cmocka_unit_test(test_exclusive),
 		cmocka_unit_test(test_make),
