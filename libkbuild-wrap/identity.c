@@ -15,9 +15,10 @@
 static int hash_file(struct sha256_ctx *s, const char *label, const char *path)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	char buf[65536];
 	struct stat st;
-	size_t n, done = 0;
+	uint64_t done;
+	size_t n;
+	int r;
 
 	if (fd < 0)
 		return -errno;
@@ -28,19 +29,9 @@ static int hash_file(struct sha256_ctx *s, const char *label, const char *path)
 	n = (size_t) st.st_size;
 	sha256_update_str(s, label);
 	sha256_update(s, &n, sizeof(n));
-	for (;;) {
-		ssize_t k = read(fd, buf, sizeof(buf));
-
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (k == 0)
-			break;
-		sha256_update(s, buf, (size_t) k);
-		done += (size_t) k;
-	}
+	r = sha256_update_fd(s, fd, &done);
+	if (r < 0)
+		return r;
 	/* Rewritten while we read: the identity would describe neither version. */
 	return done == n ? 0 : -EBUSY;
 }

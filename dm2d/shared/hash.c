@@ -71,16 +71,11 @@ void sha256_buf_hex(const void *data, size_t size, char out[SHA256_HEX_SIZE])
 	sha256_to_hex(d, out);
 }
 
-int sha256_fd_hex_full(int fd, char out[SHA256_HEX_SIZE], uint64_t *ret_size)
+int sha256_update_fd(struct sha256_ctx *c, int fd, uint64_t *ret_size)
 {
-	_cleanup_(sha256_freep) struct sha256_ctx *c = NULL;
-	uint8_t d[SHA256_DIGEST_SIZE], buf[65536];
+	uint8_t buf[65536];
 	uint64_t size = 0;
-	int r;
 
-	r = sha256_new(&c);
-	if (r < 0)
-		return r;
 	for (;;) {
 		ssize_t k = read(fd, buf, sizeof(buf));
 		if (k < 0) {
@@ -93,10 +88,25 @@ int sha256_fd_hex_full(int fd, char out[SHA256_HEX_SIZE], uint64_t *ret_size)
 		sha256_update(c, buf, (size_t) k);
 		size += (uint64_t) k;
 	}
-	sha256_finish(TAKE_PTR(c), d);
-	sha256_to_hex(d, out);
 	if (ret_size)
 		*ret_size = size;
+	return 0;
+}
+
+int sha256_fd_hex_full(int fd, char out[SHA256_HEX_SIZE], uint64_t *ret_size)
+{
+	_cleanup_(sha256_freep) struct sha256_ctx *c = NULL;
+	uint8_t d[SHA256_DIGEST_SIZE];
+	int r;
+
+	r = sha256_new(&c);
+	if (r < 0)
+		return r;
+	r = sha256_update_fd(c, fd, ret_size);
+	if (r < 0)
+		return r;
+	sha256_finish(TAKE_PTR(c), d);
+	sha256_to_hex(d, out);
 	return 0;
 }
 

@@ -15,6 +15,9 @@ int sha256_new(struct sha256_ctx **ret);
 void sha256_update(struct sha256_ctx *c, const void *data, size_t size);
 /* Feed a string and its terminating NUL, so that ("ab","c") and ("a","bc") differ. */
 void sha256_update_str(struct sha256_ctx *c, const char *s);
+/* Feed everything from fd's current position to EOF; *ret_size (may be NULL) gets the
+ * number of bytes fed. */
+int sha256_update_fd(struct sha256_ctx *c, int fd, uint64_t *ret_size);
 /* Finish and free the context. */
 void sha256_finish(struct sha256_ctx *c, uint8_t out[SHA256_DIGEST_SIZE]);
 struct sha256_ctx *sha256_free(struct sha256_ctx *c);
