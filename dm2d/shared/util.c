@@ -482,37 +482,57 @@ char *escape_terminal(const char *s, const char *keep)
 	return r;
 }
 
+/* The escape JSON needs for the character at p (n bytes, code point cp), or NULL when it
+ * is written as it is. buf holds a \u escape. */
+static const char *json_escape(const unsigned char *p, size_t n, uint32_t cp, char buf[8])
+{
+	if (n == 0) /* JSON is UTF-8: another byte becomes U+FFFD, as in decoders. */
+		return "\\ufffd";
+	switch (*p) {
+	case '"':
+		return "\\\"";
+	case '\\':
+		return "\\\\";
+	case '\n':
+		return "\\n";
+	case '\r':
+		return "\\r";
+	case '\t':
+		return "\\t";
+	}
+	if (!is_control(cp)) /* DEL and C1 too: --json may go to a terminal */
+		return NULL;
+	(void) snprintf(buf, 8, "\\u%04x", (unsigned) cp);
+	return buf;
+}
+
 void json_write_string(FILE *f, const char *s)
 {
+	const unsigned char *run;
+
 	if (!s) {
 		fputs("null", f);
 		return;
 	}
 	fputc('"', f);
-	for (const unsigned char *p = (const unsigned char *) s; *p;) {
+	/* Plain text goes out in runs: status --json writes thousands of strings. */
+	run = (const unsigned char *) s;
+	for (const unsigned char *p = run; *p;) {
 		uint32_t cp = 0;
 		size_t n = utf8_sequence(p, &cp);
+		char buf[8];
+		const char *esc = json_escape(p, n, cp, buf);
 
-		if (n == 0) {
-			/* JSON is UTF-8: another byte becomes U+FFFD, as in decoders. */
-			fputs("\\ufffd", f);
-			p++;
+		if (!esc) {
+			p += n;
 			continue;
 		}
-		if (*p == '"' || *p == '\\')
-			fprintf(f, "\\%c", *p);
-		else if (*p == '\n')
-			fputs("\\n", f);
-		else if (*p == '\r')
-			fputs("\\r", f);
-		else if (*p == '\t')
-			fputs("\\t", f);
-		else if (is_control(cp)) /* DEL and C1 too: --json may go to a terminal */
-			fprintf(f, "\\u%04x", (unsigned) cp);
-		else
-			fwrite(p, 1, n, f);
-		p += n;
+		fwrite(run, 1, (size_t) (p - run), f);
+		fputs(esc, f);
+		p += n ?: 1;
+		run = p;
 	}
+	fputs((const char *) run, f);
 	fputc('"', f);
 }
 
