@@ -76,6 +76,10 @@ static int open_cache(struct dm2_context *ctx, struct cache **ret)
 	for (uint64_t deadline = now_mono_usec() + CACHE_OPEN_TIMEOUT_USEC;;) {
 		int r = cache_open(dir, index, ret);
 
+		if (r >= 0 && cache_index_was_reset(*ret))
+			log_warning("The build cache index '%s' was damaged: moved it to "
+				    "'%s.broken' and started an empty one.",
+				    index, index);
 		if (r != -EBUSY || now_mono_usec() >= deadline)
 			return r;
 		(void) usleep(10000 + (unsigned) (now_mono_usec() % 20000));

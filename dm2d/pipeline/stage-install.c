@@ -61,6 +61,12 @@ static int install(struct job *j, struct install_item *items, char **names)
 				r == -EBUSY ? "timed out waiting for the kernel lock"
 					    : "cannot take the kernel lock");
 	r = install_files(j->ctx, j->db, j->name, j->kver, items, j->n_modules,
+			  &(struct install_meta){
+				  .version = j->source ? j->source->version : NULL,
+				  .build_key = j->key[0] ? j->key : NULL,
+				  .signer = j->signer,
+				  .from_cache = j->from_cache,
+			  },
 			  &conflict);
 	if (r == -EEXIST)
 		return fail_conflict(j, conflict);
