@@ -194,6 +194,11 @@ static int get_version(struct db *d, int *ret)
 	return 0;
 }
 
+const char *db_filename(const struct db *d)
+{
+	return d->path;
+}
+
 int db_schema_version(struct db *d, int *ret)
 {
 	return get_version(d, ret);

@@ -49,6 +49,8 @@ struct db *db_close(struct db *d);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct db *, db_close);
 
 int db_schema_version(struct db *d, int *ret);
+/* The database file, for messages (a full disk: which file could not be written). */
+const char *db_filename(const struct db *d);
 
 /* Explicit transactions for callers that group several writes (BEGIN IMMEDIATE). The db_*
  * write functions below run in their own transaction unless one is already open. */

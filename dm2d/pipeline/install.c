@@ -216,7 +216,7 @@ static int item_paths(struct db *d, int root_fd, const char *recipe, const char 
  * old one: a full disk or an I/O error on the last module leaves the earlier install
  * whole, not a mix. */
 static int stage_items(int root_fd, const char *kver, const struct install_item *items,
-		       size_t n, char **paths, char ***ret_staged)
+		       size_t n, char **paths, char ***ret_staged, size_t *ret_failed)
 {
 	_cleanup_strv_free_ char **staged = NULL;
 	int r;
@@ -237,6 +237,7 @@ static int stage_items(int root_fd, const char *kver, const struct install_item 
 			r = strv_consume(&staged, tmp);
 		if (r < 0) {
 			unlink_staged(root_fd, staged);
+			*ret_failed = i;
 			return r;
 		}
 	}
@@ -244,12 +245,14 @@ static int stage_items(int root_fd, const char *kver, const struct install_item 
 	return 0;
 }
 
-static int commit_items(int root_fd, size_t n, char **staged, char **paths)
+static int commit_items(int root_fd, size_t n, char **staged, char **paths,
+			size_t *ret_failed)
 {
 	for (size_t i = 0; i < n; i++) {
 		int r = commit_staged_at(root_fd, staged[i], paths[i]);
 		if (r < 0) {
 			unlink_staged(root_fd, staged + i);
+			*ret_failed = i;
 			return r;
 		}
 	}
@@ -356,24 +359,41 @@ static int remove_old(struct db *d, int root_fd, const char *recipe, const char 
 	return MIN(r, 0);
 }
 
+/* The directory of a root-relative path, for the one line that says where a write failed
+ * (a full disk: which one). */
+static void set_where(char **ret_where, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (ret_where && !*ret_where)
+		*ret_where = slash ? strndup(path, slash - path) : strdup(path);
+}
+
 /* The manifest goes first: whatever the db records afterwards, a rebuild finds it. */
 static int write_and_record(struct dm2_context *ctx, struct db *d, struct manifest *m,
-			    const struct install_item *items, size_t n, char **paths)
+			    const struct install_item *items, size_t n, char **paths,
+			    char **ret_where)
 {
 	_cleanup_strv_free_ char **staged = NULL;
+	_cleanup_free_ char *mpath = NULL;
+	size_t failed = 0;
 	int r;
 
-	r = stage_items(ctx->root_fd, m->kernel, items, n, paths, &staged);
+	r = stage_items(ctx->root_fd, m->kernel, items, n, paths, &staged, &failed);
 	if (r < 0)
-		return r;
+		return set_where(ret_where, paths[failed]), r;
 	r = manifest_write_both(d, ctx->root_fd, m);
 	if (r < 0) {
 		unlink_staged(ctx->root_fd, staged);
+		mpath = manifest_path(m->kernel, m->recipe);
+		if (mpath)
+			set_where(ret_where, mpath);
 		return r;
 	}
-	r = commit_items(ctx->root_fd, n, staged, paths);
-	if (r >= 0)
-		r = record_items(d, m, n);
+	r = commit_items(ctx->root_fd, n, staged, paths, &failed);
+	if (r < 0)
+		return set_where(ret_where, paths[failed]), r;
+	r = record_items(d, m, n);
 	if (r >= 0)
 		r = remove_old(d, ctx->root_fd, m->recipe, m->kernel, paths);
 	if (r < 0)
@@ -390,17 +410,17 @@ static int write_and_record(struct dm2_context *ctx, struct db *d, struct manife
 
 int install_files(struct dm2_context *ctx, struct db *d, const char *recipe,
 		  const char *kver, const struct install_item *items, size_t n,
-		  const struct install_meta *meta, char **ret_conflict)
+		  const struct install_meta *meta, char **ret_where)
 {
 	_cleanup_(manifest_freep) struct manifest *m = NULL;
 	_cleanup_strv_free_ char **paths = NULL;
 	int r;
 
-	r = item_paths(d, ctx->root_fd, recipe, kver, items, n, &paths, ret_conflict);
+	r = item_paths(d, ctx->root_fd, recipe, kver, items, n, &paths, ret_where);
 	if (r >= 0)
 		r = manifest_new(ctx, recipe, kver, meta, items, n, paths, &m);
 	if (r >= 0)
-		r = write_and_record(ctx, d, m, items, n, paths);
+		r = write_and_record(ctx, d, m, items, n, paths, ret_where);
 	return r;
 }
 

@@ -156,8 +156,11 @@ int stage_cache_lookup(struct job *j)
 		return log_error_errno(r, "Failed to compute the build key of '%s': %m",
 				       j->name);
 	r = open_cache(j->ctx, &j->cache);
-	if (r < 0)
-		return log_error_errno(r, "Failed to open the build cache: %m");
+	if (r < 0) {
+		_cleanup_free_ char *dir = context_path(j->ctx, DM2_ARTIFACT_DIR);
+
+		return job_failf(j, r, "cannot open the build cache in '%s': %m", strna(dir));
+	}
 	if (!j->o->force) {
 		r = cache_find(j, &e);
 		if (r < 0 && r != -ENOENT)
