@@ -26,9 +26,10 @@ static struct manifest *example(void)
 	m->signer = strdup("dm2 key = with spaces");
 	m->from_cache = true;
 	m->installed = 1234;
-	ASSERT_OK(manifest_add_file(m, "lib/modules/6.1.0-1-amd64/updates/dm2/foo.ko", HEX_A,
-				    "lib/modules/6.1.0-1-amd64/kernel/foo.ko"));
-	ASSERT_OK(manifest_add_file(m, "lib/modules/6.1.0-1-amd64/extra/a b.ko", HEX_A, NULL));
+	ASSERT_OK(manifest_add_file(m, "lib/modules/6.1.0-1-amd64/updates/dm2/foo.ko",
+				    HEX_A, "lib/modules/6.1.0-1-amd64/kernel/foo.ko"));
+	ASSERT_OK(manifest_add_file(m, "lib/modules/6.1.0-1-amd64/extra/a b.ko", HEX_A,
+				    NULL));
 	return m;
 }
 
@@ -45,7 +46,8 @@ static void test_roundtrip(void **state)
 	assert_true(back->from_cache);
 	assert_int_equal(back->installed, 1234);
 	assert_int_equal(back->n_files, 2);
-	assert_string_equal(back->files[1].path, "lib/modules/6.1.0-1-amd64/extra/a b.ko");
+	assert_string_equal(back->files[1].path,
+			    "lib/modules/6.1.0-1-amd64/extra/a b.ko");
 	assert_null(back->files[1].overrides_intree);
 	ASSERT_OK(manifest_format(back, &again));
 	assert_string_equal(text, again);
@@ -89,12 +91,14 @@ static void test_parse_errors(void **state)
 	expect_bad("Manifest=1\nRecipe=foo\nKernel=k\nColour=red\n", 4, "unknown key");
 	expect_bad("Manifest=1\nRecipe=foo\nRecipe=bar\n", 3, "twice");
 	expect_bad("Manifest=1\nRecipe=../x\n", 2, "plain name");
-	expect_bad("Manifest=1\nRecipe=foo\nKernel=k\nFile=" HEX_A " - lib/modules/j/x.ko\n", 4,
-		   "outside lib/modules/KVER");
+	expect_bad("Manifest=1\nRecipe=foo\nKernel=k\nFile=" HEX_A
+		   " - lib/modules/j/x.ko\n",
+		   4, "outside lib/modules/KVER");
 	expect_bad("Manifest=1\nRecipe=foo\nKernel=k\nFile=xyz - lib/modules/k/x.ko\n", 4,
 		   "sha256");
 	expect_bad("Manifest=1\nRecipe=foo\nKernel=k\nFile=" HEX_A "\n", 4, "needs");
-	expect_bad("Manifest=1\nRecipe=foo\nKernel=k\nFromCache=maybe\n", 4, "yes nor no");
+	expect_bad("Manifest=1\nRecipe=foo\nKernel=k\nFromCache=maybe\n", 4,
+		   "yes nor no");
 	expect_bad("Manifest=1\nRecipe=foo\n", 2, "missing");
 	expect_bad("Manifest=1\nnothing here\n", 2, "Key=Value");
 	/* A newer format is not a syntax error: it is somebody else's. */
@@ -168,7 +172,8 @@ static void test_concurrent_recovery(void **state)
 
 	ASSERT_OK(context_new(t->path, &ctx));
 	make_install(t, ctx);
-	test_write_file(t->fd, DM2_STATE_DB, "this is not an SQLite database, not at all\n");
+	test_write_file(t->fd, DM2_STATE_DB,
+			"this is not an SQLite database, not at all\n");
 	assert_int_equal(pipe(go), 0);
 	for (int i = 0; i < OPENERS; i++) {
 		pids[i] = fork();

@@ -47,11 +47,13 @@ struct manifest *manifest_free(struct manifest *m)
 int manifest_add_file(struct manifest *m, const char *path, const char *sha256,
 		      const char *overrides_intree)
 {
-	struct manifest_file *nf, f = {
-		.path = strdup(path),
-		.sha256 = strdup(sha256),
-		.overrides_intree = overrides_intree ? strdup(overrides_intree) : NULL,
-	};
+	struct manifest_file *nf,
+		f = {
+			.path = strdup(path),
+			.sha256 = strdup(sha256),
+			.overrides_intree =
+				overrides_intree ? strdup(overrides_intree) : NULL,
+		};
 
 	nf = realloc(m->files, (m->n_files + 1) * sizeof(*nf));
 	if (!f.path || !f.sha256 || (overrides_intree && !f.overrides_intree) || !nf) {
@@ -101,7 +103,8 @@ static bool file_path_valid(const char *kver, const char *path)
 
 static bool name_valid(const char *s)
 {
-	return !isempty(s) && one_line(s) && !strpbrk(s, "/ \t") && path_is_safe_relative(s);
+	return !isempty(s) && one_line(s) && !strpbrk(s, "/ \t") &&
+	       path_is_safe_relative(s);
 }
 
 int manifest_format(const struct manifest *m, char **ret)
@@ -125,8 +128,8 @@ int manifest_format(const struct manifest *m, char **ret)
 	if (!f)
 		return -ENOMEM;
 	fprintf(f,
-		"# What dm2 installed for one recipe on one kernel; the state db is rebuilt "
-		"from it (dm2d(8)).\n"
+		"# What dm2 installed for one recipe on one kernel; the state db is "
+		"rebuilt from it (dm2d(8)).\n"
 		"Manifest=%d\nRecipe=%s\nKernel=%s\n",
 		MANIFEST_FORMAT, m->recipe, m->kernel);
 	if (m->version)
@@ -253,7 +256,8 @@ int manifest_parse(const char *text, struct manifest **ret, unsigned *ret_line,
 		r = parse_line(m, p, &format, &why);
 		if (r < 0) {
 			*ret_line = line;
-			*ret_why = why ?: (r == -EPROTO ? "written by a newer dm2" : NULL);
+			*ret_why =
+				why ?: (r == -EPROTO ? "written by a newer dm2" : NULL);
 			return r;
 		}
 	}
@@ -393,7 +397,8 @@ static int manifest_load(int root_fd, const char *kver, const char *file,
 	if (!expect)
 		return -ENOMEM;
 	if (!streq(m->kernel, kver) || !streq(expect, file)) {
-		log_warning("%s: Recipe=%s and Kernel=%s belong in '%s', ignoring the manifest.",
+		log_warning("%s: Recipe=%s and Kernel=%s belong in '%s', ignoring the "
+			    "manifest.",
 			    file, m->recipe, m->kernel, expect);
 		return -EBADMSG;
 	}
@@ -405,8 +410,8 @@ static int manifest_load(int root_fd, const char *kver, const char *file,
  * OpenSSL's sha256, loaded when a rebuild first needs it. A rebuild is the only hashing
  * that dm2d and the dm2 front end ever do, and neither links OpenSSL: dm2d stays small
  * while idle (test-daemon-footprint), `dm2 status` starts in a few ms. In dm2-engine,
- * which links it, dlopen() returns the copy already loaded. Never unloaded: libcrypto pins
- * itself in memory anyway.
+ * which links it, dlopen() returns the copy already loaded. Never unloaded: libcrypto
+ * pins itself in memory anyway.
  */
 static struct {
 	EVP_MD_CTX *(*ctx_new)(void);
@@ -429,7 +434,8 @@ static int evp_load(void)
 		return 0;
 	h = dlopen(LIBCRYPTO_SONAME, RTLD_NOW | RTLD_LOCAL);
 	if (!h)
-		return log_debug("Cannot load " LIBCRYPTO_SONAME ": %s", dlerror()), -ENOPKG;
+		return log_debug("Cannot load " LIBCRYPTO_SONAME ": %s", dlerror()),
+		       -ENOPKG;
 	*(void **) &evp.ctx_new = dlsym(h, "EVP_MD_CTX_new");
 	*(void **) &evp.ctx_free = dlsym(h, "EVP_MD_CTX_free");
 	*(void **) &evp.sha256 = dlsym(h, "EVP_sha256");
@@ -520,9 +526,14 @@ static int import_files(struct db *d, int root_fd, const struct manifest *m,
 	return n > 0 ? 0 : -ENOENT;
 }
 
+struct import_ctx {
+	struct db *d;
+	struct manifest_import_stats *st;
+};
+
 static int import_one(int root_fd, const char *kver, const char *file, void *ud)
 {
-	struct { struct db *d; struct manifest_import_stats *st; } *c = ud;
+	struct import_ctx *c = ud;
 	_cleanup_(manifest_freep) struct manifest *m = NULL;
 	int r;
 
@@ -536,7 +547,8 @@ static int import_one(int root_fd, const char *kver, const char *file, void *ud)
 	}
 	r = import_files(c->d, root_fd, m, &c->st->files);
 	if (r == -ENOENT) {
-		log_info("%s: no file it lists is still in place, ignoring the manifest.", file);
+		log_info("%s: no file it lists is still in place, ignoring the manifest.",
+			 file);
 		c->st->skipped++;
 		return 0;
 	}
@@ -553,7 +565,7 @@ static int import_one(int root_fd, const char *kver, const char *file, void *ud)
 int manifest_import_all(struct db *d, int root_fd, struct manifest_import_stats *ret)
 {
 	struct manifest_import_stats st = {};
-	struct { struct db *d; struct manifest_import_stats *st; } c = { d, &st };
+	struct import_ctx c = {d, &st};
 	int r;
 
 	r = for_each_manifest(root_fd, import_one, &c);

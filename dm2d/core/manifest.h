@@ -18,7 +18,8 @@
  *
  * The format is line based ("Key=Value", '#' comments), documented in dm2d(8):
  *   Manifest=1  Recipe=  Kernel=  Version=  BuildKey=  Signer=  FromCache=yes|no
- *   Installed=<usec>  File=<sha256> <in-tree module it shadows, or -> <root-relative path>
+ *   Installed=<usec>  File=<sha256> <in-tree module it shadows, or -> <path below root>
+ *
  * While an install replaces an earlier one, the manifest lists the files of both (the
  * same path may appear twice with different hashes), so a crash in between never leaves
  * a file of dm2's that no manifest claims.
@@ -67,7 +68,7 @@ int manifest_parse(const char *text, struct manifest **ret, unsigned *ret_line,
 char *manifest_path(const char *kver, const char *recipe);
 /* Write m atomically to its path below root_fd (creating the directory). */
 int manifest_write(int root_fd, const struct manifest *m);
-/* Remove the manifest of recipe x kver (missing is fine), and its directory when empty. */
+/* Remove the manifest of recipe x kver (missing is fine), and its directory if empty. */
 int manifest_remove(int root_fd, const char *kver, const char *recipe);
 
 /* How many manifests exist below root_fd (for a reader that finds no state db). */
@@ -76,15 +77,15 @@ int manifest_count(int root_fd, unsigned *ret);
 struct manifest_import_stats {
 	unsigned manifests; /* manifests found */
 	unsigned imported;  /* recipe x kernel pairs recorded as installed */
-	unsigned files;     /* files recorded */
+	unsigned files;	    /* files recorded */
 	unsigned skipped;   /* manifests unreadable or with no file still matching */
 };
 
 /*
  * Record every manifest below root_fd whose files still match their hashes in d (the
  * caller holds a transaction on a freshly created db): one installed job per recipe x
- * kernel with its version, build key, signer, and one installed-file record per file whose
- * content still matches. A manifest that cannot be parsed is skipped with a warning naming
- * its file and line.
+ * kernel with its version, build key, signer, and one installed-file record per file
+ * whose content still matches. A manifest that cannot be parsed is skipped with a warning
+ * naming its file and line.
  */
 int manifest_import_all(struct db *d, int root_fd, struct manifest_import_stats *ret);
