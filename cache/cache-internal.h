@@ -23,6 +23,7 @@ struct cache {
 	struct cas objects; /* dir/objects/<ab>/<sha256> */
 	int tmp_fd;	    /* dir/tmp: where objects are written before they are committed */
 	sqlite3 *db;
+	bool index_reset; /* cache_open() replaced a broken index */
 };
 
 /* A file copied (or downloaded) into dir/tmp, hashed, fsynced, ready to become an object.

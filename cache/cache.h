@@ -45,6 +45,9 @@ struct cache;
 /* Open (creating as needed, mode 0755 dirs) the store in artifacts_dir and its index at
  * index_db_path (usually artifacts_dir/index.db). */
 int cache_open(const char *artifacts_dir, const char *index_db_path, struct cache **ret);
+/* The index was not readable (not a database, corrupt, truncated): cache_open() moved it
+ * to index.db.broken and started an empty one, so everything builds again once. */
+bool cache_index_was_reset(const struct cache *c);
 struct cache *cache_close(struct cache *c); /* NULL-safe; returns NULL */
 
 struct cache_entry {

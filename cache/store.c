@@ -7,6 +7,7 @@
  */
 #include <fcntl.h>
 #include <stdint.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include "cache-internal.h"
@@ -80,6 +81,23 @@ static int open_dirs(struct cache *c, const char *artifacts_dir)
 	return 0;
 }
 
+/* quick_check: a truncated index opens and answers its first queries. */
+static int index_check(struct cache *c)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	const unsigned char *t;
+	int r, rc;
+
+	r = sql_prepare(c->db, "PRAGMA quick_check(1)", &st);
+	if (r < 0)
+		return r;
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW)
+		return sql_error(c->db, rc);
+	t = sqlite3_column_text(st, 0);
+	return t && strcmp((const char *) t, "ok") == 0 ? 0 : -EBADMSG;
+}
+
 static int open_index(struct cache *c, const char *index_db_path)
 {
 	int rc, r;
@@ -87,16 +105,55 @@ static int open_index(struct cache *c, const char *index_db_path)
 	rc = sqlite3_open_v2(index_db_path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
 			     NULL);
 	r = sql_error(c->db, rc);
-	if (r < 0)
-		return r;
-	sqlite3_busy_timeout(c->db, 10000);
-	r = sql_set_wal(c->db, 10 * 1000000ULL);
-	if (r < 0)
-		return r;
-	r = sql_exec(c->db, "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;");
-	if (r < 0)
-		return r;
-	return schema_init(c);
+	if (r >= 0) {
+		sqlite3_busy_timeout(c->db, 10000);
+		r = sql_set_wal(c->db, 10 * 1000000ULL);
+	}
+	if (r >= 0)
+		r = sql_exec(c->db, "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;");
+	if (r >= 0)
+		r = index_check(c);
+	if (r >= 0)
+		r = schema_init(c);
+	if (r < 0) {
+		sqlite3_close_v2(c->db);
+		c->db = NULL;
+	}
+	return r;
+}
+
+/*
+ * The index is a cache of what the store holds: one SQLite cannot read (not a database,
+ * corrupt, truncated) is moved aside to index.db.broken (with its -wal and -shm, replacing
+ * an older one) and a new, empty one started, so a build rebuilds rather than fails.
+ * Under a lock on the store, and only when the file is still the one found broken, so two
+ * processes finding it at once start one new index, not two.
+ */
+static int index_reset(struct cache *c, const char *path, const struct stat *found)
+{
+	static const char *const suffixes[] = {"-wal", "-shm", ""};
+	struct stat now;
+	int r = 0;
+
+	if (flock(c->dir_fd, LOCK_EX) < 0)
+		return -errno;
+	if (stat(path, &now) >= 0 && now.st_ino == found->st_ino &&
+	    now.st_dev == found->st_dev) {
+		for (size_t i = 0; i < ELEMENTSOF(suffixes) && r >= 0; i++) {
+			_cleanup_free_ char *from = strjoin(path, suffixes[i]);
+			_cleanup_free_ char *to = strjoin(path, ".broken", suffixes[i]);
+
+			if (!from || !to)
+				r = -ENOMEM;
+			else if (rename(from, to) < 0 && errno != ENOENT)
+				r = -errno;
+		}
+		c->index_reset = r >= 0;
+	}
+	if (r >= 0)
+		r = open_index(c, path);
+	(void) flock(c->dir_fd, LOCK_UN);
+	return r;
 }
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct cache *, cache_close);
@@ -104,6 +161,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct cache *, cache_close);
 int cache_open(const char *artifacts_dir, const char *index_db_path, struct cache **ret)
 {
 	_cleanup_(cache_closep) struct cache *c = NULL;
+	struct stat found = {};
 	int r;
 
 	if (!artifacts_dir || !index_db_path)
@@ -118,11 +176,19 @@ int cache_open(const char *artifacts_dir, const char *index_db_path, struct cach
 	r = open_dirs(c, artifacts_dir);
 	if (r < 0)
 		return r;
+	(void) stat(index_db_path, &found);
 	r = open_index(c, index_db_path);
+	if (r == -EBADMSG && found.st_ino != 0)
+		r = index_reset(c, index_db_path, &found);
 	if (r < 0)
 		return r;
 	*ret = TAKE_PTR(c);
 	return 0;
+}
+
+bool cache_index_was_reset(const struct cache *c)
+{
+	return c->index_reset;
 }
 
 struct cache *cache_close(struct cache *c)

@@ -9,6 +9,7 @@
 
 #include "cli/cli.h"
 #include "core/db.h"
+#include "core/manifest.h"
 #include "shared/fs-util.h"
 #include "shared/log.h"
 #include "shared/util.h"
@@ -16,6 +17,31 @@
 
 #define STATUS_USAGE "dm2 status [NAME] [-k KVER] [--json]"
 #define LOG_USAGE "dm2 log NAME -k KVER"
+
+/* A reader never repairs the state db (it may not, and it must not race the writer that
+ * does): it says what is wrong and who fixes it. 0: nothing to say (no db, no installs). */
+static int status_db_unusable(struct dm2_context *ctx, int error)
+{
+	_cleanup_free_ char *path = context_path(ctx, DM2_STATE_DB);
+	unsigned n = 0;
+
+	if (!path)
+		return log_oom(), EXIT_FAILURE_GENERIC;
+	if (error == -EBADMSG) {
+		log_error_errno(error,
+				"The state db '%s' is damaged (%m); dm2d or the next 'dm2 "
+				"install' moves it aside and rebuilds it from the install "
+				"manifests.",
+				path);
+		return EXIT_FAILURE_GENERIC;
+	}
+	if (manifest_count(ctx->root_fd, &n) < 0 || n == 0)
+		return 0;
+	log_error("The state db '%s' is missing or empty, but %u install manifest%s %s on "
+		  "disk; dm2d or the next 'dm2 install' rebuilds it from them.",
+		  path, n, n == 1 ? "" : "s", n == 1 ? "is" : "are");
+	return EXIT_FAILURE_GENERIC;
+}
 
 int verb_status(int argc, char *argv[], struct cli *cli)
 {
@@ -53,6 +79,11 @@ int verb_status(int argc, char *argv[], struct cli *cli)
 		return cli_exit_code_from_errno(r);
 
 	r = db_open(ctx, false, &d);
+	if (r == -EBADMSG || r == -ENOENT) {
+		r = status_db_unusable(ctx, r);
+		if (r != 0)
+			return r;
+	}
 	if (r == -EPROTO) {
 		log_error("'%s/%s' was written by a newer dm2.", ctx->root, DM2_STATE_DB);
 		return EXIT_FAILURE_GENERIC;

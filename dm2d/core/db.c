@@ -1,73 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The state db's queries; opening it (and recovering it) is db-open.c. */
 #include <assert.h>
 #include <stdarg.h>
-#include <fcntl.h>
 #include <sqlite3.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include "core/db.h"
-#include "shared/fs-util.h"
+#include "core/db-internal.h"
 #include "shared/sqlite-util.h"
 #include "shared/util.h"
 
-#define DB_BUSY_TIMEOUT_MSEC (60 * 1000)
-/* How long to retry switching a fresh database to WAL (see sql_set_wal()). */
-#define DB_WAL_SWITCH_TIMEOUT_USEC (10 * 1000000ULL)
-
-struct db {
-	sqlite3 *sql;      /* NULL while suspended (db_suspend()) */
-	char *path;
-	bool writable;
-	unsigned tx_depth; /* >0 while db_begin() is open */
-};
-
-static int db_connect(struct db *d);
-
-/* Schema migrations: entry i brings the database from version i to i + 1. Never edit an
- * entry once released; append a new one and bump DB_SCHEMA_VERSION. */
-static const char *const migrations[DB_SCHEMA_VERSION] = {
-	/* 0 -> 1 */
-	"CREATE TABLE kernels ("
-	"  release TEXT PRIMARY KEY,"
-	"  identity TEXT,"
-	"  arch TEXT,"
-	"  state TEXT NOT NULL,"
-	"  reason TEXT,"
-	"  seen INTEGER NOT NULL DEFAULT 0);"
-	"CREATE TABLE recipes ("
-	"  name TEXT PRIMARY KEY,"
-	"  origin TEXT,"
-	"  path TEXT,"
-	"  content_hash TEXT);"
-	"CREATE TABLE jobs ("
-	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
-	"  recipe TEXT NOT NULL,"
-	"  kernel TEXT NOT NULL,"
-	"  version TEXT,"
-	"  state TEXT NOT NULL,"
-	"  stage TEXT,"
-	"  reason TEXT,"
-	"  log_path TEXT,"
-	"  build_key TEXT,"
-	"  from_cache INTEGER NOT NULL DEFAULT 0,"
-	"  signer TEXT,"
-	"  created INTEGER NOT NULL,"
-	"  started INTEGER NOT NULL DEFAULT 0,"
-	"  finished INTEGER NOT NULL DEFAULT 0,"
-	"  attempt INTEGER NOT NULL DEFAULT 1);"
-	"CREATE INDEX jobs_pair ON jobs (recipe, kernel, id);"
-	"CREATE INDEX jobs_state ON jobs (state);"
-	"CREATE TABLE installed_files ("
-	"  path TEXT PRIMARY KEY,"
-	"  kernel TEXT NOT NULL,"
-	"  recipe TEXT NOT NULL,"
-	"  sha256 TEXT NOT NULL,"
-	"  overrides_intree TEXT);"
-	"CREATE INDEX installed_pair ON installed_files (kernel, recipe);",
-};
-
-static int exec(struct db *d, const char *sql)
+int db_exec(struct db *d, const char *sql)
 {
 	int r = db_connect(d);
 
@@ -76,7 +17,7 @@ static int exec(struct db *d, const char *sql)
 	return sql_exec(d->sql, sql);
 }
 
-static int prepare(struct db *d, const char *sql, sqlite3_stmt **ret)
+int db_prepare(struct db *d, const char *sql, sqlite3_stmt **ret)
 {
 	int r = db_connect(d);
 
@@ -122,7 +63,7 @@ static int run(struct db *d, const char *sql, const char *fmt, ...)
 	va_list ap;
 	int r, rc;
 
-	r = prepare(d, sql, &st);
+	r = db_prepare(d, sql, &st);
 	if (r < 0)
 		return r;
 	va_start(ap, fmt);
@@ -168,178 +109,6 @@ void db_rollback(struct db *d)
 		return;
 	d->tx_depth = 0;
 	sql_rollback(d->sql);
-}
-
-static int get_version(struct db *d, int *ret)
-{
-	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	int r;
-
-	r = prepare(d, "PRAGMA user_version", &st);
-	if (r < 0)
-		return r;
-	if (sqlite3_step(st) != SQLITE_ROW)
-		return sql_error(d->sql, sqlite3_errcode(d->sql));
-	*ret = sqlite3_column_int(st, 0);
-	return 0;
-}
-
-int db_schema_version(struct db *d, int *ret)
-{
-	return get_version(d, ret);
-}
-
-static int migrate(struct db *d)
-{
-	int v, r;
-
-	r = db_begin(d);
-	if (r < 0)
-		return r;
-	r = get_version(d, &v);
-	if (r < 0)
-		goto fail;
-	if (v > DB_SCHEMA_VERSION) {
-		r = -EPROTO;
-		goto fail;
-	}
-	for (; v < DB_SCHEMA_VERSION; v++) {
-		char buf[64];
-
-		r = exec(d, migrations[v]);
-		if (r < 0)
-			goto fail;
-		snprintf(buf, sizeof(buf), "PRAGMA user_version = %d", v + 1);
-		r = exec(d, buf);
-		if (r < 0)
-			goto fail;
-	}
-	return db_commit(d);
-fail:
-	db_rollback(d);
-	return r;
-}
-
-/* Check (read-only) or bring (writable) the schema to the version this dm2 knows. */
-static int check_schema(struct db *d)
-{
-	int r, v;
-
-	if (d->writable) {
-		/* WAL (stored in the file): readers (dm2 status) never block the writer. */
-		r = sql_set_wal(d->sql, DB_WAL_SWITCH_TIMEOUT_USEC);
-		if (r < 0)
-			return r;
-		return migrate(d);
-	}
-	r = get_version(d, &v);
-	if (r < 0)
-		return r;
-	if (v > DB_SCHEMA_VERSION)
-		return -EPROTO;
-	if (v < DB_SCHEMA_VERSION)
-		return -ENOENT; /* never written by a dm2 that knows this schema */
-	return 0;
-}
-
-/*
- * (Re)open the connection. Also on a reconnect after db_suspend() the schema is checked: a
- * state db removed in between comes back whole, not as an empty file.
- */
-static int db_connect(struct db *d)
-{
-	int flags, rc, r;
-
-	if (d->sql)
-		return 0;
-	if (!d->writable && access(d->path, F_OK) < 0)
-		return -errno;
-	flags = d->writable ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY;
-	rc = sqlite3_open_v2(d->path, &d->sql, flags | SQLITE_OPEN_NOMUTEX, NULL);
-	if (rc != SQLITE_OK) {
-		r = sql_error(d->sql, rc);
-		sqlite3_close_v2(d->sql);
-		d->sql = NULL;
-		return r;
-	}
-	/* Writers hold the lock for milliseconds, but on a loaded machine (parallel builds
-	 * fsyncing, synchronous=FULL) one commit can take seconds: a job must not fail, or
-	 * a daemon miss a transition, because the disk was slow. */
-	sqlite3_busy_timeout(d->sql, DB_BUSY_TIMEOUT_MSEC);
-	r = exec(d, "PRAGMA foreign_keys = ON");
-	/* The write volume is tiny, so FULL costs nothing and keeps the last transitions
-	 * across power loss. */
-	if (r >= 0 && d->writable)
-		r = exec(d, "PRAGMA synchronous = FULL");
-	if (r >= 0)
-		r = check_schema(d);
-	if (r < 0) {
-		sqlite3_close_v2(d->sql);
-		d->sql = NULL;
-	}
-	return r;
-}
-
-int db_open_path(const char *path, bool writable, struct db **ret)
-{
-	_cleanup_(db_closep) struct db *d = NULL;
-	int r;
-
-	d = calloc(1, sizeof(*d));
-	if (!d)
-		return -ENOMEM;
-	d->writable = writable;
-	d->path = strdup(path);
-	if (!d->path)
-		return -ENOMEM;
-	r = db_connect(d);
-	if (r < 0)
-		return r;
-	*ret = TAKE_PTR(d);
-	return 0;
-}
-
-int db_open(struct dm2_context *ctx, bool writable, struct db **ret)
-{
-	_cleanup_free_ char *path = NULL;
-	int r;
-
-	if (writable) {
-		r = mkdir_p_at(ctx->root_fd, DM2_STATE_DIR, 0755);
-		if (r < 0)
-			return r;
-	}
-	path = context_path(ctx, DM2_STATE_DB);
-	if (!path)
-		return -ENOMEM;
-	return db_open_path(path, writable, ret);
-}
-
-struct db *db_close(struct db *d)
-{
-	if (!d)
-		return NULL;
-	if (d->tx_depth > 0)
-		sql_rollback(d->sql);
-	sqlite3_close_v2(d->sql);
-	free(d->path);
-	return mfree(d);
-}
-
-int db_suspend(struct db *d)
-{
-	if (d->tx_depth > 0)
-		return -EBUSY;
-	if (!d->sql)
-		return 0;
-	sqlite3_close_v2(d->sql);
-	d->sql = NULL;
-	return 1;
-}
-
-void *db_sqlite(struct db *d)
-{
-	return db_connect(d) < 0 ? NULL : d->sql;
 }
 
 /* Wrap a single write in its own transaction unless the caller holds one. */
@@ -426,7 +195,7 @@ int db_kernel_get(struct db *d, const char *release, struct db_kernel *ret)
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r, rc;
 
-	r = prepare(d, "SELECT " KERNEL_COLS " FROM kernels WHERE release = ?", &st);
+	r = db_prepare(d, "SELECT " KERNEL_COLS " FROM kernels WHERE release = ?", &st);
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(st, 1, release, -1, SQLITE_TRANSIENT);
@@ -445,7 +214,7 @@ int db_kernels_list(struct db *d, struct db_kernel **ret, size_t *ret_n)
 	size_t n = 0;
 	int r, rc;
 
-	r = prepare(d, "SELECT " KERNEL_COLS " FROM kernels ORDER BY release", &st);
+	r = db_prepare(d, "SELECT " KERNEL_COLS " FROM kernels ORDER BY release", &st);
 	if (r < 0)
 		return r;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -563,7 +332,7 @@ static int job_query_one(struct db *d, struct db_job *ret, const char *sql,
 	va_list ap;
 	int r, rc;
 
-	r = prepare(d, sql, &st);
+	r = db_prepare(d, sql, &st);
 	if (r < 0)
 		return r;
 	va_start(ap, fmt);
@@ -588,7 +357,7 @@ static int job_query_list(struct db *d, struct db_job **ret, size_t *ret_n,
 	va_list ap;
 	int r, rc;
 
-	r = prepare(d, sql, &st);
+	r = db_prepare(d, sql, &st);
 	if (r < 0)
 		return r;
 	va_start(ap, fmt);
@@ -627,7 +396,7 @@ static int job_enqueue_locked(struct db *d, const char *recipe, const char *kver
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r, rc;
 
-	r = prepare(d,
+	r = db_prepare(d,
 		    "SELECT id FROM jobs WHERE recipe = ? AND kernel = ? AND state "
 		    "IN " UNFINISHED " ORDER BY id DESC LIMIT 1",
 		    &st);
@@ -784,6 +553,20 @@ int db_job_forget(struct db *d, const char *recipe, const char *kver)
 	return MIN(r, 0);
 }
 
+int db_job_import(struct db *d, const char *recipe, const char *kver, const char *version,
+		  const char *build_key, bool from_cache, const char *signer,
+		  uint64_t installed)
+{
+	uint64_t when = installed ?: now_usec();
+	int r = WRITE_TX(d, run(d,
+				"INSERT INTO jobs (recipe, kernel, version, state, build_key, "
+				"from_cache, signer, created, started, finished) VALUES "
+				"(?, ?, ?, 'installed', ?, ?, ?, ?, ?, ?)",
+				"ttttbtuuu", recipe, kver, version, build_key, (int) from_cache,
+				signer, when, when, when));
+	return MIN(r, 0);
+}
+
 /* ---- installed files ---- */
 
 void db_installed_file_done(struct db_installed_file *f)
@@ -846,7 +629,7 @@ int db_installed_list(struct db *d, const char *kver, const char *recipe,
 	size_t n = 0;
 	int r, rc;
 
-	r = prepare(d,
+	r = db_prepare(d,
 		    "SELECT path, kernel, recipe, sha256, overrides_intree FROM "
 		    "installed_files"
 		    " WHERE (?1 IS NULL OR kernel = ?1) AND (?2 IS NULL OR recipe = ?2)"
@@ -886,7 +669,7 @@ int db_installed_owner(struct db *d, const char *path, struct db_installed_file 
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r, rc;
 
-	r = prepare(d,
+	r = db_prepare(d,
 		    "SELECT path, kernel, recipe, sha256, overrides_intree FROM "
 		    "installed_files"
 		    " WHERE path = ?",

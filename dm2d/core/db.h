@@ -31,6 +31,16 @@ struct db;
  * Open ROOT/var/lib/dm2/state.db. writable: create the directory and the file if missing
  * and migrate the schema. Read-only: -ENOENT if there is no database yet; a database with
  * a newer schema than we know is refused with -EPROTO in both modes.
+ *
+ * Recovery (writable, also on a reconnect after db_suspend()): a database SQLite calls
+ * corrupt or not a database, or that fails PRAGMA quick_check (a truncated file), is moved
+ * aside to state.db.broken-<UTC time> with its -wal and -shm, logged once with the reason,
+ * and replaced by a fresh one; a fresh database (missing, empty, or the replacement) is
+ * filled from the install manifests below ROOT (manifest.h) whose files still match their
+ * hashes, so status and ownership survive. A reader gets -EBADMSG for a damaged database
+ * and never changes it. The files are world-readable and keep their -wal and -shm, so
+ * anyone may read status (read-only WAL); a reader that cannot use them reads a database
+ * without a -wal file as immutable.
  */
 int db_open(struct dm2_context *ctx, bool writable, struct db **ret);
 /* Same, for an explicit absolute path (tests, tools). */
@@ -39,6 +49,8 @@ struct db *db_close(struct db *d);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct db *, db_close);
 
 int db_schema_version(struct db *d, int *ret);
+/* The database file, for messages (a full disk: which file could not be written). */
+const char *db_filename(const struct db *d);
 
 /* Explicit transactions for callers that group several writes (BEGIN IMMEDIATE). The db_*
  * write functions below run in their own transaction unless one is already open. */
@@ -124,6 +136,11 @@ int db_jobs_unfinished(struct db *d, struct db_job **ret, size_t *ret_n);
 /* Current jobs, ordered by recipe then kernel; recipe/kver NULL = all. */
 int db_jobs_current(struct db *d, const char *recipe, const char *kver,
 		    struct db_job **ret, size_t *ret_n);
+/* Record recipe x kver as installed, as an install manifest says (state db rebuild):
+ * installed = when it was installed (0: now). */
+int db_job_import(struct db *d, const char *recipe, const char *kver, const char *version,
+		  const char *build_key, bool from_cache, const char *signer,
+		  uint64_t installed);
 /* Drop recipe x kver: its jobs and its installed-file records (after uninstall). */
 int db_job_forget(struct db *d, const char *recipe, const char *kver);
 

@@ -30,6 +30,7 @@
 	  (s, i, v, n, f))                                                                \
 	X(int, busy_timeout, (sqlite3 * db, int ms), (db, ms))                            \
 	X(int, changes, (sqlite3 * db), (db))                                             \
+	X(const char *, errmsg, (sqlite3 * db), (db))                                     \
 	X(int, column_int, (sqlite3_stmt * s, int i), (s, i))                             \
 	X(sqlite3_int64, column_int64, (sqlite3_stmt * s, int i), (s, i))                 \
 	X(const unsigned char *, column_text, (sqlite3_stmt * s, int i), (s, i))          \
@@ -37,6 +38,8 @@
 	  (sqlite3 * db, const char *sql, int (*cb)(void *, int, char **, char **), void *u, \
 	   char **err),                                                                   \
 	  (db, sql, cb, u, err))                                                          \
+	X(int, file_control, (sqlite3 * db, const char *name, int op, void *arg),         \
+	  (db, name, op, arg))                                                            \
 	X(int, finalize, (sqlite3_stmt * s), (s))                                         \
 	X(int, get_autocommit, (sqlite3 * db), (db))                                      \
 	X(sqlite3_int64, last_insert_rowid, (sqlite3 * db), (db))                         \

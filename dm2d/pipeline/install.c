@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "core/manifest.h"
 #include "pipeline/install.h"
 #include "shared/fs-util.h"
 #include "shared/hash.h"
@@ -211,10 +212,11 @@ static int item_paths(struct db *d, int root_fd, const char *recipe, const char 
 	return 0;
 }
 
-/* Every new file is written before any replaces an old one: a full disk or an I/O error
- * on the last module leaves the earlier install whole, not a mix. */
-static int write_items(int root_fd, const char *kver, const struct install_item *items,
-		       size_t n, char **paths)
+/* Every new file is written to a temporary file beside its target before any replaces an
+ * old one: a full disk or an I/O error on the last module leaves the earlier install
+ * whole, not a mix. */
+static int stage_items(int root_fd, const char *kver, const struct install_item *items,
+		       size_t n, char **paths, char ***ret_staged, size_t *ret_failed)
 {
 	_cleanup_strv_free_ char **staged = NULL;
 	int r;
@@ -235,23 +237,47 @@ static int write_items(int root_fd, const char *kver, const struct install_item 
 			r = strv_consume(&staged, tmp);
 		if (r < 0) {
 			unlink_staged(root_fd, staged);
+			*ret_failed = i;
 			return r;
 		}
 	}
+	*ret_staged = TAKE_PTR(staged);
+	return 0;
+}
+
+static int commit_items(int root_fd, size_t n, char **staged, char **paths,
+			size_t *ret_failed)
+{
 	for (size_t i = 0; i < n; i++) {
-		r = commit_staged_at(root_fd, staged[i], paths[i]);
+		int r = commit_staged_at(root_fd, staged[i], paths[i]);
 		if (r < 0) {
 			unlink_staged(root_fd, staged + i);
+			*ret_failed = i;
 			return r;
 		}
 	}
 	return 0;
 }
 
-static int record_items(struct dm2_context *ctx, struct db *d, const char *recipe,
-			const char *kver, const struct install_item *items, size_t n,
-			char **paths)
+/* What the db will say about this install, as a manifest (manifest.h). */
+static int manifest_new(struct dm2_context *ctx, const char *recipe, const char *kver,
+			const struct install_meta *meta, const struct install_item *items,
+			size_t n, char **paths, struct manifest **ret)
 {
+	_cleanup_(manifest_freep) struct manifest *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return -ENOMEM;
+	m->recipe = strdup(recipe);
+	m->kernel = strdup(kver);
+	if (!m->recipe || !m->kernel)
+		return -ENOMEM;
+	if (meta && (free_and_strdup(&m->version, meta->version) < 0 ||
+		     free_and_strdup(&m->build_key, meta->build_key) < 0 ||
+		     free_and_strdup(&m->signer, meta->signer) < 0))
+		return -ENOMEM;
+	m->from_cache = meta && meta->from_cache;
+	m->installed = now_usec();
 	for (size_t i = 0; i < n; i++) {
 		_cleanup_free_ char *intree = NULL;
 		char hex[SHA256_HEX_SIZE];
@@ -263,7 +289,39 @@ static int record_items(struct dm2_context *ctx, struct db *d, const char *recip
 			log_debug_errno(r,
 					"Failed to look for in-tree '%s', ignoring: %m",
 					items[i].name);
-		r = db_installed_add(d, kver, recipe, paths[i], hex, intree);
+		/* A name the manifest cannot carry is only a note, not worth an install. */
+		if (intree && strpbrk(intree, " \t\n\r"))
+			intree = mfree(intree);
+		r = manifest_add_file(m, paths[i], hex, intree);
+		if (r < 0)
+			return r;
+	}
+	*ret = TAKE_PTR(m);
+	return 0;
+}
+
+/* The manifest while the new files replace the old ones: it claims both, so a crash in
+ * between leaves no file of ours unclaimed (the rebuild keeps whichever still matches). */
+static int manifest_write_both(struct db *d, int root_fd, struct manifest *m)
+{
+	struct db_installed_file *old = NULL;
+	size_t n_old = 0;
+	int r;
+
+	r = db_installed_list(d, m->kernel, m->recipe, &old, &n_old);
+	for (size_t i = 0; r >= 0 && i < n_old; i++)
+		r = manifest_add_file(m, old[i].path, old[i].sha256, old[i].overrides_intree);
+	if (r >= 0)
+		r = manifest_write(root_fd, m);
+	db_installed_files_free(old, n_old);
+	return r;
+}
+
+static int record_items(struct db *d, const struct manifest *m, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int r = db_installed_add(d, m->kernel, m->recipe, m->files[i].path,
+					 m->files[i].sha256, m->files[i].overrides_intree);
 		if (r < 0)
 			return r;
 	}
@@ -301,20 +359,68 @@ static int remove_old(struct db *d, int root_fd, const char *recipe, const char 
 	return MIN(r, 0);
 }
 
+/* The directory of a root-relative path, for the one line that says where a write failed
+ * (a full disk: which one). */
+static void set_where(char **ret_where, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (ret_where && !*ret_where)
+		*ret_where = slash ? strndup(path, slash - path) : strdup(path);
+}
+
+/* The manifest goes first: whatever the db records afterwards, a rebuild finds it. */
+static int write_and_record(struct dm2_context *ctx, struct db *d, struct manifest *m,
+			    const struct install_item *items, size_t n, char **paths,
+			    char **ret_where)
+{
+	_cleanup_strv_free_ char **staged = NULL;
+	_cleanup_free_ char *mpath = NULL;
+	size_t failed = 0;
+	int r;
+
+	r = stage_items(ctx->root_fd, m->kernel, items, n, paths, &staged, &failed);
+	if (r < 0)
+		return set_where(ret_where, paths[failed]), r;
+	r = manifest_write_both(d, ctx->root_fd, m);
+	if (r < 0) {
+		unlink_staged(ctx->root_fd, staged);
+		mpath = manifest_path(m->kernel, m->recipe);
+		if (mpath)
+			set_where(ret_where, mpath);
+		return r;
+	}
+	r = commit_items(ctx->root_fd, n, staged, paths, &failed);
+	if (r < 0)
+		return set_where(ret_where, paths[failed]), r;
+	r = record_items(d, m, n);
+	if (r >= 0)
+		r = remove_old(d, ctx->root_fd, m->recipe, m->kernel, paths);
+	if (r < 0)
+		return r;
+	manifest_truncate(m, n);
+	r = manifest_write(ctx->root_fd, m);
+	if (r < 0)
+		log_warning_errno(r,
+				  "Failed to drop the replaced files from the manifest of '%s' "
+				  "for '%s', ignoring: %m",
+				  m->recipe, m->kernel);
+	return 0;
+}
+
 int install_files(struct dm2_context *ctx, struct db *d, const char *recipe,
 		  const char *kver, const struct install_item *items, size_t n,
-		  char **ret_conflict)
+		  const struct install_meta *meta, char **ret_where)
 {
+	_cleanup_(manifest_freep) struct manifest *m = NULL;
 	_cleanup_strv_free_ char **paths = NULL;
 	int r;
 
-	r = item_paths(d, ctx->root_fd, recipe, kver, items, n, &paths, ret_conflict);
+	r = item_paths(d, ctx->root_fd, recipe, kver, items, n, &paths, ret_where);
 	if (r >= 0)
-		r = write_items(ctx->root_fd, kver, items, n, paths);
+		r = manifest_new(ctx, recipe, kver, meta, items, n, paths, &m);
 	if (r >= 0)
-		r = record_items(ctx, d, recipe, kver, items, n, paths);
-	if (r >= 0)
-		r = remove_old(d, ctx->root_fd, recipe, kver, paths);
+		r = write_and_record(ctx, d, m, items, n, paths, ret_where);
 	return r;
 }
 
@@ -342,6 +448,12 @@ int install_remove(struct dm2_context *ctx, struct db *d, const char *recipe,
 	r = db_job_forget(d, recipe, kver);
 	if (r < 0)
 		goto finish;
+	/* After the db forgot it: a crash in between leaves a manifest whose files are
+	 * gone, which a rebuild ignores. */
+	r = manifest_remove(ctx->root_fd, kver, recipe);
+	if (r < 0)
+		log_warning_errno(r, "Failed to remove the manifest of '%s' for '%s', "
+				  "ignoring: %m", recipe, kver);
 	if (ret_kept)
 		*ret_kept = TAKE_PTR(kept);
 	r = 0;

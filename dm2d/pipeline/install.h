@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/context.h"
@@ -20,22 +21,33 @@ struct install_item {
 	size_t size;
 };
 
+/* What the state db and the install manifest say about an install (NULL strings: not
+ * known). */
+struct install_meta {
+	const char *version;
+	const char *build_key;
+	const char *signer;
+	bool from_cache;
+};
+
 /*
- * Write every item to a temporary file beside its target and fsync it, and only when all
- * are written rename them over their targets (so a failed write leaves the earlier install
- * whole), record them for recipe x kver, then remove the files recorded for
- * recipe x kver by an earlier install that are not part of this one (when their content
- * is still ours). -EEXIST when a target exists and dm2 did not install it for this recipe
- * (the item's root-relative path is returned in *ret_conflict, if given); nothing is
- * written then.
+ * Write every item to a temporary file beside its target and fsync it, then the install
+ * manifest (core/manifest.h: the new files and, until they are replaced, the old ones;
+ * meta may be NULL), and only when all are written rename them over their targets (so a
+ * failed write leaves the earlier install whole), record them for recipe x kver, then
+ * remove the files recorded for recipe x kver by an earlier install that are not part of
+ * this one (when their content is still ours). -EEXIST when a target exists and dm2 did
+ * not install it for this recipe (the item's root-relative path is returned in
+ * *ret_where, if given); nothing is written then. When writing fails (-ENOSPC, -EIO),
+ * *ret_where names the root-relative directory that could not be written.
  */
 int install_files(struct dm2_context *ctx, struct db *d, const char *recipe,
 		  const char *kver, const struct install_item *items, size_t n,
-		  char **ret_conflict);
+		  const struct install_meta *meta, char **ret_where);
 
 /*
- * Remove the files of recipe x kver whose content still matches the recorded sha256, and
- * forget recipe x kver in the db. A file that was changed since is left in place and its
+ * Remove the files of recipe x kver whose content still matches the recorded sha256,
+ * forget recipe x kver in the db, then remove its install manifest. A file that was changed since is left in place and its
  * root-relative path is appended to *ret_kept (if given). Does not run depmod.
  */
 int install_remove(struct dm2_context *ctx, struct db *d, const char *recipe,

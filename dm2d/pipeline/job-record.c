@@ -47,8 +47,8 @@ int job_set_state(struct job *j, enum job_state to, enum job_state stage,
 				     failed ? job_state_to_string(stage) : NULL, reason,
 				     log_path);
 		if (r < 0)
-			return log_error_errno(r, "Failed to record state of job %s: %m",
-					       j->id_text);
+			return log_error_errno(r, "Failed to record state of job %s in '%s': %m",
+					       j->id_text, db_filename(j->db));
 		/* The same state again only adds a reason or the log path: no event. */
 		if (to != j->state)
 			log_full(event_level(),

@@ -127,7 +127,8 @@ static int job_find(struct job *j)
 				     recipe_origin_to_string(j->recipe->origin),
 				     j->recipe->path, content_hash);
 	if (r < 0)
-		return log_error_errno(r, "Failed to write the state db: %m");
+		return log_error_errno(r, "Failed to write the state db '%s': %m",
+				       db_filename(j->db));
 	return 0;
 }
 

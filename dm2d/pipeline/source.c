@@ -74,7 +74,8 @@ static int prepare_path(const struct recipe_source *s, const char *dest_dir,
 	r = copy_tree_at(AT_FDCWD, s->path, AT_FDCWD, dest_dir);
 	if (r < 0) {
 		set_reason(
-			reason, "Path '%s': cannot copy the source tree: %s", s->path,
+			reason, "Path '%s': cannot copy the source tree into '%s': %s",
+			s->path, dest_dir,
 			r == -EBADMSG
 				? "it holds a file that is not a regular file, directory "
 				  "or symlink"

@@ -89,8 +89,12 @@ int stage_build(struct job *j)
 	j->log_written = true;
 	if (interrupted)
 		return job_requeue(j, interrupted);
-	if (r < 0)
-		return job_failf(j, r, "cannot run the build: %m");
+	if (r < 0) {
+		/* The staging dir is gone by now: name the work dir (a full disk: which). */
+		_cleanup_free_ char *work = context_path(j->ctx, DM2_WORK_DIR);
+
+		return job_failf(j, r, "cannot run the build in '%s': %m", strna(work));
+	}
 	if (!kbw_build_succeeded(j->build))
 		return fail_build(j);
 

@@ -76,6 +76,10 @@ static int open_cache(struct dm2_context *ctx, struct cache **ret)
 	for (uint64_t deadline = now_mono_usec() + CACHE_OPEN_TIMEOUT_USEC;;) {
 		int r = cache_open(dir, index, ret);
 
+		if (r >= 0 && cache_index_was_reset(*ret))
+			log_warning("The build cache index '%s' was damaged: moved it to "
+				    "'%s.broken' and started an empty one.",
+				    index, index);
 		if (r != -EBUSY || now_mono_usec() >= deadline)
 			return r;
 		(void) usleep(10000 + (unsigned) (now_mono_usec() % 20000));
@@ -152,8 +156,11 @@ int stage_cache_lookup(struct job *j)
 		return log_error_errno(r, "Failed to compute the build key of '%s': %m",
 				       j->name);
 	r = open_cache(j->ctx, &j->cache);
-	if (r < 0)
-		return log_error_errno(r, "Failed to open the build cache: %m");
+	if (r < 0) {
+		_cleanup_free_ char *dir = context_path(j->ctx, DM2_ARTIFACT_DIR);
+
+		return job_failf(j, r, "cannot open the build cache in '%s': %m", strna(dir));
+	}
 	if (!j->o->force) {
 		r = cache_find(j, &e);
 		if (r < 0 && r != -ENOENT)

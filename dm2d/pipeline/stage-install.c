@@ -38,7 +38,7 @@ static int fail_conflict(struct job *j, const char *conflict)
 
 static int install(struct job *j, struct install_item *items, char **names)
 {
-	_cleanup_free_ char *conflict = NULL;
+	_cleanup_free_ char *where = NULL; /* the conflict, or where a write failed */
 	int r;
 
 	for (size_t i = 0; i < j->n_modules; i++) {
@@ -61,9 +61,17 @@ static int install(struct job *j, struct install_item *items, char **names)
 				r == -EBUSY ? "timed out waiting for the kernel lock"
 					    : "cannot take the kernel lock");
 	r = install_files(j->ctx, j->db, j->name, j->kver, items, j->n_modules,
-			  &conflict);
+			  &(struct install_meta){
+				  .version = j->source ? j->source->version : NULL,
+				  .build_key = j->key[0] ? j->key : NULL,
+				  .signer = j->signer,
+				  .from_cache = j->from_cache,
+			  },
+			  &where);
 	if (r == -EEXIST)
-		return fail_conflict(j, conflict);
+		return fail_conflict(j, where);
+	if (r < 0 && where)
+		return job_failf(j, r, "writing into '%s' failed: %m", where);
 	if (r < 0)
 		return job_failf(j, r, "writing the module failed: %m");
 	return 0;

@@ -75,7 +75,7 @@ static void test_atomic_install(void **state)
 	size_t n;
 
 	fixture_init(&f);
-	ASSERT_OK(install_files(f.ctx, f.db, "foo", f.t->kver, &it, 1, NULL));
+	ASSERT_OK(install_files(f.ctx, f.db, "foo", f.t->kver, &it, 1, NULL, NULL));
 	text = read_at(f.t->fd, f.dm2dir, "foo.ko");
 	assert_string_equal(text, "one");
 	/* No temporary file is left next to it. */
@@ -92,14 +92,14 @@ static void test_atomic_install(void **state)
 
 	/* Reinstalling our own file replaces it. */
 	it.data = "two";
-	ASSERT_OK(install_files(f.ctx, f.db, "foo", f.t->kver, &it, 1, NULL));
+	ASSERT_OK(install_files(f.ctx, f.db, "foo", f.t->kver, &it, 1, NULL, NULL));
 	free(text);
 	text = read_at(f.t->fd, f.dm2dir, "foo.ko");
 	assert_string_equal(text, "two");
 
 	/* Another name (compression changed): the old file goes, the record follows. */
 	it.name = "foo.ko.xz";
-	ASSERT_OK(install_files(f.ctx, f.db, "foo", f.t->kver, &it, 1, NULL));
+	ASSERT_OK(install_files(f.ctx, f.db, "foo", f.t->kver, &it, 1, NULL, NULL));
 	assert_int_equal(count_entries(f.t->fd, f.dm2dir), 1);
 	free(text);
 	text = read_at(f.t->fd, f.dm2dir, "foo.ko.xz");
@@ -111,7 +111,7 @@ static void test_atomic_install(void **state)
 
 	/* Unsafe names are refused. */
 	it.name = "../x.ko";
-	ASSERT_ERR(install_files(f.ctx, f.db, "foo", f.t->kver, &it, 1, NULL), -EINVAL);
+	ASSERT_ERR(install_files(f.ctx, f.db, "foo", f.t->kver, &it, 1, NULL, NULL), -EINVAL);
 	fixture_done(&f);
 }
 
@@ -125,7 +125,7 @@ static void test_refuse_foreign(void **state)
 	fixture_init(&f);
 	p = strjoin(f.dm2dir, "/bar.ko");
 	test_write_file(f.t->fd, p, "somebody else's");
-	ASSERT_ERR(install_files(f.ctx, f.db, "bar", f.t->kver, &it, 1, &conflict),
+	ASSERT_ERR(install_files(f.ctx, f.db, "bar", f.t->kver, &it, 1, NULL, &conflict),
 		   -EEXIST);
 	assert_string_equal(conflict, p);
 	text = read_at(f.t->fd, f.dm2dir, "bar.ko");
@@ -133,8 +133,8 @@ static void test_refuse_foreign(void **state)
 
 	/* A file of another recipe is foreign too. */
 	it.name = "baz.ko";
-	ASSERT_OK(install_files(f.ctx, f.db, "baz", f.t->kver, &it, 1, NULL));
-	ASSERT_ERR(install_files(f.ctx, f.db, "other", f.t->kver, &it, 1, NULL), -EEXIST);
+	ASSERT_OK(install_files(f.ctx, f.db, "baz", f.t->kver, &it, 1, NULL, NULL));
+	ASSERT_ERR(install_files(f.ctx, f.db, "other", f.t->kver, &it, 1, NULL, NULL), -EEXIST);
 	fixture_done(&f);
 }
 
@@ -151,7 +151,7 @@ static void test_uninstall_keeps_modified(void **state)
 	size_t n;
 
 	fixture_init(&f);
-	ASSERT_OK(install_files(f.ctx, f.db, "ab", f.t->kver, it, 2, NULL));
+	ASSERT_OK(install_files(f.ctx, f.db, "ab", f.t->kver, it, 2, NULL, NULL));
 	b = strjoin("lib/modules/", f.t->kver, "/extra/b.ko");
 	a = strjoin(f.dm2dir, "/a.ko");
 	test_write_file(f.t->fd, b, "changed by the admin");
@@ -182,7 +182,7 @@ static void test_failed_write_keeps_old(void **state)
 	_cleanup_free_ char *a = NULL, *b = NULL;
 
 	fixture_init(&f);
-	ASSERT_OK(install_files(f.ctx, f.db, "ab", f.t->kver, it, 2, NULL));
+	ASSERT_OK(install_files(f.ctx, f.db, "ab", f.t->kver, it, 2, NULL, NULL));
 	it[0].data = "new a";
 	it[1].data = big;
 	it[1].size = sizeof(big);
@@ -190,7 +190,7 @@ static void test_failed_write_keeps_old(void **state)
 	small.rlim_max = saved.rlim_max;
 	(void) signal(SIGXFSZ, SIG_IGN);
 	assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
-	ASSERT_ERR(install_files(f.ctx, f.db, "ab", f.t->kver, it, 2, NULL), -EFBIG);
+	ASSERT_ERR(install_files(f.ctx, f.db, "ab", f.t->kver, it, 2, NULL, NULL), -EFBIG);
 	assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
 	(void) signal(SIGXFSZ, SIG_DFL);
 
@@ -225,7 +225,7 @@ static void test_depmod(void **state)
 	it.data = data;
 	it.size = size;
 
-	ASSERT_OK(install_files(f.ctx, f.db, "dm2-depmod-test", f.t->kver, &it, 1, NULL));
+	ASSERT_OK(install_files(f.ctx, f.db, "dm2-depmod-test", f.t->kver, &it, 1, NULL, NULL));
 	ASSERT_OK(install_depmod(f.ctx, f.t->kver, &reason));
 	depfile = strjoin("lib/modules/", f.t->kver, "/modules.dep");
 	ASSERT_OK(read_full_file_at(f.t->fd, depfile, 0, &dep, NULL));
@@ -259,7 +259,7 @@ static void test_intree_override(void **state)
 	found = NULL;
 	ASSERT_ERR(install_find_intree(f.ctx, f.t->kver, "quux.ko", &found), -ENOENT);
 
-	ASSERT_OK(install_files(f.ctx, f.db, "foo", f.t->kver, &it, 1, NULL));
+	ASSERT_OK(install_files(f.ctx, f.db, "foo", f.t->kver, &it, 1, NULL, NULL));
 	ASSERT_OK(db_installed_list(f.db, f.t->kver, "foo", &l, &n));
 	assert_int_equal(n, 1);
 	assert_string_equal(l[0].overrides_intree, intree);
