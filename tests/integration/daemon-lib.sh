@@ -26,6 +26,9 @@ T=$(mktemp -d /tmp/dm2-daemon-test.XXXXXX)
 chmod 755 "$T"
 ROOT=$T/root
 RECIPES=$T/recipes
+# Files a test build waits on: builds see a private /tmp, so they go to /var/tmp, which
+# builds see read-only. HOLD is the prefix (HOLD-NAME, ...); cleanup removes them.
+HOLD=/var/tmp/${T##*/}.hold
 DAEMON_PID=
 NOTIFY_PID=
 mkdir -p "$ROOT/etc/dm2" "$ROOT/lib/modules" "$RECIPES"
@@ -53,7 +56,7 @@ cleanup() {
 		echo "---- dm2d log ----" >&2
 		tail -n 60 "$T/dm2d.log" >&2
 	fi
-	rm -rf "$T"
+	rm -rf "$T" "$HOLD"*
 	exit $rc
 }
 trap cleanup EXIT

@@ -13,10 +13,10 @@ link_tree_entries "$ROOT/usr/src/tree" "${TREE_ENTRIES[@]}"
 ln -s "$ROOT/usr/src/tree" "$ROOT/lib/modules/$KVER/build"
 make_recipe t-one dm2t_one
 make_recipe t-two dm2t_two
-# A build of $1 that stays in "building" while $T/hold exists (its Kbuild waits for the file
+# A build of $1 that stays in "building" while $HOLD exists (its Kbuild waits for the file
 # to go away), so that the daemon is surely stopped in the middle of it.
 hold_build() {
-	echo "\$(shell while [ -e $T/hold ]; do sleep 0.2; done)" >>"$RECIPES/$1-src/Kbuild"
+	echo "\$(shell while [ -e $HOLD ]; do sleep 0.2; done)" >>"$RECIPES/$1-src/Kbuild"
 }
 hold_build t-one
 
@@ -33,11 +33,11 @@ kill_daemon_hard() {
 }
 
 # 1. kill -9 while building.
-touch "$T/hold"
+touch "$HOLD"
 start_daemon
 wait_for 120 state_is t-one "$KVER" building || fail "t-one never reached building"
 kill_daemon_hard
-rm "$T/hold"
+rm "$HOLD"
 st=$(job_state t-one "$KVER")
 case "$st" in
 queued | fetching | building | signing | installing) ;;
@@ -59,7 +59,7 @@ ls "$ROOT/lib/modules/$KVER/updates/dm2/" | grep -v '\.ko$' && fail "temporary f
 dm2 uninstall t-one -k "$KVER" >/dev/null
 make_recipe t-three dm2t_three
 hold_build t-three
-touch "$T/hold"
+touch "$HOLD"
 start_daemon -v
 wait_for 120 state_is t-three "$KVER" building || fail "t-three never reached building"
 # A client waiting for it hears that dm2d stopped (exit 12), not a broken connection.
@@ -68,7 +68,7 @@ waiter=$!
 wait_for 30 grep -q "Control request 'TRIGGER $KVER 1" "$T/dm2d.log" ||
 	fail "the waiting client's request did not reach dm2d"
 stop_daemon
-rm "$T/hold"
+rm "$HOLD"
 rc=0
 wait $waiter || rc=$?
 [ $rc = 12 ] || fail "a client waiting while dm2d stopped exited $rc: $(cat "$T/waiter.out")"

@@ -20,9 +20,9 @@ ln -s "$ROOT/usr/src/tree" "$ROOT/lib/modules/$KVER/build"
 NAMES=(t-s1 t-s2 t-s3 t-s4 t-s5 t-s6)
 for n in "${NAMES[@]}"; do
 	make_recipe "$n" "dm2t_${n#t-}"
-	# Stays in "building" while $T/hold-NAME exists.
-	echo "\$(shell while [ -e $T/hold-$n ]; do sleep 0.2; done)" >>"$RECIPES/$n-src/Kbuild"
-	touch "$T/hold-$n"
+	# Stays in "building" while $HOLD-NAME exists.
+	echo "\$(shell while [ -e $HOLD-$n ]; do sleep 0.2; done)" >>"$RECIPES/$n-src/Kbuild"
+	touch "$HOLD-$n"
 done
 
 # The jobs dm2d runs go through this wrapper: the first job it starts after the restart
@@ -90,7 +90,7 @@ t0=$SECONDS
 kill -TERM "$DAEMON_PID"
 wait_for 20 grep -q "Stopping: 2 running job(s)" "$T/dm2d.log" || fail "dm2d did not start to stop"
 wait_for 20 state_is "$other" "$KVER" queued || fail "'$other' was not stopped by dm2d's SIGTERM"
-rm "$T/hold-$late"
+rm "$HOLD-$late"
 wait_for 60 grep -q "recipe=$late, kernel=$KVER, state=installed" "$T/dm2d.log" ||
 	fail "'$late' did not finish during the stop"
 t1=$SECONDS
@@ -134,7 +134,7 @@ for n in "${NAMES[@]}"; do
 done
 
 # Everything runs on the next start.
-rm -f "$T"/hold-*
+rm -f "$HOLD"-*
 rc=0
 timeout 300 "$DM2D" --root "$ROOT" --recipes "$RECIPES" --foreground --exit-when-idle \
 	>>"$T/dm2d.log" 2>&1 || rc=$?
