@@ -63,7 +63,9 @@ cp "$DM2_DEBS"/dm2_*.deb "$DM2_DEBS"/libkbuild-wrap1_*.deb "$C/tmp/debs/"
 pass "chroot ($(( $(date +%s) - start )) s)"
 
 # ---- dm2 first, then the headers: the header hook builds, inline ----
-apt_in /tmp/debs/dm2_*.deb /tmp/debs/libkbuild-wrap1_*.deb >"$T/apt1.log" 2>&1 ||
+debs=()
+for f in "$C"/tmp/debs/*.deb; do debs+=("/tmp/debs/${f##*/}"); done
+apt_in "${debs[@]}" >"$T/apt1.log" 2>&1 ||
 	{ tail -n 30 "$T/apt1.log"; fail "apt install dm2"; }
 [ -f "$C/etc/dm2/dm2d.conf" ] || fail "no /etc/dm2/dm2d.conf"
 apt_in linux-headers-amd64 >"$T/apt2.log" 2>&1 || { tail -n 30 "$T/apt2.log"; fail "headers"; }
