@@ -58,6 +58,8 @@ mount -t sysfs sysfs "$C/sys"
 mount --rbind /dev "$C/dev"
 in_chroot() { chroot "$C" env DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8 "$@"; }
 apt_in() { in_chroot apt-get install -y -q --no-install-recommends "$@"; }
+# mmdebstrap leaves no package lists behind.
+in_chroot apt-get update -q >"$T/update.log" 2>&1 || fail "apt-get update: $(tail "$T/update.log")"
 mkdir -p "$C/tmp/debs"
 cp "$DM2_DEBS"/dm2_*.deb "$DM2_DEBS"/libkbuild-wrap1_*.deb "$C/tmp/debs/"
 pass "chroot ($(( $(date +%s) - start )) s)"
