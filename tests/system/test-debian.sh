@@ -112,12 +112,21 @@ in_chroot dkms status -k "$K2" | grep -q installed &&
 grep -q 'failed' "$T/apt4.log" && fail "a hook failed: $(grep -i 'dm2\|dkms' "$T/apt4.log")"
 pass "second kernel $K2: dm2 built dm2-example and acpi-call, DKMS nothing ($(( $(date +%s) - start )) s)"
 
-# ---- removing those headers removes dm2's modules for that kernel ----
+# ---- removing that kernel removes dm2's modules for it ----
+# Debian's headers packages run no hook on removal (only header_postinst.d), and modules
+# must stay while the kernel image does; the image's prerm runs /etc/kernel/prerm.d, as
+# here (no image is installed in the chroot, so its prerm is played by run-parts).
 in_chroot apt-get purge -y -q "linux-headers-$K2" >"$T/apt5.log" 2>&1 ||
 	{ tail -n 30 "$T/apt5.log"; fail "purge headers $K2"; }
+in_chroot env DEB_MAINT_PARAMS="'remove'" run-parts --report --exit-on-error --arg="$K2" \
+	--arg="/boot/vmlinuz-$K2" /etc/kernel/prerm.d >"$T/prerm.log" 2>&1 ||
+	fail "prerm.d failed: $(cat "$T/prerm.log")"
 left=$(find "$C/lib/modules/$K2" -name '*.ko*' 2>/dev/null || true)
-[ -z "$left" ] || fail "modules left for $K2 after its headers went: $left"
-pass "purging the headers of $K2 removed its modules"
+[ -z "$left" ] || fail "modules left for $K2 after its prerm: $left"
+[ ! -e "$C/lib/modules/$K2/updates/dm2" ] || fail "empty updates/dm2 left for $K2"
+in_chroot dm2 status -k "$K2" | grep -q installed &&
+	fail "dm2 still lists modules of $K2: $(in_chroot dm2 status -k "$K2")"
+pass "the prerm hooks of $K2 removed dm2's modules and their directory"
 
 # ---- remove without purge: a kernel upgrade prints nothing of dm2; purge removes state ----
 in_chroot apt-get remove -y -q dm2 >"$T/apt6.log" 2>&1 || fail "remove dm2: $(tail "$T/apt6.log")"
