@@ -1,17 +1,15 @@
-# Units, kernel hooks and sysusers.d for dm2d. Included by the top-level CMakeLists.txt.
+# Units and kernel hooks for dm2d. Included by the top-level CMakeLists.txt.
 # Configured copies land in ${CMAKE_BINARY_DIR}/units/ (the tests run them from there).
 
 pkg_get_variable(DM2_SYSTEMD_UNITDIR systemd systemdsystemunitdir)
 if(NOT DM2_SYSTEMD_UNITDIR)
 	set(DM2_SYSTEMD_UNITDIR ${CMAKE_INSTALL_PREFIX}/lib/systemd/system)
 endif()
-pkg_get_variable(DM2_SYSUSERSDIR systemd sysusersdir)
-if(NOT DM2_SYSUSERSDIR)
-	set(DM2_SYSUSERSDIR ${CMAKE_INSTALL_PREFIX}/lib/sysusers.d)
-endif()
-set(DM2_KERNEL_INSTALLDIR ${CMAKE_INSTALL_PREFIX}/lib/kernel/install.d CACHE PATH
+# The kernel packages and kernel-install(8) run hooks from these fixed places only, so they
+# do not follow the prefix: under /usr/local nothing would ever run them.
+set(DM2_KERNEL_INSTALLDIR /usr/lib/kernel/install.d CACHE PATH
     "kernel-install plugin directory")
-set(DM2_KERNEL_HOOKDIR ${CMAKE_INSTALL_FULL_SYSCONFDIR}/kernel CACHE PATH
+set(DM2_KERNEL_HOOKDIR /etc/kernel CACHE PATH
     "Debian kernel hook directory (postinst.d, header_postinst.d, prerm.d)")
 
 set(DM2_BINDIR ${CMAKE_INSTALL_FULL_BINDIR})
@@ -36,8 +34,6 @@ configure_file(${CMAKE_CURRENT_LIST_DIR}/dm2d.socket ${DM2_UNITS_OUT}/dm2d.socke
 
 install(FILES ${DM2_UNITS_OUT}/dm2d.service ${DM2_UNITS_OUT}/dm2d.socket
 	DESTINATION ${DM2_SYSTEMD_UNITDIR})
-install(FILES ${CMAKE_CURRENT_LIST_DIR}/dm2.sysusers.conf DESTINATION ${DM2_SYSUSERSDIR}
-	RENAME dm2.conf)
 install(PROGRAMS ${DM2_UNITS_OUT}/dm2-kernel-hook DESTINATION ${DM2_LIBEXECDIR}
 	RENAME kernel-hook)
 install(PROGRAMS ${DM2_UNITS_OUT}/40-dm2.install DESTINATION ${DM2_KERNEL_INSTALLDIR})

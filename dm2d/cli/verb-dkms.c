@@ -470,12 +470,39 @@ static int takeover_key(struct dm2_context *ctx, bool dry_run)
 	return EXIT_OK;
 }
 
+/* DKMS' hooks run first on a kernel upgrade: left on, they build what dm2 took over. */
+static int takeover_autoinstall_off(struct dm2_context *ctx, const struct recipe_set *set,
+				    int ret)
+{
+	_cleanup_strv_free_ char **unbuilt = NULL;
+	_cleanup_free_ char *list = NULL;
+	int r;
+
+	r = dkms_disable_autoinstall(ctx, set, &unbuilt);
+	if (r < 0) {
+		log_error_errno(r, "Failed to create '/%s/no-autoinstall'; create it, or DKMS "
+			       "builds these packages again on the next kernel: %m",
+			       DM2_DKMS_ETC_DIR);
+		return ret == EXIT_OK ? cli_exit_code_from_errno(r) : ret;
+	}
+	if (r > 0)
+		printf("DKMS' autoinstall is off now ('/%s/no-autoinstall'): dm2 builds DKMS' "
+		       "packages for new kernels; delete that file to give them back to DKMS.\n",
+		       DM2_DKMS_ETC_DIR);
+	list = strv_join(unbuilt, "', '");
+	if (unbuilt && list)
+		printf("Warning: dm2 builds no recipe for the DKMS packages '%s': neither does "
+		       "DKMS now on new kernels.\n", list);
+	return ret;
+}
+
 static int takeover_run(struct dm2_context *ctx, struct cli *cli,
 			struct takeover_item *items, size_t n, bool dry_run)
 {
 	_cleanup_(recipe_set_freep) struct recipe_set *set = NULL;
 	_cleanup_(db_closep) struct db *d = NULL;
 	int ret = EXIT_OK, r;
+	bool any = false;
 
 	r = recipe_set_load(ctx, diag_stderr, NULL, &set);
 	if (r < 0) {
@@ -522,6 +549,7 @@ static int takeover_run(struct dm2_context *ctx, struct cli *cli,
 			       "'%s' deleted and DKMS forgot the kernel\n",
 			       it->module, it->version, it->kernel, strna(inst),
 			       files ?: "(none)");
+			any = true;
 		} else {
 			printf("%s %s for %s: not taken over: %s; %s\n", it->module,
 			       it->version, it->kernel, strna(res.reason),
@@ -531,7 +559,7 @@ static int takeover_run(struct dm2_context *ctx, struct cli *cli,
 				ret = exit_code_from_job(res.state, res.stage, res.error);
 		}
 	}
-	return ret;
+	return any ? takeover_autoinstall_off(ctx, set, ret) : ret;
 }
 
 static int dkms_takeover_verb(int argc, char *argv[], struct cli *cli)

@@ -610,3 +610,41 @@ int dkms_takeover(struct dm2_context *ctx, struct db *d, const struct recipe_set
 	res = (struct dkms_takeover_result){};
 	return 0;
 }
+
+/* DKMS' kernel hooks run before dm2's (run-parts order): left on, they would build a package
+ * dm2 took over first, and dm2 would then refuse their files. dkms 3.0's hooks and package
+ * postinst skip every package while etc/dkms/no-autoinstall exists. A per-package
+ * AUTOINSTALL="no" in etc/dkms/<module>.conf is no choice: dm2 reads those overrides too
+ * and would stop building the package itself. 1: created, 0: it was there. */
+int dkms_disable_autoinstall(struct dm2_context *ctx, const struct recipe_set *set,
+			     char ***ret_unbuilt)
+{
+	static const char note[] =
+		"# Created by 'dm2 dkms takeover': dm2 builds DKMS' packages for new kernels,\n"
+		"# so DKMS' own kernel hooks must not (dkms(8) skips them while this exists).\n"
+		"# Delete this file to give the packages back to DKMS.\n";
+	_cleanup_strv_free_ char **mods = NULL, **unbuilt = NULL;
+	_cleanup_close_ int fd = -EBADF;
+	int r;
+
+	r = list_dir(ctx->root_fd, DM2_DKMS_TREE, S_IFDIR, false, &mods);
+	if (r < 0)
+		return r;
+	STRV_FOREACH(m, mods)
+	{
+		const struct recipe *rc = recipe_set_find(set, *m);
+
+		if ((!rc || !recipe_autoinstall(rc)) && strv_extend(&unbuilt, *m) < 0)
+			return -ENOMEM;
+	}
+	if (mkdirat(ctx->root_fd, DM2_DKMS_ETC_DIR, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	fd = openat(ctx->root_fd, DM2_DKMS_ETC_DIR "/no-autoinstall",
+		    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0 && errno != EEXIST)
+		return -errno;
+	if (fd >= 0 && write(fd, note, sizeof(note) - 1) != (ssize_t) (sizeof(note) - 1))
+		return errno > 0 ? -errno : -EIO;
+	*ret_unbuilt = TAKE_PTR(unbuilt);
+	return fd >= 0;
+}

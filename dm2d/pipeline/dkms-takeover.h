@@ -73,3 +73,8 @@ void dkms_takeover_result_done(struct dkms_takeover_result *r);
 int dkms_takeover(struct dm2_context *ctx, struct db *d, const struct recipe_set *set,
 		  const char *module, const char *kver, const char *arch, char **paths,
 		  bool progress, struct dkms_takeover_result *ret);
+/* After a takeover: turn DKMS' autoinstall off (ROOT/etc/dkms/no-autoinstall, for every
+ * package). ret_unbuilt: DKMS packages dm2 does not build for new kernels (no recipe, or
+ * AUTOINSTALL not set). 1: the file was created, 0: it existed, < 0: error. */
+int dkms_disable_autoinstall(struct dm2_context *ctx, const struct recipe_set *set,
+			     char ***ret_unbuilt);

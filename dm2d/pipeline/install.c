@@ -153,6 +153,21 @@ static bool path_in_items(const char *path, char **paths)
 	return strv_contains(paths, path);
 }
 
+/* Remove the empty directories above path, up to lib/modules/KVER (kept): the install dir
+ * (updates/dm2) goes with its last module, so removing a kernel leaves nothing of ours. */
+static void remove_empty_parents(int root_fd, const char *path)
+{
+	_cleanup_free_ char *p = strdup(path);
+	const char *rel = p ? startswith(p, DM2_MODULES_DIR "/") : NULL;
+	const char *kver_end = rel ? strchr(rel, '/') : NULL;
+
+	for (char *s; kver_end && (s = strrchr(p, '/')) && s > kver_end;) {
+		*s = '\0';
+		if (unlinkat(root_fd, p, AT_REMOVEDIR) < 0)
+			break;
+	}
+}
+
 /* Remove path if its content still hashes to sha256. 1: removed or already gone, 0: kept.
  */
 static int remove_if_ours(int root_fd, const char *path, const char *sha256)
@@ -169,6 +184,7 @@ static int remove_if_ours(int root_fd, const char *path, const char *sha256)
 		return 0;
 	if (unlinkat(root_fd, path, 0) < 0 && errno != ENOENT)
 		return -errno;
+	remove_empty_parents(root_fd, path);
 	return 1;
 }
 

@@ -133,6 +133,7 @@ cmp "$MODDIR/bar.ko" "$T/bar.ko" || fail "bar.ko not restored byte for byte"
 stat -c '%i %Y %a %s' "$MODDIR/bar.ko" | cmp - "$T/bar.stat" || fail "bar.ko metadata changed"
 [ -L "$ROOT/var/lib/dkms/bar/kernel-$KVER-$ARCH" ] || fail "bar's DKMS link removed"
 [ -z "$(ls -A "$ROOT/var/lib/dm2/dkms-backup" 2>/dev/null)" ] || fail "backup left behind"
+[ -e "$ROOT/etc/dkms/no-autoinstall" ] && fail "a failed takeover turned DKMS' autoinstall off"
 pass "failed takeover restores DKMS' file"
 
 # ---- takeover: adopt the key, build with dm2, DKMS forgets the kernel ----
@@ -142,6 +143,10 @@ grep -q "Adopted DKMS' signing key" "$T/out" || fail "key not adopted: $(cat "$T
 grep -q "^foo 1.0 for $KVER: taken over: dm2 installed 'lib/modules/$KVER/updates/dkms/foo.ko'" \
 	"$T/out" || fail "takeover output: $(cat "$T/out")"
 [ -f "$MODDIR/foo.ko" ] || fail "no module after takeover"
+# DKMS' own hooks, which run first on a kernel upgrade, are off for what dm2 took over.
+grep -q "^DKMS' autoinstall is off now ('/etc/dkms/no-autoinstall')" "$T/out" ||
+	fail "takeover does not say DKMS' autoinstall is off: $(cat "$T/out")"
+[ -f "$ROOT/etc/dkms/no-autoinstall" ] || fail "takeover left DKMS' autoinstall on"
 ! cmp -s "$MODDIR/foo.ko" "$T/foo.dkms.ko" || fail "DKMS' module still in place"
 [ "$(modinfo -F description "$MODDIR/foo.ko")" = "dm2 dkms fixture for $KVER" ] ||
 	fail "not dm2's build: $(modinfo -F description "$MODDIR/foo.ko")"

@@ -30,12 +30,46 @@ job_fail() { # recipe message
 	fail "$2"
 }
 
-# A copy of a wrapper that calls the hook from the build tree instead of libexec.
+# A copy of a wrapper that calls the hook HOOK_PATH (default: the build tree's) instead of
+# libexec's.
 wrapper() {
-	sed "s#^/[^ ]*/kernel-hook #$HOOK #" "$UNITS/$1" >"$T/$1"
+	local h=${HOOK_PATH:-$HOOK}
+	sed "s#^hook=.*#hook=$h#" "$UNITS/$1" >"$T/$1"
+	grep -qx "hook=$h" "$T/$1" || fail "$1 names no hook= to redirect"
 	chmod +x "$T/$1"
 	echo "$T/$1"
 }
+
+# 0. By the Debian Kernel Handbook: the wrappers, and the dm2 they start, read no stdin and
+# write nothing to stdout (debconf may be running); after a remove without purge (the
+# conffile stays, libexec is gone) they print nothing at all and exit 0.
+printf '#!/bin/sh\necho "stdin=$(readlink /proc/$$/fd/0) stdout=$(readlink /proc/$$/fd/1)" >>"%s"\n' \
+	"$T/fake.log" >"$T/fake-dm2"
+chmod +x "$T/fake-dm2"
+mkdir -p "$ROOT/lib/modules/9.9.9-fake/build"
+touch "$ROOT/lib/modules/9.9.9-fake/build/Makefile"
+for w in debian-postinst debian-header-postinst 40-dm2.install; do
+	args=(9.9.9-fake)
+	[ $w = 40-dm2.install ] && args=(add 9.9.9-fake)
+	: >"$T/fake.log"
+	rc=0
+	echo junk | DM2_HOOK_DM2=$T/fake-dm2 "$(wrapper $w)" "${args[@]}" >"$T/stdout" \
+		2>"$T/stderr" || rc=$?
+	[ $rc = 0 ] || fail "$w exited $rc"
+	[ -s "$T/stdout" ] && fail "$w wrote to stdout: $(cat "$T/stdout")"
+	grep -q '^stdin=/dev/null ' "$T/fake.log" || fail "$w: dm2 got stdin: $(cat "$T/fake.log")"
+	grep -q "stdout=$T/stdout\$" "$T/fake.log" && fail "$w: dm2 got stdout: $(cat "$T/fake.log")"
+	rc=0
+	gone=$(HOOK_PATH=/nonexistent/kernel-hook wrapper $w)
+	"$gone" "${args[@]}" >"$T/out" 2>&1 || rc=$?
+	[ $rc = 0 ] || fail "$w without dm2 installed exited $rc"
+	[ -s "$T/out" ] && fail "$w without dm2 installed is not silent: $(cat "$T/out")"
+done
+rc=0
+gone=$(HOOK_PATH=/nonexistent/kernel-hook wrapper debian-prerm)
+"$gone" 9.9.9-fake >"$T/out" 2>&1 || rc=$?
+[ $rc = 0 ] && [ ! -s "$T/out" ] || fail "debian-prerm without dm2: exit $rc, $(cat "$T/out")"
+rm -rf "$ROOT/lib/modules/9.9.9-fake"
 
 # 1. No build tree yet (Debian's image postinst before the headers): nothing, exit 0.
 mkdir -p "$ROOT/lib/modules/$KVER"
@@ -81,11 +115,21 @@ DM2_HOOK_TIMEOUT=1 "$HOOK" add "$KVER" >"$T/out" 2>&1 || rc=$?
 [ $rc = 0 ] || fail "hook exited $rc after a timeout"
 stop_daemon
 
-# 5. prerm: dm2's modules of the kernel go.
+# 5. prerm: dm2's modules of the kernel go, with the directory they were in, on a remove;
+# an upgrade of the same kernel (DEB_MAINT_PARAMS 'upgrade' VERSION) keeps them, as its
+# postinst checks them again.
 rc=0
-"$(wrapper debian-prerm)" "$KVER" >"$T/out" 2>&1 || rc=$?
+DEB_MAINT_PARAMS="'upgrade' '6.1.0-1'" "$(wrapper debian-prerm)" "$KVER" >"$T/out" 2>&1 || rc=$?
+[ $rc = 0 ] || fail "prerm hook (upgrade) exited $rc"
+module_installed "$KVER" dm2t_good || fail "prerm hook on an upgrade removed t-good"
+rc=0
+DEB_MAINT_PARAMS="'remove'" "$(wrapper debian-prerm)" "$KVER" >"$T/out" 2>&1 || rc=$?
 [ $rc = 0 ] || fail "prerm hook exited $rc"
 module_installed "$KVER" dm2t_good && fail "prerm hook left t-good installed"
+[ -s "$T/out" ] && fail "prerm hook is not quiet: $(cat "$T/out")"
+[ -e "$ROOT/lib/modules/$KVER/updates/dm2" ] &&
+	fail "the last module's uninstall left $(ls -la "$ROOT/lib/modules/$KVER/updates/dm2")"
+[ -d "$ROOT/lib/modules/$KVER" ] || fail "uninstall removed lib/modules/$KVER itself"
 
 # 6. No dm2 at all: still exit 0.
 rc=0
