@@ -6,14 +6,25 @@
 # no systemd: the hooks run the engine inline (no daemon), which is what is tested.
 #
 #   DM2_DEBS=DIR          use the .debs in DIR instead of building them
-#   DM2_DEBIAN_MIRROR=URL Debian mirror (default http://deb.debian.org/debian)
+#   DM2_DEBIAN_MIRROR=URL Debian mirror (default: the one this machine's apt uses)
 #   DM2_TEST_KEEP=1       keep the chroot (printed) on failure
 #
 # Needs root, mmdebstrap, dpkg-dev/debhelper (.ci/setup) and network. Takes about 130-220 s
 # (build included); .ci/run runs it unless DM2_SYSTEM_TESTS=0.
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
-MIRROR=${DM2_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# The Debian archive this machine's apt already uses (deb822 URIs: or one-line deb entries),
+# so the test reaches exactly what the machine reaches.
+host_mirror() {
+	local u
+	u=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null |
+		awk '/^URIs:/ { print $2 }' | grep -v -- '-security' | head -n 1)
+	[ -n "$u" ] || u=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+		awk '$1 == "deb" && $0 !~ /security/ { print $2; exit }')
+	echo "${u%/}"
+}
+MIRROR=${DM2_DEBIAN_MIRROR:-$(host_mirror)}
+[ -n "$MIRROR" ] || { echo "FAIL: no Debian mirror in this machine's apt sources; set DM2_DEBIAN_MIRROR" >&2; exit 1; }
 T=$(mktemp -d /var/tmp/dm2-system.XXXXXX)
 C=$T/chroot
 fail() { echo "FAIL: $*" >&2; exit 1; }
