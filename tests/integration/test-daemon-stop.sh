@@ -62,7 +62,19 @@ kill_daemon_hard() {
 		kill -KILL -- "-$k" 2>/dev/null || true
 	done
 	rm -f "$ROOT/run/dm2/control" # what a kill -9 leaves; start_daemon wants it gone
-	sleep 0.5
+	# systemd kills the whole cgroup before it restarts a service; here the killed builds'
+	# sandboxes die with their engines, which takes a moment: wait until none holds a lock
+	# (dm2d rightly keeps work directories while any job may still run).
+	wait_for 60 locks_free || fail "the killed jobs still hold their locks after 60 s"
+	# dm2d keeps work directories changed in the last second (a job may have just made
+	# one; file times are coarse): let the killed jobs' directories age past that.
+	sleep 1.5
+}
+locks_free() {
+	local f
+	for f in $(find "$ROOT/var/lib/dm2/locks" -type f 2>/dev/null); do
+		flock -n -x "$f" true || return 1
+	done
 }
 
 # 1. kill -9 during two builds, restart.
