@@ -13,6 +13,7 @@
 #include <sys/types.h>
 #include <systemd/sd-event.h>
 
+#include "shared/jobserver.h"
 #include "core/context.h"
 #include "daemon/manager.h"
 #include "daemon/queue.h"
@@ -41,6 +42,8 @@ struct mkernel {
 	sd_event_source *depmod_child;
 };
 
+void manager_jobserver_refill(struct manager *m);
+
 struct manager {
 	struct dm2_context *ctx;
 	struct manager_options o;
@@ -58,6 +61,7 @@ struct manager {
 	struct mbuild *builds; /* owned by their control connections */
 	unsigned n_builds_running;
 	unsigned max_jobs;
+	struct jobserver jobserver; /* max_jobs tokens, shared by every build's make */
 	bool started;
 	bool stopping;
 	bool stop_killed; /* the stop timeout passed once: children got SIGKILL */

@@ -292,6 +292,22 @@ static void job_outcome(struct mjob *mj, const siginfo_t *si)
 	db_job_done(&cur);
 }
 
+/* No child runs: the pool must be whole. An engine killed while its build held tokens
+ * could not give them back (libkbuild-wrap returns what a build kept, but only while the
+ * engine lives). */
+void manager_jobserver_refill(struct manager *m)
+{
+	int r;
+
+	if (manager_n_running(m) > 0)
+		return;
+	r = jobserver_refill(&m->jobserver);
+	if (r > 0)
+		log_info("Returned %d make jobserver token(s) a dead build held to the pool.", r);
+	else if (r < 0)
+		log_warning_errno(r, "Cannot refill the make jobserver: %m");
+}
+
 static int on_job_exited(sd_event_source *s, const siginfo_t *si, void *userdata)
 {
 	struct mjob *mj = userdata;
@@ -316,6 +332,7 @@ static int on_job_exited(sd_event_source *s, const siginfo_t *si, void *userdata
 		k->depmod_pending = true;
 	j->data = NULL;
 	mjob_free(mj); /* freeing the owned source reaps the zombie */
+	manager_jobserver_refill(m);
 	if (again && j->state != JOB_STATE_QUEUED)
 		(void) manager_job_enqueue(m, j->recipe, j->kver);
 	manager_schedule_dispatch(m);
@@ -479,6 +496,7 @@ static void build_end(struct mbuild *b, int code, const char *why)
 		log_info("Build of '%s' for kernel '%s' exited with status %i.",
 			 b->recipe, b->kver, code);
 	b->on_exit(code, b->userdata); /* may free b */
+	manager_jobserver_refill(m);
 	manager_maybe_exit(m);
 }
 
