@@ -30,6 +30,7 @@ struct mjob {
 	char line[512];
 	size_t n_line;
 	char last[512]; /* last output line, the reason when the db has none */
+	uint64_t started; /* CLOCK_MONOTONIC µs */
 };
 
 struct mkernel {

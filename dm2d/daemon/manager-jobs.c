@@ -308,6 +308,24 @@ void manager_jobserver_refill(struct manager *m)
 		log_warning_errno(r, "Cannot refill the make jobserver: %m");
 }
 
+/* An installed build's wall time and the CPU time of the engine and everything it reaped
+ * (the sandbox reaps the build's processes: si_utime/si_stime include them), for the
+ * longest-first order and the time left. */
+static void record_duration(struct mjob *mj, const siginfo_t *si)
+{
+	long hz = sysconf(_SC_CLK_TCK);
+	uint64_t wall = now_mono_usec() - mj->started, cpu;
+	int r;
+
+	if (mj->qj->state != JOB_STATE_INSTALLED || hz <= 0 || mj->started == 0)
+		return;
+	cpu = (uint64_t) (si->si_utime + si->si_stime) * 1000000u / (uint64_t) hz;
+	r = db_duration_record(mj->m->db, mj->qj->recipe, mj->qj->kver, wall, cpu);
+	if (r < 0)
+		log_warning_errno(r, "Cannot record how long '%s' took to build: %m",
+				  mj->qj->recipe);
+}
+
 static int on_job_exited(sd_event_source *s, const siginfo_t *si, void *userdata)
 {
 	struct mjob *mj = userdata;
@@ -322,6 +340,7 @@ static int on_job_exited(sd_event_source *s, const siginfo_t *si, void *userdata
 					job_output_line, mj);
 	j->again = false; /* job_outcome() decides on the state; "again" comes after */
 	job_outcome(mj, si);
+	record_duration(mj, si);
 	if (j->state == JOB_STATE_QUEUED)
 		log_info("Job %s ('%s' for kernel '%s') was stopped; it goes back to the queue.",
 			 mj->id_text, j->recipe, j->kver);
@@ -355,7 +374,7 @@ static int job_start(struct manager *m, struct qjob *j)
 	mj = calloc(1, sizeof(*mj));
 	if (!mj)
 		return -ENOMEM;
-	*mj = (struct mjob){.m = m, .qj = j, .out_fd = -EBADF};
+	*mj = (struct mjob){.m = m, .qj = j, .out_fd = -EBADF, .started = now_mono_usec()};
 	snprintf(mj->id_text, sizeof(mj->id_text), "%" PRIi64, j->db_id);
 	r = child_output_pipe(p);
 	if (r < 0) {
@@ -434,9 +453,21 @@ static bool kernel_blocked(const char *kver, void *userdata)
 	return k && k->depmod_child;
 }
 
+static uint64_t expected_usec(const char *recipe, const char *kver, void *userdata)
+{
+	struct manager *m = userdata;
+	uint64_t usec = 0;
+
+	/* never built: 0, after every one with a known duration */
+	if (db_duration_expected(m->db, recipe, kver, &usec) < 0)
+		return 0;
+	return usec;
+}
+
 static const struct queue_ops queue_ops = {
 	.needs = job_needs,
 	.kernel_blocked = kernel_blocked,
+	.expected_usec = expected_usec,
 };
 
 /* ---- builds for clients ---- */
