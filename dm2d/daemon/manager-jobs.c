@@ -89,15 +89,46 @@ unsigned manager_n_running(struct manager *m)
 	return (unsigned) queue_n_running(&m->queue) + m->n_builds_running;
 }
 
+static uint64_t expected_usec(const char *recipe, const char *kver, void *userdata);
+
+/* The queue's jobs that ended, and the time the rest should take on Jobs= slots from the
+ * recorded durations (a running job: what remains of its expected time). */
+static void progress(struct manager *m, size_t *ret_done, uint64_t *ret_left_usec)
+{
+	uint64_t left = 0, now = now_mono_usec();
+	size_t done = 0;
+
+	for (size_t i = 0; i < m->queue.n; i++) {
+		struct qjob *j = m->queue.jobs[i];
+		struct mjob *mj = j->running ? j->data : NULL;
+		uint64_t e;
+
+		if (!j->running && j->state != JOB_STATE_QUEUED) {
+			done++;
+			continue;
+		}
+		e = expected_usec(j->recipe, j->kver, m);
+		if (mj && mj->started)
+			e = e > now - mj->started ? e - (now - mj->started) : 0;
+		left += e;
+	}
+	*ret_done = done;
+	*ret_left_usec = left / MAX(m->max_jobs, 1u);
+}
+
 void manager_notify_status(struct manager *m)
 {
-	size_t queued = queue_n_queued(&m->queue);
+	size_t queued = queue_n_queued(&m->queue), done;
 	unsigned running = manager_n_running(m);
+	uint64_t left;
 
-	if (running == 0 && queued == 0)
+	if (running == 0 && queued == 0) {
 		(void) sd_notify(false, "STATUS=Idle, watching for kernels.");
-	else
-		(void) sd_notifyf(false, "STATUS=%u job(s) running, %zu queued.", running, queued);
+		return;
+	}
+	progress(m, &done, &left);
+	(void) sd_notifyf(false, "STATUS=%zu done, %u running, %zu queued; about %llu s left.",
+			  done, running, queued, (unsigned long long) ((left + 999999) / 1000000));
 }
 
 static void log_job_state(const struct qjob *j, const char *id_text)
