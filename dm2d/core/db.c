@@ -704,7 +704,7 @@ int db_duration_expected(struct db *d, const char *recipe, const char *kver,
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r, rc;
 
-	r = prepare(d,
+	r = db_prepare(d,
 		    "SELECT wall_usec FROM build_durations WHERE recipe = ? "
 		    "ORDER BY kernel = ? DESC, at DESC LIMIT 1",
 		    &st);
