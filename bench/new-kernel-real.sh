@@ -33,7 +33,7 @@ cleanup() {
 trap cleanup EXIT
 
 src_dirs() { find "$CACHE/src/$1/usr/src" -mindepth 1 -maxdepth 1 -type d -exec test -f {}/dkms.conf \; -print 2>/dev/null; }
-conf_var() { (kernelver=$KVER; . "$1/dkms.conf" >/dev/null 2>&1; eval "echo \"\${$2}\""); }
+conf_var() { (set +eu; kernelver=$KVER; . "$1/dkms.conf" >/dev/null 2>&1; eval "echo \"\${$2}\""); }
 
 R=$B/root DK=$B/dkms
 mkdir -p "$B/src" "$R/usr/src" "$R/etc/dm2" "$R/lib/modules" "$DK/tree" "$DK/lib/modules/$KVER"
