@@ -43,7 +43,7 @@ struct mkernel {
 	sd_event_source *depmod_child;
 };
 
-void manager_jobserver_refill(struct manager *m);
+void manager_jobserver_refill(struct manager *m, bool killed);
 
 struct manager {
 	struct dm2_context *ctx;

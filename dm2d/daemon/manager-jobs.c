@@ -201,6 +201,7 @@ static void qjob_free_data(struct qjob *j)
 void manager_jobs_drop_kernel(struct manager *m, const char *kver)
 {
 	queue_drop_kernel(&m->queue, kver, qjob_free_data);
+	manager_jobserver_refill(m, true); /* its engines may have died holding tokens */
 }
 
 void manager_queue_done(struct manager *m)
@@ -323,16 +324,18 @@ static void job_outcome(struct mjob *mj, const siginfo_t *si)
 	db_job_done(&cur);
 }
 
-/* No child runs: the pool must be whole. An engine killed while its build held tokens
- * could not give them back (libkbuild-wrap returns what a build kept, but only while the
- * engine lives). */
-void manager_jobserver_refill(struct manager *m)
+/* An engine killed while its build held tokens could not give them back (libkbuild-wrap
+ * returns what a build kept, but only while the engine lives). */
+void manager_jobserver_refill(struct manager *m, bool killed)
 {
+	bool idle = manager_n_running(m) == 0;
 	int r;
 
-	if (manager_n_running(m) > 0)
+	/* A killed engine may have held tokens: top up at once, or a build waiting for one
+	 * would wait for ever; the pool may run over its size until it is idle again. */
+	if (!idle && !killed)
 		return;
-	r = jobserver_refill(&m->jobserver);
+	r = jobserver_refill(&m->jobserver, idle);
 	if (r > 0)
 		log_info("Returned %d make jobserver token(s) a dead build held to the pool.", r);
 	else if (r < 0)
@@ -382,7 +385,7 @@ static int on_job_exited(sd_event_source *s, const siginfo_t *si, void *userdata
 		k->depmod_pending = true;
 	j->data = NULL;
 	mjob_free(mj); /* freeing the owned source reaps the zombie */
-	manager_jobserver_refill(m);
+	manager_jobserver_refill(m, si->si_code != CLD_EXITED);
 	if (again && j->state != JOB_STATE_QUEUED)
 		(void) manager_job_enqueue(m, j->recipe, j->kver);
 	manager_schedule_dispatch(m);
@@ -558,7 +561,7 @@ static void build_end(struct mbuild *b, int code, const char *why)
 		log_info("Build of '%s' for kernel '%s' exited with status %i.",
 			 b->recipe, b->kver, code);
 	b->on_exit(code, b->userdata); /* may free b */
-	manager_jobserver_refill(m);
+	manager_jobserver_refill(m, why != NULL);
 	manager_maybe_exit(m);
 }
 
@@ -680,10 +683,14 @@ struct mbuild *manager_build_free(struct mbuild *b)
 			*p = b->next;
 			break;
 		}
-	if (b->pid > 0)
+	bool killed = b->pid > 0;
+
+	if (killed)
 		log_notice("Killing the build of '%s' for kernel '%s': its client went away "
 			   "or its timeout passed.", b->recipe, b->kver);
 	build_stop(b);
+	if (killed)
+		manager_jobserver_refill(b->m, true);
 	sd_event_source_disable_unref(b->out.source);
 	sd_event_source_disable_unref(b->err.source);
 	safe_close(b->out.fd);

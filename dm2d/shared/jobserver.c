@@ -48,7 +48,7 @@ void jobserver_done(struct jobserver *js)
 	js->fds[0] = js->fds[1] = -1;
 }
 
-int jobserver_refill(struct jobserver *js)
+int jobserver_refill(struct jobserver *js, bool idle)
 {
 	int n = 0, r;
 
@@ -56,6 +56,13 @@ int jobserver_refill(struct jobserver *js)
 		return 0;
 	if (ioctl(js->fds[0], FIONREAD, &n) < 0)
 		return -errno;
+	if (idle && n > 0 && (unsigned) n > js->tokens) {
+		/* topped up while others held tokens they then gave back: the excess goes */
+		char buf[64];
+		ssize_t k = read(js->fds[0], buf, MIN((unsigned) n - js->tokens, sizeof(buf)));
+
+		return k < 0 ? -errno : 0;
+	}
 	if (n < 0 || (unsigned) n >= js->tokens)
 		return 0;
 	r = put_tokens(js->fds[1], js->tokens - (unsigned) n);

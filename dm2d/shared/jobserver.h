@@ -23,9 +23,11 @@ static inline bool jobserver_valid(const struct jobserver *js)
 {
 	return js->fds[0] >= 0;
 }
-/* Top the pool up to its tokens again (call when no build uses it: a process that died
- * holding tokens cannot give them back itself); the number added, or < 0. */
-int jobserver_refill(struct jobserver *js);
+/* Top the pool up to its tokens again: a process killed while holding tokens cannot give
+ * them back itself. With idle (no process uses the pool), tokens beyond the size are
+ * taken out too (a top-up while others held tokens overfills it until then). The number
+ * added, or < 0. */
+int jobserver_refill(struct jobserver *js, bool idle);
 /* Change the size: new tokens at once, fewer as the next refill finds them. */
 int jobserver_resize(struct jobserver *js, unsigned tokens);
 /* "DM2_JOBSERVER=R,W" for a child that keeps both fds. */
