@@ -230,7 +230,7 @@ void kbw_process_kill(const struct kbw_process *p)
 }
 
 int kbw_process_wait(struct kbw_process *p, uint64_t timeout_usec, int *ret_status,
-		     bool *ret_timed_out)
+		     bool *ret_timed_out, struct kbw_jobs *jobs)
 {
 	_cleanup_close_ int pidfd = -EBADF;
 	uint64_t start = now_mono_usec();
@@ -268,6 +268,11 @@ int kbw_process_wait(struct kbw_process *p, uint64_t timeout_usec, int *ret_stat
 				continue;
 			}
 			ms = (int) MIN((timeout_usec - elapsed + 999) / 1000, 1000);
+		}
+		if (jobs) {
+			/* make blocks on its pipe: lend tokens often enough to keep it fed */
+			kbw_jobs_tick(jobs);
+			ms = ms < 0 ? 10 : MIN(ms, 10);
 		}
 		if (pidfd >= 0) {
 			struct pollfd pfd = {.fd = pidfd, .events = POLLIN};

@@ -119,7 +119,8 @@ static int build_argv(const struct kbw_kernel *k, const struct kbw_build_params 
 	    (r = strv_consume(&argv, strdup_printf("CC=%s", k->cc))) < 0 ||
 	    (r = strv_consume(&argv, strdup_printf("KERNELRELEASE=%s", k->release))) <
 		    0 ||
-	    (r = strv_consume(&argv, strdup_printf("-j%u", p->jobs ?: 1))) < 0)
+	    (!p->jobserver &&
+	     (r = strv_consume(&argv, strdup_printf("-j%u", p->jobs ?: 1))) < 0))
 		return r;
 	if (k->llvm && (r = strv_consume(&argv, strdup("LLVM=1"))) < 0)
 		return r;
@@ -153,6 +154,13 @@ static int build_envp(const struct kbw_kernel *k, const struct kbw_build_params 
 	if ((r = strv_consume(&envp, strdup("PATH=" KBW_DEFAULT_PATH))) < 0 ||
 	    (r = strv_consume(&envp, strdup_printf("HOME=%s", home))) < 0 ||
 	    (r = strv_consume(&envp, strdup("LC_ALL=C"))) < 0)
+		return r;
+	/* What make 4.3 passes to its submakes; DKMS' MAKE[] lines and PRE_BUILD scripts
+	 * reach the same pool through it. */
+	if (p->jobserver &&
+	    (r = strv_consume(&envp, strdup_printf("MAKEFLAGS= -j%u --jobserver-auth=%d,%d",
+						   p->jobs ?: 1, KBW_JOBS_FD_R,
+						   KBW_JOBS_FD_W))) < 0)
 		return r;
 	if (p->command) {
 		/* What DKMS' MAKE[] lines expect. */
@@ -449,6 +457,33 @@ static int judge(struct build *b, const struct kbw_sandbox *s,
 					  res->exit_status));
 }
 
+/* The sandboxed run, on tokens of the pool when there is one. */
+static int run_with_jobs(struct build *b, struct kbw_sandbox *s,
+			 struct kbw_sandbox_outcome *o)
+{
+	const struct kbw_build_params *p = b->p;
+	struct kbw_jobs jobs;
+	unsigned kept = 0;
+	int r;
+
+	if (!p->jobserver)
+		return kbw_sandbox_exec(s, p->timeout_usec, o);
+	r = kbw_jobs_begin(&jobs, p->jobserver_fds[0], p->jobserver_fds[1]);
+	if (r < 0) {
+		kbw_log(LOG_ERR, "Cannot join the jobserver on fds %d,%d: %s",
+			p->jobserver_fds[0], p->jobserver_fds[1], strerror(-r));
+		return r;
+	}
+	s->jobs = &jobs;
+	r = kbw_sandbox_exec(s, p->timeout_usec, o);
+	s->jobs = NULL;
+	kbw_jobs_end(&jobs, &kept);
+	if (kept > 0)
+		dprintf(b->log_fd, "dm2: the build kept %u jobserver token(s); returned to the pool\n",
+			kept);
+	return r;
+}
+
 static int run(struct build *b)
 {
 	const struct kbw_build_params *p = b->p;
@@ -486,7 +521,7 @@ static int run(struct build *b)
 		.cpu_sec = (b->limits.cpu_usec + 999999) / 1000000,
 		.file_max = b->limits.disk_max,
 	};
-	r = kbw_sandbox_exec(&s, p->timeout_usec, &o);
+	r = run_with_jobs(b, &s, &o);
 	if (r < 0)
 		return r;
 	r = judge(b, &s, &o);

@@ -52,6 +52,27 @@ struct kbw_kernel {
 			  */
 };
 
+/* jobs.c: one build's share of a make jobserver pool. */
+struct kbw_jobs {
+	int pool_w;	 /* the pool's write end (the caller's) */
+	int pool_nb;	 /* our non-blocking read end of the pool */
+	int fds[2];	 /* the build's own pipe: it sees these as fds 3 and 4 */
+	int own_nb;	 /* our non-blocking read end of the build's pipe */
+	unsigned lent;	 /* tokens put into the build's pipe */
+	unsigned drained; /* tokens taken back out of it */
+	bool implicit;	 /* we hold the token the build's make runs on */
+	uint64_t lent_at;
+};
+#define KBW_JOBS_FD_R 3
+#define KBW_JOBS_FD_W 4
+/* Take the implicit token (blocking until the pool has one), create the build's pipe. */
+int kbw_jobs_begin(struct kbw_jobs *j, int pool_r, int pool_w);
+/* Lend and pass back tokens; call every few ms while the build runs. */
+void kbw_jobs_tick(struct kbw_jobs *j);
+/* After the build's namespace died: all its tokens back to the pool; how many it had
+ * kept in *ret_kept (may be NULL). */
+void kbw_jobs_end(struct kbw_jobs *j, unsigned *ret_kept);
+
 /* build-process.c: one build's guardian process and its process group. */
 struct kbw_process {
 	pid_t pid; /* the guardian: also the process group of the build; 0 when gone */
@@ -67,7 +88,7 @@ void kbw_process_kill(const struct kbw_process *p);
 /* Wait until the guardian exits, killing the group when timeout_usec (0: none) passes;
  * then kill whatever is left in the group and reap. Status as from waitpid(). */
 int kbw_process_wait(struct kbw_process *p, uint64_t timeout_usec, int *ret_status,
-		     bool *ret_timed_out);
+		     bool *ret_timed_out, struct kbw_jobs *jobs);
 /* prctl(PR_SET_PDEATHSIG, sig), then -ESRCH if getppid() is no longer parent. */
 int kbw_process_die_with_parent(pid_t parent, int sig);
 
@@ -110,6 +131,7 @@ struct kbw_sandbox {
 	uint64_t processes;  /* RLIMIT_NPROC */
 	uint64_t cpu_sec;    /* RLIMIT_CPU */
 	uint64_t file_max;   /* RLIMIT_FSIZE: no file (the log included) beyond the budget */
+	struct kbw_jobs *jobs; /* its fds become 3 and 4 of the command; NULL: none */
 };
 /* The worker of build-process.c: namespaces, mounts, a PID 1 that runs the command as
  * uid:gid and reaps, and the command's wait status passed on as the worker's own. */

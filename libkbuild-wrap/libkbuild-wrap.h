@@ -95,6 +95,13 @@ struct kbw_build_params {
 	uint64_t memory_max;      /* RLIMIT_AS in bytes; 0 = unlimited */
 	bool isolate;             /* run in the sandbox (below); false only for tests of the
 				   * plain build, never for untrusted sources */
+	/* A GNU make jobserver pool shared by several builds: a pipe holding one byte per
+	 * token. When set (isolate only), the build waits for a token to run on (make's
+	 * implicit one), make gets no -j of its own but MAKEFLAGS="-jJOBS
+	 * --jobserver-auth=3,4" on a pipe of the build's own, which is lent tokens from the
+	 * pool while it runs; whatever it kept is back in the pool when kbw_build returns. */
+	bool jobserver;
+	int jobserver_fds[2];     /* read and write end of the pool */
 };
 
 /*

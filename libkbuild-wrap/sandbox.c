@@ -253,9 +253,29 @@ static void set_limit(const struct kbw_sandbox *s, int resource, uint64_t soft,
 		fail(s, what);
 }
 
-/* PID 2: the command, as the build uid. */
-static _Noreturn void run_command(const struct kbw_sandbox *s)
+/* The build's jobserver pipe onto fds 3 and 4 (what MAKEFLAGS names), out of the way of
+ * the report pipe, which may hold one of those numbers. */
+static void pass_jobs(struct kbw_sandbox *s)
 {
+	int r, w;
+
+	if (!s->jobs)
+		return;
+	s->report_fd = fcntl(s->report_fd, F_DUPFD_CLOEXEC, KBW_JOBS_FD_W + 1);
+	r = fcntl(s->jobs->fds[0], F_DUPFD, KBW_JOBS_FD_W + 1);
+	w = fcntl(s->jobs->fds[1], F_DUPFD, KBW_JOBS_FD_W + 1);
+	if (s->report_fd < 0 || r < 0 || w < 0 || dup2(r, KBW_JOBS_FD_R) < 0 ||
+	    dup2(w, KBW_JOBS_FD_W) < 0)
+		_exit(127);
+	(void) close(r);
+	(void) close(w);
+}
+
+/* PID 2: the command, as the build uid. */
+static _Noreturn void run_command(const struct kbw_sandbox *s_in)
+{
+	struct kbw_sandbox own = *s_in, *s = &own;
+
 	if (setgroups(1, &s->gid) < 0 || setresgid(s->gid, s->gid, s->gid) < 0 ||
 	    setresuid(s->uid, s->uid, s->uid) < 0)
 		fail(s, "Cannot switch to the build user");
@@ -270,8 +290,9 @@ static _Noreturn void run_command(const struct kbw_sandbox *s)
 		  "setrlimit(RLIMIT_FSIZE) failed");
 	if (chdir(s->chdir_path) < 0)
 		fail(s, s->chdir_path);
-	/* Nothing of ours leaks into the build. */
-	(void) close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+	/* Nothing of ours leaks into the build, but its jobserver pipe on 3 and 4. */
+	pass_jobs(s);
+	(void) close_range(s->jobs ? KBW_JOBS_FD_W + 1 : 3, ~0U, CLOSE_RANGE_CLOEXEC);
 	/* Tell the caller who we are now; the pipe closes on exec. */
 	dprintf(s->report_fd, "uid %u\nnet 1\n", (unsigned) getuid());
 	/* Last: this process may already map more than the limit (sanitizer shadow
@@ -424,7 +445,7 @@ int kbw_sandbox_exec(const struct kbw_sandbox *s_in, uint64_t timeout_usec,
 	(void) close(pipe_fds[0]);
 	if (r < 0)
 		kbw_process_kill(&proc);
-	w = kbw_process_wait(&proc, timeout_usec, &o.status, &o.timed_out);
+	w = kbw_process_wait(&proc, timeout_usec, &o.status, &o.timed_out, s.jobs);
 	if (r >= 0)
 		r = w;
 	if (r < 0) {

@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include "cli/status.h"
+#include "core/db.h"
 #include "shared/util.h"
 
 void status_rows_free(struct status_row *rows, size_t n)
@@ -341,4 +342,53 @@ void status_print_json(FILE *f, const struct status_row *rows, size_t n)
 		fputc('}', f);
 	}
 	fputs("]}\n", f);
+}
+
+/* One kernel's progress: its rows that ended, run and wait, and the time left over
+ * `slots` builds at once from each recipe's recorded duration (a running one counted
+ * whole: when it started is not in the row). */
+static void print_kernel_progress(FILE *f, struct db *d, const char *kver,
+				  const struct status_row *rows, size_t n, unsigned slots)
+{
+	size_t done = 0, running = 0, queued = 0;
+	uint64_t left = 0, unknown = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct status_row *s = &rows[i];
+		uint64_t usec = 0;
+
+		if (!streq(s->kernel, kver) || s->not_built)
+			continue;
+		if (job_state_is_final(s->state)) {
+			done++;
+			continue;
+		}
+		if (s->state == JOB_STATE_QUEUED)
+			queued++;
+		else
+			running++;
+		if (db_duration_expected(d, s->name, kver, &usec) < 0)
+			unknown++;
+		left += usec;
+	}
+	if (running + queued == 0)
+		return;
+	fprintf(f, "Kernel %s: %zu done, %zu running, %zu queued; about %llu s left%s.\n",
+		kver, done, running, queued,
+		(unsigned long long) ((left / MAX(slots, 1u) + 999999) / 1000000),
+		unknown ? " (not counting builds never timed)" : "");
+}
+
+int status_print_progress(FILE *f, struct db *d, const struct status_row *rows, size_t n,
+			  unsigned slots)
+{
+	for (size_t i = 0; i < n; i++) {
+		bool seen = false;
+
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = streq(rows[j].kernel, rows[i].kernel);
+		if (!seen)
+			print_kernel_progress(f, d, rows[i].kernel, rows, n, slots);
+	}
+	return 0;
 }

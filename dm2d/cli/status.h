@@ -47,3 +47,8 @@ const char *status_state_name(const struct status_row *row);
 /* One-line state text: "installed", "failed at building: REASON", "skipped: REASON", ...
  */
 char *status_state_text(const struct status_row *row);
+
+/* For each kernel with builds not yet ended, one line: "Kernel K: D done, R running, Q
+ * queued; about S s left." from the recorded durations, over slots builds at once. */
+int status_print_progress(FILE *f, struct db *d, const struct status_row *rows, size_t n,
+			  unsigned slots);

@@ -20,6 +20,16 @@
 
 /* A reader never repairs the state db (it may not, and it must not race the writer that
  * does): it says what is wrong and who fixes it. 0: nothing to say (no db, no installs). */
+/* Builds dm2d runs at once (Jobs=, else the CPUs): the time left is spread over them. */
+static unsigned status_slots(struct dm2_context *ctx)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (ctx && ctx->config && ctx->config->jobs > 0)
+		return ctx->config->jobs;
+	return cpus > 0 ? (unsigned) cpus : 1;
+}
+
 static int status_db_unusable(struct dm2_context *ctx, int error)
 {
 	_cleanup_free_ char *path = context_path(ctx, DM2_STATE_DB);
@@ -104,8 +114,11 @@ int verb_status(int argc, char *argv[], struct cli *cli)
 	r = 0;
 	if (json)
 		status_print_json(stdout, rows, n);
-	else if (n > 0)
+	else if (n > 0) {
 		r = status_print_table(stdout, rows, n);
+		if (r >= 0)
+			r = status_print_progress(stdout, d, rows, n, status_slots(ctx));
+	}
 	else if (cli->verbosity >= 0) {
 		_cleanup_free_ char *shown = name ? escape_terminal(name, "") : NULL;
 

@@ -61,6 +61,14 @@ static const char *const migrations[DB_SCHEMA_VERSION] = {
 	"  sha256 TEXT NOT NULL,"
 	"  overrides_intree TEXT);"
 	"CREATE INDEX installed_pair ON installed_files (kernel, recipe);",
+	/* 1 -> 2 */
+	"CREATE TABLE build_durations ("
+	"  recipe TEXT NOT NULL,"
+	"  kernel TEXT NOT NULL,"
+	"  wall_usec INTEGER NOT NULL,"
+	"  cpu_usec INTEGER NOT NULL,"
+	"  at INTEGER NOT NULL,"
+	"  PRIMARY KEY (recipe, kernel));",
 };
 
 static int get_version(struct db *d, int *ret)

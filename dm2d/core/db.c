@@ -684,3 +684,39 @@ int db_installed_owner(struct db *d, const char *path, struct db_installed_file 
 		return sql_error(d->sql, rc);
 	return installed_from_row(st, ret);
 }
+
+int db_duration_record(struct db *d, const char *recipe, const char *kver, uint64_t wall_usec,
+		       uint64_t cpu_usec)
+{
+	int r = WRITE_TX(
+		d, run(d,
+		       "INSERT INTO build_durations (recipe, kernel, wall_usec, cpu_usec, at) "
+		       "VALUES (?, ?, ?, ?, ?) ON CONFLICT (recipe, kernel) DO UPDATE SET "
+		       "wall_usec = excluded.wall_usec, cpu_usec = excluded.cpu_usec, "
+		       "at = excluded.at",
+		       "ttuuu", recipe, kver, wall_usec, cpu_usec, now_usec()));
+	return MIN(r, 0);
+}
+
+int db_duration_expected(struct db *d, const char *recipe, const char *kver,
+			 uint64_t *ret_wall_usec)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	r = db_prepare(d,
+		    "SELECT wall_usec FROM build_durations WHERE recipe = ? "
+		    "ORDER BY kernel = ? DESC, at DESC LIMIT 1",
+		    &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, recipe, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, strempty(kver), -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return -ENOENT;
+	if (rc != SQLITE_ROW)
+		return sql_error(d->sql, rc);
+	*ret_wall_usec = (uint64_t) sqlite3_column_int64(st, 0);
+	return 0;
+}

@@ -22,7 +22,7 @@
  * errors, -ENOENT for missing rows / a missing database opened read-only).
  */
 
-#define DB_SCHEMA_VERSION 1
+#define DB_SCHEMA_VERSION 2
 
 
 struct db;
@@ -174,3 +174,12 @@ int db_suspend(struct db *d);
 /* For status.c's single read query: the raw sqlite3 handle (sqlite3 *), NULL when the
  * connection cannot be opened again. */
 void *db_sqlite(struct db *d);
+
+/* How long the last successful build of recipe for kver took (wall and CPU seconds of all
+ * its processes, in µs): for the queue's longest-first order and the time left. */
+int db_duration_record(struct db *d, const char *recipe, const char *kver, uint64_t wall_usec,
+		       uint64_t cpu_usec);
+/* The expected wall time of recipe's next build: its last one for kver, else its last one
+ * for any kernel; -ENOENT when it never built. */
+int db_duration_expected(struct db *d, const char *recipe, const char *kver,
+			 uint64_t *ret_wall_usec);

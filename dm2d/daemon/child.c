@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "daemon/child.h"
+#include "shared/jobserver.h"
 #include "shared/spawn.h"
 #include "shared/util.h"
 
@@ -24,12 +25,19 @@ int child_output_pipe(int p[2])
 	return 0;
 }
 
+static const struct jobserver *child_jobserver;
+
+void child_set_jobserver(const struct jobserver *js)
+{
+	child_jobserver = js;
+}
+
 /* Our environment for a child: it must run the engine itself, never ask us back, and it
  * is not the service systemd started (no notify socket, no activation fds). */
 static char **child_env(void)
 {
 	static const char *const drop[] = {"DM2_NO_FORWARD=", "NOTIFY_SOCKET=", "LISTEN_FDS=",
-					   "LISTEN_PID=", "LISTEN_FDNAMES="};
+					   "LISTEN_PID=", "LISTEN_FDNAMES=", JOBSERVER_ENV "="};
 	_cleanup_strv_free_ char **env = NULL;
 
 	for (char **e = environ; e && *e; e++) {
@@ -41,6 +49,9 @@ static char **child_env(void)
 			return NULL;
 	}
 	if (strv_extend(&env, "DM2_NO_FORWARD=1") < 0)
+		return NULL;
+	if (child_jobserver && jobserver_valid(child_jobserver) &&
+	    strv_consume(&env, jobserver_env(child_jobserver)) < 0)
 		return NULL;
 	return TAKE_PTR(env);
 }
@@ -59,6 +70,10 @@ int child_spawn(char **args, int out_fd, int err_fd, pid_t *ret_pid)
 			     .stderr_fd = err_fd >= 0 ? err_fd : SPAWN_INHERIT,
 			     /* so SIGTERM reaches make and the compilers too */
 			     .new_process_group = true,
+			     .keep_fds = child_jobserver && jobserver_valid(child_jobserver)
+						 ? child_jobserver->fds
+						 : NULL,
+			     .n_keep_fds = child_jobserver && jobserver_valid(child_jobserver) ? 2 : 0,
 		     },
 		     ret_pid);
 }

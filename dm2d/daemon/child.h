@@ -13,6 +13,10 @@
  * faster than we read waits instead of losing lines to EAGAIN. */
 int child_output_pipe(int p[2]);
 
+struct jobserver;
+/* The make jobserver pool every child gets (fds kept, $DM2_JOBSERVER), or NULL. */
+void child_set_jobserver(const struct jobserver *js);
+
 /* Run args[0] with args; its stdout and stderr go to out_fd and err_fd (-EBADF: ours),
  * stdin is /dev/null when out_fd is given. It never talks back to dm2d (DM2_NO_FORWARD). */
 int child_spawn(char **args, int out_fd, int err_fd, pid_t *ret_pid);

@@ -13,6 +13,7 @@
 #include <sys/types.h>
 #include <systemd/sd-event.h>
 
+#include "shared/jobserver.h"
 #include "core/context.h"
 #include "daemon/manager.h"
 #include "daemon/queue.h"
@@ -29,6 +30,7 @@ struct mjob {
 	char line[512];
 	size_t n_line;
 	char last[512]; /* last output line, the reason when the db has none */
+	uint64_t started; /* CLOCK_MONOTONIC µs */
 };
 
 struct mkernel {
@@ -40,6 +42,8 @@ struct mkernel {
 	pid_t depmod_pid;
 	sd_event_source *depmod_child;
 };
+
+void manager_jobserver_refill(struct manager *m, bool killed);
 
 struct manager {
 	struct dm2_context *ctx;
@@ -58,6 +62,7 @@ struct manager {
 	struct mbuild *builds; /* owned by their control connections */
 	unsigned n_builds_running;
 	unsigned max_jobs;
+	struct jobserver jobserver; /* max_jobs tokens, shared by every build's make */
 	bool started;
 	bool stopping;
 	bool stop_killed; /* the stop timeout passed once: children got SIGKILL */

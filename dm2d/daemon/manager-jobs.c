@@ -89,15 +89,46 @@ unsigned manager_n_running(struct manager *m)
 	return (unsigned) queue_n_running(&m->queue) + m->n_builds_running;
 }
 
+static uint64_t expected_usec(const char *recipe, const char *kver, void *userdata);
+
+/* The queue's jobs that ended, and the time the rest should take on Jobs= slots from the
+ * recorded durations (a running job: what remains of its expected time). */
+static void progress(struct manager *m, size_t *ret_done, uint64_t *ret_left_usec)
+{
+	uint64_t left = 0, now = now_mono_usec();
+	size_t done = 0;
+
+	for (size_t i = 0; i < m->queue.n; i++) {
+		struct qjob *j = m->queue.jobs[i];
+		struct mjob *mj = j->running ? j->data : NULL;
+		uint64_t e;
+
+		if (!j->running && j->state != JOB_STATE_QUEUED) {
+			done++;
+			continue;
+		}
+		e = expected_usec(j->recipe, j->kver, m);
+		if (mj && mj->started)
+			e = e > now - mj->started ? e - (now - mj->started) : 0;
+		left += e;
+	}
+	*ret_done = done;
+	*ret_left_usec = left / MAX(m->max_jobs, 1u);
+}
+
 void manager_notify_status(struct manager *m)
 {
-	size_t queued = queue_n_queued(&m->queue);
+	size_t queued = queue_n_queued(&m->queue), done;
 	unsigned running = manager_n_running(m);
+	uint64_t left;
 
-	if (running == 0 && queued == 0)
+	if (running == 0 && queued == 0) {
 		(void) sd_notify(false, "STATUS=Idle, watching for kernels.");
-	else
-		(void) sd_notifyf(false, "STATUS=%u job(s) running, %zu queued.", running, queued);
+		return;
+	}
+	progress(m, &done, &left);
+	(void) sd_notifyf(false, "STATUS=%zu done, %u running, %zu queued; about %llu s left.",
+			  done, running, queued, (unsigned long long) ((left + 999999) / 1000000));
 }
 
 static void log_job_state(const struct qjob *j, const char *id_text)
@@ -170,6 +201,7 @@ static void qjob_free_data(struct qjob *j)
 void manager_jobs_drop_kernel(struct manager *m, const char *kver)
 {
 	queue_drop_kernel(&m->queue, kver, qjob_free_data);
+	manager_jobserver_refill(m, true); /* its engines may have died holding tokens */
 }
 
 void manager_queue_done(struct manager *m)
@@ -292,6 +324,42 @@ static void job_outcome(struct mjob *mj, const siginfo_t *si)
 	db_job_done(&cur);
 }
 
+/* An engine killed while its build held tokens could not give them back (libkbuild-wrap
+ * returns what a build kept, but only while the engine lives). */
+void manager_jobserver_refill(struct manager *m, bool killed)
+{
+	bool idle = manager_n_running(m) == 0;
+	int r;
+
+	/* A killed engine may have held tokens: top up at once, or a build waiting for one
+	 * would wait for ever; the pool may run over its size until it is idle again. */
+	if (!idle && !killed)
+		return;
+	r = jobserver_refill(&m->jobserver, idle);
+	if (r > 0)
+		log_info("Returned %d make jobserver token(s) a dead build held to the pool.", r);
+	else if (r < 0)
+		log_warning_errno(r, "Cannot refill the make jobserver: %m");
+}
+
+/* An installed build's wall time and the CPU time of the engine and everything it reaped
+ * (the sandbox reaps the build's processes: si_utime/si_stime include them), for the
+ * longest-first order and the time left. */
+static void record_duration(struct mjob *mj, const siginfo_t *si)
+{
+	long hz = sysconf(_SC_CLK_TCK);
+	uint64_t wall = now_mono_usec() - mj->started, cpu;
+	int r;
+
+	if (mj->qj->state != JOB_STATE_INSTALLED || hz <= 0 || mj->started == 0)
+		return;
+	cpu = (uint64_t) (si->si_utime + si->si_stime) * 1000000u / (uint64_t) hz;
+	r = db_duration_record(mj->m->db, mj->qj->recipe, mj->qj->kver, wall, cpu);
+	if (r < 0)
+		log_warning_errno(r, "Cannot record how long '%s' took to build: %m",
+				  mj->qj->recipe);
+}
+
 static int on_job_exited(sd_event_source *s, const siginfo_t *si, void *userdata)
 {
 	struct mjob *mj = userdata;
@@ -306,6 +374,7 @@ static int on_job_exited(sd_event_source *s, const siginfo_t *si, void *userdata
 					job_output_line, mj);
 	j->again = false; /* job_outcome() decides on the state; "again" comes after */
 	job_outcome(mj, si);
+	record_duration(mj, si);
 	if (j->state == JOB_STATE_QUEUED)
 		log_info("Job %s ('%s' for kernel '%s') was stopped; it goes back to the queue.",
 			 mj->id_text, j->recipe, j->kver);
@@ -316,6 +385,7 @@ static int on_job_exited(sd_event_source *s, const siginfo_t *si, void *userdata
 		k->depmod_pending = true;
 	j->data = NULL;
 	mjob_free(mj); /* freeing the owned source reaps the zombie */
+	manager_jobserver_refill(m, si->si_code != CLD_EXITED);
 	if (again && j->state != JOB_STATE_QUEUED)
 		(void) manager_job_enqueue(m, j->recipe, j->kver);
 	manager_schedule_dispatch(m);
@@ -338,7 +408,7 @@ static int job_start(struct manager *m, struct qjob *j)
 	mj = calloc(1, sizeof(*mj));
 	if (!mj)
 		return -ENOMEM;
-	*mj = (struct mjob){.m = m, .qj = j, .out_fd = -EBADF};
+	*mj = (struct mjob){.m = m, .qj = j, .out_fd = -EBADF, .started = now_mono_usec()};
 	snprintf(mj->id_text, sizeof(mj->id_text), "%" PRIi64, j->db_id);
 	r = child_output_pipe(p);
 	if (r < 0) {
@@ -417,9 +487,21 @@ static bool kernel_blocked(const char *kver, void *userdata)
 	return k && k->depmod_child;
 }
 
+static uint64_t expected_usec(const char *recipe, const char *kver, void *userdata)
+{
+	struct manager *m = userdata;
+	uint64_t usec = 0;
+
+	/* never built: 0, after every one with a known duration */
+	if (db_duration_expected(m->db, recipe, kver, &usec) < 0)
+		return 0;
+	return usec;
+}
+
 static const struct queue_ops queue_ops = {
 	.needs = job_needs,
 	.kernel_blocked = kernel_blocked,
+	.expected_usec = expected_usec,
 };
 
 /* ---- builds for clients ---- */
@@ -479,6 +561,7 @@ static void build_end(struct mbuild *b, int code, const char *why)
 		log_info("Build of '%s' for kernel '%s' exited with status %i.",
 			 b->recipe, b->kver, code);
 	b->on_exit(code, b->userdata); /* may free b */
+	manager_jobserver_refill(m, why != NULL);
 	manager_maybe_exit(m);
 }
 
@@ -600,10 +683,14 @@ struct mbuild *manager_build_free(struct mbuild *b)
 			*p = b->next;
 			break;
 		}
-	if (b->pid > 0)
+	bool killed = b->pid > 0;
+
+	if (killed)
 		log_notice("Killing the build of '%s' for kernel '%s': its client went away "
 			   "or its timeout passed.", b->recipe, b->kver);
 	build_stop(b);
+	if (killed)
+		manager_jobserver_refill(b->m, true);
 	sd_event_source_disable_unref(b->out.source);
 	sd_event_source_disable_unref(b->err.source);
 	safe_close(b->out.fd);

@@ -11,6 +11,7 @@
 #include "control/exit-codes.h"
 #include "core/db.h"
 #include "core/kernels.h"
+#include "daemon/child.h"
 #include "daemon/control-server.h"
 #include "daemon/manager-internal.h"
 #include "daemon/manager.h"
@@ -439,6 +440,7 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
 		config_free(m->ctx->config);
 		m->ctx->config = c;
 		m->max_jobs = jobs_from_config(m);
+		(void) jobserver_resize(&m->jobserver, m->max_jobs);
 	}
 	rescan_all(m);
 	(void) sd_notify(false, "READY=1");
@@ -522,6 +524,7 @@ int manager_new(struct dm2_context *ctx, const struct manager_options *o, struct
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return log_oom();
+	m->jobserver = JOBSERVER_NULL;
 	m->ctx = ctx;
 	if (o)
 		m->o = *o;
@@ -530,6 +533,10 @@ int manager_new(struct dm2_context *ctx, const struct manager_options *o, struct
 		return log_oom();
 	m->o.cli = NULL;
 	m->max_jobs = jobs_from_config(m);
+	r = jobserver_new(m->max_jobs, &m->jobserver);
+	if (r < 0)
+		return log_error_errno(r, "Cannot create the make jobserver: %m");
+	child_set_jobserver(&m->jobserver);
 
 	r = sd_event_default(&m->event);
 	if (r < 0)
@@ -557,6 +564,8 @@ struct manager *manager_free(struct manager *m)
 	sd_event_source_disable_unref(m->stop_timer);
 	sd_event_source_disable_unref(m->idle_post);
 	recipe_set_free(m->recipes);
+	child_set_jobserver(NULL);
+	jobserver_done(&m->jobserver);
 	db_close(m->db);
 	sd_event_unref(m->event);
 	free(m->cli);

@@ -100,20 +100,50 @@ static bool needs_pending(const struct queue *q, const struct qjob *j,
 	return false;
 }
 
+/* j's expected time plus that of the queued jobs for its kernel waiting for it (Needs=):
+ * a short provider of a long dependant is on the long path, and goes first. */
+static uint64_t path_usec(const struct queue *q, const struct qjob *j,
+			  const struct queue_ops *ops, void *userdata)
+{
+	uint64_t usec = ops->expected_usec(j->recipe, j->kver, userdata);
+
+	for (size_t i = 0; i < q->n && ops->needs; i++) {
+		const struct qjob *d = q->jobs[i];
+
+		if (d == j || d->running || d->state != JOB_STATE_QUEUED ||
+		    !streq(d->kver, j->kver))
+			continue;
+		if (strv_contains(ops->needs(d->recipe, userdata), j->recipe))
+			usec += ops->expected_usec(d->recipe, d->kver, userdata);
+	}
+	return usec;
+}
+
 struct qjob *queue_next(const struct queue *q, const struct queue_ops *ops, void *userdata)
 {
+	struct qjob *best = NULL;
+	uint64_t best_usec = 0;
+
 	for (size_t i = 0; i < q->n; i++) {
 		struct qjob *j = q->jobs[i];
+		uint64_t usec;
 
 		if (j->running || j->state != JOB_STATE_QUEUED)
 			continue;
 		if (ops && ops->kernel_blocked && ops->kernel_blocked(j->kver, userdata))
 			continue;
+		/* a dependency is never behind its dependant: the dependant waits for it */
 		if (needs_pending(q, j, ops, userdata))
 			continue;
-		return j;
+		if (!ops || !ops->expected_usec)
+			return j;
+		usec = path_usec(q, j, ops, userdata);
+		if (!best || usec > best_usec) {
+			best = j;
+			best_usec = usec;
+		}
 	}
-	return NULL;
+	return best;
 }
 
 void queue_job_started(struct qjob *j)

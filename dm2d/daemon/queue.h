@@ -40,6 +40,10 @@ struct queue_ops {
 	char **(*needs)(const char *recipe, void *userdata);
 	/* Whether jobs for kver must not start now (its depmod runs). */
 	bool (*kernel_blocked)(const char *kver, void *userdata);
+	/* The expected wall time of a build of recipe for kver (0: unknown), or NULL: of
+	 * the jobs ready to start, the longest goes first, so that the last to finish is
+	 * not a long one started late. Ties keep the queue's order. */
+	uint64_t (*expected_usec)(const char *recipe, const char *kver, void *userdata);
 };
 
 void queue_init(struct queue *q);

@@ -5,6 +5,7 @@
 #include "pipeline/builder.h"
 #include "core/kernels.h"
 #include "shared/fs-util.h"
+#include "shared/jobserver.h"
 #include "shared/log.h"
 #include "shared/util.h"
 
@@ -16,6 +17,34 @@ unsigned builder_make_jobs(struct dm2_context *ctx)
 		return ctx->config->make_jobs;
 	n = sysconf(_SC_NPROCESSORS_ONLN);
 	return n > 0 ? (unsigned) n : 1;
+}
+
+/* The make jobserver pool this process's builds share: dm2d's ($DM2_JOBSERVER), else one
+ * of our own with a token per CPU, so that one build alone uses every core and several
+ * in one process never run more jobs than CPUs. None when MakeJobs= asks for a fixed -j
+ * per build. */
+static const struct jobserver *builder_jobserver(struct dm2_context *ctx)
+{
+	static struct jobserver js = JOBSERVER_NULL;
+	static bool tried;
+	int r;
+
+	if (ctx->config && ctx->config->make_jobs > 0)
+		return NULL;
+	if (!tried) {
+		tried = true;
+		r = jobserver_from_env(&js);
+		if (r < 0)
+			log_warning_errno(r, "Ignoring $" JOBSERVER_ENV "='%s': no jobserver pipe",
+					  getenv(JOBSERVER_ENV));
+		if (!jobserver_valid(&js)) {
+			r = jobserver_new(builder_make_jobs(ctx), &js);
+			if (r < 0)
+				log_warning_errno(r, "Cannot create a make jobserver, "
+						     "builds use -j instead: %m");
+		}
+	}
+	return jobserver_valid(&js) ? &js : NULL;
 }
 
 static int mkdir_parent(const char *path)
@@ -76,6 +105,7 @@ int builder_build(struct dm2_context *ctx, const struct recipe *r,
 	_cleanup_(build_uid_release) struct build_uid u = BUILD_UID_NULL;
 	_cleanup_strv_free_ char **modules = NULL;
 	struct kbw_limits limits = builder_limits(ctx);
+	const struct jobserver *js = builder_jobserver(ctx);
 	struct kbw_build_params p = {};
 	struct kbw_build_result *res = NULL;
 	int q;
@@ -112,6 +142,8 @@ int builder_build(struct dm2_context *ctx, const struct recipe *r,
 		.timeout_usec = ctx->config ? ctx->config->build_timeout_usec : 0,
 		.memory_max = ctx->config ? ctx->config->build_memory_max : 0,
 		.isolate = true,
+		.jobserver = js != NULL,
+		.jobserver_fds = {js ? js->fds[0] : -1, js ? js->fds[1] : -1},
 	};
 
 	log_debug("Building '%s' for %s in '%s' as uid %u, log '%s'", r->name,

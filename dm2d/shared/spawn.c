@@ -36,12 +36,28 @@ static void close_from(int first, int last)
 		(void) close((int) fd);
 }
 
-/* Everything but stdio and keep (> 2). */
-static void close_all_but(int keep)
+/* Everything but stdio, keep (> 2) and o->keep_fds, which lose O_CLOEXEC. */
+static int close_all_but(const struct spawn_options *o, int keep)
 {
-	if (keep > 3)
-		close_from(3, keep - 1);
-	close_from(keep + 1, INT_MAX);
+	int next = 3;
+
+	for (;;) {
+		int low = keep >= next ? keep : INT_MAX;
+
+		for (size_t i = 0; i < o->n_keep_fds; i++)
+			if (o->keep_fds[i] >= next && o->keep_fds[i] < low)
+				low = o->keep_fds[i];
+		if (low == INT_MAX)
+			break;
+		if (low > next)
+			close_from(next, low - 1);
+		next = low + 1;
+	}
+	close_from(next, INT_MAX);
+	for (size_t i = 0; i < o->n_keep_fds; i++)
+		if (fcntl(o->keep_fds[i], F_SETFD, 0) < 0)
+			return -errno;
+	return 0;
 }
 
 static int reset_signals(void)
@@ -112,7 +128,9 @@ static int child_setup(const struct spawn_options *o, pid_t parent, int *errfd)
 	r = setup_stdio(o);
 	if (r < 0)
 		return r;
-	close_all_but(*errfd);
+	r = close_all_but(o, *errfd);
+	if (r < 0)
+		return r;
 	if (o->cwd && chdir(o->cwd) < 0)
 		return -errno;
 	return 0;

@@ -31,6 +31,8 @@ struct spawn_options {
 	int stdin_fd, stdout_fd, stderr_fd;
 	int death_signal;	/* sent to the child when we die (PR_SET_PDEATHSIG); 0: none */
 	bool new_process_group; /* so one kill(-pid) reaches everything the child starts */
+	const int *keep_fds;	/* these (> 2) stay open in the child, at the same numbers */
+	size_t n_keep_fds;
 };
 
 /* Start the program; its pid in *ret_pid. The caller reaps it (spawn_wait(), or

@@ -441,11 +441,36 @@ static void test_suspend(void **state)
 	assert_int_equal(count_rows(path, "SELECT COUNT(*) FROM jobs"), 1);
 }
 
+/* Build durations: per recipe and kernel; another kernel's stands in when this one has none. */
+static void test_durations(void **state)
+{
+	_cleanup_(test_rootp) struct test_root *t = test_root_new();
+	_cleanup_free_ char *path = NULL;
+	struct db *d = NULL;
+	uint64_t usec = 0;
+
+	assert_true(asprintf(&path, "%s/state.db", t->path) > 0);
+	ASSERT_OK(db_open_path(path, true, &d));
+	ASSERT_ERR(db_duration_expected(d, "evdi", "6.1", &usec), -ENOENT);
+	ASSERT_OK(db_duration_record(d, "evdi", "6.1", 9000000, 15000000));
+	ASSERT_OK(db_duration_record(d, "evdi", "6.2", 7000000, 12000000));
+	ASSERT_OK(db_duration_expected(d, "evdi", "6.1", &usec));
+	assert_int_equal(usec, 9000000);
+	ASSERT_OK(db_duration_expected(d, "evdi", "6.5", &usec));
+	assert_int_equal(usec, 7000000); /* the latest */
+	ASSERT_OK(db_duration_record(d, "evdi", "6.1", 8000000, 14000000));
+	ASSERT_OK(db_duration_expected(d, "evdi", "6.1", &usec));
+	assert_int_equal(usec, 8000000);
+	ASSERT_ERR(db_duration_expected(d, "apfs", "6.1", &usec), -ENOENT);
+	db_close(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_schema),
 		cmocka_unit_test(test_migrations),
+		cmocka_unit_test(test_durations),
 		cmocka_unit_test(test_job_transitions),
 		cmocka_unit_test(test_kernels_and_files),
 		cmocka_unit_test(test_concurrent_reader),

@@ -66,6 +66,46 @@ static void test_queue_order_and_dedup(void **state)
 	queue_done(&q, NULL);
 }
 
+/* Seconds per recipe name: "big" 30, "mid" 10, "consumer" 40, others unknown (0). */
+static uint64_t fake_expected(const char *recipe, const char *kver, void *userdata)
+{
+	return streq(recipe, "big") ? 30000000u : streq(recipe, "mid") ? 10000000u
+		: streq(recipe, "consumer") ? 40000000u : 0;
+}
+
+static const struct queue_ops timed_ops = {
+	.needs = fake_needs, .kernel_blocked = fake_blocked, .expected_usec = fake_expected};
+
+static void test_queue_longest_first(void **state)
+{
+	struct queue q;
+	struct qjob *small, *mid, *big, *unknown, *consumer, *provider;
+
+	queue_init(&q);
+	assert_int_equal(queue_add(&q, "small", "6.1", &small), QUEUE_ADDED);
+	assert_int_equal(queue_add(&q, "mid", "6.1", &mid), QUEUE_ADDED);
+	assert_int_equal(queue_add(&q, "unknown", "6.1", &unknown), QUEUE_ADDED);
+	assert_int_equal(queue_add(&q, "big", "6.1", &big), QUEUE_ADDED);
+	/* the 40 s consumer needs the provider (0 s): the provider is on the longest path */
+	assert_int_equal(queue_add(&q, "consumer", "6.1", &consumer), QUEUE_ADDED);
+	assert_int_equal(queue_add(&q, "provider", "6.1", &provider), QUEUE_ADDED);
+
+	assert_ptr_equal(queue_next(&q, &timed_ops, NULL), provider);
+	queue_job_started(provider);
+	assert_ptr_equal(queue_next(&q, &timed_ops, NULL), big);
+	queue_job_started(big);
+	(void) queue_job_finished(provider, JOB_STATE_INSTALLED, NULL);
+	assert_ptr_equal(queue_next(&q, &timed_ops, NULL), consumer);
+	queue_job_started(consumer);
+	assert_ptr_equal(queue_next(&q, &timed_ops, NULL), mid);
+	queue_job_started(mid);
+	/* unknown ones keep the queue's order */
+	assert_ptr_equal(queue_next(&q, &timed_ops, NULL), small);
+	queue_job_started(small);
+	assert_ptr_equal(queue_next(&q, &timed_ops, NULL), unknown);
+	queue_done(&q, NULL);
+}
+
 static void test_queue_needs(void **state)
 {
 	struct queue q;
@@ -321,6 +361,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_queue_order_and_dedup),
 		cmocka_unit_test(test_queue_needs),
+		cmocka_unit_test(test_queue_longest_first),
 		cmocka_unit_test(test_queue_blocked_kernel),
 		cmocka_unit_test(test_queue_requeue_on_stop),
 		cmocka_unit_test(test_queue_drop_kernel),

@@ -110,6 +110,36 @@ static void test_other_fds_closed(void **state)
 	assert_string_equal(out, "closed\n");
 }
 
+/* keep_fds stay open (without O_CLOEXEC) at their numbers, the others still close. */
+static void test_kept_fds(void **state)
+{
+	_cleanup_close_ int a = -EBADF, b = -EBADF, c = -EBADF;
+	_cleanup_close_ int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	_cleanup_free_ char *out = NULL, *script = NULL;
+	int status, keep[2];
+
+	assert_true(null >= 0);
+	a = fcntl(null, F_DUPFD_CLOEXEC, 40);
+	b = fcntl(null, F_DUPFD, 41);
+	c = fcntl(null, F_DUPFD_CLOEXEC, 42);
+	assert_true(a == 40 && b == 41 && c == 42);
+	keep[0] = c;
+	keep[1] = a;
+	script = strdup_printf("for f in %d %d %d; do test -e /proc/self/fd/$f && echo $f; done",
+			       a, b, c);
+	ASSERT_OK(spawn_run(&(struct spawn_options){
+				    .argv = (char *const[]){(char *) "sh", (char *) "-c", script,
+							    NULL},
+				    .stdin_fd = SPAWN_NULL,
+				    .stdout_fd = SPAWN_CAPTURE,
+				    .stderr_fd = SPAWN_CAPTURE,
+				    .keep_fds = keep,
+				    .n_keep_fds = 2,
+			    },
+			    4096, &out, &status));
+	assert_string_equal(out, "40\n42\n");
+}
+
 /* With our stdout closed, the capture pipe may get fd 1 itself: it must still work. */
 static void test_low_fds(void **state)
 {
@@ -280,6 +310,7 @@ int main(void)
 		cmocka_unit_test(test_env_and_cwd),
 		cmocka_unit_test(test_stdin_fd),
 		cmocka_unit_test(test_other_fds_closed),
+		cmocka_unit_test(test_kept_fds),
 		cmocka_unit_test(test_low_fds),
 		cmocka_unit_test(test_exec_errors),
 		cmocka_unit_test(test_process_group),
