@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <fcntl.h>
 
-#include "pipeline/build-user.h"
+#include "core/build-user.h"
 #include "pipeline/builder.h"
 #include "core/kernels.h"
 #include "shared/fs-util.h"

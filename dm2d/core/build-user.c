@@ -5,7 +5,7 @@
 #include <pwd.h>
 #include <sys/file.h>
 
-#include "pipeline/build-user.h"
+#include "core/build-user.h"
 #include "shared/fs-util.h"
 #include "shared/log.h"
 #include "shared/util.h"
