@@ -188,6 +188,8 @@ int kbw_run_on_file(const struct kbw_file_command *c, const void *data, size_t s
 struct kbw_bind {
 	const char *source;	  /* host directory */
 	const char *target;	  /* absolute path inside the sandbox */
+	bool over_host;		  /* show source over the host's target (an overlay), as
+				   * when a kernel tree lies below target */
 };
 struct kbw_command {
 	char **argv;		  /* argv[0] is looked up in PATH unless absolute */

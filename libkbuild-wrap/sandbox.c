@@ -263,7 +263,8 @@ static void open_binds(const struct kbw_sandbox *s, int *fds)
 			errno = EINVAL;
 			fail(s, "Invalid bind");
 		}
-		if (strncmp(b->target, "/tmp/", 5) != 0 && kernel_tree_below(s, b->target)) {
+		if (strncmp(b->target, "/tmp/", 5) != 0 &&
+		    (b->over_host || kernel_tree_below(s, b->target))) {
 			mount_overlay(s, b);
 			continue;
 		}

@@ -31,6 +31,12 @@ const char dkms_eval_program[] =
 	"umask 022\n"
 	"unset CC CXX CFLAGS CXXFLAGS LDFLAGS\n"
 	"cd \"$__dm2_src\" 2>/dev/null || cd /\n"
+	/* A file with CRLF line ends is read without the CRs (bash would choke on
+	 * "then\r"), from a copy in the private /tmp. */
+	"if [[ $(< \"$__dm2_conf\") == *$'\\r'* ]]; then\n"
+	"  tr -d '\\r' <\"$__dm2_conf\" >/tmp/dm2-build/dkms.conf &&"
+	" __dm2_conf=/tmp/dm2-build/dkms.conf\n"
+	"fi\n"
 	"exec 3>&1 >/dev/null\n"
 	"mapfile -d '' -t __dm2_mv < <(. \"$__dm2_conf\" >/dev/null 2>&1;"
 	" printf '%s\\0%s\\0' \"$PACKAGE_NAME\" \"$PACKAGE_VERSION\")\n"
@@ -175,6 +181,10 @@ static int view_init(struct view *v, const struct dkms_eval_input *in)
 		r = view_add(v, host, targets[i]);
 		if (r < 0)
 			return r;
+		/* The kernel trees a fake root's lib/modules/KVER/build links to live in
+		 * the host's /usr/src (and a package may be named from there): the
+		 * root's usr/src shows over it. */
+		v->binds[v->n_binds - 1].over_host = streq(bound_dirs[i], "usr/src");
 	}
 	r = view_keep(v, in->dir);
 	if (r >= 0 && in->overrides_dir && access(in->overrides_dir, F_OK) == 0)

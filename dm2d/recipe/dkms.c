@@ -18,9 +18,14 @@
 #include "shared/log.h"
 #include "shared/util.h"
 
+/* Lines of the n-th override file are reported as n * OVERRIDE_LINES + line. */
+#define OVERRIDE_LINES (1U << 22)
+
 struct conf_ctx {
 	const char *path;
 	const char *text;	 /* dkms.conf, where report() finds the lines */
+	char **overrides;	 /* the override files that were sourced, and their text: */
+	char **override_texts;	 /* where a value they set is found */
 	char **kernel_overrides; /* see note_kernel_overrides() */
 	recipe_diag_fn diag;
 	void *userdata;
@@ -47,6 +52,10 @@ static _printf_(3, 4) void report(struct conf_ctx *c, unsigned line, const char 
 		if (*q == '\n' || *q == '\t')
 			*q = ' ';
 	path = c->path;
+	if (line >= OVERRIDE_LINES) {
+		path = c->overrides[line / OVERRIDE_LINES - 1];
+		line %= OVERRIDE_LINES;
+	}
 	if (!startswith(format, "warning: "))
 		c->failed = true;
 	else if (c->failed) {
@@ -67,6 +76,7 @@ static _printf_(3, 4) void report(struct conf_ctx *c, unsigned line, const char 
 static void conf_ctx_done(struct conf_ctx *c)
 {
 	strv_free(c->kernel_overrides);
+	strv_free(c->override_texts);
 }
 
 /* Value of NAME[index] if set and not empty. */
@@ -77,31 +87,49 @@ static const char *val(struct conf_ctx *c, const char *name, size_t index)
 	return isempty(v) ? NULL : v;
 }
 
-/*
- * bash does not say where a variable got its value: the line of dkms.conf that assigns
- * NAME[index] (or else NAME) the first time, looked up in the text: "NAME=", "NAME+=",
- * "NAME[i]=" at the start of a line, after blanks; 0 when none does (an override, a loop).
- */
-static unsigned line_of(struct conf_ctx *c, const char *name, size_t index)
+/* The line of text that assigns NAME[index] ("NAME[i]=", or for index 0 "NAME=" and
+ * "NAME+="), after blanks at the start of a line; with !exact also any "NAME[". 0: none. */
+static unsigned find_line(const char *text, const char *name, size_t index, bool exact)
 {
-	unsigned line = 1, any = 0;
 	size_t n = strlen(name);
+	unsigned line = 1;
 	char idx[32];
 
 	(void) snprintf(idx, sizeof(idx), "[%zu]", index);
-	for (const char *p = c->text; p && *p; line++) {
+	for (const char *p = text; p && *p; line++) {
 		const char *e = strchr(p, '\n'), *q = p + strspn(p, " \t");
 
 		if (strncmp(q, name, n) == 0) {
 			q += n;
 			if (startswith(q, idx) || (index == 0 && (*q == '=' || startswith(q, "+="))))
 				return line;
-			if (*q == '[' && !any)
-				any = line;
+			if (!exact && *q == '[')
+				return line;
 		}
 		p = e ? e + 1 : NULL;
 	}
-	return any;
+	return 0;
+}
+
+/*
+ * bash does not say where a variable got its value: look for the assignment, in the last
+ * override that has one (they win), else in dkms.conf; 0 when none is found (a loop, an
+ * eval). Lines of the n-th override are n * OVERRIDE_LINES + line (see report()).
+ */
+static unsigned line_find(struct conf_ctx *c, const char *name, size_t index, bool exact)
+{
+	for (size_t i = strv_length(c->override_texts); i > 0; i--) {
+		unsigned l = find_line(c->override_texts[i - 1], name, index, exact);
+
+		if (l)
+			return (unsigned) i * OVERRIDE_LINES + l;
+	}
+	return find_line(c->text, name, index, exact);
+}
+
+static unsigned line_of(struct conf_ctx *c, const char *name, size_t index)
+{
+	return line_find(c, name, index, true) ?: line_find(c, name, index, false);
 }
 
 struct dkms_conf *dkms_conf_free(struct dkms_conf *c)
@@ -191,11 +219,11 @@ static const char *const module_arrays[] = {
 static unsigned record_line(struct conf_ctx *c, size_t i)
 {
 	for (size_t k = 0; k < ELEMENTSOF(module_arrays); k++) {
-		unsigned l = line_of(c, module_arrays[k], i);
+		unsigned l = line_find(c, module_arrays[k], i, true);
 		if (l)
 			return l;
 	}
-	return 0;
+	return line_of(c, "BUILT_MODULE_NAME", i);
 }
 
 static int parse_strip(struct conf_ctx *c, size_t i, bool *ret)
@@ -853,8 +881,8 @@ static int conf_new(const struct dkms_load_params *p, const char *path, uint64_t
 	return 0;
 }
 
-/* The overrides that were sourced, into conf and content_crc. */
-static int add_overrides(struct dkms_conf *conf, char **overrides)
+/* The overrides that were sourced, into conf, content_crc and c (for line numbers). */
+static int add_overrides(struct conf_ctx *c, struct dkms_conf *conf, char **overrides)
 {
 	STRV_FOREACH(o, overrides) {
 		_cleanup_free_ char *text = NULL;
@@ -863,9 +891,11 @@ static int add_overrides(struct dkms_conf *conf, char **overrides)
 		if (read_full_file_at(AT_FDCWD, *o, RECIPE_MAX_SIZE, &text, &size) < 0)
 			continue;
 		conf->content_crc = recipe_crc_more(conf->content_crc, *o, text, size);
-		if (strv_extend(&conf->overrides, *o) < 0)
+		if (strv_extend(&conf->overrides, *o) < 0 ||
+		    strv_consume(&c->override_texts, TAKE_PTR(text)) < 0)
 			return -ENOMEM;
 	}
+	c->overrides = conf->overrides;
 	return 0;
 }
 
@@ -911,7 +941,7 @@ int dkms_conf_load_with(const struct dkms_load_params *p, recipe_diag_fn diag,
 	c.vars = ev.vars;
 	c.quiet = ev.cached;
 	report_bash_errors(&c, ev.errors);
-	r = add_overrides(conf, ev.overrides);
+	r = add_overrides(&c, conf, ev.overrides);
 	if (r < 0)
 		return r;
 	r = check_identity(&c, conf);
