@@ -244,8 +244,15 @@ static void mount_overlay(const struct kbw_sandbox *s, const struct kbw_bind *b)
 		fail(s, b->target);
 }
 
+static bool bind_is_overlay(const struct kbw_sandbox *s, const struct kbw_bind *b)
+{
+	return strncmp(b->target, "/tmp/", 5) != 0 &&
+	       (b->over_host || kernel_tree_below(s, b->target));
+}
+
 /* Detached read-only clones of the bind sources, taken while they are all reachable (a
- * source below /tmp is hidden once the private /tmp is mounted). */
+ * source below /tmp is hidden once the private /tmp is mounted, one below an overlay's
+ * target once the overlay is), then the overlays. */
 static void open_binds(const struct kbw_sandbox *s, int *fds)
 {
 	struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
@@ -263,17 +270,17 @@ static void open_binds(const struct kbw_sandbox *s, int *fds)
 			errno = EINVAL;
 			fail(s, "Invalid bind");
 		}
-		if (strncmp(b->target, "/tmp/", 5) != 0 &&
-		    (b->over_host || kernel_tree_below(s, b->target))) {
-			mount_overlay(s, b);
+		if (bind_is_overlay(s, b))
 			continue;
-		}
 		fds[i] = open_tree(AT_FDCWD, b->source,
 				   OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
 		if (fds[i] < 0 || mount_setattr(fds[i], "", AT_EMPTY_PATH | AT_RECURSIVE, &ro,
 						sizeof(ro)) < 0)
 			fail(s, b->source);
 	}
+	for (size_t i = 0; i < s->n_binds; i++)
+		if (bind_is_overlay(s, &s->binds[i]))
+			mount_overlay(s, &s->binds[i]);
 }
 
 static void attach_binds(const struct kbw_sandbox *s, const int *fds)

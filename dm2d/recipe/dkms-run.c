@@ -102,7 +102,11 @@ struct view {
 	struct kbw_bind binds[ELEMENTSOF(bound_dirs) + 2];
 	char *owned[ELEMENTSOF(bound_dirs) + 2];
 	size_t n_binds;
+	bool source_moved; /* the package directory is seen at SOURCE_TARGET */
 };
+
+/* Where a package directory the sandbox would not see at its path is shown. */
+#define SOURCE_TARGET "/tmp/dm2-source"
 
 static void view_done(struct view *v)
 {
@@ -162,6 +166,45 @@ static int view_keep(struct view *v, const char *host)
 	return view_add(v, host, NULL);
 }
 
+/*
+ * The package directory, when the sandbox would not see it where it is: one below the
+ * private /tmp, or a link (a fake root's usr/src/NAME-VER -> /usr/src/NAME-VER would
+ * point at itself in the overlay) to a tree that is not the root's. Its real tree is
+ * bound at SOURCE_TARGET.
+ */
+/* Below a bind's target the root's tree hides (or shadows) the host's. */
+static bool below_target(const struct view *v, const char *host)
+{
+	for (size_t i = 0; i < v->n_binds; i++) {
+		const char *rest = startswith(host, v->binds[i].target);
+
+		if (rest && (*rest == '/' || *rest == '\0'))
+			return true;
+	}
+	return false;
+}
+
+static int view_source(struct view *v, const char *dir)
+{
+	_cleanup_free_ char *real = realpath(dir, NULL), *mapped = NULL;
+	int r;
+
+	if (!real)
+		return -errno;
+	mapped = sandbox_path(v, real);
+	if (!mapped)
+		return -ENOMEM;
+	if (!streq(mapped, real))
+		return 0; /* inside the root's bound directories */
+	if (streq(real, dir) && !startswith(real, "/tmp/") && !below_target(v, real))
+		return 0; /* the host's own path, visible */
+	r = view_add(v, real, SOURCE_TARGET);
+	if (r < 0)
+		return r;
+	v->source_moved = true;
+	return 0;
+}
+
 static int view_init(struct view *v, const struct dkms_eval_input *in)
 {
 	static const char *const targets[] = {"/usr/src", "/lib/modules", "/etc/dkms",
@@ -186,7 +229,7 @@ static int view_init(struct view *v, const struct dkms_eval_input *in)
 		 * root's usr/src shows over it. */
 		v->binds[v->n_binds - 1].over_host = streq(bound_dirs[i], "usr/src");
 	}
-	r = view_keep(v, in->dir);
+	r = view_source(v, in->dir);
 	if (r >= 0 && in->overrides_dir && access(in->overrides_dir, F_OK) == 0)
 		r = view_keep(v, in->overrides_dir);
 	return r;
@@ -217,8 +260,10 @@ static int run_bash(const struct dkms_eval_input *in, struct view *v, char **ret
 		return r;
 	program = program_text();
 	host_conf = path_join(in->dir, "dkms.conf");
-	conf = host_conf ? sandbox_path(v, host_conf) : NULL;
-	src = sandbox_path(v, in->dir);
+	conf = v->source_moved ? strdup(SOURCE_TARGET "/dkms.conf")
+	       : host_conf	? sandbox_path(v, host_conf)
+				: NULL;
+	src = v->source_moved ? strdup(SOURCE_TARGET) : sandbox_path(v, in->dir);
 	etc = in->overrides_dir ? sandbox_path(v, in->overrides_dir) : strdup("");
 	ksrc = sandbox_path(v, in->kernel_source_dir);
 	if (!program || !conf || !src || !etc || !ksrc)
