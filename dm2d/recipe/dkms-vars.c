@@ -165,6 +165,10 @@ static _printf_(2, 3) int bad(struct cursor *c, const char *format, ...)
 	va_end(ap);
 	free(c->error);
 	c->error = m ? strdup_printf("record %zu: %s", c->record + 1, m) : NULL;
+	/* One line, whatever the bytes quoted from the dump. */
+	for (char *p = c->error; p && *p; p++)
+		if ((unsigned char) *p < 0x20 || *p == 0x7f)
+			*p = '?';
 	return -EBADMSG;
 }
 

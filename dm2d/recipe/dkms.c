@@ -899,27 +899,59 @@ static int add_overrides(struct conf_ctx *c, struct dkms_conf *conf, char **over
 	return 0;
 }
 
-int dkms_conf_load_with(const struct dkms_load_params *p, recipe_diag_fn diag,
-			void *userdata, struct dkms_conf **ret)
+/* DKMS' read_conf_strict over what bash left: into conf, problems through c. */
+static int check_vars(struct conf_ctx *c, const struct dkms_load_params *p, const char *ksrc,
+		      struct dkms_eval_result *ev, struct dkms_conf *conf)
+{
+	int r;
+
+	c->vars = ev->vars;
+	c->quiet = ev->cached;
+	report_bash_errors(c, ev->errors);
+	r = add_overrides(c, conf, ev->overrides);
+	if (r < 0)
+		return r;
+	r = check_identity(c, conf);
+	if (r >= 0)
+		r = load_modules(c, conf);
+	if (r >= 0)
+		r = load_make(c, conf, ksrc, make_jobs(p->ctx));
+	if (r >= 0)
+		r = load_patches(c, conf);
+	if (r >= 0)
+		r = load_rest(c, conf);
+	if (r >= 0 && !p->kernel_release)
+		r = note_kernel_overrides(c, p->overrides_dir,
+					  dkms_vars_get(c->vars, "dm2_module", 0) ?: conf->name,
+					  dkms_vars_get(c->vars, "dm2_module_version", 0)
+						  ?: conf->version,
+					  &conf->content_crc);
+	if (r < 0)
+		return r;
+	if (c->failed)
+		return -EBADMSG;
+	conf->kernel_overrides = TAKE_PTR(c->kernel_overrides);
+	conf->vars = TAKE_PTR(ev->vars);
+	return 0;
+}
+
+/* Either evaluate text with bash (ev NULL) or take ev as what bash left. */
+static int load_text(const struct dkms_load_params *p, const char *text, size_t size,
+		     struct dkms_eval_result *ev_in, recipe_diag_fn diag, void *userdata,
+		     struct dkms_conf **ret)
 {
 	_cleanup_(dkms_conf_freep) struct dkms_conf *conf = NULL;
 	_cleanup_(dkms_eval_result_done) struct dkms_eval_result ev = {};
-	_cleanup_free_ char *path = NULL, *text = NULL, *ksrc = NULL;
+	_cleanup_free_ char *path = NULL, *ksrc = NULL;
 	_cleanup_(conf_ctx_done) struct conf_ctx c = { .diag = diag, .userdata = userdata };
 	struct dkms_load_params params = *p;
 	struct utsname u;
-	size_t size;
 	int r;
 
 	path = path_join(p->dir, "dkms.conf");
 	if (!path)
 		return -ENOMEM;
 	c.path = path;
-	r = read_full_file_at(AT_FDCWD, path, RECIPE_MAX_SIZE, &text, &size);
-	if (r < 0) {
-		report(&c, 0, "cannot read: %s", strerror(-r));
-		return r;
-	}
 	c.text = text;
 	if (!params.arch) {
 		if (uname(&u) < 0)
@@ -934,37 +966,54 @@ int dkms_conf_load_with(const struct dkms_load_params *p, recipe_diag_fn diag,
 	r = conf_new(&params, path, lzma_crc64((const uint8_t *) text, size, 0), &conf);
 	if (r < 0)
 		return r;
-
-	r = evaluate(&c, &params, text, size, ksrc, &ev);
+	if (ev_in) {
+		ev = *ev_in;
+		*ev_in = (struct dkms_eval_result){};
+	} else {
+		r = evaluate(&c, &params, text, size, ksrc, &ev);
+		if (r < 0)
+			return r;
+	}
+	r = check_vars(&c, &params, ksrc, &ev, conf);
 	if (r < 0)
 		return r;
-	c.vars = ev.vars;
-	c.quiet = ev.cached;
-	report_bash_errors(&c, ev.errors);
-	r = add_overrides(&c, conf, ev.overrides);
-	if (r < 0)
-		return r;
-	r = check_identity(&c, conf);
-	if (r >= 0)
-		r = load_modules(&c, conf);
-	if (r >= 0)
-		r = load_make(&c, conf, ksrc, make_jobs(p->ctx));
-	if (r >= 0)
-		r = load_patches(&c, conf);
-	if (r >= 0)
-		r = load_rest(&c, conf);
-	if (r >= 0 && !p->kernel_release)
-		r = note_kernel_overrides(&c, p->overrides_dir, conf->name, conf->version,
-					  &conf->content_crc);
-	if (r < 0)
-		return r;
-	if (c.failed)
-		return -EBADMSG;
-
-	conf->kernel_overrides = TAKE_PTR(c.kernel_overrides);
-	conf->vars = TAKE_PTR(ev.vars);
 	*ret = TAKE_PTR(conf);
 	return 0;
+}
+
+int dkms_conf_load_with(const struct dkms_load_params *p, recipe_diag_fn diag,
+			void *userdata, struct dkms_conf **ret)
+{
+	_cleanup_free_ char *path = NULL, *text = NULL;
+	size_t size;
+	int r;
+
+	path = path_join(p->dir, "dkms.conf");
+	if (!path)
+		return -ENOMEM;
+	r = read_full_file_at(AT_FDCWD, path, RECIPE_MAX_SIZE, &text, &size);
+	if (r < 0) {
+		_cleanup_free_ char *m = strdup_printf("cannot read: %s", strerror(-r));
+
+		if (diag)
+			diag(path, 0, m ?: "cannot read", userdata);
+		return r;
+	}
+	return load_text(p, text, size, NULL, diag, userdata, ret);
+}
+
+int dkms_conf_from_dump(const struct dkms_load_params *p, const char *text, size_t size,
+			const void *dump, size_t dump_size, recipe_diag_fn diag,
+			void *userdata, struct dkms_conf **ret)
+{
+	_cleanup_(dkms_eval_result_done) struct dkms_eval_result ev = {};
+	_cleanup_free_ char *error = NULL;
+	int r;
+
+	r = dkms_vars_parse(dump, dump_size, &ev.vars, &error);
+	if (r < 0)
+		return r;
+	return load_text(p, text, size, &ev, diag, userdata, ret);
 }
 
 int dkms_conf_load(struct dm2_context *ctx, const char *dir, const char *kernel_release,

@@ -107,6 +107,12 @@ int dkms_conf_load(struct dm2_context *ctx, const char *dir, const char *kernel_
  * again when the file changes), not once per job or scan. */
 int dkms_conf_load_with(const struct dkms_load_params *p, recipe_diag_fn diag,
 			void *userdata, struct dkms_conf **ret);
+/* The checks of dkms_conf_load_with() over a dump (dkms-vars.h) instead of bash's run:
+ * text is the dkms.conf the dump came from (for line numbers), p->dir need not exist.
+ * For the fuzzer of what follows the sandbox. */
+int dkms_conf_from_dump(const struct dkms_load_params *p, const char *text, size_t size,
+			const void *dump, size_t dump_size, recipe_diag_fn diag,
+			void *userdata, struct dkms_conf **ret);
 struct dkms_conf *dkms_conf_free(struct dkms_conf *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct dkms_conf *, dkms_conf_free);
 
