@@ -244,6 +244,95 @@ static int parse_strip(struct conf_ctx *c, size_t i, bool *ret)
 	return 0;
 }
 
+static int load_module(struct conf_ctx *c, struct dkms_conf *conf, size_t i, size_t n)
+{
+	struct dkms_module *m = &conf->modules[conf->n_modules];
+	const char *bn = val(c, "BUILT_MODULE_NAME", i),
+		   *dn = val(c, "DEST_MODULE_NAME", i);
+	const char *loc = val(c, "BUILT_MODULE_LOCATION", i);
+	const char *dl = val(c, "DEST_MODULE_LOCATION", i);
+	unsigned line = record_line(c, i);
+	_cleanup_free_ char *l = NULL;
+	int r;
+
+	if (!bn && n == 1)
+		bn = conf->name;
+	if (!bn) {
+		report(c, line,
+		       "no BUILT_MODULE_NAME for record #%zu (required when the "
+		       "package has more than one module)",
+		       i);
+		return 0;
+	}
+	if (endswith(bn, ".ko") || endswith(bn, ".o"))
+		report(c, line_of(c, "BUILT_MODULE_NAME", i),
+		       "BUILT_MODULE_NAME[%zu] '%s' must be given without '.ko' "
+		       "or '.o'",
+		       i, bn);
+	if (dn && (endswith(dn, ".ko") || endswith(dn, ".o")))
+		report(c, line_of(c, "DEST_MODULE_NAME", i),
+		       "DEST_MODULE_NAME[%zu] '%s' must be given without '.ko' "
+		       "or '.o'",
+		       i, dn);
+	if (strchr(bn, '/') || (dn && strchr(dn, '/')))
+		report(c, line, "module names of record #%zu must not contain '/'", i);
+
+	l = strdup(loc ?: "");
+	if (!l)
+		return -ENOMEM;
+	while (startswith(l, "./"))
+		memmove(l, l + 2, strlen(l + 2) + 1);
+	while (*l && endswith(l, "/"))
+		l[strlen(l) - 1] = '\0';
+	if (streq(l, "."))
+		l[0] = '\0';
+	if (*l && !path_is_safe_relative(l))
+		report(c, line_of(c, "BUILT_MODULE_LOCATION", i),
+		       "BUILT_MODULE_LOCATION[%zu] '%s' must be a directory "
+		       "inside the "
+		       "package",
+		       i, loc);
+	if (dl && !startswith(dl, "/kernel") && !startswith(dl, "/updates") &&
+	    !startswith(dl, "/extra"))
+		report(c, line_of(c, "DEST_MODULE_LOCATION", i),
+		       "DEST_MODULE_LOCATION[%zu] '%s' must begin with "
+		       "'/kernel', "
+		       "'/updates' or '/extra'",
+		       i, dl);
+
+	m->built_name = strdup(bn);
+	m->dest_name = strdup(dn ?: bn);
+	m->built_location = TAKE_PTR(l);
+	if (!m->built_name || !m->dest_name)
+		return -ENOMEM;
+	r = dup_opt(&m->dest_location, dl);
+	if (r < 0)
+		return r;
+	r = parse_strip(c, i, &m->strip);
+	if (r < 0)
+		return r;
+	conf->n_modules++;
+	return 0;
+}
+
+static void check_duplicate_modules(struct conf_ctx *c, const struct dkms_conf *conf)
+{
+	for (size_t i = 0; i < conf->n_modules; i++)
+		for (size_t j = 0; j < i; j++) {
+			if (streq(conf->modules[i].built_name,
+				  conf->modules[j].built_name) &&
+			    streq(conf->modules[i].built_location,
+				  conf->modules[j].built_location))
+				report(c, record_line(c, i),
+				       "duplicate BUILT_MODULE_NAME '%s'",
+				       conf->modules[i].built_name);
+			if (streq(conf->modules[i].dest_name, conf->modules[j].dest_name))
+				report(c, record_line(c, i),
+				       "duplicate DEST_MODULE_NAME '%s'",
+				       conf->modules[i].dest_name);
+		}
+}
+
 static int load_modules(struct conf_ctx *c, struct dkms_conf *conf)
 {
 	size_t n = 0;
@@ -261,88 +350,11 @@ static int load_modules(struct conf_ctx *c, struct dkms_conf *conf)
 		return -ENOMEM;
 
 	for (size_t i = 0; i < n; i++) {
-		struct dkms_module *m = &conf->modules[conf->n_modules];
-		const char *bn = val(c, "BUILT_MODULE_NAME", i),
-			   *dn = val(c, "DEST_MODULE_NAME", i);
-		const char *loc = val(c, "BUILT_MODULE_LOCATION", i);
-		const char *dl = val(c, "DEST_MODULE_LOCATION", i);
-		unsigned line = record_line(c, i);
-		_cleanup_free_ char *l = NULL;
-
-		if (!bn && n == 1)
-			bn = conf->name;
-		if (!bn) {
-			report(c, line,
-			       "no BUILT_MODULE_NAME for record #%zu (required when the "
-			       "package has more than one module)",
-			       i);
-			continue;
-		}
-		if (endswith(bn, ".ko") || endswith(bn, ".o"))
-			report(c, line_of(c, "BUILT_MODULE_NAME", i),
-			       "BUILT_MODULE_NAME[%zu] '%s' must be given without '.ko' "
-			       "or '.o'",
-			       i, bn);
-		if (dn && (endswith(dn, ".ko") || endswith(dn, ".o")))
-			report(c, line_of(c, "DEST_MODULE_NAME", i),
-			       "DEST_MODULE_NAME[%zu] '%s' must be given without '.ko' "
-			       "or '.o'",
-			       i, dn);
-		if (strchr(bn, '/') || (dn && strchr(dn, '/')))
-			report(c, line,
-			       "module names of record #%zu must not contain '/'", i);
-
-		l = strdup(loc ?: "");
-		if (!l)
-			return -ENOMEM;
-		while (startswith(l, "./"))
-			memmove(l, l + 2, strlen(l + 2) + 1);
-		while (*l && endswith(l, "/"))
-			l[strlen(l) - 1] = '\0';
-		if (streq(l, "."))
-			l[0] = '\0';
-		if (*l && !path_is_safe_relative(l))
-			report(c, line_of(c, "BUILT_MODULE_LOCATION", i),
-			       "BUILT_MODULE_LOCATION[%zu] '%s' must be a directory "
-			       "inside the "
-			       "package",
-			       i, loc);
-		if (dl && !startswith(dl, "/kernel") && !startswith(dl, "/updates") &&
-		    !startswith(dl, "/extra"))
-			report(c, line_of(c, "DEST_MODULE_LOCATION", i),
-			       "DEST_MODULE_LOCATION[%zu] '%s' must begin with "
-			       "'/kernel', "
-			       "'/updates' or '/extra'",
-			       i, dl);
-
-		m->built_name = strdup(bn);
-		m->dest_name = strdup(dn ?: bn);
-		m->built_location = TAKE_PTR(l);
-		if (!m->built_name || !m->dest_name)
-			return -ENOMEM;
-		r = dup_opt(&m->dest_location, dl);
+		r = load_module(c, conf, i, n);
 		if (r < 0)
 			return r;
-		r = parse_strip(c, i, &m->strip);
-		if (r < 0)
-			return r;
-		conf->n_modules++;
 	}
-
-	for (size_t i = 0; i < conf->n_modules; i++)
-		for (size_t j = 0; j < i; j++) {
-			if (streq(conf->modules[i].built_name,
-				  conf->modules[j].built_name) &&
-			    streq(conf->modules[i].built_location,
-				  conf->modules[j].built_location))
-				report(c, record_line(c, i),
-				       "duplicate BUILT_MODULE_NAME '%s'",
-				       conf->modules[i].built_name);
-			if (streq(conf->modules[i].dest_name, conf->modules[j].dest_name))
-				report(c, record_line(c, i),
-				       "duplicate DEST_MODULE_NAME '%s'",
-				       conf->modules[i].dest_name);
-		}
+	check_duplicate_modules(c, conf);
 	return 0;
 }
 
@@ -403,6 +415,20 @@ static char *replace_all(const char *s, const char *what, const char *with)
 	return n;
 }
 
+/* DKMS' build dir, and the package's own directory (west-chamber builds in
+ * M=${PSRC}/extensions), are dm2's copy of the sources: "$PWD" of the command. */
+static char *package_dirs_to_pwd(const struct dkms_conf *conf, const char *make,
+				 const char *build)
+{
+	_cleanup_free_ char *src = strjoin(DKMS_SOURCE_TREE "/", conf->name, "-", conf->version);
+	_cleanup_free_ char *link = strjoin(DKMS_TREE "/", conf->name, "/", conf->version,
+					    "/source");
+	_cleanup_free_ char *a = replace_all(make, build, "$PWD");
+	_cleanup_free_ char *b = a && src ? replace_all(a, src, "$PWD") : NULL;
+
+	return b && link ? replace_all(b, link, "$PWD") : NULL;
+}
+
 static int load_make(struct conf_ctx *c, struct dkms_conf *conf, const char *ksrc,
 		     unsigned nproc)
 {
@@ -445,25 +471,9 @@ static int load_make(struct conf_ctx *c, struct dkms_conf *conf, const char *ksr
 	build = strjoin(DKMS_TREE "/", conf->name, "/", conf->version, "/build");
 	if (!build)
 		return -ENOMEM;
-	cmd = replace_all(make, build, "$PWD");
+	cmd = package_dirs_to_pwd(conf, make, build);
 	if (!cmd)
 		return -ENOMEM;
-	/* Some build in their /usr/src directory (west-chamber's M=${PSRC}/extensions);
-	 * dm2's copy of it is the build dir too. */
-	{
-		_cleanup_free_ char *src = strjoin(DKMS_SOURCE_TREE "/", conf->name, "-",
-						   conf->version);
-		_cleanup_free_ char *src2 = strjoin(DKMS_TREE "/", conf->name, "/",
-						    conf->version, "/source");
-		char *t = src ? replace_all(cmd, src, "$PWD") : NULL;
-		char *t2 = t && src2 ? replace_all(t, src2, "$PWD") : NULL;
-
-		free(t);
-		if (!t2)
-			return -ENOMEM;
-		free(cmd);
-		cmd = t2;
-	}
 	r = make_is_default(cmd, ksrc, conf->kernel_release, &def);
 	if (r < 0)
 		return r;
@@ -605,22 +615,10 @@ static const char *const deprecated_directives[] = {
 	"NO_WEAK_MODULES",
 };
 
-static int load_build_scripts(struct conf_ctx *c, struct dkms_conf *conf);
-
-static int load_rest(struct conf_ctx *c, struct dkms_conf *conf)
+static int load_exclusive(struct conf_ctx *c, struct dkms_conf *conf)
 {
 	const char *v;
 	int r;
-
-	v = dkms_vars_get(c->vars, "AUTOINSTALL", 0);
-	if (!isempty(v) && strcasecmp(v, "yes") != 0 && strcasecmp(v, "no") != 0)
-		report(c, line_of(c, "AUTOINSTALL", 0),
-		       "AUTOINSTALL must be 'yes', 'no' or empty, not '%s'", v);
-	conf->autoinstall = v && strcasecmp(v, "yes") == 0;
-
-	r = dup_opt(&conf->clean, val(c, "CLEAN", 0));
-	if (r < 0)
-		return r;
 
 	v = val(c, "BUILD_EXCLUSIVE_KERNEL", 0);
 	if (v && !ere_valid(v))
@@ -671,12 +669,16 @@ static int load_rest(struct conf_ctx *c, struct dkms_conf *conf)
 			       "or "
 			       "'!CONFIG_NAME'",
 			       *w);
-	r = split_all(c, "BUILD_DEPENDS", &conf->build_depends);
-	if (r < 0)
-		return r;
+	return 0;
+}
 
-	v = val(c, "NO_WEAK_MODULES", 0);
-	conf->no_weak_modules = v && (v[0] == 'y' || v[0] == 'Y');
+/* The package's scripts are reported (not run); deprecated directives are ignored. */
+static int load_build_scripts(struct conf_ctx *c, struct dkms_conf *conf);
+
+static int load_scripts(struct conf_ctx *c, struct dkms_conf *conf)
+{
+	const char *v;
+	int r;
 
 	for (size_t i = 0; i < ELEMENTSOF(root_script_directives); i++) {
 		v = val(c, root_script_directives[i], 0);
@@ -689,6 +691,12 @@ static int load_rest(struct conf_ctx *c, struct dkms_conf *conf)
 		if (r < 0)
 			return r;
 	}
+	for (size_t i = 0; i < ELEMENTSOF(deprecated_directives); i++)
+		if (dkms_vars_size(c->vars, deprecated_directives[i]) > 0)
+			log_debug("%s:%u: %s is deprecated or not supported by dm2, "
+				  "ignoring",
+				  c->path, line_of(c, deprecated_directives[i], 0),
+				  deprecated_directives[i]);
 	return load_build_scripts(c, conf);
 }
 
@@ -714,13 +722,35 @@ static int load_build_scripts(struct conf_ctx *c, struct dkms_conf *conf)
 		if (dup_opt(dst[i], v) < 0)
 			return -ENOMEM;
 	}
-	for (size_t i = 0; i < ELEMENTSOF(deprecated_directives); i++)
-		if (dkms_vars_size(c->vars, deprecated_directives[i]) > 0)
-			log_debug("%s:%u: %s is deprecated or not supported by dm2, "
-				  "ignoring",
-				  c->path, line_of(c, deprecated_directives[i], 0),
-				  deprecated_directives[i]);
 	return 0;
+}
+
+static int load_rest(struct conf_ctx *c, struct dkms_conf *conf)
+{
+	const char *v;
+	int r;
+
+	v = dkms_vars_get(c->vars, "AUTOINSTALL", 0);
+	if (!isempty(v) && strcasecmp(v, "yes") != 0 && strcasecmp(v, "no") != 0)
+		report(c, line_of(c, "AUTOINSTALL", 0),
+		       "AUTOINSTALL must be 'yes', 'no' or empty, not '%s'", v);
+	conf->autoinstall = v && strcasecmp(v, "yes") == 0;
+
+	r = dup_opt(&conf->clean, val(c, "CLEAN", 0));
+	if (r < 0)
+		return r;
+
+	r = load_exclusive(c, conf);
+	if (r < 0)
+		return r;
+	r = split_all(c, "BUILD_DEPENDS", &conf->build_depends);
+	if (r < 0)
+		return r;
+
+	v = val(c, "NO_WEAK_MODULES", 0);
+	conf->no_weak_modules = v && (v[0] == 'y' || v[0] == 'Y');
+
+	return load_scripts(c, conf);
 }
 
 static int name_cmp(const struct dirent **a, const struct dirent **b)
@@ -1031,53 +1061,35 @@ int dkms_conf_load(struct dm2_context *ctx, const char *dir, const char *kernel_
 				   diag, userdata, ret);
 }
 
-int dkms_conf_to_recipe(const struct dkms_conf *c, struct recipe **ret)
+static int recipe_description(const struct dkms_conf *c, char **ret)
 {
-	_cleanup_(recipe_unrefp) struct recipe *r = NULL;
-	struct recipe_source *s;
 	const char *asked = NULL;
 	int k;
-
-	k = recipe_new(&r);
-	if (k < 0)
-		return k;
-	r->origin = RECIPE_ORIGIN_DKMS;
-	r->name = strdup(c->name);
-	r->path = strdup(c->path);
-	r->dir = strdup(c->dir);
-	r->content_crc = c->content_crc;
-	/* In the order their bytes went into content_crc. */
-	if (strv_extend_strv(&r->content_more, c->overrides) < 0 ||
-	    strv_extend_strv(&r->content_more, c->kernel_overrides) < 0)
-		return -ENOMEM;
-	r->install_dir = strdup(DKMS_INSTALL_DIR);
-	if (!r->name || !r->path || !r->dir || !r->install_dir)
-		return -ENOMEM;
-	if (dup_opt(&r->dkms_pre_build, c->pre_build) < 0 ||
-	    dup_opt(&r->dkms_post_build, c->post_build) < 0 ||
-	    dup_opt(&r->make_command, c->make_command) < 0 ||
-	    dup_opt(&r->clean_command, c->clean) < 0 ||
-	    dup_opt(&r->exclusive_kernel, c->exclusive_kernel) < 0 ||
-	    dup_opt(&r->exclusive_arch, c->exclusive_arch) < 0)
-		return -ENOMEM;
-	r->autoinstall = c->autoinstall;
 
 	for (size_t i = 0; i < c->n_modules; i++)
 		if (c->modules[i].dest_location &&
 		    !streq(c->modules[i].dest_location, "/updates/dkms"))
 			asked = c->modules[i].dest_location;
 	if (asked)
-		k = asprintf(&r->description,
+		k = asprintf(ret,
 			     "DKMS package %s %s (dkms.conf asks for "
 			     "DEST_MODULE_LOCATION '%s'; "
 			     "installed into %s as DKMS does on Debian)",
 			     c->name, c->version, asked, DKMS_INSTALL_DIR);
 	else
-		k = asprintf(&r->description, "DKMS package %s %s", c->name, c->version);
+		k = asprintf(ret, "DKMS package %s %s", c->name, c->version);
 	if (k < 0) {
-		r->description = NULL;
+		*ret = NULL;
 		return -ENOMEM;
 	}
+	return 0;
+}
+
+/* The one source: the package directory, its kernel range and patches. */
+static int source_from_conf(const struct dkms_conf *c, struct recipe *r)
+{
+	struct recipe_source *s;
+	int k;
 
 	r->sources = calloc(1, sizeof(*r->sources));
 	if (!r->sources)
@@ -1120,7 +1132,11 @@ int dkms_conf_to_recipe(const struct dkms_conf *c, struct recipe **ret)
 				return -ENOMEM;
 		}
 	}
+	return 0;
+}
 
+static int modules_from_conf(const struct dkms_conf *c, struct recipe *r)
+{
 	if (c->n_modules > 0) {
 		r->modules = calloc(c->n_modules, sizeof(*r->modules));
 		if (!r->modules)
@@ -1138,6 +1154,47 @@ int dkms_conf_to_recipe(const struct dkms_conf *c, struct recipe **ret)
 		if (!m->name || !m->built_location || !m->dest_name || !m->dest_dir)
 			return -ENOMEM;
 	}
+	return 0;
+}
+
+int dkms_conf_to_recipe(const struct dkms_conf *c, struct recipe **ret)
+{
+	_cleanup_(recipe_unrefp) struct recipe *r = NULL;
+	int k;
+
+	k = recipe_new(&r);
+	if (k < 0)
+		return k;
+	r->origin = RECIPE_ORIGIN_DKMS;
+	r->name = strdup(c->name);
+	r->path = strdup(c->path);
+	r->dir = strdup(c->dir);
+	r->content_crc = c->content_crc;
+	/* In the order their bytes went into content_crc. */
+	if (strv_extend_strv(&r->content_more, c->overrides) < 0 ||
+	    strv_extend_strv(&r->content_more, c->kernel_overrides) < 0)
+		return -ENOMEM;
+	r->install_dir = strdup(DKMS_INSTALL_DIR);
+	if (!r->name || !r->path || !r->dir || !r->install_dir)
+		return -ENOMEM;
+	if (dup_opt(&r->dkms_pre_build, c->pre_build) < 0 ||
+	    dup_opt(&r->dkms_post_build, c->post_build) < 0 ||
+	    dup_opt(&r->make_command, c->make_command) < 0 ||
+	    dup_opt(&r->clean_command, c->clean) < 0 ||
+	    dup_opt(&r->exclusive_kernel, c->exclusive_kernel) < 0 ||
+	    dup_opt(&r->exclusive_arch, c->exclusive_arch) < 0)
+		return -ENOMEM;
+	r->autoinstall = c->autoinstall;
+
+	k = recipe_description(c, &r->description);
+	if (k < 0)
+		return k;
+	k = source_from_conf(c, r);
+	if (k < 0)
+		return k;
+	k = modules_from_conf(c, r);
+	if (k < 0)
+		return k;
 	if (strv_extend_strv(&r->require_config, c->exclusive_config) < 0 ||
 	    strv_extend_strv(&r->needs, c->build_depends) < 0)
 		return -ENOMEM;
