@@ -223,6 +223,29 @@ static void print_text(const struct dkms_conf *c, bool applies, const char *reas
 		       applies ? "yes" : "no: ", applies ? "" : reason);
 }
 
+/* The kernel -k names, when it is installed, and its build tree as $kernel_source_dir
+ * (else where it would be). */
+static int import_kernel(struct dm2_context *ctx, const char *kver, struct kbw_kernel **ret,
+			 char **ret_ksrc)
+{
+	_cleanup_free_ char *rel = NULL;
+	struct kbw_kernel *k = NULL;
+
+	*ret = NULL;
+	*ret_ksrc = NULL;
+	if (!kver)
+		return 0;
+	if (kernel_find(ctx, kver, &k) >= 0 && kbw_kernel_build_dir(k)) {
+		*ret_ksrc = strdup(kbw_kernel_build_dir(k));
+		*ret = k;
+		return *ret_ksrc ? 0 : -ENOMEM;
+	}
+	kbw_kernel_unref(k);
+	rel = strjoin(DM2_MODULES_DIR "/", kver, "/build");
+	*ret_ksrc = rel ? context_path(ctx, rel) : NULL;
+	return *ret_ksrc ? 0 : -ENOMEM;
+}
+
 static int dkms_import(int argc, char *argv[], struct cli *cli)
 {
 	static const struct option options[] = {
@@ -232,8 +255,7 @@ static int dkms_import(int argc, char *argv[], struct cli *cli)
 	};
 	_cleanup_(dkms_conf_freep) struct dkms_conf *c = NULL;
 	_cleanup_(recipe_unrefp) struct recipe *rcp = NULL;
-	_cleanup_free_ char *dir = NULL, *ksrc = NULL, *reason = NULL, *rel = NULL,
-			    *etc_dkms = NULL;
+	_cleanup_free_ char *dir = NULL, *ksrc = NULL, *reason = NULL, *etc_dkms = NULL;
 	struct kbw_kernel *k = NULL;
 	const char *kver = NULL, *arch = NULL;
 	struct dm2_context *ctx;
@@ -263,18 +285,11 @@ static int dkms_import(int argc, char *argv[], struct cli *cli)
 	r = cli_context(cli, &ctx);
 	if (r < 0)
 		return cli_exit_code_from_errno(r);
-	if (kver && kernel_find(ctx, kver, &k) >= 0 && kbw_kernel_build_dir(k)) {
-		ksrc = strdup(kbw_kernel_build_dir(k));
-		if (!arch)
-			arch = kbw_kernel_arch(k);
-	} else if (kver) {
-		rel = strjoin(DM2_MODULES_DIR "/", kver, "/build");
-		ksrc = rel ? context_path(ctx, rel) : NULL;
-	}
-	if (kver && !ksrc) {
-		kbw_kernel_unref(k);
+	r = import_kernel(ctx, kver, &k, &ksrc);
+	if (r < 0)
 		return log_oom(), EXIT_FAILURE_GENERIC;
-	}
+	if (k && !arch)
+		arch = kbw_kernel_arch(k);
 	etc_dkms = context_path(ctx, DM2_DKMS_ETC_DIR);
 	if (!etc_dkms)
 		return log_oom(), EXIT_FAILURE_GENERIC;
