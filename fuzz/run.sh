@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Run libFuzzer targets (fuzz/README.md).
-#   fuzz/run.sh TARGET SECONDS    one target, e.g. fuzz/run.sh dkms-eval 600
+#   fuzz/run.sh TARGET SECONDS    one target, e.g. fuzz/run.sh dkms-vars 600
 #   fuzz/run.sh --all SECONDS     each target in turn (what .ci/run does with 20 s)
 #   fuzz/run.sh --list            the targets
 # Builds build-fuzz first (cmake --preset fuzz) unless DM2_FUZZ_NO_BUILD=1. New inputs are

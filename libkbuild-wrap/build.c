@@ -106,7 +106,7 @@ static int build_argv(const struct kbw_kernel *k, const struct kbw_build_params 
 	int r;
 
 	if (p->command) {
-		if ((r = strv_consume(&argv, strdup("sh"))) < 0 ||
+		if ((r = strv_consume(&argv, strdup("bash"))) < 0 ||
 		    (r = strv_consume(&argv, strdup("-c"))) < 0 ||
 		    (r = strv_consume(&argv, strdup(p->command))) < 0)
 			return r;
@@ -145,14 +145,17 @@ static int build_argv(const struct kbw_kernel *k, const struct kbw_build_params 
 	return 0;
 }
 
+/* PWD is the directory make starts in, as a shell would export it: Makefiles use
+ * $(PWD) as "my directory" (ccflags-y := -I$(PWD)). */
 static int build_envp(const struct kbw_kernel *k, const struct kbw_build_params *p,
-		      const char *home, char ***ret)
+		      const char *home, const char *cwd, char **symvers, char ***ret)
 {
 	_cleanup_strv_free_ char **envp = NULL;
 	int r;
 
 	if ((r = strv_consume(&envp, strdup("PATH=" KBW_DEFAULT_PATH))) < 0 ||
 	    (r = strv_consume(&envp, strdup_printf("HOME=%s", home))) < 0 ||
+	    (r = strv_consume(&envp, strdup_printf("PWD=%s", cwd))) < 0 ||
 	    (r = strv_consume(&envp, strdup("LC_ALL=C"))) < 0)
 		return r;
 	/* What make 4.3 passes to its submakes; DKMS' MAKE[] lines and PRE_BUILD scripts
@@ -162,6 +165,17 @@ static int build_envp(const struct kbw_kernel *k, const struct kbw_build_params 
 						   p->jobs ?: 1, KBW_JOBS_FD_R,
 						   KBW_JOBS_FD_W))) < 0)
 		return r;
+	if (p->command && symvers) {
+		/* The default build passes them on make's command line; a command gets
+		 * them where make reads them too. */
+		_cleanup_free_ char *joined = strv_join(symvers, " ");
+
+		if (!joined)
+			return -ENOMEM;
+		r = strv_consume(&envp, strjoin("KBUILD_EXTRA_SYMBOLS=", joined));
+		if (r < 0)
+			return r;
+	}
 	if (p->command) {
 		/* What DKMS' MAKE[] lines expect. */
 		if ((r = strv_consume(
@@ -393,7 +407,8 @@ static int check_tools(struct build *b)
 	const struct kbw_kernel *k = b->k;
 
 	if (b->p->command) {
-		b->exec_path = "/bin/sh";
+		/* DKMS runs MAKE[] with bash's eval. */
+		b->exec_path = access("/bin/bash", X_OK) == 0 ? "/bin/bash" : "/usr/bin/bash";
 		return 0;
 	}
 	b->exec_path = access("/usr/bin/make", X_OK) == 0 ? "/usr/bin/make" : "/bin/make";
@@ -503,7 +518,8 @@ static int run(struct build *b)
 	r = build_argv(b->k, p, m_path, symvers, &argv);
 	if (r < 0)
 		return r;
-	r = build_envp(b->k, p, KBW_SANDBOX_WORK_DIR, &envp);
+	r = build_envp(b->k, p, KBW_SANDBOX_WORK_DIR,
+		       p->command ? KBW_SANDBOX_WORK_DIR : m_path, symvers, &envp);
 	if (r < 0)
 		return r;
 	s = (struct kbw_sandbox){

@@ -132,6 +132,9 @@ struct kbw_sandbox {
 	uint64_t cpu_sec;    /* RLIMIT_CPU */
 	uint64_t file_max;   /* RLIMIT_FSIZE: no file (the log included) beyond the budget */
 	struct kbw_jobs *jobs; /* its fds become 3 and 4 of the command; NULL: none */
+	int stdout_fd;	     /* stdout when > 0; 0: log_fd */
+	const struct kbw_bind *binds; /* read-only views of host trees, mounted in order */
+	size_t n_binds;
 };
 /* The worker of build-process.c: namespaces, mounts, a PID 1 that runs the command as
  * uid:gid and reaps, and the command's wait status passed on as the worker's own. */

@@ -83,9 +83,10 @@ struct kbw_build_params {
 	const char *log_path;     /* build output (stdout+stderr) is written here */
 	char **make_vars;         /* extra "KEY=VALUE" arguments to make, NULL-terminated */
 	char **extra_symbols;     /* Module.symvers files of modules this one needs */
-	const char *command;      /* if set: run this via /bin/sh -c in the work dir instead of make
-				   * (DKMS' MAKE[]), with KERNELRELEASE, kernelver, kernel_source_dir
-				   * in the environment */
+	const char *command;      /* if set: run this via bash -c in the work dir instead of make
+				   * (DKMS' MAKE[]), with KERNELRELEASE, kernelver, kernel_source_dir,
+				   * PWD (and KBUILD_EXTRA_SYMBOLS) in the environment; make runs
+				   * with PWD set to its directory too */
 	char **modules;           /* expected outputs, paths relative to the work dir ("foo.ko") */
 	unsigned jobs;            /* make -j; 0 = 1 */
 	uid_t uid;                /* run the build as this user and group (an ephemeral uid of
@@ -173,6 +174,46 @@ struct kbw_file_command {
 };
 int kbw_run_on_file(const struct kbw_file_command *c, const void *data, size_t size,
 		    void **ret, size_t *ret_size, char **ret_reason);
+
+/*
+ * Run a program in the sandbox of a build and capture what it prints (LIBKBUILD_WRAP_4):
+ * for programs that read untrusted input and answer with data, such as bash sourcing a
+ * DKMS dkms.conf. Besides what a build sees (the kernel's trees, the host read-only), the
+ * program sees each bind: the host directory 'source' read-only at 'target'. When one of
+ * the kernel's trees lies below a target (a fake root's usr/src bound over /usr/src while
+ * its lib/modules/KVER/build links to the host's /usr/src/linux-headers-KVER), the target
+ * shows the source over the host's directory (a read-only overlay), so both resolve.
+ * Targets below /tmp are created in the private /tmp. The work dir
+ * (KBW_SANDBOX_WORK_DIR) is empty and writable.
+ *
+ * Returns 0 when the program ran and exited with status 0; -EPROTO when it failed, with
+ * *ret_reason (if not NULL) one line: "'bash' timed out after 30 s", "'bash' exited with
+ * status 2: <first line of stderr>", a limit, "output exceeds 1 MiB". stdout is returned
+ * in *ret_stdout (NUL-terminated, size in *ret_size) in both cases, stderr (at most
+ * 64 KiB) in *ret_stderr when not NULL.
+ */
+struct kbw_bind {
+	const char *source;	  /* host directory */
+	const char *target;	  /* absolute path inside the sandbox */
+	bool over_host;		  /* show source over the host's target (an overlay), as
+				   * when a kernel tree lies below target */
+};
+struct kbw_command {
+	char **argv;		  /* argv[0] is looked up in PATH unless absolute */
+	char **envp;		  /* the whole environment; NULL: PATH, HOME, LC_ALL=C */
+	const char *cwd;	  /* inside the sandbox; NULL: KBW_SANDBOX_WORK_DIR */
+	const struct kbw_bind *binds;
+	size_t n_binds;		  /* at most 16 */
+	const struct kbw_kernel *kernel; /* its trees stay visible; may be NULL */
+	uid_t uid;
+	gid_t gid;
+	uint64_t timeout_usec;	  /* 0: none */
+	uint64_t memory_max;	  /* RLIMIT_AS; 0: unlimited */
+	size_t stdout_max;	  /* 0: 1 MiB */
+	const struct kbw_limits *limits; /* NULL: defaults (disk: 64 MiB here) */
+};
+int kbw_run_capture(const struct kbw_command *c, char **ret_stdout, size_t *ret_size,
+		    char **ret_stderr, char **ret_reason);
 
 /* Kill every build of this process that is in progress: kbw_build() then returns 0 with
  * result->reason "build cancelled". Async-signal-safe: meant for a SIGTERM/SIGINT handler. */

@@ -35,6 +35,7 @@
 #include "kbw-internal.h"
 
 #define MAX_KEPT_TREES 16
+#define MAX_BINDS 16
 
 int kbw_workspace_new(uint64_t size, struct kbw_workspace *ret)
 {
@@ -214,11 +215,98 @@ static size_t clone_trees_below_tmp(const struct kbw_sandbox *s, int *fds,
 	return n;
 }
 
+/* Does a tree of the kernel lie at or below target? */
+static bool kernel_tree_below(const struct kbw_sandbox *s, const char *target)
+{
+	size_t n = strlen(target);
+
+	for (char **p = s->k ? s->k->ro_paths : NULL; p && *p; p++)
+		if (strncmp(*p, target, n) == 0 && ((*p)[n] == '/' || (*p)[n] == '\0'))
+			return true;
+	return false;
+}
+
+/*
+ * A bind whose target holds one of the kernel's trees (a fake root's usr/src over /usr/src,
+ * while its lib/modules/KVER/build links to the host's /usr/src/linux-headers-KVER) becomes
+ * a read-only overlay: the bind's source first, the host's directory below it, so both the
+ * fake root's packages and the kernel tree resolve. Mounted before /tmp is replaced: the
+ * overlay holds its layers, wherever they are.
+ */
+static void mount_overlay(const struct kbw_sandbox *s, const struct kbw_bind *b)
+{
+	_cleanup_free_ char *opts = NULL;
+
+	opts = strdup_printf("lowerdir=%s:%s", b->source, b->target);
+	if (!opts)
+		fail(s, "Out of memory");
+	if (mount("overlay", b->target, "overlay", MS_RDONLY | MS_NOSUID | MS_NODEV, opts) < 0)
+		fail(s, b->target);
+}
+
+static bool bind_is_overlay(const struct kbw_sandbox *s, const struct kbw_bind *b)
+{
+	return strncmp(b->target, "/tmp/", 5) != 0 &&
+	       (b->over_host || kernel_tree_below(s, b->target));
+}
+
+/* Detached read-only clones of the bind sources, taken while they are all reachable (a
+ * source below /tmp is hidden once the private /tmp is mounted, one below an overlay's
+ * target once the overlay is), then the overlays. */
+static void open_binds(const struct kbw_sandbox *s, int *fds)
+{
+	struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
+					    MOUNT_ATTR_NODEV};
+
+	if (s->n_binds > MAX_BINDS) {
+		errno = E2BIG;
+		fail(s, "Too many binds");
+	}
+	for (size_t i = 0; i < s->n_binds; i++) {
+		const struct kbw_bind *b = &s->binds[i];
+
+		fds[i] = -EBADF;
+		if (!b->source || !b->target || b->target[0] != '/') {
+			errno = EINVAL;
+			fail(s, "Invalid bind");
+		}
+		if (bind_is_overlay(s, b))
+			continue;
+		fds[i] = open_tree(AT_FDCWD, b->source,
+				   OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+		if (fds[i] < 0 || mount_setattr(fds[i], "", AT_EMPTY_PATH | AT_RECURSIVE, &ro,
+						sizeof(ro)) < 0)
+			fail(s, b->source);
+	}
+	for (size_t i = 0; i < s->n_binds; i++)
+		if (bind_is_overlay(s, &s->binds[i]))
+			mount_overlay(s, &s->binds[i]);
+}
+
+static void attach_binds(const struct kbw_sandbox *s, const int *fds)
+{
+	for (size_t i = 0; i < s->n_binds; i++) {
+		const char *target = s->binds[i].target;
+		int r = 0;
+
+		if (fds[i] < 0)
+			continue; /* an overlay, mounted already */
+		/* Below /tmp (the private tmpfs) a mount point can be made. */
+		if (strncmp(target, "/tmp/", 5) == 0)
+			r = mkdir_parents_and_self(target);
+		if (r < 0)
+			errno = -r;
+		if (r < 0 || move_mount(fds[i], "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+			fail(s, target);
+		(void) close(fds[i]);
+	}
+}
+
 static void setup_mounts(const struct kbw_sandbox *s)
 {
 	struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID};
 	const char *kept_paths[MAX_KEPT_TREES];
-	int kept[MAX_KEPT_TREES], tmp;
+	int kept[MAX_KEPT_TREES], binds[MAX_BINDS], tmp;
 	size_t n_kept;
 
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
@@ -226,6 +314,7 @@ static void setup_mounts(const struct kbw_sandbox *s)
 	if (mount_setattr(AT_FDCWD, "/", AT_RECURSIVE, &ro, sizeof(ro)) < 0)
 		fail(s, "Cannot make the file system read-only");
 	n_kept = clone_trees_below_tmp(s, kept, kept_paths);
+	open_binds(s, binds);
 
 	tmp = open_tree(s->workspace_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
 	if (tmp < 0 || move_mount(tmp, "", AT_FDCWD, "/tmp", MOVE_MOUNT_F_EMPTY_PATH) < 0)
@@ -242,6 +331,7 @@ static void setup_mounts(const struct kbw_sandbox *s)
 					MOVE_MOUNT_F_EMPTY_PATH) < 0)
 			fail(s, kept_paths[i]);
 	}
+	attach_binds(s, binds);
 }
 
 static void set_limit(const struct kbw_sandbox *s, int resource, uint64_t soft,
@@ -358,7 +448,8 @@ _Noreturn void kbw_sandbox_run(const void *arg)
 
 	null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 ||
-	    dup2(s->log_fd, STDOUT_FILENO) < 0 || dup2(s->log_fd, STDERR_FILENO) < 0)
+	    dup2(s->stdout_fd > 0 ? s->stdout_fd : s->log_fd, STDOUT_FILENO) < 0 ||
+	    dup2(s->log_fd, STDERR_FILENO) < 0)
 		fail(s, "Cannot set up standard input and output");
 	if (geteuid() != 0) {
 		errno = EPERM;

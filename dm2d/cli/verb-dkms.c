@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/kernels.h"
 #include "pipeline/dkms-takeover.h"
 #include "recipe/dkms.h"
 #include "pipeline/keys.h"
@@ -49,6 +50,34 @@ static void json_strv(FILE *f, char *const *l)
 	fputc(']', f);
 }
 
+/* "NAME[i]": "value", for every directive bash left set (dm2_* are the runner's). */
+static void json_var(const char *name, size_t index, const char *value, void *userdata)
+{
+	bool *first = userdata;
+	_cleanup_free_ char *key = NULL;
+
+	if (startswith(name, "dm2_"))
+		return;
+	key = strdup_printf("%s[%zu]", name, index);
+	fputs(*first ? "" : ", ", stdout);
+	cli_json_string(stdout, key);
+	fputs(": ", stdout);
+	cli_json_string(stdout, value);
+	*first = false;
+}
+
+static void text_var(const char *name, size_t index, const char *value, void *userdata)
+{
+	_cleanup_free_ char *v = strdup(value);
+
+	if (startswith(name, "dm2_") || !v)
+		return;
+	for (char *p = v; *p; p++)
+		if (*p == '\n' || *p == '\t')
+			*p = ' ';
+	printf("    %s[%zu]=%s\n", name, index, v);
+}
+
 static void print_json(const struct dkms_conf *c, bool applies, const char *reason)
 {
 	FILE *f = stdout;
@@ -61,8 +90,8 @@ static void print_json(const struct dkms_conf *c, bool applies, const char *reas
 	cli_json_string(f, c->dir);
 	fputs(", \"kernel\": ", f);
 	cli_json_string(f, c->kernel_release);
-	fputs(", \"license\": ", f);
-	cli_json_string(f, c->license);
+	fputs(", \"arch\": ", f);
+	cli_json_string(f, c->arch);
 	fprintf(f, ", \"autoinstall\": %s, \"install_dir\": ",
 		c->autoinstall ? "true" : "false");
 	cli_json_string(f, DKMS_INSTALL_DIR);
@@ -106,6 +135,13 @@ static void print_json(const struct dkms_conf *c, bool applies, const char *reas
 	json_strv(f, c->exclusive_config);
 	fputs(", \"build_depends\": ", f);
 	json_strv(f, c->build_depends);
+	fputs(", \"pre_build\": ", f);
+	cli_json_string(f, c->pre_build);
+	fputs(", \"post_build\": ", f);
+	cli_json_string(f, c->post_build);
+	fputs(", \"variables\": {", f);
+	dkms_vars_foreach(c->vars, json_var, &(bool){true});
+	fputs("}", f);
 	fputs(", \"scripts_not_run\": ", f);
 	json_strv(f, c->scripts);
 	fputs(", \"overrides\": ", f);
@@ -122,8 +158,8 @@ static void print_text(const struct dkms_conf *c, bool applies, const char *reas
 	printf("  Kernel:        %s\n",
 	       c->kernel_release
 		       ?: "any (kernel-independent view; -k KVER evaluates for one)");
-	printf("  License:       %s\n",
-	       c->license ?: "unknown (no MODULE_LICENSE found)");
+	printf("  Arch:          %s\n", strna(c->arch));
+	printf("  License:       judged from each built module's modinfo after the build\n");
 	printf("  Autoinstall:   %s\n", c->autoinstall ? "yes" : "no");
 	STRV_FOREACH(o, c->overrides)
 		printf("  Overridden by: %s\n", *o);
@@ -167,11 +203,47 @@ static void print_text(const struct dkms_conf *c, bool applies, const char *reas
 		printf("  Needs config:  %s\n", *s);
 	STRV_FOREACH(s, c->build_depends)
 		printf("  Build after:   %s\n", *s);
+	if (c->pre_build)
+		printf("  PRE_BUILD:     %s (run in the build sandbox, in the build dir, "
+		       "before make)\n",
+		       c->pre_build);
+	if (c->post_build)
+		printf("  POST_BUILD:    %s (run in the build sandbox, in the build dir, "
+		       "after make)\n",
+		       c->post_build);
 	STRV_FOREACH(s, c->scripts)
-		printf("  Not run:       %s\n", *s);
+		printf("  Not run:       %s (DKMS runs it as root; dm2 runs no package "
+		       "script as root)\n",
+		       *s);
+	printf("  Variables (as bash left them%s%s):\n", c->kernel_release ? " for " : "",
+	       strempty(c->kernel_release));
+	dkms_vars_foreach(c->vars, text_var, NULL);
 	if (c->kernel_release)
 		printf("  Applies:       %s%s\n",
 		       applies ? "yes" : "no: ", applies ? "" : reason);
+}
+
+/* The kernel -k names, when it is installed, and its build tree as $kernel_source_dir
+ * (else where it would be). */
+static int import_kernel(struct dm2_context *ctx, const char *kver, struct kbw_kernel **ret,
+			 char **ret_ksrc)
+{
+	_cleanup_free_ char *rel = NULL;
+	struct kbw_kernel *k = NULL;
+
+	*ret = NULL;
+	*ret_ksrc = NULL;
+	if (!kver)
+		return 0;
+	if (kernel_find(ctx, kver, &k) >= 0 && kbw_kernel_build_dir(k)) {
+		*ret_ksrc = strdup(kbw_kernel_build_dir(k));
+		*ret = k;
+		return *ret_ksrc ? 0 : -ENOMEM;
+	}
+	kbw_kernel_unref(k);
+	rel = strjoin(DM2_MODULES_DIR "/", kver, "/build");
+	*ret_ksrc = rel ? context_path(ctx, rel) : NULL;
+	return *ret_ksrc ? 0 : -ENOMEM;
 }
 
 static int dkms_import(int argc, char *argv[], struct cli *cli)
@@ -183,8 +255,8 @@ static int dkms_import(int argc, char *argv[], struct cli *cli)
 	};
 	_cleanup_(dkms_conf_freep) struct dkms_conf *c = NULL;
 	_cleanup_(recipe_unrefp) struct recipe *rcp = NULL;
-	_cleanup_free_ char *dir = NULL, *ksrc = NULL, *reason = NULL, *rel = NULL,
-			    *etc_dkms = NULL;
+	_cleanup_free_ char *dir = NULL, *ksrc = NULL, *reason = NULL, *etc_dkms = NULL;
+	struct kbw_kernel *k = NULL;
 	const char *kver = NULL, *arch = NULL;
 	struct dm2_context *ctx;
 	bool applies = true;
@@ -213,17 +285,31 @@ static int dkms_import(int argc, char *argv[], struct cli *cli)
 	r = cli_context(cli, &ctx);
 	if (r < 0)
 		return cli_exit_code_from_errno(r);
-	if (kver) {
-		rel = strjoin(DM2_MODULES_DIR "/", kver, "/build");
-		ksrc = rel ? context_path(ctx, rel) : NULL;
-		if (!ksrc)
-			return log_oom(), EXIT_FAILURE_GENERIC;
-	}
+	r = import_kernel(ctx, kver, &k, &ksrc);
+	if (r < 0)
+		return log_oom(), EXIT_FAILURE_GENERIC;
+	if (k && !arch)
+		arch = kbw_kernel_arch(k);
 	etc_dkms = context_path(ctx, DM2_DKMS_ETC_DIR);
 	if (!etc_dkms)
 		return log_oom(), EXIT_FAILURE_GENERIC;
 
-	r = dkms_conf_load(dir, kver, arch, ksrc, etc_dkms, diag_stderr, NULL, &c);
+	/* Evaluated afresh: a packager sees what bash says now. */
+	r = dkms_conf_load_with(&(struct dkms_load_params){.ctx = ctx,
+							   .dir = dir,
+							   .kernel_release = kver,
+							   .arch = arch,
+							   .kernel_build_dir = ksrc,
+							   .kernel = k,
+							   .overrides_dir = etc_dkms,
+							   .fresh = true},
+				diag_stderr, NULL, &c);
+	if (r >= 0 && kver)
+		r = dkms_conf_to_recipe(c, &rcp);
+	if (r >= 0 && kver)
+		applies = dkms_applies(rcp, kver, k ? kbw_kernel_version(k) : NULL,
+				       arch ?: c->arch, &reason);
+	kbw_kernel_unref(k);
 	if (r == -EBADMSG)
 		return EXIT_BAD_INPUT;
 	if (r == -ENOENT)
@@ -232,13 +318,6 @@ static int dkms_import(int argc, char *argv[], struct cli *cli)
 		log_error_errno(r, "Failed to read '%s/dkms.conf': %m", dir);
 		return cli_exit_code_from_errno(r);
 	}
-	r = dkms_conf_to_recipe(c, &rcp);
-	if (r < 0) {
-		log_error_errno(r, "Failed to convert '%s' into a recipe: %m", c->path);
-		return r == -EINVAL ? EXIT_BAD_INPUT : cli_exit_code_from_errno(r);
-	}
-	if (kver)
-		applies = dkms_applies(rcp, kver, NULL, arch, &reason);
 
 	if (cli->json)
 		print_json(c, applies, reason);
@@ -282,7 +361,7 @@ static int dkms_list(int argc, char *argv[], struct cli *cli)
 		_cleanup_free_ char *error = NULL;
 		const char *slash = strrchr(*d, '/');
 
-		r = dkms_conf_load(*d, NULL, NULL, NULL, etc_dkms, diag_first, &error, &c);
+		r = dkms_conf_load(ctx, *d, NULL, NULL, NULL, etc_dkms, diag_first, &error, &c);
 		if (r == -ENOMEM)
 			return log_oom(), EXIT_FAILURE_GENERIC;
 		if (r < 0 && !error &&

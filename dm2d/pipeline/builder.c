@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <fcntl.h>
 
-#include "pipeline/build-user.h"
+#include "core/build-user.h"
 #include "pipeline/builder.h"
 #include "core/kernels.h"
 #include "shared/fs-util.h"
@@ -84,6 +84,95 @@ static int expected_modules(const struct recipe *r, char ***ret)
 	return 0;
 }
 
+/* s in single quotes for bash. */
+static char *shell_quote(const char *s)
+{
+	size_t n = 2;
+	char *out, *w;
+
+	for (const char *p = s; *p; p++)
+		n += *p == '\'' ? 4 : 1;
+	out = malloc(n + 1);
+	if (!out)
+		return NULL;
+	w = out;
+	*w++ = '\'';
+	for (const char *p = s; *p; p++)
+		if (*p == '\'') {
+			memcpy(w, "'\\''", 4);
+			w += 4;
+		} else
+			*w++ = *p;
+	*w++ = '\'';
+	*w = '\0';
+	return out;
+}
+
+/* dm2's own kbuild call, as a command line (for a build with PRE_BUILD/POST_BUILD around
+ * it); Needs= symbols come in KBUILD_EXTRA_SYMBOLS from the environment. */
+static char *default_make(struct dm2_context *ctx, const struct recipe *r,
+			  const struct kbw_kernel *k)
+{
+	_cleanup_free_ char *kdir = shell_quote(kbw_kernel_build_dir(k) ?: ""),
+			    *cc = shell_quote(kbw_kernel_cc(k) ?: "gcc"),
+			    *rel = shell_quote(kbw_kernel_release(k)), *vars = NULL;
+	_cleanup_strv_free_ char **q = NULL;
+
+	if (!kdir || !cc || !rel)
+		return NULL;
+	STRV_FOREACH(v, r->make_vars)
+		if (strv_consume(&q, shell_quote(*v)) < 0)
+			return NULL;
+	vars = q ? strv_join(q, " ") : strdup("");
+	if (!vars)
+		return NULL;
+	return strdup_printf("make -C %s M=\"$PWD\" CC=%s KERNELRELEASE=%s -j%u%s %s modules",
+			     kdir, cc, rel, builder_make_jobs(ctx),
+			     kbw_kernel_llvm(k) ? " LLVM=1" : "", vars);
+}
+
+/*
+ * A DKMS package's build as DKMS' do_build runs it, in the build dir: PRE_BUILD, MAKE,
+ * POST_BUILD. A script is "SCRIPT ARGS" relative to the build dir, run only when SCRIPT is
+ * executable (else a warning, as DKMS' run_build_script), word-split and exec'd in a
+ * subshell; a failure fails the build. NULL in *ret when the package has neither script.
+ */
+static int dkms_command(struct dm2_context *ctx, const struct recipe *r,
+			const struct kbw_kernel *k, char **ret)
+{
+	static const char run_fn[] =
+		"__dm2_run() {\n"
+		"  local run=\"$PWD/$2\"\n"
+		"  if [[ ! -x ${run%% *} ]]; then\n"
+		"    echo \"dm2: warning: the $1 script '${run%% *}' is not executable, not run\"\n"
+		"    return 0\n"
+		"  fi\n"
+		"  echo \"Running the $1 script: $2\"\n"
+		"  (exec $run) && return 0\n"
+		"  local s=$?\n"
+		"  echo \"ERROR: $1 '$2' failed with exit status $s\"\n"
+		"  exit $s\n"
+		"}\n";
+	_cleanup_free_ char *make = NULL, *pre = NULL, *post = NULL;
+
+	*ret = NULL;
+	if (r->origin != RECIPE_ORIGIN_DKMS || (!r->dkms_pre_build && !r->dkms_post_build))
+		return 0;
+	make = r->make_command ? strdup(r->make_command) : default_make(ctx, r, k);
+	pre = r->dkms_pre_build ? shell_quote(r->dkms_pre_build) : strdup("");
+	post = r->dkms_post_build ? shell_quote(r->dkms_post_build) : strdup("");
+	if (!make || !pre || !post)
+		return -ENOMEM;
+	*ret = strdup_printf("%s%s%s%s\n"
+			     "( %s\n) || { s=$?; echo \"ERROR: make failed with exit status $s\"; "
+			     "exit $s; }\n"
+			     "%s%s%s\n",
+			     run_fn, r->dkms_pre_build ? "__dm2_run PRE_BUILD " : "", pre,
+			     "", make, r->dkms_post_build ? "__dm2_run POST_BUILD " : "", post,
+			     "");
+	return *ret ? 0 : -ENOMEM;
+}
+
 static struct kbw_limits builder_limits(struct dm2_context *ctx)
 {
 	const struct dm2_config *c = ctx->config;
@@ -104,6 +193,7 @@ int builder_build(struct dm2_context *ctx, const struct recipe *r,
 {
 	_cleanup_(build_uid_release) struct build_uid u = BUILD_UID_NULL;
 	_cleanup_strv_free_ char **modules = NULL;
+	_cleanup_free_ char *dkms = NULL;
 	struct kbw_limits limits = builder_limits(ctx);
 	const struct jobserver *js = builder_jobserver(ctx);
 	struct kbw_build_params p = {};
@@ -114,6 +204,9 @@ int builder_build(struct dm2_context *ctx, const struct recipe *r,
 	if (q < 0)
 		return log_debug_errno(q, "Cannot allocate a build uid: %m");
 	q = expected_modules(r, &modules);
+	if (q < 0)
+		return q;
+	q = dkms_command(ctx, r, k, &dkms);
 	if (q < 0)
 		return q;
 
@@ -134,7 +227,7 @@ int builder_build(struct dm2_context *ctx, const struct recipe *r,
 		.log_path = log_path,
 		.make_vars = r->make_vars,
 		.extra_symbols = extra_symbols,
-		.command = isempty(r->make_command) ? NULL : r->make_command,
+		.command = dkms ?: isempty(r->make_command) ? NULL : r->make_command,
 		.modules = modules,
 		.jobs = builder_make_jobs(ctx),
 		.uid = u.uid,

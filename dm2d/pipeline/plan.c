@@ -98,7 +98,9 @@ int plan_recipe_for(const struct recipe *r, const char *release, const char *ver
 			return -ENOMEM;
 		return skip(ret, "architecture %s is not in Arch=%s", strna(arch), list);
 	}
-	if (!allow_non_gpl && !license_is_gpl_compatible(r->license))
+	/* A DKMS package is judged by the modules it builds (stage-build.c). */
+	if (!allow_non_gpl && r->origin != RECIPE_ORIGIN_DKMS &&
+	    !license_is_gpl_compatible(r->license))
 		return skip(ret,
 			    "license '%s' is not GPL-compatible (AllowNonGPL=yes in "
 			    "dm2d.conf "

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <string.h>
 
+#include "core/config.h"
 #include "pipeline/builder.h"
 #include "pipeline/job-internal.h"
 #include "shared/fs-util.h"
@@ -70,6 +71,38 @@ static int fail_build(struct job *j)
 	return job_fail(j, -EPROTO, m ?: why);
 }
 
+/*
+ * The licence of what was built, not of what the sources say: each module's modinfo
+ * license (dahdi ships non-GPL files it never builds; jool writes
+ * MODULE_LICENSE(JOOL_LICENSE)). A module that is not GPL-compatible is not installed
+ * unless dm2d.conf says AllowNonGPL=yes.
+ */
+static int check_licenses(struct job *j)
+{
+	STRV_FOREACH(m, j->build->modules) {
+		_cleanup_free_ char *license = NULL;
+		const char *base = strrchr(*m, '/') ? strrchr(*m, '/') + 1 : *m;
+		int r;
+
+		r = kbw_module_info(*m, "license", &license);
+		if (r < 0 && r != -ENODATA)
+			return job_failf(j, r, "cannot read the license of '%s': %m", base);
+		if (license_is_gpl_compatible(license))
+			continue;
+		if (j->ctx->config && j->ctx->config->allow_non_gpl) {
+			log_notice("Module '%s' of '%s' has license '%s', not GPL-compatible; "
+				   "installed because of AllowNonGPL=yes.",
+				   base, j->name, strempty(license));
+			continue;
+		}
+		return job_failf(j, -EPERM,
+				 "module '%s' has license '%s', which is not GPL-compatible: "
+				 "not installed (AllowNonGPL=yes in dm2d.conf allows it)",
+				 base, license ? license : "(none)");
+	}
+	return 0;
+}
+
 int stage_build(struct job *j)
 {
 	_cleanup_free_ char *log_dir = NULL;
@@ -97,6 +130,9 @@ int stage_build(struct job *j)
 	}
 	if (!kbw_build_succeeded(j->build))
 		return fail_build(j);
+	r = check_licenses(j);
+	if (r != 0)
+		return r; /* JOB_STOP: failed and recorded */
 
 	r = job_modules_set(j, j->build->modules, NULL);
 	if (r < 0)

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* dkms.conf as a recipe; the shell subset is evaluated by dkms-eval.c. */
+/* dkms.conf as a recipe: bash evaluates it in the sandbox (dkms-run.c), this file
+ * checks what it left, as DKMS' read_conf_strict does, and makes the recipe. */
 #include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -9,23 +10,27 @@
 #include <sys/stat.h>
 #include <sys/utsname.h>
 
+#include "core/config.h"
 #include "core/context.h"
-#include "recipe/dkms-eval.h"
+#include "recipe/dkms-run.h"
 #include "recipe/dkms.h"
 #include "shared/fs-util.h"
 #include "shared/log.h"
 #include "shared/util.h"
 
-/* Lines of the n-th override file are recorded as n * OVERRIDE_LINES + line. */
+/* Lines of the n-th override file are reported as n * OVERRIDE_LINES + line. */
 #define OVERRIDE_LINES (1U << 22)
 
 struct conf_ctx {
 	const char *path;
-	char **overrides; /* override files read after path, see read_overrides() */
+	const char *text;	 /* dkms.conf, where report() finds the lines */
+	char **overrides;	 /* the override files that were sourced, and their text: */
+	char **override_texts;	 /* where a value they set is found */
 	char **kernel_overrides; /* see note_kernel_overrides() */
 	recipe_diag_fn diag;
 	void *userdata;
 	struct dkms_vars *vars;
+	bool quiet; /* a cached evaluation: its problems were reported when it was made */
 	bool failed;
 };
 
@@ -58,6 +63,10 @@ static _printf_(3, 4) void report(struct conf_ctx *c, unsigned line, const char 
 		log_debug("%s:%u: %s", path, line, strna(m));
 		return;
 	}
+	if (c->quiet) {
+		log_debug("%s:%u: %s", path, line, strna(m));
+		return;
+	}
 	if (c->diag)
 		c->diag(path, line, m ?: "out of memory", c->userdata);
 	else
@@ -66,8 +75,8 @@ static _printf_(3, 4) void report(struct conf_ctx *c, unsigned line, const char 
 
 static void conf_ctx_done(struct conf_ctx *c)
 {
-	strv_free(c->overrides);
 	strv_free(c->kernel_overrides);
+	strv_free(c->override_texts);
 }
 
 /* Value of NAME[index] if set and not empty. */
@@ -78,10 +87,49 @@ static const char *val(struct conf_ctx *c, const char *name, size_t index)
 	return isempty(v) ? NULL : v;
 }
 
+/* The line of text that assigns NAME[index] ("NAME[i]=", or for index 0 "NAME=" and
+ * "NAME+="), after blanks at the start of a line; with !exact also any "NAME[". 0: none. */
+static unsigned find_line(const char *text, const char *name, size_t index, bool exact)
+{
+	size_t n = strlen(name);
+	unsigned line = 1;
+	char idx[32];
+
+	(void) snprintf(idx, sizeof(idx), "[%zu]", index);
+	for (const char *p = text; p && *p; line++) {
+		const char *e = strchr(p, '\n'), *q = p + strspn(p, " \t");
+
+		if (strncmp(q, name, n) == 0) {
+			q += n;
+			if (startswith(q, idx) || (index == 0 && (*q == '=' || startswith(q, "+="))))
+				return line;
+			if (!exact && *q == '[')
+				return line;
+		}
+		p = e ? e + 1 : NULL;
+	}
+	return 0;
+}
+
+/*
+ * bash does not say where a variable got its value: look for the assignment, in the last
+ * override that has one (they win), else in dkms.conf; 0 when none is found (a loop, an
+ * eval). Lines of the n-th override are n * OVERRIDE_LINES + line (see report()).
+ */
+static unsigned line_find(struct conf_ctx *c, const char *name, size_t index, bool exact)
+{
+	for (size_t i = strv_length(c->override_texts); i > 0; i--) {
+		unsigned l = find_line(c->override_texts[i - 1], name, index, exact);
+
+		if (l)
+			return (unsigned) i * OVERRIDE_LINES + l;
+	}
+	return find_line(c->text, name, index, exact);
+}
+
 static unsigned line_of(struct conf_ctx *c, const char *name, size_t index)
 {
-	return dkms_vars_line(c->vars, name, index)
-		       ?: dkms_vars_first_line(c->vars, name);
+	return line_find(c, name, index, true) ?: line_find(c, name, index, false);
 }
 
 struct dkms_conf *dkms_conf_free(struct dkms_conf *c)
@@ -93,7 +141,10 @@ struct dkms_conf *dkms_conf_free(struct dkms_conf *c)
 	free(c->kernel_release);
 	free(c->name);
 	free(c->version);
-	free(c->license);
+	free(c->arch);
+	dkms_vars_free(c->vars);
+	free(c->pre_build);
+	free(c->post_build);
 	strv_free(c->overrides);
 	strv_free(c->kernel_overrides);
 	for (size_t i = 0; i < c->n_modules; i++) {
@@ -156,30 +207,6 @@ static int dup_opt(char **dst, const char *s)
 	return *dst ? 0 : -ENOMEM;
 }
 
-static int set_presets(struct dkms_vars *v, const char *dir, const char *kver,
-		       const char *arch, const char *ksrc, const char *module,
-		       const char *module_version)
-{
-	const char *presets[][2] = {
-		{ "kernelver", kver },
-		{ "kernel_source_dir", ksrc },
-		{ "dkms_tree", DKMS_TREE },
-		{ "source_tree", DKMS_SOURCE_TREE },
-		{ "install_tree", "/lib/modules" },
-		{ "dkms_source_tree", dir },
-		{ "arch", arch },
-		{ "module", module },
-		{ "module_version", module_version },
-	};
-
-	for (size_t i = 0; i < ELEMENTSOF(presets); i++) {
-		int r = dkms_vars_set(v, presets[i][0], 0, strempty(presets[i][1]), 0);
-		if (r < 0)
-			return r;
-	}
-	return 0;
-}
-
 /* ---- modules ---- */
 
 static const char *const module_arrays[] = {
@@ -192,11 +219,11 @@ static const char *const module_arrays[] = {
 static unsigned record_line(struct conf_ctx *c, size_t i)
 {
 	for (size_t k = 0; k < ELEMENTSOF(module_arrays); k++) {
-		unsigned l = dkms_vars_line(c->vars, module_arrays[k], i);
+		unsigned l = line_find(c, module_arrays[k], i, true);
 		if (l)
 			return l;
 	}
-	return dkms_vars_first_line(c->vars, "BUILT_MODULE_NAME");
+	return line_of(c, "BUILT_MODULE_NAME", i);
 }
 
 static int parse_strip(struct conf_ctx *c, size_t i, bool *ret)
@@ -217,8 +244,6 @@ static int parse_strip(struct conf_ctx *c, size_t i, bool *ret)
 	return 0;
 }
 
-/* Record i of n (BUILT_MODULE_NAME[i], DEST_MODULE_NAME[i], ...): checked, and added to
- * conf->modules unless it has no name. */
 static int load_module(struct conf_ctx *c, struct dkms_conf *conf, size_t i, size_t n)
 {
 	struct dkms_module *m = &conf->modules[conf->n_modules];
@@ -390,6 +415,20 @@ static char *replace_all(const char *s, const char *what, const char *with)
 	return n;
 }
 
+/* DKMS' build dir, and the package's own directory (west-chamber builds in
+ * M=${PSRC}/extensions), are dm2's copy of the sources: "$PWD" of the command. */
+static char *package_dirs_to_pwd(const struct dkms_conf *conf, const char *make,
+				 const char *build)
+{
+	_cleanup_free_ char *src = strjoin(DKMS_SOURCE_TREE "/", conf->name, "-", conf->version);
+	_cleanup_free_ char *link = strjoin(DKMS_TREE "/", conf->name, "/", conf->version,
+					    "/source");
+	_cleanup_free_ char *a = replace_all(make, build, "$PWD");
+	_cleanup_free_ char *b = a && src ? replace_all(a, src, "$PWD") : NULL;
+
+	return b && link ? replace_all(b, link, "$PWD") : NULL;
+}
+
 static int load_make(struct conf_ctx *c, struct dkms_conf *conf, const char *ksrc,
 		     unsigned nproc)
 {
@@ -432,7 +471,7 @@ static int load_make(struct conf_ctx *c, struct dkms_conf *conf, const char *ksr
 	build = strjoin(DKMS_TREE "/", conf->name, "/", conf->version, "/build");
 	if (!build)
 		return -ENOMEM;
-	cmd = replace_all(make, build, "$PWD");
+	cmd = package_dirs_to_pwd(conf, make, build);
 	if (!cmd)
 		return -ENOMEM;
 	r = make_is_default(cmd, ksrc, conf->kernel_release, &def);
@@ -556,9 +595,14 @@ static bool config_word_valid(const char *w)
 	return true;
 }
 
-static const char *const script_directives[] = {
-	"PRE_BUILD",   "POST_BUILD",   "POST_ADD",
-	"PRE_INSTALL", "POST_INSTALL", "POST_REMOVE",
+/* DKMS runs these as root in the package's source directory around add, install and
+ * remove. None of Debian 12's *-dkms packages sets one; dm2 never runs them (a module
+ * source may be hostile, and dm2 runs nothing of it as root) and says so. */
+static const char *const root_script_directives[] = {
+	"POST_ADD",
+	"PRE_INSTALL",
+	"POST_INSTALL",
+	"POST_REMOVE",
 };
 
 static const char *const deprecated_directives[] = {
@@ -568,10 +612,9 @@ static const char *const deprecated_directives[] = {
 	"MODULES_CONF_ALIAS_TYPE",
 	"MODULES_CONF_OBSOLETE_ONLY",
 	"BUILD_DEPENDS_REBUILD",
+	"NO_WEAK_MODULES",
 };
 
-/* BUILD_EXCLUSIVE_* and OBSOLETE_BY: which kernels, architectures and configurations the
- * package is for. */
 static int load_exclusive(struct conf_ctx *c, struct dkms_conf *conf)
 {
 	const char *v;
@@ -630,19 +673,21 @@ static int load_exclusive(struct conf_ctx *c, struct dkms_conf *conf)
 }
 
 /* The package's scripts are reported (not run); deprecated directives are ignored. */
+static int load_build_scripts(struct conf_ctx *c, struct dkms_conf *conf);
+
 static int load_scripts(struct conf_ctx *c, struct dkms_conf *conf)
 {
 	const char *v;
 	int r;
 
-	for (size_t i = 0; i < ELEMENTSOF(script_directives); i++) {
-		v = val(c, script_directives[i], 0);
+	for (size_t i = 0; i < ELEMENTSOF(root_script_directives); i++) {
+		v = val(c, root_script_directives[i], 0);
 		if (!v)
 			continue;
-		report(c, line_of(c, script_directives[i], 0),
-		       "warning: %s '%s' is not run: dm2 does not run package scripts",
-		       script_directives[i], v);
-		r = strv_consume(&conf->scripts, strjoin(script_directives[i], "=", v));
+		report(c, line_of(c, root_script_directives[i], 0),
+		       "warning: %s '%s' is not run: dm2 runs no package script as root",
+		       root_script_directives[i], v);
+		r = strv_consume(&conf->scripts, strjoin(root_script_directives[i], "=", v));
 		if (r < 0)
 			return r;
 	}
@@ -652,6 +697,31 @@ static int load_scripts(struct conf_ctx *c, struct dkms_conf *conf)
 				  "ignoring",
 				  c->path, line_of(c, deprecated_directives[i], 0),
 				  deprecated_directives[i]);
+	return load_build_scripts(c, conf);
+}
+
+/* PRE_BUILD and POST_BUILD run in the build sandbox, in the build dir, as DKMS runs them
+ * there: "SCRIPT ARGS", SCRIPT relative to the package. */
+static int load_build_scripts(struct conf_ctx *c, struct dkms_conf *conf)
+{
+	const char *names[] = {"PRE_BUILD", "POST_BUILD"};
+	char **dst[] = {&conf->pre_build, &conf->post_build};
+
+	for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+		const char *v = val(c, names[i], 0);
+		_cleanup_free_ char *first = NULL;
+
+		if (!v)
+			continue;
+		first = strndup(v, strcspn(v, " \t"));
+		if (!first)
+			return -ENOMEM;
+		if (first[0] == '/' || path_has_dotdot(first))
+			report(c, line_of(c, names[i], 0),
+			       "%s '%s' must name a script inside the package", names[i], v);
+		if (dup_opt(dst[i], v) < 0)
+			return -ENOMEM;
+	}
 	return 0;
 }
 
@@ -704,6 +774,8 @@ static int note_kernel_overrides(struct conf_ctx *c, const char *dir, const char
 
 	if (!with_version || !any_version)
 		return -ENOMEM;
+	if (!dir)
+		return 0;
 	n = scandir(dir, &list, NULL, name_cmp);
 	if (n < 0)
 		return 0; /* no /etc/dkms: nothing to note */
@@ -732,135 +804,26 @@ static int note_kernel_overrides(struct conf_ctx *c, const char *dir, const char
 	return r;
 }
 
-/*
- * After dkms.conf, DKMS reads the admin's overrides from /etc/dkms, later ones winning:
- * <m>.conf, <m>-<v>.conf, <m>-<v>-<k>.conf, <m>-<v>-<k>-<a>.conf, <m>--<k>.conf and
- * <m>--<k>-<a>.conf (m the package, v its version, k the kernel, a the arch). They are
- * evaluated like dkms.conf, into the same variables; the ones that exist are added to
- * c->overrides and to *crc.
- */
-static int read_overrides(struct conf_ctx *c, const char *dir, const char *kernel_release,
-			  const char *arch, struct dkms_eval_params *params, uint64_t *crc)
-{
-	/* Copies: an override may set PACKAGE_NAME or PACKAGE_VERSION again, which frees
-	 * the values the file names below are made of. */
-	_cleanup_free_ char *m = strdup(strempty(dkms_vars_get(c->vars, "PACKAGE_NAME", 0)));
-	_cleanup_free_ char *v = strdup(strempty(dkms_vars_get(c->vars, "PACKAGE_VERSION", 0)));
-	const char *k = kernel_release;
-	const bool versioned = !isempty(v) && !strchr(v, '/');
-	const bool want[6] = { true, versioned, versioned && k, versioned && k, k, k };
-	char *names[ELEMENTSOF(want)] = {};
-	int r = 0;
-
-	if (!m || !v)
-		return -ENOMEM;
-	if (!dir || isempty(m) || !recipe_name_valid(m))
-		return 0;
-	if (want[0])
-		names[0] = strjoin(m, ".conf");
-	if (want[1])
-		names[1] = strjoin(m, "-", v, ".conf");
-	if (want[2])
-		names[2] = strjoin(m, "-", v, "-", k, ".conf");
-	if (want[3])
-		names[3] = strjoin(m, "-", v, "-", k, "-", arch, ".conf");
-	if (want[4])
-		names[4] = strjoin(m, "--", k, ".conf");
-	if (want[5])
-		names[5] = strjoin(m, "--", k, "-", arch, ".conf");
-	for (size_t i = 0; i < ELEMENTSOF(names); i++)
-		if (want[i] && !names[i])
-			r = -ENOMEM;
-	for (size_t i = 0; i < ELEMENTSOF(names) && r >= 0; i++) {
-		_cleanup_free_ char *path = NULL, *text = NULL;
-		size_t size;
-		int e;
-
-		if (!names[i])
-			continue;
-		path = path_join(dir, names[i]);
-		if (!path) {
-			r = -ENOMEM;
-			break;
-		}
-		e = read_full_file_at(AT_FDCWD, path, RECIPE_MAX_SIZE, &text, &size);
-		if (e == -ENOENT)
-			continue;
-		if (e < 0) {
-			_cleanup_free_ char *msg = NULL;
-
-			if (c->diag && asprintf(&msg, "cannot read: %s", strerror(-e)) >= 0)
-				c->diag(path, 0, msg, c->userdata);
-			c->failed = true;
-			continue;
-		}
-		r = strv_extend(&c->overrides, path);
-		if (r < 0)
-			break;
-		params->line_base = strv_length(c->overrides) * OVERRIDE_LINES;
-		e = dkms_eval(path, text, size, c->vars, params, c->diag, c->userdata);
-		if (e == -ENOMEM)
-			r = e;
-		else if (e < 0)
-			c->failed = true;
-		*crc = recipe_crc_more(*crc, path, text, size);
-	}
-	params->line_base = 0;
-	for (size_t i = 0; i < ELEMENTSOF(names); i++)
-		free(names[i]);
-	if (r >= 0 && !k)
-		r = note_kernel_overrides(c, dir, m, v, crc);
-	return r;
-}
-
 /* ---- loading ---- */
 
-/* Evaluate text into *vars (and c->vars). DKMS knows $module and $module_version before
- * it reads the file; dm2 learns them from it, so evaluate once quietly for
- * PACKAGE_NAME/VERSION, then for real. *ret_eval is the result of the real evaluation;
- * when it failed, c->failed is set. */
-static int eval_twice(struct conf_ctx *c, const char *dir, const char *text, size_t size,
-		      const char *kernel_release, const char *arch, const char *ksrc,
-		      struct dkms_eval_params *params, struct dkms_vars **vars,
-		      int *ret_eval)
+/* DKMS' $parallel_jobs: dm2d.conf's MakeJobs=, else the number of CPUs. */
+static unsigned make_jobs(const struct dm2_context *ctx)
 {
-	_cleanup_(dkms_vars_freep) struct dkms_vars *first = NULL;
-	int r;
+	long n;
 
-	r = dkms_vars_new(&first);
-	if (r < 0)
-		return r;
-	r = set_presets(first, dir, kernel_release, arch, ksrc, NULL, NULL);
-	if (r < 0)
-		return r;
-	(void) dkms_eval(c->path, text, size, first, params, NULL, NULL);
-
-	r = dkms_vars_new(vars);
-	if (r < 0)
-		return r;
-	r = set_presets(*vars, dir, kernel_release, arch, ksrc,
-			dkms_vars_get(first, "PACKAGE_NAME", 0),
-			dkms_vars_get(first, "PACKAGE_VERSION", 0));
-	if (r < 0)
-		return r;
-	c->vars = *vars;
-	r = dkms_eval(c->path, text, size, *vars, params, c->diag, c->userdata);
-	if (r == -ENOMEM)
-		return r;
-	if (r < 0)
-		c->failed = true;
-	*ret_eval = r;
-	return 0;
+	if (ctx && ctx->config && ctx->config->make_jobs > 0)
+		return ctx->config->make_jobs;
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (unsigned) n : 1;
 }
 
-/* PACKAGE_NAME and PACKAGE_VERSION, both required; evaluated says the file could be
- * evaluated, so that an empty result means it has no directives. */
-static int load_package(struct conf_ctx *c, struct dkms_conf *conf, bool evaluated)
+/* PACKAGE_NAME and PACKAGE_VERSION are there and valid. */
+static int check_identity(struct conf_ctx *c, struct dkms_conf *conf)
 {
-	if (dkms_vars_first_line(c->vars, "PACKAGE_NAME") == 0 &&
-	    dkms_vars_first_line(c->vars, "PACKAGE_VERSION") == 0 && evaluated) {
+	if (!dkms_vars_get(c->vars, "PACKAGE_NAME", 0) &&
+	    !dkms_vars_get(c->vars, "PACKAGE_VERSION", 0)) {
 		report(c, 1,
-		       "file has no directives (PACKAGE_NAME and PACKAGE_VERSION are "
+		       "file sets no directives (PACKAGE_NAME and PACKAGE_VERSION are "
 		       "required)");
 		return -EBADMSG;
 	}
@@ -868,123 +831,236 @@ static int load_package(struct conf_ctx *c, struct dkms_conf *conf, bool evaluat
 	    dup_opt(&conf->version, val(c, "PACKAGE_VERSION", 0)) < 0)
 		return -ENOMEM;
 	if (!conf->name)
-		report(c, dkms_vars_first_line(c->vars, "PACKAGE_NAME"),
-		       "PACKAGE_NAME is not set (required)");
+		report(c, line_of(c, "PACKAGE_NAME", 0), "PACKAGE_NAME is not set (required)");
 	else if (!recipe_name_valid(conf->name))
 		report(c, line_of(c, "PACKAGE_NAME", 0),
 		       "PACKAGE_NAME '%s' is not a valid name ([a-zA-Z0-9_.+-], not "
-		       "starting "
-		       "with '.' or '-')",
+		       "starting with '.' or '-')",
 		       conf->name);
 	if (!conf->version)
-		report(c, dkms_vars_first_line(c->vars, "PACKAGE_VERSION"),
+		report(c, line_of(c, "PACKAGE_VERSION", 0),
 		       "PACKAGE_VERSION is not set (required)");
-	if (!conf->name || !conf->version)
+	if (!conf->name || !conf->version || c->failed)
 		return -EBADMSG;
 	return 0;
 }
 
-static int conf_new(const char *path, const char *dir, const char *kernel_release,
-		    uint64_t crc, struct dkms_conf **ret)
+/* bash's complaints ("dkms.conf: line 3: foo: command not found") are the package's
+ * business, as under DKMS: notes, at most a few. */
+static void report_bash_errors(struct conf_ctx *c, const char *errors)
 {
-	_cleanup_(dkms_conf_freep) struct dkms_conf *conf = calloc(1, sizeof(*conf));
+	unsigned n = 0;
+
+	for (const char *p = errors; p && *p && n < 5;) {
+		const char *e = strchr(p, '\n');
+		_cleanup_free_ char *line = e ? strndup(p, (size_t) (e - p)) : strdup(p);
+
+		if (line && *line) {
+			report(c, 0, "warning: bash: %s", line);
+			n++;
+		}
+		p = e ? e + 1 : NULL;
+	}
+}
+
+static int evaluate(struct conf_ctx *c, const struct dkms_load_params *p, const char *text,
+		    size_t size, const char *ksrc, struct dkms_eval_result *ret)
+{
+	_cleanup_free_ char *reason = NULL;
+	int r;
+
+	r = dkms_evaluate(
+		&(struct dkms_eval_input){
+			.ctx = p->ctx,
+			.dir = p->dir,
+			.conf_text = text,
+			.conf_size = size,
+			.kernel_release = p->kernel_release,
+			.arch = p->arch,
+			.kernel_source_dir = ksrc,
+			.kernel = p->kernel,
+			.overrides_dir = p->overrides_dir,
+			.fresh = p->fresh,
+		},
+		ret, &reason);
+	if (r == -EPROTO) {
+		report(c, 0, "cannot be evaluated: %s", strna(reason));
+		return -EBADMSG;
+	}
+	if (r < 0) {
+		report(c, 0, "cannot be evaluated: %s", strerror(-r));
+		return r == -ENOMEM ? r : -EBADMSG;
+	}
+	return 0;
+}
+
+static int conf_new(const struct dkms_load_params *p, const char *path, uint64_t crc,
+		    struct dkms_conf **ret)
+{
+	struct dkms_conf *conf = calloc(1, sizeof(*conf));
 
 	if (!conf)
 		return -ENOMEM;
+	*ret = conf;
 	conf->path = strdup(path);
-	conf->dir = strdup(dir);
-	if (!conf->path || !conf->dir ||
-	    dup_opt(&conf->kernel_release, kernel_release) < 0)
-		return -ENOMEM;
+	conf->dir = strdup(p->dir);
 	conf->content_crc = crc;
-	*ret = TAKE_PTR(conf);
+	if (!conf->path || !conf->dir || dup_opt(&conf->kernel_release, p->kernel_release) < 0 ||
+	    dup_opt(&conf->arch, p->arch) < 0)
+		return -ENOMEM;
 	return 0;
 }
 
-int dkms_conf_load(const char *dir, const char *kernel_release, const char *arch,
-		   const char *kernel_build_dir, const char *overrides_dir, recipe_diag_fn diag,
-		   void *userdata, struct dkms_conf **ret)
+/* The overrides that were sourced, into conf, content_crc and c (for line numbers). */
+static int add_overrides(struct conf_ctx *c, struct dkms_conf *conf, char **overrides)
+{
+	STRV_FOREACH(o, overrides) {
+		_cleanup_free_ char *text = NULL;
+		size_t size;
+
+		if (read_full_file_at(AT_FDCWD, *o, RECIPE_MAX_SIZE, &text, &size) < 0)
+			continue;
+		conf->content_crc = recipe_crc_more(conf->content_crc, *o, text, size);
+		if (strv_extend(&conf->overrides, *o) < 0 ||
+		    strv_consume(&c->override_texts, TAKE_PTR(text)) < 0)
+			return -ENOMEM;
+	}
+	c->overrides = conf->overrides;
+	return 0;
+}
+
+/* DKMS' read_conf_strict over what bash left: into conf, problems through c. */
+static int check_vars(struct conf_ctx *c, const struct dkms_load_params *p, const char *ksrc,
+		      struct dkms_eval_result *ev, struct dkms_conf *conf)
+{
+	int r;
+
+	c->vars = ev->vars;
+	c->quiet = ev->cached;
+	report_bash_errors(c, ev->errors);
+	r = add_overrides(c, conf, ev->overrides);
+	if (r < 0)
+		return r;
+	r = check_identity(c, conf);
+	if (r >= 0)
+		r = load_modules(c, conf);
+	if (r >= 0)
+		r = load_make(c, conf, ksrc, make_jobs(p->ctx));
+	if (r >= 0)
+		r = load_patches(c, conf);
+	if (r >= 0)
+		r = load_rest(c, conf);
+	if (r >= 0 && !p->kernel_release)
+		r = note_kernel_overrides(c, p->overrides_dir,
+					  dkms_vars_get(c->vars, "dm2_module", 0) ?: conf->name,
+					  dkms_vars_get(c->vars, "dm2_module_version", 0)
+						  ?: conf->version,
+					  &conf->content_crc);
+	if (r < 0)
+		return r;
+	if (c->failed)
+		return -EBADMSG;
+	conf->kernel_overrides = TAKE_PTR(c->kernel_overrides);
+	conf->vars = TAKE_PTR(ev->vars);
+	return 0;
+}
+
+/* Either evaluate text with bash (ev NULL) or take ev as what bash left. */
+static int load_text(const struct dkms_load_params *p, const char *text, size_t size,
+		     struct dkms_eval_result *ev_in, recipe_diag_fn diag, void *userdata,
+		     struct dkms_conf **ret)
 {
 	_cleanup_(dkms_conf_freep) struct dkms_conf *conf = NULL;
-	_cleanup_(dkms_vars_freep) struct dkms_vars *vars = NULL;
-	_cleanup_free_ char *path = NULL, *text = NULL, *ksrc = NULL;
+	_cleanup_(dkms_eval_result_done) struct dkms_eval_result ev = {};
+	_cleanup_free_ char *path = NULL, *ksrc = NULL;
 	_cleanup_(conf_ctx_done) struct conf_ctx c = { .diag = diag, .userdata = userdata };
-	struct dkms_eval_params params = {};
+	struct dkms_load_params params = *p;
 	struct utsname u;
-	uint64_t crc;
-	long np;
-	size_t size;
-	int r, k;
+	int r;
 
-	path = path_join(dir, "dkms.conf");
+	path = path_join(p->dir, "dkms.conf");
 	if (!path)
 		return -ENOMEM;
 	c.path = path;
-	r = read_full_file_at(AT_FDCWD, path, RECIPE_MAX_SIZE, &text, &size);
-	if (r < 0) {
-		report(&c, 0, "cannot read: %s", strerror(-r));
-		return r;
-	}
-
-	if (!arch) {
+	c.text = text;
+	if (!params.arch) {
 		if (uname(&u) < 0)
 			return -errno;
-		arch = u.machine;
+		params.arch = u.machine;
 	}
-	/* $kernel_source_dir */
-	ksrc = kernel_build_dir
-		       ? strdup(kernel_build_dir)
-		       : strjoin("/lib/modules/", strempty(kernel_release), "/build");
+	ksrc = p->kernel_build_dir ? strdup(p->kernel_build_dir)
+				   : strjoin("/lib/modules/", strempty(p->kernel_release),
+					     "/build");
 	if (!ksrc)
 		return -ENOMEM;
-	np = sysconf(_SC_NPROCESSORS_ONLN);
-	params = (struct dkms_eval_params){
-		.kernelver = kernel_release,
-		.arch = arch,
-		.nproc = np > 0 ? (unsigned) np : 1,
-	};
-
-	k = eval_twice(&c, dir, text, size, kernel_release, arch, ksrc, &params, &vars,
-		       &r);
-	if (k < 0)
-		return k;
-	crc = lzma_crc64((const uint8_t *) text, size, 0);
-	k = read_overrides(&c, overrides_dir, kernel_release, arch, &params, &crc);
-	if (k < 0)
-		return k;
-
-	k = conf_new(path, dir, kernel_release, crc, &conf);
-	if (k < 0)
-		return k;
-	r = load_package(&c, conf, r >= 0); /* r: whether dkms.conf could be evaluated */
+	r = conf_new(&params, path, lzma_crc64((const uint8_t *) text, size, 0), &conf);
 	if (r < 0)
 		return r;
-
-	r = load_modules(&c, conf);
-	if (r >= 0)
-		r = load_make(&c, conf, ksrc, params.nproc);
-	if (r >= 0)
-		r = load_patches(&c, conf);
-	if (r >= 0)
-		r = load_rest(&c, conf);
+	if (ev_in) {
+		ev = *ev_in;
+		*ev_in = (struct dkms_eval_result){};
+	} else {
+		r = evaluate(&c, &params, text, size, ksrc, &ev);
+		if (r < 0)
+			return r;
+	}
+	r = check_vars(&c, &params, ksrc, &ev, conf);
 	if (r < 0)
 		return r;
-	if (c.failed)
-		return -EBADMSG;
-
-	r = dkms_find_license(dir, &conf->license);
-	if (r == -ENOMEM)
-		return r;
-
-	/* Only now: report() names the override files by their place in c.overrides. */
-	conf->overrides = TAKE_PTR(c.overrides);
-	conf->kernel_overrides = TAKE_PTR(c.kernel_overrides);
 	*ret = TAKE_PTR(conf);
 	return 0;
 }
 
-/* Debian's DKMS installs every module into updates/dkms, whatever DEST_MODULE_LOCATION
- * says; the description tells when a package asked for another place. */
+int dkms_conf_load_with(const struct dkms_load_params *p, recipe_diag_fn diag,
+			void *userdata, struct dkms_conf **ret)
+{
+	_cleanup_free_ char *path = NULL, *text = NULL;
+	size_t size;
+	int r;
+
+	path = path_join(p->dir, "dkms.conf");
+	if (!path)
+		return -ENOMEM;
+	r = read_full_file_at(AT_FDCWD, path, RECIPE_MAX_SIZE, &text, &size);
+	if (r < 0) {
+		_cleanup_free_ char *m = strdup_printf("cannot read: %s", strerror(-r));
+
+		if (diag)
+			diag(path, 0, m ?: "cannot read", userdata);
+		return r;
+	}
+	return load_text(p, text, size, NULL, diag, userdata, ret);
+}
+
+int dkms_conf_from_dump(const struct dkms_load_params *p, const char *text, size_t size,
+			const void *dump, size_t dump_size, recipe_diag_fn diag,
+			void *userdata, struct dkms_conf **ret)
+{
+	_cleanup_(dkms_eval_result_done) struct dkms_eval_result ev = {};
+	_cleanup_free_ char *error = NULL;
+	int r;
+
+	r = dkms_vars_parse(dump, dump_size, &ev.vars, &error);
+	if (r < 0)
+		return r;
+	return load_text(p, text, size, &ev, diag, userdata, ret);
+}
+
+int dkms_conf_load(struct dm2_context *ctx, const char *dir, const char *kernel_release,
+		   const char *arch, const char *kernel_build_dir, const char *overrides_dir,
+		   recipe_diag_fn diag, void *userdata, struct dkms_conf **ret)
+{
+	return dkms_conf_load_with(&(struct dkms_load_params){
+					   .ctx = ctx,
+					   .dir = dir,
+					   .kernel_release = kernel_release,
+					   .arch = arch,
+					   .kernel_build_dir = kernel_build_dir,
+					   .overrides_dir = overrides_dir,
+				   },
+				   diag, userdata, ret);
+}
+
 static int recipe_description(const struct dkms_conf *c, char **ret)
 {
 	const char *asked = NULL;
@@ -1101,7 +1177,8 @@ int dkms_conf_to_recipe(const struct dkms_conf *c, struct recipe **ret)
 	r->install_dir = strdup(DKMS_INSTALL_DIR);
 	if (!r->name || !r->path || !r->dir || !r->install_dir)
 		return -ENOMEM;
-	if (dup_opt(&r->license, c->license) < 0 ||
+	if (dup_opt(&r->dkms_pre_build, c->pre_build) < 0 ||
+	    dup_opt(&r->dkms_post_build, c->post_build) < 0 ||
 	    dup_opt(&r->make_command, c->make_command) < 0 ||
 	    dup_opt(&r->clean_command, c->clean) < 0 ||
 	    dup_opt(&r->exclusive_kernel, c->exclusive_kernel) < 0 ||
@@ -1126,15 +1203,13 @@ int dkms_conf_to_recipe(const struct dkms_conf *c, struct recipe **ret)
 	return 0;
 }
 
-int dkms_recipe_load(const char *dir, const char *kernel_release, const char *arch,
-		     const char *kernel_build_dir, const char *overrides_dir, recipe_diag_fn diag,
-		     void *userdata, struct recipe **ret)
+int dkms_recipe_load(const struct dkms_load_params *p, recipe_diag_fn diag, void *userdata,
+		     struct recipe **ret)
 {
 	_cleanup_(dkms_conf_freep) struct dkms_conf *c = NULL;
 	int r;
 
-	r = dkms_conf_load(dir, kernel_release, arch, kernel_build_dir, overrides_dir, diag,
-			   userdata, &c);
+	r = dkms_conf_load_with(p, diag, userdata, &c);
 	if (r < 0)
 		return r;
 	return dkms_conf_to_recipe(c, ret);

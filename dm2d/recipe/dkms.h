@@ -1,15 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include "core/context.h"
+#include "libkbuild-wrap.h"
+#include "recipe/dkms-vars.h"
 #include "recipe/recipe.h"
 #include "shared/macro.h"
 
 /*
- * DKMS compatibility: read /usr/src/NAME-VERSION/dkms.conf as a recipe without running it
- * as shell. dkms.conf is bash; dkms-eval.c evaluates the subset real packages use
- * (assignments, arrays, quoting, $var/${var} expansion with dkms' variables, $(nproc),
- * $(uname -r) as the target kernel) and reports anything else as "FILE:LINE: ... cannot
- * be evaluated safely".
+ * DKMS compatibility: read /usr/src/NAME-VERSION/dkms.conf as a recipe. dkms.conf is bash,
+ * and bash reads it: in the build sandbox, with DKMS' variables, the /etc/dkms overrides
+ * after it (dkms-run.h); what it leaves is checked here as DKMS' read_conf_strict does.
  *
  * Every problem goes through the diagnostic callback (one call per problem, message
  * without the "FILE:LINE: " prefix, which the callback gets as arguments); loading then
@@ -44,10 +45,10 @@ struct dkms_conf {
 	char *dir;	      /* the package's source directory */
 	char *kernel_release; /* what $kernelver was, NULL for the kernel-independent view
 			       */
+	char *arch;	      /* what $arch was */
+	struct dkms_vars *vars; /* every directive as bash left it */
 	char *name;	      /* PACKAGE_NAME */
 	char *version;	      /* PACKAGE_VERSION */
-	char *license;	      /* MODULE_LICENSE("...") found in the sources (a non-GPL one
-			       * wins when they differ), NULL if none */
 	uint64_t content_crc; /* CRC-64 of dkms.conf's bytes and the overrides' (see struct
 			       * recipe) */
 	char **overrides;     /* the admin's /etc/dkms/<m>[-<v>[-<k>[-<a>]]].conf and
@@ -74,7 +75,20 @@ struct dkms_conf {
 	char **build_depends;	 /* BUILD_DEPENDS[] */
 	char *obsolete_by;
 	bool no_weak_modules;
-	char **scripts; /* "PRE_BUILD=script" etc.: package scripts dm2 never runs */
+	char *pre_build;  /* PRE_BUILD: run in the build sandbox in the build dir */
+	char *post_build; /* POST_BUILD: likewise, after make */
+	char **scripts; /* "POST_ADD=script" etc.: DKMS' root scripts, never run */
+};
+
+struct dkms_load_params {
+	struct dm2_context *ctx;
+	const char *dir;	      /* absolute */
+	const char *kernel_release;   /* NULL: the kernel-independent view */
+	const char *arch;	      /* NULL: the machine's (uname -m) */
+	const char *kernel_build_dir; /* $kernel_source_dir (NULL: /lib/modules/KVER/build) */
+	const struct kbw_kernel *kernel; /* may be NULL */
+	const char *overrides_dir;    /* ROOT/etc/dkms; NULL: none are read */
+	bool fresh;		      /* evaluate again, whatever the cache holds */
 };
 
 /*
@@ -85,9 +99,20 @@ struct dkms_conf {
  * overrides are (ROOT/etc/dkms; NULL: none are read); those for the package, its version,
  * the kernel and the arch are evaluated after dkms.conf, as DKMS does.
  */
-int dkms_conf_load(const char *dir, const char *kernel_release, const char *arch,
-		   const char *kernel_build_dir, const char *overrides_dir, recipe_diag_fn diag,
-		   void *userdata, struct dkms_conf **ret);
+int dkms_conf_load(struct dm2_context *ctx, const char *dir, const char *kernel_release,
+		   const char *arch, const char *kernel_build_dir, const char *overrides_dir,
+		   recipe_diag_fn diag, void *userdata, struct dkms_conf **ret);
+/* The same with every parameter. A result from the cache reports its problems at debug
+ * level only: they were reported when it was evaluated (once per file and kernel, and
+ * again when the file changes), not once per job or scan. */
+int dkms_conf_load_with(const struct dkms_load_params *p, recipe_diag_fn diag,
+			void *userdata, struct dkms_conf **ret);
+/* The checks of dkms_conf_load_with() over a dump (dkms-vars.h) instead of bash's run:
+ * text is the dkms.conf the dump came from (for line numbers), p->dir need not exist.
+ * For the fuzzer of what follows the sandbox. */
+int dkms_conf_from_dump(const struct dkms_load_params *p, const char *text, size_t size,
+			const void *dump, size_t dump_size, recipe_diag_fn diag,
+			void *userdata, struct dkms_conf **ret);
 struct dkms_conf *dkms_conf_free(struct dkms_conf *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct dkms_conf *, dkms_conf_free);
 
@@ -101,13 +126,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct dkms_conf *, dkms_conf_free);
  * names the package's own DEST_MODULE_LOCATION when it differs.
  */
 int dkms_conf_to_recipe(const struct dkms_conf *c, struct recipe **ret);
-int dkms_recipe_load(const char *dir, const char *kernel_release, const char *arch,
-		     const char *kernel_build_dir, const char *overrides_dir, recipe_diag_fn diag,
-		     void *userdata, struct recipe **ret);
-
-/* The MODULE_LICENSE("...") of the .c files below dir (bounded walk); when they differ, a
- * license that is not GPL-compatible wins. *ret = NULL when there is none. */
-int dkms_find_license(const char *dir, char **ret);
+int dkms_recipe_load(const struct dkms_load_params *p, recipe_diag_fn diag, void *userdata,
+		     struct recipe **ret);
 
 /* Absolute paths of ROOT/usr/src/NAME-VERSION directories holding a dkms.conf, sorted.
  * root is the absolute path of root_fd (for the returned paths). An empty list is not an

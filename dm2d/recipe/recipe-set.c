@@ -204,8 +204,10 @@ static int load_dkms(struct dm2_context *ctx, struct recipe_set *s, recipe_diag_
 		struct recipe *old;
 		int k;
 
-		k = dkms_recipe_load(*d, NULL, NULL, NULL, etc_dkms, dkms_diag_filter, &dd,
-				     &rcp);
+		k = dkms_recipe_load(&(struct dkms_load_params){.ctx = ctx,
+								 .dir = *d,
+								 .overrides_dir = etc_dkms},
+				     dkms_diag_filter, &dd, &rcp);
 		if (k == -ENOMEM)
 			return k;
 		if (k < 0) {
@@ -265,8 +267,14 @@ int recipe_for_kernel(struct dm2_context *ctx, const struct recipe *r,
 	etc_dkms = context_path(ctx, DM2_DKMS_ETC_DIR);
 	if (!etc_dkms)
 		return -ENOMEM;
-	return dkms_recipe_load(r->dir, kbw_kernel_release(k), kbw_kernel_arch(k), build,
-				etc_dkms, dkms_diag_filter, &dd, ret);
+	return dkms_recipe_load(&(struct dkms_load_params){.ctx = ctx,
+							    .dir = r->dir,
+							    .kernel_release = kbw_kernel_release(k),
+							    .arch = kbw_kernel_arch(k),
+							    .kernel_build_dir = build,
+							    .kernel = k,
+							    .overrides_dir = etc_dkms},
+				dkms_diag_filter, &dd, ret);
 }
 
 bool recipe_autoinstall(const struct recipe *r)

@@ -317,6 +317,8 @@ struct recipe *recipe_unref(struct recipe *r)
 	free(r->install_dir);
 	free(r->make_command);
 	free(r->clean_command);
+	free(r->dkms_pre_build);
+	free(r->dkms_post_build);
 	free(r->exclusive_kernel);
 	free(r->exclusive_arch);
 	return mfree(r);

@@ -106,6 +106,8 @@ struct recipe {
 	bool autoinstall;       /* built automatically for new kernels (recipes: always) */
 	char *make_command;     /* custom build command line (DKMS MAKE[]), run via /bin/sh -c */
 	char *clean_command;    /* DKMS CLEAN, informational: each build starts from a fresh copy */
+	char *dkms_pre_build;   /* DKMS PRE_BUILD / POST_BUILD: "SCRIPT ARGS" relative to the */
+	char *dkms_post_build;  /* build dir, run in the build sandbox before / after make */
 	char *exclusive_kernel; /* DKMS BUILD_EXCLUSIVE_KERNEL: ERE the release must match */
 	char *exclusive_arch;   /* DKMS BUILD_EXCLUSIVE_ARCH: ERE the arch must match */
 };

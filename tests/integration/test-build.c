@@ -5,7 +5,7 @@
 #include <grp.h>
 #include <pwd.h>
 
-#include "pipeline/build-user.h"
+#include "core/build-user.h"
 #include "pipeline/builder.h"
 #include "core/context.h"
 #include "core/kernels.h"

@@ -44,7 +44,11 @@ static void build_pkg(struct test_root *t, struct dm2_context *ctx, struct kbw_k
 	_cleanup_free_ char *wd = NULL, *log = NULL;
 	struct kbw_build_result *res = NULL;
 
-	ASSERT_OK(dkms_recipe_load(dir, t->kver, NULL, kbw_kernel_build_dir(k), NULL,
+	ASSERT_OK(dkms_recipe_load(&(struct dkms_load_params){.ctx = ctx,
+							    .dir = dir,
+							    .kernel_release = t->kver,
+							    .kernel_build_dir = kbw_kernel_build_dir(k),
+							    .kernel = k},
 				   diag_fail, NULL, &r));
 	wd = strjoin(t->path, "/", work);
 	log = strjoin(t->path, "/", work, ".log");
