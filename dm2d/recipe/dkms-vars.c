@@ -223,7 +223,7 @@ static int parse_record(struct cursor *c, struct dkms_vars *vars)
 {
 	_cleanup_free_ char *name = NULL;
 	const char *s, *idx, *value;
-	size_t n, ni, nv, index;
+	size_t n, ni, nv, index = 0; /* set by parse_index(); -O2 cannot tell */
 	int r;
 
 	r = field(c, 64, "the name", &s, &n);
