@@ -597,6 +597,23 @@ static void test_hostile(void **state)
 	/* Too much output. */
 	check_hostile(t, "MAKE=$(head -c 2000000 /dev/zero | tr '\\0' x)\n",
 		      "cannot be evaluated");
+	/* Issue 12, attack 6, against the old evaluator: a string doubled 40 times (the
+	 * sandbox's memory limit stops bash), and expansions nested 20,000 deep. Either ends
+	 * in a one-line reason or a result; never a crash of dm2 or memory of the machine. */
+	check_hostile(t, "A=x\nfor i in $(seq 40); do A=\"$A$A\"; done\nMAKE=\"$A\"\n", NULL);
+	{
+		_cleanup_free_ char *deep = malloc(20000 * 6 + 64);
+		char *p = deep;
+
+		assert_non_null(deep);
+		p = stpcpy(p, "MAKE=\"");
+		for (int i = 0; i < 20000; i++)
+			p = stpcpy(p, "${a:-");
+		for (int i = 0; i < 20000; i++)
+			*p++ = '}';
+		(void) stpcpy(p, "\"\n");
+		check_hostile(t, deep, NULL);
+	}
 	(void) st;
 }
 
