@@ -634,8 +634,8 @@ static int takeover_run(struct dm2_context *ctx, struct cli *cli,
 			       it->version, it->kernel, strna(res.reason),
 			       res.restored ? "DKMS' files are back in place"
 					    : "DKMS' files could NOT all be restored");
-			if (ret == EXIT_OK)
-				ret = exit_code_from_job(res.state, res.stage, res.error);
+			ret = exit_code_merge(ret,
+					      exit_code_from_job(res.state, res.stage, res.error));
 		}
 	}
 	return any ? takeover_autoinstall_off(ctx, set, ret) : ret;

@@ -106,6 +106,35 @@ static char *versions_text(const struct recipe *r, const char *sep)
 	return l ? strv_join(l, sep) : strdup("");
 }
 
+/* Columns as wide as their widest cell, two spaces apart (as dm2 status). */
+static int print_list_table(const struct recipe_set *set)
+{
+	_cleanup_strv_free_ char **versions = NULL;
+	int w_name = 4, w_ver = 8, w_origin = 6, w_file = 4;
+
+	for (size_t i = 0; i < set->n; i++) {
+		const struct recipe *rc = set->recipes[i];
+		char *v = versions_text(rc, ",");
+
+		if (!v || strv_consume(&versions, v) < 0)
+			return log_oom(), EXIT_FAILURE_GENERIC;
+		w_name = MAX(w_name, (int) strlen(rc->name));
+		w_ver = MAX(w_ver, (int) strlen(v));
+		w_origin = MAX(w_origin, (int) strlen(recipe_origin_to_string(rc->origin)));
+		w_file = MAX(w_file, (int) strlen(rc->path));
+	}
+	printf("%-*s  %-*s  %-*s  %-*s  %s\n", w_name, "NAME", w_ver, "VERSIONS", w_origin,
+	       "ORIGIN", w_file, "FILE", "DESCRIPTION");
+	for (size_t i = 0; i < set->n; i++) {
+		const struct recipe *rc = set->recipes[i];
+
+		printf("%-*s  %-*s  %-*s  %-*s  %s\n", w_name, rc->name, w_ver, versions[i],
+		       w_origin, recipe_origin_to_string(rc->origin), w_file, rc->path,
+		       strempty(rc->description));
+	}
+	return EXIT_OK;
+}
+
 static int recipe_list(int argc, char *argv[], struct cli *cli)
 {
 	_cleanup_(recipe_set_freep) struct recipe_set *set = NULL;
@@ -156,19 +185,7 @@ static int recipe_list(int argc, char *argv[], struct cli *cli)
 			printf("No recipes.\n");
 		return EXIT_OK;
 	}
-	printf("%-24s %-16s %-7s %-40s %s\n", "NAME", "VERSIONS", "ORIGIN", "FILE",
-	       "DESCRIPTION");
-	for (size_t i = 0; i < set->n; i++) {
-		const struct recipe *rc = set->recipes[i];
-		_cleanup_free_ char *v = versions_text(rc, ",");
-
-		if (!v)
-			return log_oom(), EXIT_FAILURE_GENERIC;
-		printf("%-24s %-16s %-7s %-40s %s\n", rc->name, v,
-		       recipe_origin_to_string(rc->origin), rc->path,
-		       strempty(rc->description));
-	}
-	return EXIT_OK;
+	return print_list_table(set);
 }
 
 static int recipe_show(int argc, char *argv[], struct cli *cli)
