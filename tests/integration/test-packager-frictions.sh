@@ -12,6 +12,19 @@ cp -r "$DM2_SOURCE_DIR/tests/data/recipes/frictions/." "$RECIPES/"
 chmod -R a+rX "$RECIPES"
 MODS=$ROOT/lib/modules/$KVER
 
+# ---- recipe list: columns as wide as their cells (the paths here are over 40) ----
+dm2 recipe list >"$T/list"
+python3 - "$T/list" <<'PY' || fail "recipe list: $(cat "$T/list")"
+import sys
+lines = open(sys.argv[1]).read().splitlines()
+starts = [lines[0].index(c) for c in ["VERSIONS", "ORIGIN", "FILE", "DESCRIPTION"]]
+assert len(lines) > 5, lines
+for line in lines[1:]:
+    for s in starts:
+        assert line[s - 2:s] == "  " and line[s] != " ", (line, s)
+PY
+pass "recipe list columns line up"
+
 # ---- quiet by default, events with -v; ModuleDirectory= ----
 dm2 install pm -k "$KVER" >"$T/out" 2>"$T/err" || { cat "$T/out" "$T/err"; fail "install pm"; }
 if grep -q "event:" "$T/err"; then fail "events without -v: $(cat "$T/err")"; fi
