@@ -128,8 +128,10 @@ static int print_list_table(const struct recipe_set *set)
 	for (size_t i = 0; i < set->n; i++) {
 		const struct recipe *rc = set->recipes[i];
 
-		printf("%-*s  %-*s  %-*s  %-*s  %s\n", w_name, rc->name, w_ver, versions[i],
-		       w_origin, recipe_origin_to_string(rc->origin), w_file, rc->path,
+		/* No padding after the last cell that has text. */
+		printf("%-*s  %-*s  %-*s  %-*s%s%s\n", w_name, rc->name, w_ver, versions[i],
+		       w_origin, recipe_origin_to_string(rc->origin),
+		       rc->description ? w_file : 0, rc->path, rc->description ? "  " : "",
 		       strempty(rc->description));
 	}
 	return EXIT_OK;

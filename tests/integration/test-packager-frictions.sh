@@ -19,9 +19,13 @@ import sys
 lines = open(sys.argv[1]).read().splitlines()
 starts = [lines[0].index(c) for c in ["VERSIONS", "ORIGIN", "FILE", "DESCRIPTION"]]
 assert len(lines) > 5, lines
+described = 0
 for line in lines[1:]:
-    for s in starts:
+    assert line == line.rstrip(), line
+    for s in starts[:3] + starts[3:] * (len(line) > starts[3]):
         assert line[s - 2:s] == "  " and line[s] != " ", (line, s)
+    described += len(line) > starts[3]
+assert described == 1, lines
 PY
 pass "recipe list columns line up"
 
