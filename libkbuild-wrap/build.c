@@ -292,14 +292,15 @@ static char *entry_dir(const FTSENT *e, size_t top_len)
 
 /*
  * Where below the source (two levels down at most, symbolic links not followed) NAME.c,
- * else a Kbuild file, is: for a source whose modules live in a subdirectory with no Kbuild
- * at the top, make builds nothing, and "not produced" alone does not say why. NULL if
- * neither is found.
+ * else a Kbuild file, is: for a source whose modules live in a subdirectory with no
+ * Kbuild at the top, make builds nothing, and "not produced" alone does not say why. NULL
+ * if neither is found.
  */
 static char *find_subdir_hint(const struct kbw_build_params *p, const char *module)
 {
-	_cleanup_free_ char *top = p->subdir ? strdup_printf("%s/%s", p->source_dir, p->subdir)
-					      : strdup(p->source_dir);
+	_cleanup_free_ char *top =
+		p->subdir ? strdup_printf("%s/%s", p->source_dir, p->subdir)
+			  : strdup(p->source_dir);
 	_cleanup_free_ char *c_file = NULL, *dir = NULL;
 	char *argv[] = {top, NULL};
 	const char *what = NULL;
@@ -316,7 +317,8 @@ static char *find_subdir_hint(const struct kbw_build_params *p, const char *modu
 			(void) fts_set(fts, e, FTS_SKIP);
 		if (e->fts_info != FTS_F || e->fts_level < 2)
 			continue;
-		if (streq(e->fts_name, c_file) || (!what && streq(e->fts_name, "Kbuild"))) {
+		if (streq(e->fts_name, c_file) ||
+		    (!what && streq(e->fts_name, "Kbuild"))) {
 			free(dir);
 			dir = entry_dir(e, strlen(top));
 			what = streq(e->fts_name, c_file) ? c_file : "Kbuild";
@@ -343,7 +345,7 @@ static int stage_module(struct build *b, const char *rel, char ***produced)
 		_cleanup_free_ char *hint = find_subdir_hint(b->p, base);
 
 		return set_reason(b, strdup_printf("module '%s' was not produced%s", base,
-						  strempty(hint)));
+						   strempty(hint)));
 	}
 	if (r < 0 || b->res->reason)
 		return r;

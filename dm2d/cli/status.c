@@ -249,8 +249,17 @@ static void format_when(uint64_t usec, char *buf, size_t n)
 		format_timestamp(buf, n, usec);
 }
 
-enum { COL_NAME, COL_VERSION, COL_KERNEL, COL_ARCH, COL_SIGNER, COL_ORIGIN, COL_WHEN,
-       COL_DIR, _COL_MAX };
+enum {
+	COL_NAME,
+	COL_VERSION,
+	COL_KERNEL,
+	COL_ARCH,
+	COL_SIGNER,
+	COL_ORIGIN,
+	COL_WHEN,
+	COL_DIR,
+	_COL_MAX
+};
 
 /* The cells of a row but its last (STATE), as printed. */
 static void row_cells(const struct status_row *s, char *when, size_t when_size,
@@ -271,8 +280,9 @@ static void row_cells(const struct status_row *s, char *when, size_t when_size,
  * pushes the columns after it out of line). */
 static void print_table(FILE *f, const struct status_row *rows, size_t n)
 {
-	static const char *const head[_COL_MAX] = {"NAME",	"VERSION", "KERNEL", "ARCH",
-						   "SIGNED-BY", "ORIGIN",  "WHEN",   "DIR"};
+	static const char *const head[_COL_MAX] = {"NAME", "VERSION",	"KERNEL",
+						   "ARCH", "SIGNED-BY", "ORIGIN",
+						   "WHEN", "DIR"};
 	int w[_COL_MAX];
 	const char *cells[_COL_MAX];
 	char when[32];

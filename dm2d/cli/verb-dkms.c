@@ -259,7 +259,7 @@ static void print_partial(const struct dkms_load_params *p, FILE *f)
 {
 	_cleanup_(dkms_eval_result_done) struct dkms_eval_result ev = {};
 	_cleanup_free_ char *path = path_join(p->dir, "dkms.conf"), *text = NULL,
-			   *reason = NULL, *ksrc = NULL;
+			    *reason = NULL, *ksrc = NULL;
 	size_t size;
 
 	/* As dkms_conf_load_with() does without a kernel: $kernel_source_dir is that of
@@ -293,12 +293,10 @@ static void print_partial(const struct dkms_load_params *p, FILE *f)
 
 static int dkms_import(int argc, char *argv[], struct cli *cli)
 {
-	static const struct option options[] = {
-		{ "kernel", required_argument, NULL, 'k' },
-		{ "arch", required_argument, NULL, 'a' },
-		{ "recipe", no_argument, NULL, 'R' },
-		{}
-	};
+	static const struct option options[] = {{"kernel", required_argument, NULL, 'k'},
+						{"arch", required_argument, NULL, 'a'},
+						{"recipe", no_argument, NULL, 'R'},
+						{}};
 	_cleanup_(dkms_conf_freep) struct dkms_conf *c = NULL;
 	_cleanup_(recipe_unrefp) struct recipe *rcp = NULL;
 	_cleanup_free_ char *dir = NULL, *ksrc = NULL, *reason = NULL, *etc_dkms = NULL;
@@ -372,7 +370,8 @@ static int dkms_import(int argc, char *argv[], struct cli *cli)
 	}
 
 	if (as_recipe)
-		return dkms_recipe_write(c, rcp, stdout) < 0 ? EXIT_FAILURE_GENERIC : EXIT_OK;
+		return dkms_recipe_write(c, rcp, stdout) < 0 ? EXIT_FAILURE_GENERIC
+							     : EXIT_OK;
 	if (cli->json)
 		print_json(c, applies, reason);
 	else
@@ -688,8 +687,8 @@ static int takeover_run(struct dm2_context *ctx, struct cli *cli,
 			       it->version, it->kernel, strna(res.reason),
 			       res.restored ? "DKMS' files are back in place"
 					    : "DKMS' files could NOT all be restored");
-			ret = exit_code_merge(ret,
-					      exit_code_from_job(res.state, res.stage, res.error));
+			ret = exit_code_merge(
+				ret, exit_code_from_job(res.state, res.stage, res.error));
 		}
 	}
 	return any ? takeover_autoinstall_off(ctx, set, ret) : ret;

@@ -267,7 +267,8 @@ static int install_kernel(struct cli *cli, struct dm2_context *ctx, struct db *d
 	r = job_batch_finish(ctx, d, kver, &batch, !a->no_depmod);
 	if (r < 0)
 		exit_code = exit_code_merge(
-			exit_code, exit_code_from_job(JOB_STATE_FAILED, JOB_STATE_INSTALLING, r));
+			exit_code,
+			exit_code_from_job(JOB_STATE_FAILED, JOB_STATE_INSTALLING, r));
 	return exit_code;
 }
 

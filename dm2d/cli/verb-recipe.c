@@ -36,7 +36,8 @@ static void lint_print(const struct lint_result *res, bool json)
 
 			printf("%s\n  {\"file\":", i ? "," : "");
 			cli_json_string(stdout, d->file);
-			printf(",\"line\":%u,\"column\":%u,\"severity\":\"%s\",\"message\":",
+			printf(",\"line\":%u,\"column\":%u,\"severity\":\"%s\","
+			       "\"message\":",
 			       d->line, d->column, lint_severity_to_string(d->severity));
 			cli_json_string(stdout, d->message);
 			putchar('}');
@@ -49,7 +50,8 @@ static void lint_print(const struct lint_result *res, bool json)
 		const char *sev = d->severity == LINT_WARNING ? "warning: " : "";
 
 		if (d->line > 0)
-			fprintf(stderr, "%s:%u: %s%s\n", d->file, d->line, sev, d->message);
+			fprintf(stderr, "%s:%u: %s%s\n", d->file, d->line, sev,
+				d->message);
 		else
 			fprintf(stderr, "%s: %s%s\n", d->file, sev, d->message);
 	}
@@ -120,19 +122,20 @@ static int print_list_table(const struct recipe_set *set)
 			return log_oom(), EXIT_FAILURE_GENERIC;
 		w_name = MAX(w_name, (int) strlen(rc->name));
 		w_ver = MAX(w_ver, (int) strlen(v));
-		w_origin = MAX(w_origin, (int) strlen(recipe_origin_to_string(rc->origin)));
+		w_origin =
+			MAX(w_origin, (int) strlen(recipe_origin_to_string(rc->origin)));
 		w_file = MAX(w_file, (int) strlen(rc->path));
 	}
-	printf("%-*s  %-*s  %-*s  %-*s  %s\n", w_name, "NAME", w_ver, "VERSIONS", w_origin,
-	       "ORIGIN", w_file, "FILE", "DESCRIPTION");
+	printf("%-*s  %-*s  %-*s  %-*s  %s\n", w_name, "NAME", w_ver, "VERSIONS",
+	       w_origin, "ORIGIN", w_file, "FILE", "DESCRIPTION");
 	for (size_t i = 0; i < set->n; i++) {
 		const struct recipe *rc = set->recipes[i];
 
 		/* No padding after the last cell that has text. */
-		printf("%-*s  %-*s  %-*s  %-*s%s%s\n", w_name, rc->name, w_ver, versions[i],
-		       w_origin, recipe_origin_to_string(rc->origin),
-		       rc->description ? w_file : 0, rc->path, rc->description ? "  " : "",
-		       strempty(rc->description));
+		printf("%-*s  %-*s  %-*s  %-*s%s%s\n", w_name, rc->name, w_ver,
+		       versions[i], w_origin, recipe_origin_to_string(rc->origin),
+		       rc->description ? w_file : 0, rc->path,
+		       rc->description ? "  " : "", strempty(rc->description));
 	}
 	return EXIT_OK;
 }

@@ -32,7 +32,8 @@ static int fail_conflict(struct job *j, const char *conflict)
 	if (!why && conflict && j->db) {
 		struct db_installed_file f = {};
 
-		/* Another recipe's file: name it, so the packager knows which two clash. */
+		/* Another recipe's file: name it, so the packager knows which two clash.
+		 */
 		if (db_installed_owner(j->db, conflict, &f) >= 0)
 			why = strjoin("'", conflict, "' is installed by recipe '",
 				      strna(f.recipe), "'");

@@ -35,7 +35,8 @@ static int scan_licenses(const char *dir, char ***ret)
 			(void) fts_set(fts, e, FTS_SKIP);
 		if (e->fts_info != FTS_F || !endswith(e->fts_name, ".c"))
 			continue;
-		if (read_full_file_at(AT_FDCWD, e->fts_path, LICENSE_SCAN_MAX, &text, NULL) < 0)
+		if (read_full_file_at(AT_FDCWD, e->fts_path, LICENSE_SCAN_MAX, &text,
+				      NULL) < 0)
 			continue;
 		for (const char *p = text; (p = strstr(p, "MODULE_LICENSE(\""));) {
 			const char *end;
@@ -73,16 +74,22 @@ static void write_license(FILE *f, const struct dkms_conf *c)
 	all = lic ? strv_join(lic, "', '") : NULL;
 	if (lic && gpl) {
 		if (lic[1])
-			fprintf(f, "# The sources declare MODULE_LICENSE '%s'.\n", strna(all));
+			fprintf(f, "# The sources declare MODULE_LICENSE '%s'.\n",
+				strna(all));
 		fprintf(f, "License=%s\n", lic[0]);
 		return;
 	}
 	if (lic)
-		fprintf(f, "# REVIEW: the sources declare MODULE_LICENSE '%s': dm2 builds only "
-			   "GPL-compatible modules.\n", strna(all));
+		fprintf(f,
+			"# REVIEW: the sources declare MODULE_LICENSE '%s': dm2 builds "
+			"only "
+			"GPL-compatible modules.\n",
+			strna(all));
 	else
-		fputs("# REVIEW: no MODULE_LICENSE(\"...\") literal in the sources (a macro?): "
-		      "check the license and state it here.\n", f);
+		fputs("# REVIEW: no MODULE_LICENSE(\"...\") literal in the sources (a "
+		      "macro?): "
+		      "check the license and state it here.\n",
+		      f);
 	fputs("License=GPL\n", f);
 }
 
@@ -117,7 +124,8 @@ static char **kbuild_dirs(const char *make_command)
 				have_c = true;
 				i++;
 			} else if ((rest = startswith(w[i], "M=$PWD")) &&
-				   (!*rest || (rest[0] == '/' && path_is_safe_relative(rest + 1))))
+				   (!*rest ||
+				    (rest[0] == '/' && path_is_safe_relative(rest + 1))))
 				sub = rest[0] ? rest + 1 : "";
 			else if (!streq(w[i], "modules") && !startswith(w[i], "-j") &&
 				 !startswith(w[i], "KERNELRELEASE="))
@@ -149,8 +157,10 @@ static int write_directory(FILE *f, const struct dkms_conf *c, char **ret_dir)
 	list = dirs ? strv_join(dirs, "', '") : NULL;
 	if (list)
 		fprintf(f,
-			"# REVIEW: MAKE runs kbuild in %zu directories ('%s'); a recipe builds "
-			"in one [Build] Directory=: write a recipe per directory, the later "
+			"# REVIEW: MAKE runs kbuild in %zu directories ('%s'); a recipe "
+			"builds "
+			"in one [Build] Directory=: write a recipe per directory, the "
+			"later "
 			"ones with Needs= on the first.\n",
 			strv_length(dirs), list);
 	else
@@ -180,13 +190,15 @@ static void write_modules(FILE *f, const struct dkms_conf *c, const char *sub)
 	fputc('\n', f);
 	for (size_t i = 0; i < c->n_modules; i++)
 		if (!streq(c->modules[i].dest_name, c->modules[i].built_name))
-			fprintf(f, "# REVIEW: DEST_MODULE_NAME[%zu]='%s': a recipe installs "
-				   "a module under the name it is built with ('%s').\n",
+			fprintf(f,
+				"# REVIEW: DEST_MODULE_NAME[%zu]='%s': a recipe installs "
+				"a module under the name it is built with ('%s').\n",
 				i, c->modules[i].dest_name, c->modules[i].built_name);
 	if (c->n_modules > 0 && strip == 0)
 		fputs("Strip=no\n", f);
 	else if (strip != c->n_modules)
-		fputs("# REVIEW: STRIP[] differs between modules; Strip= is for all of them.\n",
+		fputs("# REVIEW: STRIP[] differs between modules; Strip= is for all of "
+		      "them.\n",
 		      f);
 }
 
@@ -207,21 +219,29 @@ static void write_build(FILE *f, const struct dkms_conf *c)
 	write_modules(f, c, subdir);
 	write_words(f, "RequireConfig", c->exclusive_config);
 	if (c->build_depends) {
-		fputs("# BUILD_DEPENDS names DKMS packages: check that recipes of these names "
-		      "exist.\n", f);
+		fputs("# BUILD_DEPENDS names DKMS packages: check that recipes of these "
+		      "names "
+		      "exist.\n",
+		      f);
 		write_words(f, "Needs", c->build_depends);
 	}
 	if (c->exclusive_arch)
-		fprintf(f, "# REVIEW: BUILD_EXCLUSIVE_ARCH='%s' is a regular expression; "
-			   "Arch= lists uname -m names.\n", c->exclusive_arch);
+		fprintf(f,
+			"# REVIEW: BUILD_EXCLUSIVE_ARCH='%s' is a regular expression; "
+			"Arch= lists uname -m names.\n",
+			c->exclusive_arch);
 	if (c->pre_build)
-		fprintf(f, "# REVIEW: PRE_BUILD='%s' is not translated: a recipe runs no "
-			   "script before make; ship what it generates, as a patch.\n",
+		fprintf(f,
+			"# REVIEW: PRE_BUILD='%s' is not translated: a recipe runs no "
+			"script before make; ship what it generates, as a patch.\n",
 			c->pre_build);
 	if (c->post_build)
-		fprintf(f, "# REVIEW: POST_BUILD='%s' is not translated.\n", c->post_build);
+		fprintf(f, "# REVIEW: POST_BUILD='%s' is not translated.\n",
+			c->post_build);
 	if (c->clean)
-		fputs("# CLEAN is not needed: every dm2 build starts from a fresh copy.\n", f);
+		fputs("# CLEAN is not needed: every dm2 build starts from a fresh "
+		      "copy.\n",
+		      f);
 }
 
 static void write_install(FILE *f, const struct dkms_conf *c)
@@ -233,18 +253,25 @@ static void write_install(FILE *f, const struct dkms_conf *c)
 
 		if (!loc)
 			continue;
-		rel = strndup(loc + strspn(loc, "/"), strlen(loc + strspn(loc, "/")) -
-							     (endswith(loc, "/") ? 1 : 0));
+		rel = strndup(loc + strspn(loc, "/"),
+			      strlen(loc + strspn(loc, "/")) -
+				      (endswith(loc, "/") ? 1 : 0));
 		if (rel && path_is_safe_relative(rel))
-			fprintf(f, "# DEST_MODULE_LOCATION[%zu]='%s' (Debian's DKMS installs "
-				   "into updates/dkms instead); to follow it: ModuleDirectory=%s "
-				   "%s\n", i, loc, c->modules[i].built_name, rel);
+			fprintf(f,
+				"# DEST_MODULE_LOCATION[%zu]='%s' (Debian's DKMS "
+				"installs "
+				"into updates/dkms instead); to follow it: "
+				"ModuleDirectory=%s "
+				"%s\n",
+				i, loc, c->modules[i].built_name, rel);
 	}
 	STRV_FOREACH(s, c->scripts)
-	fprintf(f, "# REVIEW: %s is not translated: dm2 runs no package script as root.\n",
+	fprintf(f,
+		"# REVIEW: %s is not translated: dm2 runs no package script as root.\n",
 		*s);
 	if (!c->autoinstall)
-		fputs("# REVIEW: AUTOINSTALL is not yes; a recipe is built for every kernel.\n",
+		fputs("# REVIEW: AUTOINSTALL is not yes; a recipe is built for every "
+		      "kernel.\n",
 		      f);
 }
 
@@ -252,11 +279,17 @@ int dkms_recipe_write(const struct dkms_conf *c, const struct recipe *r, FILE *f
 {
 	const struct recipe_source *s = r->n_sources > 0 ? &r->sources[0] : NULL;
 
-	fprintf(f, "# Written by 'dm2 dkms import --recipe' from %s, as bash evaluated it for "
-		   "%s%s (%s).\n", c->path, c->kernel_release ? "kernel " : "",
+	fprintf(f,
+		"# Written by 'dm2 dkms import --recipe' from %s, as bash evaluated it "
+		"for "
+		"%s%s (%s).\n",
+		c->path, c->kernel_release ? "kernel " : "",
 		c->kernel_release ?: "no kernel", strna(c->arch));
-	fputs("# Check every '# REVIEW:' line (what dm2 could not translate), then delete it;\n"
-	      "# dm2-recipe(5) describes the keys, dm2-packaging(7) the move from DKMS.\n\n", f);
+	fputs("# Check every '# REVIEW:' line (what dm2 could not translate), then "
+	      "delete it;\n"
+	      "# dm2-recipe(5) describes the keys, dm2-packaging(7) the move from "
+	      "DKMS.\n\n",
+	      f);
 	fprintf(f, "[Recipe]\nName=%s\nDescription=%s %s, from its dkms.conf\n", c->name,
 		c->name, c->version);
 	write_license(f, c);
@@ -265,15 +298,19 @@ int dkms_recipe_write(const struct dkms_conf *c, const struct recipe *r, FILE *f
 	if (s && s->kernel.n > 0)
 		fprintf(f, "Kernel=%s\n", s->kernel.text);
 	if (c->exclusive_kernel)
-		fprintf(f, "# REVIEW: BUILD_EXCLUSIVE_KERNEL='%s' (a regular expression on the "
-			   "release) has no recipe equivalent: use Kernel= ranges.\n",
+		fprintf(f,
+			"# REVIEW: BUILD_EXCLUSIVE_KERNEL='%s' (a regular expression on "
+			"the "
+			"release) has no recipe equivalent: use Kernel= ranges.\n",
 			c->exclusive_kernel);
 	for (size_t i = 0; i < c->n_patches; i++)
-		fprintf(f, "# REVIEW: PATCH[%zu]='%s'%s%s%s: copy %s/patches/%s beside this "
-			   "recipe and add Patch=%s\n", i, c->patches[i].file,
+		fprintf(f,
+			"# REVIEW: PATCH[%zu]='%s'%s%s%s: copy %s/patches/%s beside this "
+			"recipe and add Patch=%s\n",
+			i, c->patches[i].file,
 			c->patches[i].match ? " (PATCH_MATCH '" : "",
-			strempty(c->patches[i].match), c->patches[i].match ? "')" : "", c->dir,
-			c->patches[i].file, c->patches[i].file);
+			strempty(c->patches[i].match), c->patches[i].match ? "')" : "",
+			c->dir, c->patches[i].file, c->patches[i].file);
 
 	write_build(f, c);
 	write_install(f, c);

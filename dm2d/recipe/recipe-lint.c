@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * dm2 recipe lint: the loader's errors, then checks of what a loadable recipe can still get
- * wrong. The file is read a second time with the INI reader so that every finding has the
- * line and column of the key it is about, whether or not the recipe loaded.
+ * dm2 recipe lint: the loader's errors, then checks of what a loadable recipe can still
+ * get wrong. The file is read a second time with the INI reader so that every finding has
+ * the line and column of the key it is about, whether or not the recipe loaded.
  */
 #include <ctype.h>
 #include <fcntl.h>
@@ -25,11 +25,11 @@ DEFINE_STRING_TABLE(lint_severity, _LINT_SEVERITY_MAX);
 /* ---- did you mean ---- */
 
 static const char *const recipe_keys[] = {"Name", "Description", "License", NULL};
-static const char *const source_keys[] = {"Version", "URL",    "Path",  "SHA256",
+static const char *const source_keys[] = {"Version", "URL",    "Path",	"SHA256",
 					  "GitTree", "Kernel", "Patch", NULL};
-static const char *const build_keys[] = {"Directory",     "Modules", "MakeVariable",
+static const char *const build_keys[] = {"Directory",	  "Modules", "MakeVariable",
 					 "RequireConfig", "Arch",    "Needs",
-					 "Strip",         NULL};
+					 "Strip",	  NULL};
 static const char *const install_keys[] = {"Directory", "ModuleDirectory", NULL};
 static const char *const sections[] = {"Recipe", "Source", "Build", "Install", NULL};
 
@@ -119,8 +119,8 @@ struct lint_source {
 
 struct linter {
 	const char *file;
-	char *text;        /* the file, split into lines in place */
-	char **lines;      /* lines[i] is line i + 1 (borrowed from text) */
+	char *text;   /* the file, split into lines in place */
+	char **lines; /* lines[i] is line i + 1 (borrowed from text) */
 	size_t n_lines;
 	struct lint_result *res;
 	struct lint_source *sources;
@@ -150,8 +150,11 @@ static void add(struct linter *l, unsigned line, unsigned column, enum lint_seve
 		return;
 	}
 	res->diags = d;
-	d[res->n] = (struct lint_diag){.file = strdup(l->file), .line = line,
-				       .column = column, .severity = sev, .message = msg};
+	d[res->n] = (struct lint_diag){.file = strdup(l->file),
+				       .line = line,
+				       .column = column,
+				       .severity = sev,
+				       .message = msg};
 	if (!d[res->n].file) {
 		free(msg);
 		l->error = -ENOMEM;
@@ -316,8 +319,9 @@ static char *interval_format(uint64_t lo, uint64_t hi)
 	return strdup("any");
 }
 
-/* Each constraint as an interval, intersected; mirrors kernel_range_match(), which compares
- * a kernel only as far as the constraint's version goes ("<=6.8" takes 6.8.12). */
+/* Each constraint as an interval, intersected; mirrors kernel_range_match(), which
+ * compares a kernel only as far as the constraint's version goes ("<=6.8" takes 6.8.12).
+ */
 static void source_interval(struct linter *l, struct lint_source *s)
 {
 	struct kernel_range k = {};
@@ -331,8 +335,8 @@ static void source_interval(struct linter *l, struct lint_source *s)
 		unsigned n;
 
 		if (kv_parse(k.c[i].version, &v, &n) < 0) {
-			add(l, s->kernel_line, value_column(l, s->kernel_line, k.c[i].version),
-			    LINT_ERROR,
+			add(l, s->kernel_line,
+			    value_column(l, s->kernel_line, k.c[i].version), LINT_ERROR,
 			    "kernel version '%s' has more than three numbers: a kernel "
 			    "version is MAJOR.MINOR or MAJOR.MINOR.PATCH",
 			    k.c[i].version);
@@ -397,7 +401,8 @@ static void check_pair(struct linter *l, struct lint_source *a, struct lint_sour
 	if (lo >= hi)
 		return;
 	if (lo == old->lo && hi == old->hi) {
-		add(l, old->kernel_line, value_column(l, old->kernel_line, NULL), LINT_WARNING,
+		add(l, old->kernel_line, value_column(l, old->kernel_line, NULL),
+		    LINT_WARNING,
 		    "[Source] Version=%s is never chosen: Version=%s (line %u) is newer "
 		    "and matches every kernel its Kernel= matches",
 		    old->version, new->version, new->line);
@@ -412,8 +417,10 @@ static void check_pair(struct linter *l, struct lint_source *a, struct lint_sour
 		l->error = -ENOMEM;
 		return;
 	}
-	add(l, later->kernel_line, value_column(l, later->kernel_line, NULL), LINT_WARNING,
-	    "Kernel= overlaps that of the [Source] at line %u for kernels %s: Version=%s is "
+	add(l, later->kernel_line, value_column(l, later->kernel_line, NULL),
+	    LINT_WARNING,
+	    "Kernel= overlaps that of the [Source] at line %u for kernels %s: Version=%s "
+	    "is "
 	    "chosen there",
 	    other->line, both, new->version);
 }
@@ -456,9 +463,10 @@ static void check_gaps(struct linter *l)
 				l->error = -ENOMEM;
 				return;
 			}
-			add(l, v[i]->kernel_line, value_column(l, v[i]->kernel_line, NULL),
-			    LINT_WARNING,
-			    "no [Source] matches kernels %s: the Kernel= ranges leave a gap "
+			add(l, v[i]->kernel_line,
+			    value_column(l, v[i]->kernel_line, NULL), LINT_WARNING,
+			    "no [Source] matches kernels %s: the Kernel= ranges leave a "
+			    "gap "
 			    "there",
 			    gap);
 		}
@@ -479,7 +487,8 @@ static void check_source(struct linter *l, struct lint_source *s)
 		    s->url);
 	/* A relative Path= is the loader's (an error); an absolute one may be a package
 	 * still to install, so its absence is worth a warning only. */
-	if (s->path && s->path[0] == '/' && (stat(s->path, &st) < 0 || !S_ISDIR(st.st_mode)))
+	if (s->path && s->path[0] == '/' &&
+	    (stat(s->path, &st) < 0 || !S_ISDIR(st.st_mode)))
 		add(l, s->path_line, value_column(l, s->path_line, NULL), LINT_WARNING,
 		    "Path= directory '%s' does not exist", s->path);
 }
@@ -505,8 +514,9 @@ static void sort_block(struct lint_diag *d, size_t n)
 		struct lint_diag x = d[i];
 		size_t j = i;
 
-		while (j > 0 && (d[j - 1].line > x.line ||
-				 (d[j - 1].line == x.line && d[j - 1].column > x.column))) {
+		while (j > 0 &&
+		       (d[j - 1].line > x.line ||
+			(d[j - 1].line == x.line && d[j - 1].column > x.column))) {
 			d[j] = d[j - 1];
 			j--;
 		}

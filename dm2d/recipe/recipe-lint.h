@@ -20,7 +20,7 @@ DECLARE_STRING_TABLE(lint_severity);
 
 struct lint_diag {
 	char *file;
-	unsigned line;   /* 1-based, 0 = the whole file */
+	unsigned line;	 /* 1-based, 0 = the whole file */
 	unsigned column; /* 1-based byte column, 0 = unknown */
 	enum lint_severity severity;
 	char *message;

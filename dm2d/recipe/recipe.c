@@ -360,7 +360,7 @@ struct parser {
 	struct module_dir {
 		char *module, *dir;
 		unsigned line;
-	} *module_dirs;		 /* [Install] ModuleDirectory=, applied by finish() */
+	} * module_dirs; /* [Install] ModuleDirectory=, applied by finish() */
 	size_t n_module_dirs;
 };
 
@@ -386,13 +386,14 @@ static void problem(struct parser *p, unsigned line, const char *format, ...)
 }
 
 /* With a "did you mean" when the key is a near miss of a known one (recipe-lint.c). */
-static void unknown_key(struct parser *p, unsigned line, const char *section, const char *key)
+static void unknown_key(struct parser *p, unsigned line, const char *section,
+			const char *key)
 {
 	const char *hint = recipe_suggest_key(section, key);
 
 	if (hint)
-		problem(p, line, "unknown key '%s=' in section [%s]; did you mean '%s='?", key,
-			section, hint);
+		problem(p, line, "unknown key '%s=' in section [%s]; did you mean '%s='?",
+			key, section, hint);
 	else
 		problem(p, line, "unknown key '%s=' in section [%s]", key, section);
 }
@@ -794,16 +795,19 @@ static int add_module_dir(struct parser *p, const char *value, unsigned line)
 	r = strv_split(value, " \t", &w);
 	if (r < 0)
 		return r;
-	if (strv_length(w) != 2 || !module_name_valid(w[0]) || !path_is_safe_relative(w[1])) {
+	if (strv_length(w) != 2 || !module_name_valid(w[0]) ||
+	    !path_is_safe_relative(w[1])) {
 		problem(p, line,
-			"invalid ModuleDirectory= '%s': expected MODULE DIR, DIR relative to "
+			"invalid ModuleDirectory= '%s': expected MODULE DIR, DIR "
+			"relative to "
 			"lib/modules/KVER without '..'",
 			value);
 		return 0;
 	}
 	for (size_t i = 0; i < p->n_module_dirs; i++)
 		if (streq(p->module_dirs[i].module, w[0])) {
-			problem(p, line, "ModuleDirectory= for '%s' again (first at line %u)",
+			problem(p, line,
+				"ModuleDirectory= for '%s' again (first at line %u)",
 				w[0], p->module_dirs[i].line);
 			return 0;
 		}
@@ -811,8 +815,8 @@ static int add_module_dir(struct parser *p, const char *value, unsigned line)
 	if (!d)
 		return -ENOMEM;
 	p->module_dirs = d;
-	d[p->n_module_dirs++] = (struct module_dir){.module = TAKE_PTR(w[0]),
-						    .dir = TAKE_PTR(w[1]), .line = line};
+	d[p->n_module_dirs++] = (struct module_dir){
+		.module = TAKE_PTR(w[0]), .dir = TAKE_PTR(w[1]), .line = line};
 	return 0;
 }
 
@@ -887,7 +891,8 @@ static int on_ini_item(const char *section, const char *key, const char *value,
 
 			p->section = SECTION_UNKNOWN;
 			if (hint)
-				problem(p, line, "unknown section [%s]; did you mean [%s]?",
+				problem(p, line,
+					"unknown section [%s]; did you mean [%s]?",
 					section, hint);
 			else
 				problem(p, line, "unknown section [%s]", section);
@@ -965,7 +970,8 @@ static void check_whole(struct parser *p)
 			found = streq(r->modules[j].name, p->module_dirs[i].module);
 		if (!found && p->modules_line)
 			problem(p, p->module_dirs[i].line,
-				"ModuleDirectory= names module '%s', which Modules= does not "
+				"ModuleDirectory= names module '%s', which Modules= does "
+				"not "
 				"list",
 				p->module_dirs[i].module);
 	}
@@ -1051,8 +1057,8 @@ int recipe_load(const char *path, enum recipe_origin origin, recipe_diag_fn diag
 		return -ENOMEM;
 	rcp->content_crc = lzma_crc64((const uint8_t *) text, size, 0);
 
-	_cleanup_(module_dirs_free) struct parser p = {.r = rcp, .file = path, .diag = diag,
-						       .userdata = userdata};
+	_cleanup_(module_dirs_free) struct parser p = {
+		.r = rcp, .file = path, .diag = diag, .userdata = userdata};
 	r = ini_parse_string(text, on_ini_item, on_ini_error, &p);
 	version_lines = p.version_lines;
 	strip = p.strip;

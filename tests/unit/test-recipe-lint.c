@@ -23,16 +23,19 @@ static void lint_text(struct test_root *t, const char *sources, struct lint_resu
 static bool has(const struct lint_result *res, enum lint_severity sev, const char *needle)
 {
 	for (size_t i = 0; i < res->n; i++)
-		if (res->diags[i].severity == sev && strstr(res->diags[i].message, needle))
+		if (res->diags[i].severity == sev &&
+		    strstr(res->diags[i].message, needle))
 			return true;
 	return false;
 }
 
 /* Two sources with these Kernel= values: the findings. */
-static void lint_two(struct test_root *t, const char *a, const char *b, struct lint_result *res)
+static void lint_two(struct test_root *t, const char *a, const char *b,
+		     struct lint_result *res)
 {
-	_cleanup_free_ char *s = strjoin("[Source]\nVersion=1\nPath=/\nKernel=", a,
-					 "\n[Source]\nVersion=2\nPath=/\nKernel=", b, "\n");
+	_cleanup_free_ char *s =
+		strjoin("[Source]\nVersion=1\nPath=/\nKernel=", a,
+			"\n[Source]\nVersion=2\nPath=/\nKernel=", b, "\n");
 
 	lint_result_done(res);
 	lint_text(t, s, res);
@@ -69,7 +72,8 @@ static void test_empty_overlap_four(void **state)
 	lint_two(t, "=6.8 >6.8", "<6.8", &res);
 	assert_true(has(&res, LINT_ERROR, "matches no kernel"));
 	lint_two(t, "<6.8", ">=6.5", &res);
-	assert_true(has(&res, LINT_WARNING, "for kernels >=6.5 <6.8: Version=2 is chosen"));
+	assert_true(
+		has(&res, LINT_WARNING, "for kernels >=6.5 <6.8: Version=2 is chosen"));
 	lint_two(t, ">=6.10 <6.12", ">=6.5", &res);
 	assert_true(has(&res, LINT_WARNING, "Version=1 is never chosen"));
 	lint_two(t, "<6.1.0.1", ">=6.2", &res);
@@ -110,8 +114,9 @@ static void test_sorted_and_suggested(void **state)
 	for (size_t i = 1; i < res.n; i++)
 		assert_true(res.diags[i - 1].line <= res.diags[i].line);
 	assert_int_equal(res.diags[0].line, 1);
-	assert_true(has(&res, LINT_ERROR, "'Licence=' in section [Recipe]; did you mean "
-					  "'License='?"));
+	assert_true(has(&res, LINT_ERROR,
+			"'Licence=' in section [Recipe]; did you mean "
+			"'License='?"));
 	assert_true(has(&res, LINT_ERROR, "did you mean 'Kernel='?"));
 	assert_true(has(&res, LINT_ERROR, "[Biuld]; did you mean [Build]?"));
 	assert_string_equal(recipe_suggest_key("Source", "sha256"), "SHA256");
