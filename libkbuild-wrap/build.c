@@ -8,6 +8,7 @@
  * build-process.c.
  */
 #include <fcntl.h>
+#include <fts.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -282,6 +283,57 @@ static int stage_output(struct build *b, const char *rel, uint64_t max)
 	return r;
 }
 
+/* The directory of an fts entry's file, relative to the walk's top. */
+static char *entry_dir(const FTSENT *e, size_t top_len)
+{
+	return strndup(e->fts_path + top_len + 1,
+		       (size_t) e->fts_pathlen - top_len - 1 - e->fts_namelen - 1);
+}
+
+/*
+ * Where below the source (two levels down at most, symbolic links not followed) NAME.c,
+ * else a Kbuild file, is: for a source whose modules live in a subdirectory with no
+ * Kbuild at the top, make builds nothing, and "not produced" alone does not say why. NULL
+ * if neither is found.
+ */
+static char *find_subdir_hint(const struct kbw_build_params *p, const char *module)
+{
+	_cleanup_free_ char *top =
+		p->subdir ? strdup_printf("%s/%s", p->source_dir, p->subdir)
+			  : strdup(p->source_dir);
+	_cleanup_free_ char *c_file = NULL, *dir = NULL;
+	char *argv[] = {top, NULL};
+	const char *what = NULL;
+	FTS *fts;
+
+	if (!top || !endswith(module, ".ko"))
+		return NULL;
+	c_file = strdup_printf("%.*s.c", (int) (strlen(module) - 3), module);
+	fts = c_file ? fts_open(argv, FTS_PHYSICAL | FTS_NOCHDIR, NULL) : NULL;
+	if (!fts)
+		return NULL;
+	for (FTSENT *e; (e = fts_read(fts));) {
+		if (e->fts_info == FTS_D && e->fts_level >= 2)
+			(void) fts_set(fts, e, FTS_SKIP);
+		if (e->fts_info != FTS_F || e->fts_level < 2)
+			continue;
+		if (streq(e->fts_name, c_file) ||
+		    (!what && streq(e->fts_name, "Kbuild"))) {
+			free(dir);
+			dir = entry_dir(e, strlen(top));
+			what = streq(e->fts_name, c_file) ? c_file : "Kbuild";
+			if (what == c_file)
+				break;
+		}
+	}
+	fts_close(fts);
+	if (!dir)
+		return NULL;
+	return strdup_printf("; '%s' is in the subdirectory '%s': does [Build] need "
+			     "Directory=%s%s%s?",
+			     what, dir, p->subdir ?: "", p->subdir ? "/" : "", dir);
+}
+
 static int stage_module(struct build *b, const char *rel, char ***produced)
 {
 	_cleanup_free_ char *path = NULL, *vermagic = NULL;
@@ -289,8 +341,12 @@ static int stage_module(struct build *b, const char *rel, char ***produced)
 	int r;
 
 	r = stage_output(b, rel, MODULE_MAX);
-	if (r == -ENOENT)
-		return set_reason(b, strdup_printf("module '%s' was not produced", base));
+	if (r == -ENOENT) {
+		_cleanup_free_ char *hint = find_subdir_hint(b->p, base);
+
+		return set_reason(b, strdup_printf("module '%s' was not produced%s", base,
+						   strempty(hint)));
+	}
 	if (r < 0 || b->res->reason)
 		return r;
 	path = strdup_printf("%s/%s", b->p->work_dir, rel);

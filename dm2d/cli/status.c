@@ -211,13 +211,33 @@ char *status_state_text(const struct status_row *s)
 	return strdup(strna(job_state_to_string(s->state)));
 }
 
-/* ORIGIN: whether the module was built or came from the cache; nothing was for a job
- * that did not get that far. */
+/* ORIGIN: whether the job's module was built or came from the cache; "-" for a job that
+ * did not get that far (not built, skipped, waiting, still fetching or compiling, or
+ * failed before it had a module). */
 static const char *origin_text(const struct status_row *s)
 {
-	if (s->not_built || s->state == JOB_STATE_SKIPPED ||
-	    s->state == JOB_STATE_WAITING)
+	if (s->not_built)
 		return "-";
+	switch (s->state) {
+	case JOB_STATE_FAILED:
+		if (!s->stage ||
+		    (!streq(s->stage, "signing") && !streq(s->stage, "installing")))
+			return "-";
+		break;
+	case JOB_STATE_SIGNING:
+	case JOB_STATE_INSTALLING:
+	case JOB_STATE_INSTALLED:
+	case JOB_STATE_BUILT:
+		break;
+	case JOB_STATE_QUEUED:
+	case JOB_STATE_FETCHING:
+	case JOB_STATE_BUILDING:
+	case JOB_STATE_SKIPPED:
+	case JOB_STATE_WAITING:
+	case _JOB_STATE_MAX:
+	case _JOB_STATE_INVALID:
+		return "-";
+	}
 	return s->from_cache ? "cache" : "built";
 }
 
@@ -229,34 +249,64 @@ static void format_when(uint64_t usec, char *buf, size_t n)
 		format_timestamp(buf, n, usec);
 }
 
+enum {
+	COL_NAME,
+	COL_VERSION,
+	COL_KERNEL,
+	COL_ARCH,
+	COL_SIGNER,
+	COL_ORIGIN,
+	COL_WHEN,
+	COL_DIR,
+	_COL_MAX
+};
+
+/* The cells of a row but its last (STATE), as printed. */
+static void row_cells(const struct status_row *s, char *when, size_t when_size,
+		      const char *cells[static _COL_MAX])
+{
+	format_when(s->when, when, when_size);
+	cells[COL_NAME] = s->name;
+	cells[COL_VERSION] = s->version ?: s->installed_version ?: "-";
+	cells[COL_KERNEL] = s->kernel;
+	cells[COL_ARCH] = s->arch ?: "-";
+	cells[COL_SIGNER] = s->signer ?: "-";
+	cells[COL_ORIGIN] = origin_text(s);
+	cells[COL_WHEN] = when;
+	cells[COL_DIR] = s->install_dir ?: "-";
+}
+
+/* Every column as wide as its widest cell (computed from what is printed, so no value
+ * pushes the columns after it out of line). */
 static void print_table(FILE *f, const struct status_row *rows, size_t n)
 {
-	int w_name = 4, w_ver = 7, w_kernel = 6, w_arch = 4, w_signer = 9;
+	static const char *const head[_COL_MAX] = {"NAME", "VERSION",	"KERNEL",
+						   "ARCH", "SIGNED-BY", "ORIGIN",
+						   "WHEN", "DIR"};
+	int w[_COL_MAX];
+	const char *cells[_COL_MAX];
+	char when[32];
 
+	for (size_t c = 0; c < _COL_MAX; c++)
+		w[c] = (int) strlen(head[c]);
 	for (size_t i = 0; i < n; i++) {
-		w_name = MAX(w_name, (int) strlen(rows[i].name));
-		w_ver = MAX(w_ver, (int) strlen(strempty(rows[i].installed_version
-								 ?: rows[i].version)));
-		w_kernel = MAX(w_kernel, (int) strlen(rows[i].kernel));
-		w_arch = MAX(w_arch, (int) strlen(strempty(rows[i].arch)));
-		w_signer = MAX(w_signer, (int) strlen(strempty(rows[i].signer)));
+		row_cells(&rows[i], when, sizeof(when), cells);
+		for (size_t c = 0; c < _COL_MAX; c++)
+			w[c] = MAX(w[c], (int) strlen(cells[c]));
 	}
-	fprintf(f, "%-*s  %-*s  %-*s  %-*s  %-*s  %-6s  %-19s  %-12s  %s\n", w_name,
-		"NAME", w_ver, "VERSION", w_kernel, "KERNEL", w_arch, "ARCH", w_signer,
-		"SIGNED-BY", "ORIGIN", "WHEN", "DIR", "STATE");
+	for (size_t c = 0; c < _COL_MAX; c++)
+		fprintf(f, "%-*s  ", w[c], head[c]);
+	fputs("STATE\n", f);
 	for (size_t i = 0; i < n; i++) {
 		const struct status_row *s = &rows[i];
 		_cleanup_free_ char *state = status_state_text(s);
 		_cleanup_free_ char *ov =
 			s->overrides ? strv_join(s->overrides, ",") : NULL;
-		char when[32];
 
-		format_when(s->when, when, sizeof(when));
-		fprintf(f, "%-*s  %-*s  %-*s  %-*s  %-*s  %-6s  %-19s  %-12s  %s%s%s%s\n", w_name,
-			s->name, w_ver, s->version ?: s->installed_version ?: "-", w_kernel,
-			s->kernel, w_arch, s->arch ?: "-", w_signer, s->signer ?: "-",
-			origin_text(s),
-			when, s->install_dir ?: "-", strna(state), ov ? " (overrides in-tree " : "",
+		row_cells(s, when, sizeof(when), cells);
+		for (size_t c = 0; c < _COL_MAX; c++)
+			fprintf(f, "%-*s  ", w[c], cells[c]);
+		fprintf(f, "%s%s%s%s\n", strna(state), ov ? " (overrides in-tree " : "",
 			strempty(ov), ov ? ")" : "");
 	}
 }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* dm2 dkms import|list|status|takeover: see dm2(1). */
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <unistd.h>
@@ -7,8 +8,11 @@
 #include "cli/cli.h"
 #include "core/kernels.h"
 #include "pipeline/dkms-takeover.h"
+#include "recipe/dkms-recipe.h"
+#include "recipe/dkms-run.h"
 #include "recipe/dkms.h"
 #include "pipeline/keys.h"
+#include "shared/fs-util.h"
 #include "shared/log.h"
 #include "shared/util.h"
 
@@ -66,6 +70,7 @@ static void json_var(const char *name, size_t index, const char *value, void *us
 	*first = false;
 }
 
+/* userdata: the FILE to write to, NULL for stdout. */
 static void text_var(const char *name, size_t index, const char *value, void *userdata)
 {
 	_cleanup_free_ char *v = strdup(value);
@@ -75,7 +80,7 @@ static void text_var(const char *name, size_t index, const char *value, void *us
 	for (char *p = v; *p; p++)
 		if (*p == '\n' || *p == '\t')
 			*p = ' ';
-	printf("    %s[%zu]=%s\n", name, index, v);
+	fprintf(userdata ?: stdout, "    %s[%zu]=%s\n", name, index, v);
 }
 
 static void print_json(const struct dkms_conf *c, bool applies, const char *reason)
@@ -246,26 +251,68 @@ static int import_kernel(struct dm2_context *ctx, const char *kver, struct kbw_k
 	return *ret_ksrc ? 0 : -ENOMEM;
 }
 
+/*
+ * dkms.conf failed the checks: show what bash left anyway, so the packager sees how far
+ * it got (the problems themselves went to stderr, one line each).
+ */
+static void print_partial(const struct dkms_load_params *p, FILE *f)
+{
+	_cleanup_(dkms_eval_result_done) struct dkms_eval_result ev = {};
+	_cleanup_free_ char *path = path_join(p->dir, "dkms.conf"), *text = NULL,
+			    *reason = NULL, *ksrc = NULL;
+	size_t size;
+
+	/* As dkms_conf_load_with() does without a kernel: $kernel_source_dir is that of
+	 * no release. */
+	ksrc = p->kernel_build_dir
+		       ? strdup(p->kernel_build_dir)
+		       : strjoin("/lib/modules/", strempty(p->kernel_release), "/build");
+	if (!path || !ksrc ||
+	    read_full_file_at(AT_FDCWD, path, RECIPE_MAX_SIZE, &text, &size) < 0)
+		return;
+	if (dkms_evaluate(&(struct dkms_eval_input){.ctx = p->ctx,
+						    .dir = p->dir,
+						    .conf_text = text,
+						    .conf_size = size,
+						    .kernel_release = p->kernel_release,
+						    .arch = p->arch,
+						    .kernel_source_dir = ksrc,
+						    .kernel = p->kernel,
+						    .overrides_dir = p->overrides_dir,
+						    .fresh = true},
+			  &ev, &reason) < 0) {
+		fprintf(f, "%s: bash could not evaluate it: %s\n", path, strna(reason));
+		return;
+	}
+	fprintf(f, "%s is not a valid DKMS package (see above); bash left%s%s:\n", path,
+		p->kernel_release ? " for " : "", strempty(p->kernel_release));
+	dkms_vars_foreach(ev.vars, text_var, f);
+}
+
+#define IMPORT_USAGE "dm2 dkms import DIR [-k KVER] [--arch ARCH] [--recipe] [--json]"
+
 static int dkms_import(int argc, char *argv[], struct cli *cli)
 {
-	static const struct option options[] = {
-		{ "kernel", required_argument, NULL, 'k' },
-		{ "arch", required_argument, NULL, 'a' },
-		{}
-	};
+	static const struct option options[] = {{"kernel", required_argument, NULL, 'k'},
+						{"arch", required_argument, NULL, 'a'},
+						{"recipe", no_argument, NULL, 'R'},
+						{}};
 	_cleanup_(dkms_conf_freep) struct dkms_conf *c = NULL;
 	_cleanup_(recipe_unrefp) struct recipe *rcp = NULL;
 	_cleanup_free_ char *dir = NULL, *ksrc = NULL, *reason = NULL, *etc_dkms = NULL;
 	struct kbw_kernel *k = NULL;
 	const char *kver = NULL, *arch = NULL;
 	struct dm2_context *ctx;
-	bool applies = true;
+	bool applies = true, as_recipe = false;
 	int opt, r;
 
 	while ((opt = getopt_long(argc, argv, "k:a:", options, NULL)) >= 0)
 		switch (opt) {
 		case 'k':
 			kver = optarg;
+			break;
+		case 'R':
+			as_recipe = true;
 			break;
 		case 'a':
 			arch = optarg;
@@ -274,7 +321,7 @@ static int dkms_import(int argc, char *argv[], struct cli *cli)
 			return EXIT_USAGE;
 		}
 	if (optind + 1 != argc) {
-		log_error("Usage: dm2 dkms import DIR [-k KVER] [--arch ARCH] [--json]");
+		log_error("Usage: " IMPORT_USAGE);
 		return EXIT_USAGE;
 	}
 	dir = realpath(argv[optind], NULL);
@@ -295,16 +342,19 @@ static int dkms_import(int argc, char *argv[], struct cli *cli)
 		return log_oom(), EXIT_FAILURE_GENERIC;
 
 	/* Evaluated afresh: a packager sees what bash says now. */
-	r = dkms_conf_load_with(&(struct dkms_load_params){.ctx = ctx,
-							   .dir = dir,
-							   .kernel_release = kver,
-							   .arch = arch,
-							   .kernel_build_dir = ksrc,
-							   .kernel = k,
-							   .overrides_dir = etc_dkms,
-							   .fresh = true},
-				diag_stderr, NULL, &c);
-	if (r >= 0 && kver)
+	struct dkms_load_params params = {.ctx = ctx,
+					  .dir = dir,
+					  .kernel_release = kver,
+					  .arch = arch,
+					  .kernel_build_dir = ksrc,
+					  .kernel = k,
+					  .overrides_dir = etc_dkms,
+					  .fresh = true};
+	r = dkms_conf_load_with(&params, diag_stderr, NULL, &c);
+	if (r == -EBADMSG && !cli->json)
+		/* --recipe's stdout is a recipe file: the rest goes with the errors. */
+		print_partial(&params, as_recipe ? stderr : stdout);
+	if (r >= 0 && (kver || as_recipe))
 		r = dkms_conf_to_recipe(c, &rcp);
 	if (r >= 0 && kver)
 		applies = dkms_applies(rcp, kver, k ? kbw_kernel_version(k) : NULL,
@@ -319,6 +369,9 @@ static int dkms_import(int argc, char *argv[], struct cli *cli)
 		return cli_exit_code_from_errno(r);
 	}
 
+	if (as_recipe)
+		return dkms_recipe_write(c, rcp, stdout) < 0 ? EXIT_FAILURE_GENERIC
+							     : EXIT_OK;
 	if (cli->json)
 		print_json(c, applies, reason);
 	else
@@ -634,8 +687,8 @@ static int takeover_run(struct dm2_context *ctx, struct cli *cli,
 			       it->version, it->kernel, strna(res.reason),
 			       res.restored ? "DKMS' files are back in place"
 					    : "DKMS' files could NOT all be restored");
-			if (ret == EXIT_OK)
-				ret = exit_code_from_job(res.state, res.stage, res.error);
+			ret = exit_code_merge(
+				ret, exit_code_from_job(res.state, res.stage, res.error));
 		}
 	}
 	return any ? takeover_autoinstall_off(ctx, set, ret) : ret;

@@ -223,14 +223,13 @@ static int install_forward(struct dm2_context *ctx, const struct install_args *a
 			code = EXIT_FAILURE_GENERIC;
 		}
 		forwarded++;
-		if (code != EXIT_OK && exit_code == EXIT_OK)
-			exit_code = code;
+		exit_code = exit_code_merge(exit_code, code);
 	}
 	return exit_code;
 }
 
-/* Every recipe for one kernel, then its one depmod. Returns the first failure's exit
- * code, or -1 when a signal interrupted a build. */
+/* Every recipe for one kernel, then its one depmod. Returns the exit code of the worst
+ * outcome (exit_code_merge()), or -1 when a signal interrupted a build. */
 static int install_kernel(struct cli *cli, struct dm2_context *ctx, struct db *d,
 			  const struct install_args *a, struct job_options *o,
 			  const char *kver)
@@ -261,14 +260,15 @@ static int install_kernel(struct cli *cli, struct dm2_context *ctx, struct db *d
 				       res.signer ? ", signed by " : ", unsigned",
 				       strempty(res.signer));
 		}
-		if (code != EXIT_OK && exit_code == EXIT_OK)
-			exit_code = code;
+		exit_code = exit_code_merge(exit_code, code);
 		job_result_done(&res);
 	}
 	o->batch = NULL;
 	r = job_batch_finish(ctx, d, kver, &batch, !a->no_depmod);
-	if (r < 0 && exit_code == EXIT_OK)
-		exit_code = exit_code_from_job(JOB_STATE_FAILED, JOB_STATE_INSTALLING, r);
+	if (r < 0)
+		exit_code = exit_code_merge(
+			exit_code,
+			exit_code_from_job(JOB_STATE_FAILED, JOB_STATE_INSTALLING, r));
 	return exit_code;
 }
 
@@ -333,8 +333,7 @@ int verb_install(int argc, char *argv[], struct cli *cli)
 			(void) raise(sig);
 			return EXIT_FAILURE_GENERIC;
 		}
-		if (code != EXIT_OK && exit_code == EXIT_OK)
-			exit_code = code;
+		exit_code = exit_code_merge(exit_code, code);
 	}
 	return exit_code;
 }

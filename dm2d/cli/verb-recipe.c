@@ -3,26 +3,14 @@
 #include <getopt.h>
 
 #include "cli/cli.h"
+#include "recipe/recipe-lint.h"
 #include "recipe/recipe-set.h"
 #include "recipe/recipe.h"
 #include "shared/log.h"
 #include "shared/util.h"
 
-static void diag_stderr(const char *file, unsigned line, const char *message,
-			void *userdata)
-{
-	unsigned *n = userdata;
-
-	if (line > 0)
-		fprintf(stderr, "%s:%u: %s\n", file, line, message);
-	else
-		fprintf(stderr, "%s: %s\n", file, message);
-	if (n)
-		(*n)++;
-}
-
-#define RECIPE_USAGE "dm2 recipe {lint FILE... | list [--json] | show NAME}"
-#define LINT_USAGE "dm2 recipe lint FILE..."
+#define RECIPE_USAGE "dm2 recipe {lint [--json] FILE... | list [--json] | show NAME}"
+#define LINT_USAGE "dm2 recipe lint [--json] FILE..."
 #define LIST_USAGE "dm2 recipe list [--json]"
 #define SHOW_USAGE "dm2 recipe show NAME"
 
@@ -37,8 +25,41 @@ static int parse_args(int argc, char *argv[], int min, int max, const char *usag
 	return ret;
 }
 
+/* People read "FILE:LINE: message" (warnings say so); scripts read --json. */
+static void lint_print(const struct lint_result *res, bool json)
+{
+	if (json) {
+		printf("{\"version\":1,\"errors\":%zu,\"warnings\":%zu,\"diagnostics\":[",
+		       res->n_errors, res->n_warnings);
+		for (size_t i = 0; i < res->n; i++) {
+			const struct lint_diag *d = &res->diags[i];
+
+			printf("%s\n  {\"file\":", i ? "," : "");
+			cli_json_string(stdout, d->file);
+			printf(",\"line\":%u,\"column\":%u,\"severity\":\"%s\","
+			       "\"message\":",
+			       d->line, d->column, lint_severity_to_string(d->severity));
+			cli_json_string(stdout, d->message);
+			putchar('}');
+		}
+		printf("%s]}\n", res->n ? "\n" : "");
+		return;
+	}
+	for (size_t i = 0; i < res->n; i++) {
+		const struct lint_diag *d = &res->diags[i];
+		const char *sev = d->severity == LINT_WARNING ? "warning: " : "";
+
+		if (d->line > 0)
+			fprintf(stderr, "%s:%u: %s%s\n", d->file, d->line, sev,
+				d->message);
+		else
+			fprintf(stderr, "%s: %s%s\n", d->file, sev, d->message);
+	}
+}
+
 static int recipe_lint(int argc, char *argv[], struct cli *cli)
 {
+	_cleanup_(lint_result_done) struct lint_result res = {};
 	int ret;
 
 	ret = parse_args(argc, argv, 1, -1, LINT_USAGE);
@@ -46,24 +67,20 @@ static int recipe_lint(int argc, char *argv[], struct cli *cli)
 		return ret;
 	ret = EXIT_OK;
 	for (int i = optind; i < argc; i++) {
-		_cleanup_(recipe_unrefp) struct recipe *r = NULL;
-		unsigned n = 0;
-		int k;
+		int k = recipe_lint_file(argv[i], &res);
 
-		k = recipe_load(argv[i], RECIPE_ORIGIN_FILE, diag_stderr, &n, &r);
-		if (k == -EBADMSG) {
-			if (ret == EXIT_OK)
-				ret = EXIT_BAD_INPUT;
-			continue;
-		}
+		if (k == -ENOMEM)
+			return log_oom(), EXIT_FAILURE_GENERIC;
 		if (k < 0) {
 			fprintf(stderr, "%s: cannot read: %s\n", argv[i], strerror(-k));
 			if (ret == EXIT_OK)
 				ret = k == -ENOENT ? EXIT_NOT_FOUND : EXIT_BAD_INPUT;
-			continue;
 		}
-		log_debug("%s: ok", argv[i]);
 	}
+	lint_print(&res, cli->json);
+	/* Warnings are advice: only errors fail. */
+	if (ret == EXIT_OK && res.n_errors > 0)
+		ret = EXIT_BAD_INPUT;
 	return ret;
 }
 
@@ -89,6 +106,38 @@ static char *versions_text(const struct recipe *r, const char *sep)
 		if (strv_extend(&l, v[i]) < 0)
 			return NULL;
 	return l ? strv_join(l, sep) : strdup("");
+}
+
+/* Columns as wide as their widest cell, two spaces apart (as dm2 status). */
+static int print_list_table(const struct recipe_set *set)
+{
+	_cleanup_strv_free_ char **versions = NULL;
+	int w_name = 4, w_ver = 8, w_origin = 6, w_file = 4;
+
+	for (size_t i = 0; i < set->n; i++) {
+		const struct recipe *rc = set->recipes[i];
+		char *v = versions_text(rc, ",");
+
+		if (!v || strv_consume(&versions, v) < 0)
+			return log_oom(), EXIT_FAILURE_GENERIC;
+		w_name = MAX(w_name, (int) strlen(rc->name));
+		w_ver = MAX(w_ver, (int) strlen(v));
+		w_origin =
+			MAX(w_origin, (int) strlen(recipe_origin_to_string(rc->origin)));
+		w_file = MAX(w_file, (int) strlen(rc->path));
+	}
+	printf("%-*s  %-*s  %-*s  %-*s  %s\n", w_name, "NAME", w_ver, "VERSIONS",
+	       w_origin, "ORIGIN", w_file, "FILE", "DESCRIPTION");
+	for (size_t i = 0; i < set->n; i++) {
+		const struct recipe *rc = set->recipes[i];
+
+		/* No padding after the last cell that has text. */
+		printf("%-*s  %-*s  %-*s  %-*s%s%s\n", w_name, rc->name, w_ver,
+		       versions[i], w_origin, recipe_origin_to_string(rc->origin),
+		       rc->description ? w_file : 0, rc->path,
+		       rc->description ? "  " : "", strempty(rc->description));
+	}
+	return EXIT_OK;
 }
 
 static int recipe_list(int argc, char *argv[], struct cli *cli)
@@ -141,19 +190,7 @@ static int recipe_list(int argc, char *argv[], struct cli *cli)
 			printf("No recipes.\n");
 		return EXIT_OK;
 	}
-	printf("%-24s %-16s %-7s %-40s %s\n", "NAME", "VERSIONS", "ORIGIN", "FILE",
-	       "DESCRIPTION");
-	for (size_t i = 0; i < set->n; i++) {
-		const struct recipe *rc = set->recipes[i];
-		_cleanup_free_ char *v = versions_text(rc, ",");
-
-		if (!v)
-			return log_oom(), EXIT_FAILURE_GENERIC;
-		printf("%-24s %-16s %-7s %-40s %s\n", rc->name, v,
-		       recipe_origin_to_string(rc->origin), rc->path,
-		       strempty(rc->description));
-	}
-	return EXIT_OK;
+	return print_list_table(set);
 }
 
 static int recipe_show(int argc, char *argv[], struct cli *cli)

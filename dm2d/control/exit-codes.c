@@ -71,3 +71,23 @@ int exit_code_from_job(enum job_state state, enum job_state stage, int error)
 	}
 	return EXIT_FAILURE_GENERIC;
 }
+
+/* How much an exit code says that something went wrong, for exit_code_merge(). */
+static int exit_code_weight(int code)
+{
+	switch (code) {
+	case EXIT_OK:
+		return 0;
+	case EXIT_SKIPPED:
+		return 1;
+	case EXIT_WAITING:
+		return 2;
+	default:
+		return 3;
+	}
+}
+
+int exit_code_merge(int current, int next)
+{
+	return exit_code_weight(next) > exit_code_weight(current) ? next : current;
+}

@@ -34,3 +34,8 @@ int exit_code_from_job(enum job_state state, enum job_state stage, int error);
  * unpack_archive_fd()): EXIT_FETCH_FAILED for a failed download or a content mismatch,
  * EXIT_BAD_INPUT for an archive or patch dm2 refuses, else EXIT_FAILURE_GENERIC. */
 int exit_code_from_source_error(int error);
+
+/* Of two outcomes of one command (several kernels or recipes), the one to exit with: a
+ * failure beats "waiting", which beats "skipped" (the recipe does not apply there),
+ * which beats success; of two failures the first stays. */
+int exit_code_merge(int current, int next);

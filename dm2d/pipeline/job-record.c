@@ -10,13 +10,11 @@
 
 /* State changes are greppable events for the journal (the daemon's children); on a
  * terminal the progress lines say the same, so the events only show with -v there. */
+/* State changes are for whoever debugs (dm2 -v); the command's own summary line is what
+ * people read, and dm2d logs the events of the jobs it runs itself. */
 static int event_level(void)
 {
-	static int level = -1;
-
-	if (level < 0)
-		level = isatty(STDERR_FILENO) ? LOG_DEBUG : LOG_INFO;
-	return level;
+	return LOG_DEBUG;
 }
 
 void job_progress(struct job *j, const char *what)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The install stage: under the kernel lock, every module written into lib/modules/KVER
  * at once, or none (install.c). The lock is held on through depmod. */
+#include "core/db.h"
 #include "core/lock.h"
 #include "pipeline/install.h"
 #include "pipeline/job-internal.h"
@@ -28,6 +29,16 @@ static int fail_conflict(struct job *j, const char *conflict)
 	/* The caller may know who put it there (dm2 install: DKMS). */
 	if (conflict && j->o->explain_conflict)
 		why = j->o->explain_conflict(j->ctx, conflict);
+	if (!why && conflict && j->db) {
+		struct db_installed_file f = {};
+
+		/* Another recipe's file: name it, so the packager knows which two clash.
+		 */
+		if (db_installed_owner(j->db, conflict, &f) >= 0)
+			why = strjoin("'", conflict, "' is installed by recipe '",
+				      strna(f.recipe), "'");
+		db_installed_file_done(&f);
+	}
 	if (!why)
 		why = strjoin("'", strna(conflict),
 			      "' exists and was not installed by dm2");

@@ -31,6 +31,14 @@ int stage_plan(struct job *j)
 			return log_error_errno(ENOENT,
 					       "Recipe '%s' has no source version '%s'.",
 					       j->name, j->o->version);
+		/* Asked for by name, so built; but a packager testing a range should know
+		 * that automatic builds would not pick it for this kernel. */
+		if (!kernel_range_match(&j->source->kernel,
+					kbw_kernel_version(j->kernel)))
+			log_warning(
+				"Version '%s' of '%s' is for kernels '%s', which '%s' is "
+				"not; building it anyway, as --version asks.",
+				j->o->version, j->name, j->source->kernel.text, j->kver);
 	}
 	return job_record_build(j, NULL, NULL);
 }

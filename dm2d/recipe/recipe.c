@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <sys/stat.h>
 
+#include "recipe/recipe-lint.h"
 #include "recipe/recipe.h"
 #include "shared/fs-util.h"
 #include "shared/ini.h"
@@ -356,6 +357,11 @@ struct parser {
 	struct seen seen;
 	unsigned *version_lines; /* per source */
 	char *strip;		 /* Strip= value as parsed: "yes"/"no" */
+	struct module_dir {
+		char *module, *dir;
+		unsigned line;
+	} * module_dirs; /* [Install] ModuleDirectory=, applied by finish() */
+	size_t n_module_dirs;
 };
 
 static void problem(struct parser *p, unsigned line, const char *format, ...)
@@ -377,6 +383,19 @@ static void problem(struct parser *p, unsigned line, const char *format, ...)
 		p->diag(p->file, line, msg, p->userdata);
 	else
 		log_debug("%s:%u: %s", p->file, line, msg);
+}
+
+/* With a "did you mean" when the key is a near miss of a known one (recipe-lint.c). */
+static void unknown_key(struct parser *p, unsigned line, const char *section,
+			const char *key)
+{
+	const char *hint = recipe_suggest_key(section, key);
+
+	if (hint)
+		problem(p, line, "unknown key '%s=' in section [%s]; did you mean '%s='?",
+			key, section, hint);
+	else
+		problem(p, line, "unknown key '%s=' in section [%s]", key, section);
 }
 
 static void on_ini_error(unsigned line, const char *message, void *userdata)
@@ -452,7 +471,7 @@ static int parse_recipe_key(struct parser *p, const char *key, const char *value
 			problem(p, line, "license '%s' is not GPL-compatible", value);
 		return set_str(&r->license, value);
 	}
-	problem(p, line, "unknown key '%s=' in section [Recipe]", key);
+	unknown_key(p, line, "Recipe", key);
 	return 0;
 }
 
@@ -588,7 +607,7 @@ static int parse_source_key(struct parser *p, const char *key, const char *value
 	if (streq(key, "Patch"))
 		return add_patch(p, value, line);
 
-	problem(p, line, "unknown key '%s=' in section [Source]", key);
+	unknown_key(p, line, "Source", key);
 	return 0;
 }
 
@@ -761,13 +780,51 @@ static int parse_build_key(struct parser *p, const char *key, const char *value,
 		problem(p, line, "Strip= must be 'yes' or 'no', got '%s'", value);
 		return 0;
 	}
-	problem(p, line, "unknown key '%s=' in section [Build]", key);
+	unknown_key(p, line, "Build", key);
+	return 0;
+}
+
+/* ModuleDirectory=MODULE DIR: one module installed apart from Directory= (DKMS'
+ * DEST_MODULE_LOCATION). */
+static int add_module_dir(struct parser *p, const char *value, unsigned line)
+{
+	_cleanup_strv_free_ char **w = NULL;
+	struct module_dir *d;
+	int r;
+
+	r = strv_split(value, " \t", &w);
+	if (r < 0)
+		return r;
+	if (strv_length(w) != 2 || !module_name_valid(w[0]) ||
+	    !path_is_safe_relative(w[1])) {
+		problem(p, line,
+			"invalid ModuleDirectory= '%s': expected MODULE DIR, DIR "
+			"relative to "
+			"lib/modules/KVER without '..'",
+			value);
+		return 0;
+	}
+	for (size_t i = 0; i < p->n_module_dirs; i++)
+		if (streq(p->module_dirs[i].module, w[0])) {
+			problem(p, line,
+				"ModuleDirectory= for '%s' again (first at line %u)",
+				w[0], p->module_dirs[i].line);
+			return 0;
+		}
+	d = reallocarray(p->module_dirs, p->n_module_dirs + 1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	p->module_dirs = d;
+	d[p->n_module_dirs++] = (struct module_dir){
+		.module = TAKE_PTR(w[0]), .dir = TAKE_PTR(w[1]), .line = line};
 	return 0;
 }
 
 static int parse_install_key(struct parser *p, const char *key, const char *value,
 			     unsigned line)
 {
+	if (streq(key, "ModuleDirectory"))
+		return add_module_dir(p, value, line);
 	if (streq(key, "Directory")) {
 		if (!once(p, &p->seen.install_directory, key, line))
 			return 0;
@@ -780,7 +837,7 @@ static int parse_install_key(struct parser *p, const char *key, const char *valu
 		}
 		return set_str(&p->r->install_dir, value);
 	}
-	problem(p, line, "unknown key '%s=' in section [Install]", key);
+	unknown_key(p, line, "Install", key);
 	return 0;
 }
 
@@ -830,8 +887,15 @@ static int on_ini_item(const char *section, const char *key, const char *value,
 			p->section = SECTION_INSTALL;
 			r = section_once(p, &p->install_line, section, line);
 		} else {
+			const char *hint = recipe_suggest_section(section);
+
 			p->section = SECTION_UNKNOWN;
-			problem(p, line, "unknown section [%s]", section);
+			if (hint)
+				problem(p, line,
+					"unknown section [%s]; did you mean [%s]?",
+					section, hint);
+			else
+				problem(p, line, "unknown section [%s]", section);
 		}
 		return r;
 	}
@@ -899,6 +963,26 @@ static void check_whole(struct parser *p)
 		problem(p, p->build_line, "[Build] has no Modules=");
 	if (r->name && strv_contains(r->needs, r->name))
 		problem(p, p->build_line, "Needs= names the recipe itself");
+	for (size_t i = 0; i < p->n_module_dirs; i++) {
+		bool found = false;
+
+		for (size_t j = 0; j < r->n_modules && !found; j++)
+			found = streq(r->modules[j].name, p->module_dirs[i].module);
+		if (!found && p->modules_line)
+			problem(p, p->module_dirs[i].line,
+				"ModuleDirectory= names module '%s', which Modules= does "
+				"not "
+				"list",
+				p->module_dirs[i].module);
+	}
+}
+
+static const char *module_dir(const struct parser *p, const char *module)
+{
+	for (size_t i = 0; i < p->n_module_dirs; i++)
+		if (streq(p->module_dirs[i].module, module))
+			return p->module_dirs[i].dir;
+	return NULL;
 }
 
 static int finish(struct parser *p)
@@ -913,11 +997,21 @@ static int finish(struct parser *p)
 	}
 	for (size_t i = 0; i < r->n_modules; i++) {
 		r->modules[i].strip = strip;
-		r->modules[i].dest_dir = strdup(r->install_dir);
+		r->modules[i].dest_dir =
+			strdup(module_dir(p, r->modules[i].name) ?: r->install_dir);
 		if (!r->modules[i].dest_dir)
 			return -ENOMEM;
 	}
 	return 0;
+}
+
+static void module_dirs_free(struct parser *p)
+{
+	for (size_t i = 0; i < p->n_module_dirs; i++) {
+		free(p->module_dirs[i].module);
+		free(p->module_dirs[i].dir);
+	}
+	free(p->module_dirs);
 }
 
 uint64_t recipe_crc_more(uint64_t crc, const char *path, const char *text, size_t size)
@@ -963,7 +1057,8 @@ int recipe_load(const char *path, enum recipe_origin origin, recipe_diag_fn diag
 		return -ENOMEM;
 	rcp->content_crc = lzma_crc64((const uint8_t *) text, size, 0);
 
-	struct parser p = {.r = rcp, .file = path, .diag = diag, .userdata = userdata};
+	_cleanup_(module_dirs_free) struct parser p = {
+		.r = rcp, .file = path, .diag = diag, .userdata = userdata};
 	r = ini_parse_string(text, on_ini_item, on_ini_error, &p);
 	version_lines = p.version_lines;
 	strip = p.strip;
@@ -1092,6 +1187,11 @@ int recipe_write(const struct recipe *r, FILE *f)
 	fprintf(f, "Strip=%s\n", r->n_modules > 0 && !r->modules[0].strip ? "no" : "yes");
 
 	fprintf(f, "\n[Install]\nDirectory=%s\n", r->install_dir ?: DEFAULT_INSTALL_DIR);
+	for (size_t i = 0; i < r->n_modules; i++)
+		if (r->modules[i].dest_dir && r->install_dir &&
+		    !streq(r->modules[i].dest_dir, r->install_dir))
+			fprintf(f, "ModuleDirectory=%s %s\n", r->modules[i].name,
+				r->modules[i].dest_dir);
 	return ferror(f) ? -EIO : 0;
 }
 
