@@ -291,42 +291,61 @@ static void print_partial(const struct dkms_load_params *p, FILE *f)
 
 #define IMPORT_USAGE "dm2 dkms import DIR [-k KVER] [--arch ARCH] [--recipe] [--json]"
 
-static int dkms_import(int argc, char *argv[], struct cli *cli)
+struct import_args {
+	const char *kver, *arch, *path;
+	bool as_recipe;
+};
+
+static int import_parse_args(int argc, char *argv[], struct import_args *a)
 {
 	static const struct option options[] = {{"kernel", required_argument, NULL, 'k'},
 						{"arch", required_argument, NULL, 'a'},
 						{"recipe", no_argument, NULL, 'R'},
 						{}};
-	_cleanup_(dkms_conf_freep) struct dkms_conf *c = NULL;
-	_cleanup_(recipe_unrefp) struct recipe *rcp = NULL;
-	_cleanup_free_ char *dir = NULL, *ksrc = NULL, *reason = NULL, *etc_dkms = NULL;
-	struct kbw_kernel *k = NULL;
-	const char *kver = NULL, *arch = NULL;
-	struct dm2_context *ctx;
-	bool applies = true, as_recipe = false;
-	int opt, r;
+	int opt;
 
 	while ((opt = getopt_long(argc, argv, "k:a:", options, NULL)) >= 0)
 		switch (opt) {
 		case 'k':
-			kver = optarg;
+			a->kver = optarg;
 			break;
 		case 'R':
-			as_recipe = true;
+			a->as_recipe = true;
 			break;
 		case 'a':
-			arch = optarg;
+			a->arch = optarg;
 			break;
 		default:
-			return EXIT_USAGE;
+			return -EINVAL;
 		}
 	if (optind + 1 != argc) {
 		log_error("Usage: " IMPORT_USAGE);
-		return EXIT_USAGE;
+		return -EINVAL;
 	}
-	dir = realpath(argv[optind], NULL);
+	a->path = argv[optind];
+	return 0;
+}
+
+static int dkms_import(int argc, char *argv[], struct cli *cli)
+{
+	_cleanup_(dkms_conf_freep) struct dkms_conf *c = NULL;
+	_cleanup_(recipe_unrefp) struct recipe *rcp = NULL;
+	_cleanup_free_ char *dir = NULL, *ksrc = NULL, *reason = NULL, *etc_dkms = NULL;
+	struct import_args a = {};
+	struct kbw_kernel *k = NULL;
+	const char *kver, *arch;
+	struct dm2_context *ctx;
+	bool applies = true, as_recipe;
+	int r;
+
+	if (import_parse_args(argc, argv, &a) < 0)
+		return EXIT_USAGE;
+	kver = a.kver;
+	arch = a.arch;
+	as_recipe = a.as_recipe;
+	dir = realpath(a.path, NULL);
 	if (!dir) {
-		log_error("Cannot find '%s': %m", argv[optind]);
+		log_error("Cannot find '%s': %m", a.path);
 		return EXIT_NOT_FOUND;
 	}
 	r = cli_context(cli, &ctx);
