@@ -17,27 +17,25 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct cache_manifest_file *files = NULL;
+	struct cache_manifest m = {};
 	char *text, *reason = NULL;
-	size_t n = 0;
 	int r;
 
 	if (size > 1024 * 1024)
 		return -1;
 	text = fuzz_strndup(data,
 			    size); /* as write_mem() hands it over: NUL-terminated */
-	r = cache_manifest_parse(text, KEY, "http://127.0.0.1/v1/" KEY "/manifest",
-				 &files, &n, &reason);
+	r = cache_manifest_parse(text, "http://127.0.0.1/v1/" KEY "/manifest", &m, &reason);
 	if (r >= 0) {
-		if (n == 0 || reason)
+		if (m.n_files == 0 || reason || !cache_key_valid(m.key))
 			abort();
-		for (size_t i = 0; i < n; i++)
-			if (!sha256_hex_valid(files[i].sha256) ||
-			    !cache_name_valid(files[i].name))
+		for (size_t i = 0; i < m.n_files; i++)
+			if (!sha256_hex_valid(m.files[i].sha256) ||
+			    !cache_name_valid(m.files[i].name))
 				abort();
 	} else if (r != -ENOMEM && !reason)
 		abort(); /* a refused manifest always says why */
-	cache_manifest_free(files, n);
+	cache_manifest_done(&m);
 	free(reason);
 	free(text);
 	return 0;

@@ -5,6 +5,7 @@
 
 #include "cache.h"
 #include "cli/cli.h"
+#include "pipeline/cache-policy.h"
 #include "shared/fs-util.h"
 #include "shared/log.h"
 #include "shared/util.h"
@@ -62,12 +63,30 @@ static void format_bytes(char *buf, size_t n, uint64_t v)
 		snprintf(buf, n, "%.1f%c", d, units[u]);
 }
 
+/* "Refused:    2 (unsigned 1, replay 1)": remote entries not believed, by reason. */
+static void print_refusals(const uint64_t refused[_CACHE_REFUSAL_MAX])
+{
+	uint64_t total = 0;
+	const char *sep = " (";
+
+	for (int i = 0; i < _CACHE_REFUSAL_MAX; i++)
+		total += refused[i];
+	printf("Refused:    %" PRIu64, total);
+	for (int i = 0; i < _CACHE_REFUSAL_MAX; i++)
+		if (refused[i] > 0) {
+			printf("%s%s %" PRIu64, sep, cache_refusal_to_string(i), refused[i]);
+			sep = ", ";
+		}
+	printf("%s\n", total > 0 ? ")" : "");
+}
+
 static int cache_stat_verb(int argc, char *argv[], struct cli *cli)
 {
 	_cleanup_(cache_closep_) struct cache *c = NULL;
 	_cleanup_free_ char *dir = NULL;
 	struct dm2_context *ctx;
 	struct cache_stats s;
+	uint64_t refused[_CACHE_REFUSAL_MAX];
 	char b1[32], b2[32], t1[32], t2[32];
 	int r, ret;
 
@@ -79,6 +98,8 @@ static int cache_stat_verb(int argc, char *argv[], struct cli *cli)
 	if (r != EXIT_OK)
 		return r;
 	r = cache_stat(c, &s);
+	if (r >= 0)
+		r = cache_refusals(c, refused);
 	if (r < 0) {
 		log_error_errno(r, "Failed to read the build cache index: %m");
 		return cli_exit_code_from_errno(r);
@@ -92,9 +113,13 @@ static int cache_stat_verb(int argc, char *argv[], struct cli *cli)
 		printf(",\"entries\":%" PRIu64 ",\"objects\":%" PRIu64
 		       ",\"bytes\":%" PRIu64 ",\"max_size\":%" PRIu64
 		       ",\"oldest_used_usec\":%" PRIu64 ",\"newest_used_usec\":%" PRIu64
-		       "}\n",
+		       ",\"refused\":{",
 		       s.entries, s.objects, s.bytes, ctx->config->cache_max_size,
 		       s.oldest_used, s.newest_used);
+		for (int i = 0; i < _CACHE_REFUSAL_MAX; i++)
+			printf("%s\"%s\":%" PRIu64, i ? "," : "", cache_refusal_to_string(i),
+			       refused[i]);
+		printf("}}\n");
 		return EXIT_OK;
 	}
 	format_bytes(b1, sizeof(b1), s.bytes);
@@ -109,6 +134,7 @@ static int cache_stat_verb(int argc, char *argv[], struct cli *cli)
 		       "Newest use: %s\n",
 		       format_timestamp(t1, sizeof(t1), s.oldest_used),
 		       format_timestamp(t2, sizeof(t2), s.newest_used));
+	print_refusals(refused);
 	return EXIT_OK;
 }
 
@@ -163,16 +189,22 @@ static int remote_exit_code(int r)
 	case EACCES:
 	case EPERM:
 		return EXIT_PERMISSION;
+	case EKEYREJECTED:
+		return EXIT_BAD_SIGNATURE;
+	case ENOKEY:
+		return EXIT_SIGN_FAILED;
 	default:
 		return EXIT_FETCH_FAILED;
 	}
 }
 
-/* Where and how to reach the remote cache: --remote, else Remote=. An exit code. */
-static int remote_options(struct dm2_context *ctx, const char **remote,
-			  char **ret_ca_file, struct cache_remote_options *o)
+/* Where and how to reach the remote cache (--remote, else Remote=) and whom to trust. An
+ * exit code. */
+static int remote_options(struct dm2_context *ctx, const char **remote, bool push,
+			  struct cache_policy *ret)
 {
-	_cleanup_free_ char *ca_file = NULL;
+	_cleanup_free_ char *why = NULL;
+	int r;
 
 	if (!*remote)
 		*remote = ctx->config->remote_cache;
@@ -182,17 +214,14 @@ static int remote_options(struct dm2_context *ctx, const char **remote,
 			  DM2_CONF_FILE);
 		return EXIT_USAGE;
 	}
-	if (ctx->config->ca_file) {
-		/* Like downloads: the CA file lives under --root. */
-		ca_file = context_path(ctx, ctx->config->ca_file);
-		if (!ca_file)
-			return log_oom(), EXIT_FAILURE_GENERIC;
-		o->ca_file = ca_file;
+	r = cache_policy_load(ctx, push, ret, &why);
+	if (r < 0) {
+		if (why)
+			log_error("%s", why);
+		else
+			log_error_errno(r, "Failed to set up the remote cache: %m");
+		return cli_exit_code_from_errno(r);
 	}
-	o->connect_timeout_usec = ctx->config->connect_timeout_usec;
-	o->stall_timeout_usec = ctx->config->stall_timeout_usec;
-
-	*ret_ca_file = TAKE_PTR(ca_file);
 	return EXIT_OK;
 }
 
@@ -229,12 +258,11 @@ static int cache_remote_verb(int argc, char *argv[], struct cli *cli, bool push)
 	static const struct option options[] = {{"remote", required_argument, NULL, 'r'},
 						{}};
 	_cleanup_(cache_closep_) struct cache *c = NULL;
+	_cleanup_(cache_policy_done) struct cache_policy p = {};
 	_cleanup_strv_free_ char **keys = NULL;
-	_cleanup_free_ char *ca_file = NULL;
 	const char *usage = push ? PUSH_USAGE : PULL_USAGE;
 	const char *remote = NULL;
 	struct dm2_context *ctx;
-	struct cache_remote_options o = {};
 	int r, opt, ret;
 
 	while ((opt = cli_getopt(argc, argv, "r:", options, usage, push ? 0 : 1, -1,
@@ -258,7 +286,7 @@ static int cache_remote_verb(int argc, char *argv[], struct cli *cli, bool push)
 	r = open_cache(cli, &ctx, &c);
 	if (r != EXIT_OK)
 		return r;
-	r = remote_options(ctx, &remote, &ca_file, &o);
+	r = remote_options(ctx, &remote, push, &p);
 	if (r != EXIT_OK)
 		return r;
 
@@ -274,7 +302,7 @@ static int cache_remote_verb(int argc, char *argv[], struct cli *cli, bool push)
 		}
 	}
 
-	return remote_transfer(c, remote, keys, &o, push);
+	return remote_transfer(c, remote, keys, &p.o, push);
 }
 
 static int cache_push_verb(int argc, char *argv[], struct cli *cli)

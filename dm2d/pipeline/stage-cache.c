@@ -7,6 +7,7 @@
  */
 #include <unistd.h>
 
+#include "pipeline/cache-policy.h"
 #include "pipeline/job-internal.h"
 #include "shared/fs-util.h"
 #include "shared/log.h"
@@ -86,62 +87,78 @@ static int open_cache(struct dm2_context *ctx, struct cache **ret)
 	}
 }
 
-/* The remote cache of dm2d.conf (NULL: none), and how to talk to it. CAFile= is a path
- * under the root, like every path dm2d.conf names; *ret_ca holds it resolved. */
-static const char *remote(const struct job *j, struct cache_remote_options *ret,
-			  char **ret_ca)
+/* The trusted policy of dm2d.conf for the remote cache; NULL when there is none or it
+ * cannot be loaded (then logged: the job goes on without the remote). */
+static const char *remote(const struct job *j, bool push, struct cache_policy *ret)
 {
 	const struct dm2_config *cfg = j->ctx->config;
+	_cleanup_free_ char *why = NULL;
+	int r;
 
-	*ret_ca = cfg->ca_file ? context_path(j->ctx, cfg->ca_file) : NULL;
-	*ret = (struct cache_remote_options){
-		.ca_file = *ret_ca,
-		.connect_timeout_usec = cfg->connect_timeout_usec,
-		.stall_timeout_usec = cfg->stall_timeout_usec,
-	};
+	if (!cfg->remote_cache || (push && !cfg->remote_push))
+		return NULL;
+	r = cache_policy_load(j->ctx, push, ret, &why);
+	if (r < 0) {
+		log_warning_errno(r, "Remote cache: %s, not using it: %m", strna(why));
+		return NULL;
+	}
 	return cfg->remote_cache;
 }
 
-/* Local, then remote. -ENOENT: in neither. */
+/* Local, then remote: an entry only if a trusted key signed it for this very key and
+ * kernel. -ENOENT: in neither, or refused (logged and counted); the job builds. */
 static int cache_find(struct job *j, struct cache_entry **ret)
 {
-	_cleanup_free_ char *why = NULL, *ca = NULL;
-	struct cache_remote_options ro;
-	const char *url = remote(j, &ro, &ca);
+	_cleanup_(cache_policy_done) struct cache_policy p = {};
+	_cleanup_free_ char *why = NULL;
+	const char *url;
 	int r;
 
 	r = cache_lookup(j->cache, j->key, ret);
-	if (r != -ENOENT || !url)
+	if (r != -ENOENT)
 		return r;
-	if (j->ctx->config->ca_file && !ca)
-		return -ENOMEM;
-	r = cache_remote_pull(j->cache, url, j->key, &ro, &why);
+	url = remote(j, false, &p);
+	if (!url)
+		return -ENOENT;
+	p.o.expect_identity = kbw_kernel_identity(j->kernel);
+	r = cache_remote_pull(j->cache, url, j->key, &p.o, &why);
 	if (r >= 0)
 		return cache_lookup(j->cache, j->key, ret);
-	if (r != -ENOENT)
+	if (r == -EKEYREJECTED || r == -EBADMSG) {
+		log_warning("Remote cache: %s; building '%s' locally.", strna(why), j->name);
+		log_notice("event: cache-refused, job=%s, key=%s", j->id_text, j->key);
+	} else if (r != -ENOENT)
 		log_warning("Remote cache: %s, ignoring.", strna(why));
 	return -ENOENT;
 }
 
-/* Local, then remote with Push=yes. */
+/* Local (with the origin that a push signs), then remote with Push=yes. */
 static void cache_keep(struct job *j, char **paths, char **names, const char *symvers)
 {
-	_cleanup_free_ char *why = NULL, *ca = NULL;
-	struct cache_remote_options ro;
-	const char *url = remote(j, &ro, &ca);
+	_cleanup_(cache_policy_done) struct cache_policy p = {};
+	_cleanup_free_ char *why = NULL;
+	const char *url;
 	int r;
 
-	if (j->ctx->config->ca_file && !ca)
-		url = NULL; /* out of memory: no push, the local store still happens */
 	r = cache_store(j->cache, j->key, paths, names, symvers);
+	if (r >= 0)
+		r = cache_info_set(j->cache, j->key,
+				   &(struct cache_entry_info){
+					   .recipe = j->recipe->name,
+					   .version = j->source->version,
+					   .source_id = j->content_id,
+					   .kernel_release = j->kver,
+					   .kernel_identity = kbw_kernel_identity(j->kernel),
+					   .arch = kbw_kernel_arch(j->kernel),
+				   });
 	if (r < 0) {
 		log_warning_errno(r,
 				  "Failed to store '%s' in the build cache, ignoring: %m",
 				  j->key);
 		return;
 	}
-	if (url && j->ctx->config->remote_push &&
-	    cache_remote_push(j->cache, url, j->key, &ro, &why) < 0)
+	url = remote(j, true, &p);
+	if (url && cache_remote_push(j->cache, url, j->key, &p.o, &why) < 0)
 		log_warning("Pushing '%s' to the remote cache failed: %s, ignoring.",
 			    j->key, strna(why));
 }
