@@ -75,6 +75,15 @@ void cache_manifest_done(struct cache_manifest *m);
 /* The header lines of a manifest for key, up to its first "file" line. */
 int cache_manifest_format_header(FILE *f, const char *key, const struct cache_entry_info *i);
 
+/* The signed manifest of the local entry key (its recorded origin and files), and those
+ * files in *ret_files. -ENOENT (with *reason) if it has no recorded origin, -ENOKEY if o
+ * has no signer: nothing unsigned is published. */
+int cache_manifest_build(struct cache *c, const char *key, const struct cache_remote_options *o,
+			 char **ret_text, size_t *ret_len, struct cache_manifest *ret_files,
+			 char **reason);
+/* Store an accepted manifest's verified objects and its signed origin (pull, import). */
+int cache_commit_accepted(struct cache *c, const struct cache_manifest *m,
+			  struct cache_staged *staged, char **reason);
 /* Append the signature line made by o->sign to the manifest text *text (*len bytes). */
 int cache_manifest_sign(char **text, size_t *len, const struct cache_remote_options *o,
 			char **reason);

@@ -177,3 +177,20 @@ int cache_remote_pull(struct cache *c, const char *base_url, const char *key,
 /* -ENOENT if the key is not in the local cache (or its objects are corrupt). */
 int cache_remote_push(struct cache *c, const char *base_url, const char *key,
 		      const struct cache_remote_options *o, char **ret_reason);
+
+/*
+ * Offline: the entries keys as one tar archive laid out like a remote (v1/<key>/manifest
+ * signed with o->sign, v1/objects/<sha256>), written to fd. Import reads such an archive
+ * from fd (file names it in messages) and accepts each manifest like cache_remote_pull()
+ * (o->trust, o->expect_identity) and each object like a download; fn (may be NULL) hears
+ * of every entry (key, 0 or the refusal's negative errno, one-line reason) and of every
+ * member it skipped (key NULL). Returns the number of entries imported; < 0 (and
+ * *ret_reason) if the archive could not be read to its end, after importing what came
+ * before.
+ */
+int cache_export(struct cache *c, int fd, char *const *keys,
+		 const struct cache_remote_options *o, char **ret_reason);
+typedef void (*cache_import_fn)(const char *key, int r, const char *reason, void *userdata);
+int cache_import(struct cache *c, int fd, const char *file,
+		 const struct cache_remote_options *o, cache_import_fn fn, void *userdata,
+		 char **ret_reason);

@@ -428,29 +428,6 @@ static int get_manifest(const char *base, const char *key,
 	return r;
 }
 
-/* The verified objects of an accepted manifest, and its signed origin, into the store. */
-static int commit_accepted(struct cache *c, const struct cache_manifest *m,
-			   struct cache_staged *staged, char **reason)
-{
-	const struct cache_entry_info info = {
-		.recipe = m->recipe,
-		.version = m->version,
-		.source_id = m->source_id,
-		.kernel_release = m->kernel_release,
-		.kernel_identity = m->kernel_identity,
-		.arch = m->arch,
-	};
-	int r;
-
-	r = cache_commit(c, m->key, staged, m->n_files);
-	if (r >= 0)
-		r = cache_info_set(c, m->key, &info);
-	if (r < 0)
-		set_reason(reason, "Storing '%s' in the local cache failed: %s", m->key,
-			   strerror(-r));
-	return r;
-}
-
 int cache_remote_pull(struct cache *c, const char *base_url, const char *key,
 		      const struct cache_remote_options *o, char **ret_reason)
 {
@@ -482,7 +459,7 @@ int cache_remote_pull(struct cache *c, const char *base_url, const char *key,
 		if (r < 0)
 			goto finish;
 	}
-	r = commit_accepted(c, &m, staged, &reason);
+	r = cache_commit_accepted(c, &m, staged, &reason);
 finish:
 	if (staged)
 		cache_staged_done(c, staged, k);
@@ -552,80 +529,36 @@ static bool remote_has(const char *url, uint64_t size, const struct cache_remote
 	return r == 200 && len >= 0 && (uint64_t) len == size;
 }
 
-/* One file of the entry: its manifest line, and its object uploaded unless already there. */
-static int push_object(struct cache *c, const char *base, const char *name, const char *sha,
-		       uint64_t size, const struct cache_remote_options *o, FILE *manifest,
-		       char **reason)
+/* One file of the entry: its object uploaded unless already there. */
+static int push_object(struct cache *c, const char *base, const struct cache_manifest_file *f,
+		       const struct cache_remote_options *o, char **reason)
 {
 	_cleanup_free_ char *obj_url = NULL, *rel = NULL;
 	_cleanup_close_ int fd = -EBADF;
 	int r;
 
-	fprintf(manifest, "file %s %" PRIu64 " %s\n", sha, size, name);
-	r = cas_object_path(&c->objects, sha, &rel);
+	r = cas_object_path(&c->objects, f->sha256, &rel);
 	if (r < 0)
 		return r;
-	obj_url = strdup_printf("%s/v1/objects/%s", base, sha);
+	obj_url = strdup_printf("%s/v1/objects/%s", base, f->sha256);
 	if (!obj_url)
 		return -ENOMEM;
-	if (remote_has(obj_url, size, o))
+	if (remote_has(obj_url, f->size, o))
 		return 0;
 	fd = openat(c->objects.dir_fd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
 		r = -errno;
-		set_reason(reason, "Object '%s' vanished from the local cache", sha);
+		set_reason(reason, "Object '%s' vanished from the local cache", f->sha256);
 		return r;
 	}
-	return put(obj_url, fd, NULL, size, o, reason);
-}
-
-/* Every object of the entry, each line of its manifest into *ret_manifest. */
-static int push_objects(struct cache *c, const char *base, const char *key,
-			const struct cache_entry_info *info,
-			const struct cache_remote_options *o, char **ret_manifest,
-			size_t *ret_len, char **reason)
-{
-	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	_cleanup_free_ char *text = NULL;
-	_cleanup_fclose_ FILE *m = NULL;
-	size_t len = 0;
-	int rc, r;
-
-	m = open_memstream(&text, &len);
-	if (!m)
-		return -ENOMEM;
-	r = cache_manifest_format_header(m, key, info);
-	if (r < 0) {
-		set_reason(reason, "Cache entry '%s' has an unprintable origin", key);
-		return r;
-	}
-	r = sql_prepare(c->db,
-			"SELECT name, sha256, size FROM entry_files WHERE key = ? ORDER BY name",
-			&st);
-	if (r < 0)
-		return r;
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		r = push_object(c, base, (const char *) sqlite3_column_text(st, 0),
-				(const char *) sqlite3_column_text(st, 1),
-				(uint64_t) sqlite3_column_int64(st, 2), o, m, reason);
-		if (r < 0)
-			return r;
-	}
-	if (rc != SQLITE_DONE)
-		return sql_error(c->db, rc);
-	if (fclose(TAKE_PTR(m)) != 0)
-		return -ENOMEM;
-	*ret_manifest = TAKE_PTR(text);
-	*ret_len = len;
-	return 0;
+	return put(obj_url, fd, NULL, f->size, o, reason);
 }
 
 int cache_remote_push(struct cache *c, const char *base_url, const char *key,
 		      const struct cache_remote_options *o, char **ret_reason)
 {
 	_cleanup_free_ char *base = NULL, *url = NULL, *reason = NULL, *manifest = NULL;
-	_cleanup_(cache_entry_info_done) struct cache_entry_info info = {};
+	_cleanup_(cache_manifest_done) struct cache_manifest m = {};
 	struct cache_entry *e = NULL;
 	size_t len = 0;
 	int r;
@@ -642,23 +575,10 @@ int cache_remote_push(struct cache *c, const char *base_url, const char *key,
 	r = cache_lookup(c, key, &e);
 	if (r == -ENOENT)
 		set_reason(&reason, "Cache entry '%s' is not in the local cache", key);
-	if (r >= 0 && (!o || !o->sign)) {
-		set_reason(&reason, "No signing key: refusing to publish '%s' unsigned", key);
-		r = -ENOKEY;
-	}
-	if (r >= 0) {
-		/* What the signature vouches for: refuse entries whose origin is unknown. */
-		r = cache_info_get(c, key, &info);
-		if (r == -ENOENT)
-			set_reason(&reason,
-				   "Cache entry '%s' has no recorded origin (recipe, kernel); "
-				   "rebuild it to push it",
-				   key);
-	}
 	if (r >= 0)
-		r = push_objects(c, base, key, &info, o, &manifest, &len, &reason);
-	if (r >= 0)
-		r = cache_manifest_sign(&manifest, &len, o, &reason);
+		r = cache_manifest_build(c, key, o, &manifest, &len, &m, &reason);
+	for (size_t i = 0; r >= 0 && i < m.n_files; i++)
+		r = push_object(c, base, &m.files[i], o, &reason);
 	if (r < 0)
 		goto finish;
 	/* Last: only now may readers see the entry. */

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* dm2 cache stat|gc|push|pull: see dm2(1), section "cache". */
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 
@@ -41,11 +42,14 @@ static int open_cache(struct cli *cli, struct dm2_context **ret_ctx, struct cach
 }
 
 #define CACHE_USAGE                                                                      \
-	"dm2 cache {stat | gc [--max-size SIZE] | push|pull [--remote URL] KEY...}"
+	"dm2 cache {stat | gc [--max-size SIZE] | push|pull [--remote URL] KEY... |\n"      \
+	"           export [--recipe NAME] [--kernel KVER] FILE | import FILE}"
 #define STAT_USAGE "dm2 cache stat [--json]"
 #define GC_USAGE "dm2 cache gc [--max-size SIZE]"
 #define PUSH_USAGE "dm2 cache push [--remote URL] [KEY...]"
 #define PULL_USAGE "dm2 cache pull [--remote URL] KEY..."
+#define EXPORT_USAGE "dm2 cache export [--recipe NAME] [--kernel KVER] FILE"
+#define IMPORT_USAGE "dm2 cache import FILE"
 
 static void format_bytes(char *buf, size_t n, uint64_t v)
 {
@@ -315,6 +319,167 @@ static int cache_pull_verb(int argc, char *argv[], struct cli *cli)
 	return cache_remote_verb(argc, argv, cli, false);
 }
 
+/* The local entries built from recipe and for kernel (either may be NULL: any). */
+static int select_keys(struct cache *c, const char *recipe, const char *kernel,
+		       char ***ret)
+{
+	_cleanup_strv_free_ char **all = NULL, **keys = NULL;
+	int r;
+
+	r = cache_list(c, &all);
+	if (r < 0)
+		return r;
+	STRV_FOREACH(k, all)
+	{
+		_cleanup_(cache_entry_info_done) struct cache_entry_info i = {};
+
+		r = cache_info_get(c, *k, &i);
+		if (r == -ENOENT) {
+			log_notice("Cache entry '%s' has no recorded origin, not exporting it.",
+				   *k);
+			continue;
+		}
+		if (r < 0)
+			return r;
+		if ((recipe && !streq(recipe, i.recipe)) ||
+		    (kernel && !streq(kernel, i.kernel_release)))
+			continue;
+		if (strv_extend(&keys, *k) < 0)
+			return -ENOMEM;
+	}
+	*ret = TAKE_PTR(keys);
+	return 0;
+}
+
+static int export_to(struct cache *c, const char *file, char **keys,
+		     const struct cache_policy *p)
+{
+	_cleanup_free_ char *reason = NULL;
+	_cleanup_close_ int fd = -EBADF;
+	int r;
+
+	fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
+	if (fd < 0) {
+		log_error_errno(errno, "Cannot create '%s': %m", file);
+		return cli_exit_code_from_errno(-errno);
+	}
+	r = cache_export(c, fd, keys, &p->o, &reason);
+	if (r >= 0 && fsync(fd) < 0)
+		r = -errno;
+	if (r < 0) {
+		(void) unlink(file);
+		if (reason)
+			log_error("%s", reason);
+		else
+			log_error_errno(r, "Failed to write '%s': %m", file);
+		return remote_exit_code(r);
+	}
+	STRV_FOREACH(k, keys)
+		printf("exported %s\n", *k);
+	return EXIT_OK;
+}
+
+static int cache_export_verb(int argc, char *argv[], struct cli *cli)
+{
+	static const struct option options[] = {{"recipe", required_argument, NULL, 'r'},
+						{"kernel", required_argument, NULL, 'k'},
+						{}};
+	_cleanup_(cache_closep_) struct cache *c = NULL;
+	_cleanup_(cache_policy_done) struct cache_policy p = {};
+	_cleanup_strv_free_ char **keys = NULL;
+	_cleanup_free_ char *why = NULL;
+	const char *recipe = NULL, *kernel = NULL;
+	struct dm2_context *ctx;
+	int r, opt, ret;
+
+	while ((opt = cli_getopt(argc, argv, "r:k:", options, EXPORT_USAGE, 1, 1, &ret)) >= 0)
+		switch (opt) {
+		case 'r':
+			recipe = optarg;
+			break;
+		case 'k':
+			kernel = optarg;
+			break;
+		default:
+			return EXIT_USAGE;
+		}
+	if (ret >= 0)
+		return ret;
+	r = open_cache(cli, &ctx, &c);
+	if (r != EXIT_OK)
+		return r;
+	r = select_keys(c, recipe, kernel, &keys);
+	if (r < 0) {
+		log_error_errno(r, "Failed to list the build cache: %m");
+		return cli_exit_code_from_errno(r);
+	}
+	if (!keys) {
+		log_error("No cache entry with a recorded origin matches%s%s%s%s.",
+			  recipe ? " recipe " : "", strempty(recipe), kernel ? " kernel " : "",
+			  strempty(kernel));
+		return EXIT_NOT_FOUND;
+	}
+	r = cache_policy_load(ctx, true, &p, &why);
+	if (r < 0) {
+		log_error("%s", why ?: strerror(-r));
+		return cli_exit_code_from_errno(r);
+	}
+	return export_to(c, argv[optind], keys, &p);
+}
+
+struct import_result {
+	int exit_code;
+};
+
+static void on_imported(const char *key, int r, const char *reason, void *userdata)
+{
+	struct import_result *res = userdata;
+
+	if (r >= 0) {
+		printf("imported %s\n", key);
+		return;
+	}
+	log_error("%s", reason ?: strerror(-r));
+	if (key && res->exit_code == EXIT_OK)
+		res->exit_code = remote_exit_code(r);
+}
+
+static int cache_import_verb(int argc, char *argv[], struct cli *cli)
+{
+	_cleanup_(cache_closep_) struct cache *c = NULL;
+	_cleanup_(cache_policy_done) struct cache_policy p = {};
+	_cleanup_free_ char *why = NULL;
+	_cleanup_close_ int fd = -EBADF;
+	struct import_result res = {EXIT_OK};
+	struct dm2_context *ctx;
+	int r, ret;
+
+	while (cli_getopt(argc, argv, "", NULL, IMPORT_USAGE, 1, 1, &ret) >= 0)
+		return EXIT_USAGE;
+	if (ret >= 0)
+		return ret;
+	fd = open(argv[optind], O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		log_error_errno(errno, "Cannot open '%s': %m", argv[optind]);
+		return cli_exit_code_from_errno(-errno);
+	}
+	r = open_cache(cli, &ctx, &c);
+	if (r != EXIT_OK)
+		return r;
+	r = cache_policy_load(ctx, false, &p, &why);
+	if (r >= 0)
+		r = cache_import(c, fd, argv[optind], &p.o, on_imported, &res, &why);
+	if (r < 0) {
+		log_error("%s", why ?: strerror(-r));
+		return r == -EBADMSG ? EXIT_BAD_INPUT : cli_exit_code_from_errno(r);
+	}
+	if (r == 0 && res.exit_code == EXIT_OK) {
+		log_error("Archive '%s' holds no cache entry.", argv[optind]);
+		return EXIT_BAD_INPUT;
+	}
+	return res.exit_code;
+}
+
 int verb_cache(int argc, char *argv[], struct cli *cli)
 {
 	static const struct cli_subverb subverbs[] = {
@@ -322,6 +487,8 @@ int verb_cache(int argc, char *argv[], struct cli *cli)
 		{"gc", cache_gc_verb},
 		{"push", cache_push_verb},
 		{"pull", cache_pull_verb},
+		{"export", cache_export_verb},
+		{"import", cache_import_verb},
 	};
 
 	return cli_dispatch(argc, argv, cli, subverbs, ELEMENTSOF(subverbs), NULL,

@@ -139,3 +139,59 @@ expect_refused replay-kernel replay "identity $other, not this kernel's"
 dm2r "$T/truncated" cache stat | grep -qx 'Refused:    1 (truncated 1)' ||
 	fail "cache stat: $(dm2r "$T/truncated" cache stat)"
 pass "cache stat counts refusals"
+
+# ---- offline: export from the builder, import on a client that trusts it ----
+restore
+dm2 cache export --recipe "$NAME" --kernel "$KVER" "$T/fleet.tar" >"$T/out" 2>&1 ||
+	{ cat "$T/out"; fail "export"; }
+grep -qx "exported $key" "$T/out" || fail "export: $(cat "$T/out")"
+expect_exit 4 dm2 cache export --recipe no-such-recipe "$T/none.tar"
+[ ! -e "$T/none.tar" ] || fail "an empty export left a file"
+c=$(new_client offline)
+printf '' >"$c/etc/dm2/dm2d.conf" # no remote at all: an air-gapped machine
+dm2r "$c" cache import "$T/fleet.tar" >"$T/out" 2>&1 || { cat "$T/out"; fail "import"; }
+grep -qx "imported $key" "$T/out" || fail "import: $(cat "$T/out")"
+dm2r "$c" install "$NAME" -k "$KVER" >"$T/out" 2>&1 || { cat "$T/out"; fail "offline install"; }
+[ "$(field "$c" from_cache)" = True ] || fail "imported entry was not used"
+pass "export, import, install without a compiler or a network"
+
+# A client that trusts someone else imports nothing.
+c=$(new_client offline-untrusting "$T/other/cert.pem")
+expect_exit 13 dm2r "$c" cache import "$T/fleet.tar" 2>"$T/err"
+grep -q "fleet.tar:v1/$key/manifest' is signed by .* not a trusted key" "$T/err" ||
+	fail "untrusted import: $(cat "$T/err")"
+[ "$(dm2r "$c" --json cache stat | python3 -c 'import json,sys; print(json.load(sys.stdin)["entries"])')" = 0 ] ||
+	fail "untrusted import stored something"
+
+# A tampered archive is refused entry by entry: the good entry goes in, a swapped object
+# and a replayed manifest (the builder's real signature, under another key) do not.
+mkdir -p "$T/x" && tar -xf "$T/fleet.tar" -C "$T/x"
+mkdir -p "$T/x/v1/$other"
+cp "$T/x/v1/$key/manifest" "$T/x/v1/$other/manifest"
+third=$(printf 'third entry' | sha256sum | cut -d' ' -f1)
+mkdir -p "$T/x/v1/$third"
+head -n -1 "$T/x/v1/$key/manifest" | sed "s/^key .*/key $third/" >"$T/third.body"
+sign_manifest "$T/third.body" "$ROOT/var/lib/dm2/keys/signing_key.pem" "$T/builder.pem" \
+	>"$T/x/v1/$third/manifest"
+(cd "$T/x" && tar -cf "$T/mixed.tar" v1)
+c=$(new_client mixed)
+expect_exit 13 dm2r "$c" cache import "$T/mixed.tar" >"$T/out" 2>"$T/err"
+grep -qx "imported $key" "$T/out" || fail "mixed: good entry: $(cat "$T/out" "$T/err")"
+grep -q "v1/$other/manifest' is signed for key $key, not $other (replayed)" "$T/err" ||
+	fail "mixed: replay: $(cat "$T/err")"
+[ "$(refused "$c" replay)" = 1 ] || fail "mixed: replay not counted"
+# The third entry is genuinely signed for its key; its objects are the good ones: it goes in.
+grep -qx "imported $third" "$T/out" || fail "mixed: third: $(cat "$T/out")"
+python3 -c 'import sys; f = open(sys.argv[1], "r+b"); f.seek(100); b = f.read(1)[0]; f.seek(100); f.write(bytes([b ^ 0xff]))' \
+	"$T/x/v1/objects/$ko_sha"
+(cd "$T/x" && rm -r "v1/$other" "v1/$third" && tar -cf "$T/swapped.tar" v1)
+c=$(new_client swapped-archive)
+expect_exit 6 dm2r "$c" cache import "$T/swapped.tar" >"$T/out" 2>"$T/err"
+grep -q "swapped.tar:v1/objects/$ko_sha' has sha256 .* refusing the tampered object" "$T/err" ||
+	fail "swapped archive: $(cat "$T/err")"
+[ ! -s "$T/out" ] || fail "swapped archive imported: $(cat "$T/out")"
+[ "$(refused "$c" object-mismatch)" = 1 ] || fail "swapped archive: not counted"
+head -c 3000 "$T/fleet.tar" >"$T/cut.tar"
+expect_exit 3 dm2r "$c" cache import "$T/cut.tar" 2>"$T/err"
+grep -q "cut.tar" "$T/err" || fail "cut archive: $(cat "$T/err")"
+pass "a tampered archive is refused entry by entry"
