@@ -100,7 +100,5 @@ int cache_manifest_accept(char *text, size_t len, const char *key,
 /* Whether a downloaded (or imported) object is what f says: size and sha256. */
 int cache_object_check(const struct cache_manifest_file *f, const char *hex, uint64_t size,
 		       const char *where, enum cache_refusal *ret_why, char **reason);
-/* Count one refusal in the index (best effort: failures are ignored). */
-void cache_refusal_count(struct cache *c, enum cache_refusal why);
 
 void cache_set_reason(char **reason, const char *fmt, ...) _printf_(2, 3);

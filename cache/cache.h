@@ -22,6 +22,10 @@
 
 #define CACHE_KEY_SIZE 65 /* 64 lowercase hex digits + NUL */
 
+/* An entry's file NAME.ko.signed is NAME.ko as its builder signed it (stripped, signature
+ * appended): what RemoteSigning=builder clients install. */
+#define CACHE_SIGNED_SUFFIX ".signed"
+
 /* The name under which an entry's Module.symvers is stored (dependants need it). */
 #define CACHE_SYMVERS_NAME "Module.symvers"
 
@@ -105,8 +109,6 @@ int cache_trust_new(struct cache_trust **ret);
 struct cache_trust *cache_trust_free(struct cache_trust *t); /* NULL-safe */
 /* Trust every certificate of a PEM file. -EBADMSG (and *reason) if it holds none. */
 int cache_trust_add_file(struct cache_trust *t, const char *path, char **reason);
-/* Trust every *.pem file in dir (sorted); -ENOENT if dir does not exist. */
-int cache_trust_add_dir(struct cache_trust *t, const char *dir, char **reason);
 size_t cache_trust_count(const struct cache_trust *t);
 
 /* Signs data (the manifest) for push: a detached CMS SignedData in DER, no certificates,
@@ -135,11 +137,14 @@ enum cache_refusal {
 	CACHE_REFUSAL_MALFORMED,
 	CACHE_REFUSAL_OBJECT_MISMATCH, /* an object's sha256 or size is not the manifest's */
 	CACHE_REFUSAL_TRUNCATED,       /* an object shorter than the manifest says */
+	CACHE_REFUSAL_MODULE_SIGNATURE, /* RemoteSigning=builder: no trusted module signature */
 	_CACHE_REFUSAL_MAX,
 	_CACHE_REFUSAL_INVALID = -EINVAL,
 };
 const char *cache_refusal_to_string(int i); /* "unsigned", "unknown-signer", ... */
 int cache_refusal_from_string(const char *s);
+/* Count a refusal decided by the caller (best effort). */
+void cache_refusal_note(struct cache *c, enum cache_refusal why);
 /* How many entries were refused for each reason, since the index was created. */
 int cache_refusals(struct cache *c, uint64_t ret[_CACHE_REFUSAL_MAX]);
 

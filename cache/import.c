@@ -213,7 +213,7 @@ static int import_entry(struct import *im, struct member *mf,
 		cache_staged_done(im->c, staged, m.n_files); /* zeroed: all safe */
 	free(staged);
 	if (r < 0 && why != _CACHE_REFUSAL_INVALID)
-		cache_refusal_count(im->c, why);
+		cache_refusal_note(im->c, why);
 	report(im, mf->key, r, reason);
 	return r == -ENOMEM ? r : r >= 0;
 }

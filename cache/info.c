@@ -15,6 +15,7 @@ static const char *const cache_refusal_table[_CACHE_REFUSAL_MAX] = {
 	[CACHE_REFUSAL_MALFORMED] = "malformed",
 	[CACHE_REFUSAL_OBJECT_MISMATCH] = "object-mismatch",
 	[CACHE_REFUSAL_TRUNCATED] = "truncated",
+	[CACHE_REFUSAL_MODULE_SIGNATURE] = "module-signature",
 };
 DEFINE_STRING_TABLE(cache_refusal, _CACHE_REFUSAL_MAX);
 
@@ -97,7 +98,7 @@ int cache_info_get(struct cache *c, const char *key, struct cache_entry_info *re
 	return 0;
 }
 
-void cache_refusal_count(struct cache *c, enum cache_refusal why)
+void cache_refusal_note(struct cache *c, enum cache_refusal why)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 

@@ -465,7 +465,7 @@ finish:
 		cache_staged_done(c, staged, k);
 	free(staged);
 	if (r < 0 && why != _CACHE_REFUSAL_INVALID)
-		cache_refusal_count(c, why);
+		cache_refusal_note(c, why);
 	if (r < 0 && ret_reason)
 		*ret_reason = TAKE_PTR(reason);
 	return r;

@@ -8,7 +8,6 @@
  * that signature verifies and the signed body is the one for the key (and kernel) asked
  * for; a valid signature over another entry's manifest is a replay and refused too.
  */
-#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -112,44 +111,6 @@ int cache_trust_add_file(struct cache_trust *t, const char *path, char **reason)
 		cache_set_reason(reason, "Trusted certificate file '%s' holds no PEM certificate",
 				 path);
 		return -EBADMSG;
-	}
-	return 0;
-}
-
-static int compare_names(const void *a, const void *b)
-{
-	return strcmp(*(char *const *) a, *(char *const *) b);
-}
-
-int cache_trust_add_dir(struct cache_trust *t, const char *dir, char **reason)
-{
-	_cleanup_strv_free_ char **names = NULL;
-	DIR *d;
-	struct dirent *de;
-	int r = 0;
-
-	d = opendir(dir);
-	if (!d)
-		return -errno;
-	while ((de = readdir(d)))
-		if (de->d_name[0] != '.' && endswith(de->d_name, ".pem") &&
-		    strv_extend(&names, de->d_name) < 0) {
-			r = -ENOMEM;
-			break;
-		}
-	closedir(d);
-	if (r < 0 || !names)
-		return r;
-	qsort(names, strv_length(names), sizeof(char *), compare_names);
-	STRV_FOREACH(n, names)
-	{
-		_cleanup_free_ char *p = path_join(dir, *n);
-
-		if (!p)
-			return -ENOMEM;
-		r = cache_trust_add_file(t, p, reason);
-		if (r < 0)
-			return r;
 	}
 	return 0;
 }

@@ -18,6 +18,7 @@ struct cache_policy {
 	struct cache_remote_options o;
 	char *ca_file;
 	struct cache_trust *trust;
+	char **trusted_files; /* absolute: what trust was loaded from */
 	struct sign_key *key;
 };
 /* with_signer: load (generating dm2's own pair on first use, keys_ensure()) the key that

@@ -65,13 +65,28 @@ dm2r "$c" install "$NAME" -k "$KVER" >"$T/out" 2>&1 || { cat "$T/out"; fail "cli
 [ "$(refused "$c" unsigned)" = 0 ] || fail "counted a refusal"
 pass "trusted entry installed from the cache"
 
+# ---- RemoteSigning=builder: a client with no private key installs the builder's module ----
+grep -q "^file [0-9a-f]* [0-9]* .*\.ko\.signed$" "$manifest" || fail "no builder-signed module pushed"
+c=$(new_client keyless)
+printf '[Cache]\nRemote=%s\nRemoteSigning=builder\n' "$url" >"$c/etc/dm2/dm2d.conf"
+dm2r "$c" install "$NAME" -k "$KVER" >"$T/out" 2>&1 || { cat "$T/out"; fail "keyless install"; }
+[ "$(field "$c" from_cache)" = True ] || fail "keyless: not from the cache: $(cat "$T/out")"
+[ ! -e "$c/var/lib/dm2/keys/signing_key.pem" ] || fail "keyless: a private key was made"
+ko=$(find "$c/lib/modules/$KVER/updates" -name '*.ko*' | head -n1)
+bko=$(find "$ROOT/lib/modules/$KVER/updates" -name '*.ko*' | head -n1)
+[ "$(modinfo -F sig_key "$ko")" = "$(modinfo -F sig_key "$bko")" ] || fail "keyless: sig_key"
+[ "$(modinfo -F signer "$ko")" = "$(modinfo -F signer "$bko")" ] || fail "keyless: signer"
+[ "$(field "$c" signed_by)" = "$(modinfo -F signer "$bko")" ] || fail "keyless: status signer"
+pass "RemoteSigning=builder: installed the builder-signed module with no private key"
+
 # refused NAME REASON MESSAGE: a fresh client refuses the server's entry for REASON with a
 # line matching MESSAGE, builds locally, signs with its own key, and keeps nothing of it.
 expect_refused() {
 	local c ko
 	c=$(new_client "$1" "${4:-}")
+	printf '%s' "${EXTRA_CONF:-}" >>"$c/etc/dm2/dm2d.conf"
 	dm2r "$c" install "$NAME" -k "$KVER" >"$T/out" 2>&1 || { cat "$T/out"; fail "$1: install"; }
-	grep -q "Remote cache: .*$3.*building '$NAME' locally" "$T/out" ||
+	grep -q "Remote cache: .*$3.*; building '$NAME' locally" "$T/out" ||
 		fail "$1: no reason matching '$3': $(cat "$T/out")"
 	[ "$(grep -c 'Remote cache:' "$T/out")" = 1 ] || fail "$1: not one line: $(cat "$T/out")"
 	[ "$(field "$c" from_cache)" = False ] || fail "$1: installed from the cache"
@@ -134,6 +149,14 @@ head -n -1 "$T/manifest.good" | sed "s/^identity .*/identity $other/" >"$T/repla
 sign_manifest "$T/replay.body" "$ROOT/var/lib/dm2/keys/signing_key.pem" "$T/builder.pem" \
 	>"$manifest"
 expect_refused replay-kernel replay "identity $other, not this kernel's"
+
+# builder mode, but the entry (signed by the builder) has no builder-signed module
+restore
+head -n -1 "$T/manifest.good" | grep -v '\.signed$' >"$T/nosig.body"
+sign_manifest "$T/nosig.body" "$ROOT/var/lib/dm2/keys/signing_key.pem" "$T/builder.pem" \
+	>"$manifest"
+EXTRA_CONF='RemoteSigning=builder
+' expect_refused builder-unsigned module-signature "holds no builder-signed copy"
 
 # ---- cache stat shows the counts ----
 dm2r "$T/truncated" cache stat | grep -qx 'Refused:    1 (truncated 1)' ||
