@@ -93,6 +93,24 @@ expect 0 "$DM2" --root "$tmp/r2" cache pull --remote "$url/fleet" "$key"
 cmp "$tmp/a.ko" "$(obj "$tmp/r2" "$sha_a")"
 cmp "$tmp/Module.symvers" "$(obj "$tmp/r2" "$sha_s")"
 
+# ---- trust: an unsigned manifest or an unknown signer is refused (13), counted ----
+mkdir -p "$srv/www/unsigned/v1/$key" "$srv/www/unsigned/v1/objects"
+cp "$srv/www/seed/v1/objects/"* "$srv/www/unsigned/v1/objects/"
+cp "$tmp/body" "$srv/www/unsigned/v1/$key/manifest"
+expect 13 "$DM2" --root "$tmp/r4" cache pull --remote "$url/unsigned" "$key"
+grep -q "/unsigned/v1/$key/manifest' is not signed, refusing it" "$tmp/err" ||
+	fail "unsigned: $(cat "$tmp/err")"
+mkdir -p "$tmp/r6"
+expect 13 "$DM2" --root "$tmp/r6" cache pull --remote "$url/seed" "$key"
+grep -q "signed by 'dm2 test seeder' (serial [0-9A-F]*), which is not a trusted key" "$tmp/err" ||
+	fail "no trust: $(cat "$tmp/err")"
+expect 0 "$DM2" --root "$tmp/r4" --json cache stat
+python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); assert s["entries"] == 0 and s["refused"]["unsigned"] == 1, s' "$tmp/out"
+printf 'not a certificate\n' >"$tmp/r6/bad.pem"
+mkdir -p "$tmp/r6/etc/dm2" && printf '[Cache]\nTrustedKeys=/bad.pem\n' >"$tmp/r6/etc/dm2/dm2d.conf"
+expect 3 "$DM2" --root "$tmp/r6" cache pull --remote "$url/seed" "$key"
+grep -q "bad.pem' holds no PEM certificate" "$tmp/err" || fail "bad pem: $(cat "$tmp/err")"
+
 # ---- missing key: exit 4 and a clear message ----
 expect 4 "$DM2" --root "$tmp/r2" cache pull --remote "$url/fleet" "$other"
 grep -q "No cache entry '$other'" "$tmp/err" || fail "missing key: $(cat "$tmp/err")"
