@@ -42,8 +42,8 @@ static int open_cache(struct cli *cli, struct dm2_context **ret_ctx, struct cach
 }
 
 #define CACHE_USAGE                                                                      \
-	"dm2 cache {stat | gc [--max-size SIZE] | push|pull [--remote URL] KEY... |\n"      \
-	"           export [--recipe NAME] [--kernel KVER] FILE | import FILE}"
+	"dm2 cache {stat | gc [--max-size SIZE] | push|pull [--remote URL] KEY... | "        \
+	"export [--recipe NAME] [--kernel KVER] FILE | import FILE}"
 #define STAT_USAGE "dm2 cache stat [--json]"
 #define GC_USAGE "dm2 cache gc [--max-size SIZE]"
 #define PUSH_USAGE "dm2 cache push [--remote URL] [KEY...]"
