@@ -19,23 +19,12 @@
 #include "shared/curl-util.h"
 #include "shared/fs-util.h"
 
-#define MANIFEST_MAGIC "dm2-cache-manifest 1"
+#define MANIFEST_MAGIC "dm2-cache-manifest 2"
 #define MANIFEST_MAX_SIZE (1024U * 1024U)
 #define MANIFEST_MAX_FILES 10000U
 
-static void set_reason(char **reason, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void set_reason(char **reason, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!reason || *reason)
-		return;
-	va_start(ap, fmt);
-	if (vasprintf(reason, fmt, ap) < 0)
-		*reason = NULL;
-	va_end(ap);
-}
+/* remote.c's name for it */
+#define set_reason cache_set_reason
 
 static int base_normalize(const char *url, char **ret, char **reason)
 {
@@ -197,88 +186,138 @@ static int http_error(int code, const char *method, const char *url, char **reas
 	return -EIO;
 }
 
-void cache_manifest_free(struct cache_manifest_file *f, size_t n)
+void cache_manifest_done(struct cache_manifest *m)
 {
-	for (size_t i = 0; i < n; i++)
-		free(f[i].name);
-	free(f);
+	for (size_t i = 0; i < m->n_files; i++)
+		free(m->files[i].name);
+	free(m->files);
+	free(m->key);
+	free(m->recipe);
+	free(m->version);
+	free(m->source_id);
+	free(m->kernel_release);
+	free(m->kernel_identity);
+	free(m->arch);
+	*m = (struct cache_manifest){};
 }
 
-int cache_manifest_parse(char *text, const char *key, const char *url,
-			 struct cache_manifest_file **ret, size_t *ret_n, char **reason)
+static bool field_value_valid(const char *v)
 {
-	struct cache_manifest_file *files = NULL;
-	size_t n = 0;
+	if (!v || !*v || strlen(v) > 4096)
+		return false;
+	for (; *v; v++)
+		if ((unsigned char) *v < 0x20 || *v == 0x7f)
+			return false;
+	return true;
+}
+
+/* "file <sha256> <size> <name>": 0 parsed, -EBADMSG not one, -ENOMEM. */
+static int parse_file_line(const char *l, struct cache_manifest *m)
+{
+	struct cache_manifest_file *f;
+	char *end, *name;
+
+	if (strlen(l) <= 5 + 64 + 1 || l[5 + 64] != ' ' || m->n_files >= MANIFEST_MAX_FILES)
+		return -EBADMSG;
+	f = realloc(m->files, (m->n_files + 1) * sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	m->files = f;
+	f = &m->files[m->n_files];
+	*f = (struct cache_manifest_file){};
+	memcpy(f->sha256, l + 5, 64);
+	f->sha256[64] = '\0';
+	errno = 0;
+	f->size = strtoull(l + 5 + 65, &end, 10);
+	if (!sha256_hex_canonical(f->sha256) || errno != 0 || end == l + 5 + 65 ||
+	    *end != ' ' || !cache_name_valid(end + 1))
+		return -EBADMSG;
+	for (size_t i = 0; i < m->n_files; i++)
+		if (streq(m->files[i].name, end + 1))
+			return -EBADMSG;
+	name = strdup(end + 1);
+	if (!name)
+		return -ENOMEM;
+	f->name = name;
+	m->n_files++;
+	return 0;
+}
+
+/* One header line: 1 if it was one, 0 if not, -EBADMSG repeated or bad, -ENOMEM. */
+static int parse_field_line(const char *l, struct cache_manifest *m)
+{
+	const struct {
+		const char *name;
+		char **value;
+	} fields[] = {
+		{"key", &m->key},	       {"recipe", &m->recipe},
+		{"version", &m->version},      {"source", &m->source_id},
+		{"kernel", &m->kernel_release}, {"identity", &m->kernel_identity},
+		{"arch", &m->arch},
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
+		const char *v = startswith(l, fields[i].name);
+
+		if (!v || *v != ' ')
+			continue;
+		if (*fields[i].value || !field_value_valid(v + 1) || m->n_files > 0)
+			return -EBADMSG;
+		*fields[i].value = strdup(v + 1);
+		return *fields[i].value ? 1 : -ENOMEM;
+	}
+	return 0;
+}
+
+int cache_manifest_parse(char *text, const char *url, struct cache_manifest *ret,
+			 char **reason)
+{
+	_cleanup_(cache_manifest_done) struct cache_manifest m = {};
 	unsigned line = 0;
-	bool key_seen = false;
 	char *save = NULL;
+	int r;
 
 	for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-		char *end;
-
 		line++;
-		if (line == 1) {
-			if (strcmp(l, MANIFEST_MAGIC) != 0)
-				goto bad;
-			continue;
+		if (line == 1)
+			r = streq(l, MANIFEST_MAGIC) ? 1 : -EBADMSG;
+		else if (startswith(l, "file "))
+			r = parse_file_line(l, &m);
+		else
+			r = parse_field_line(l, &m) ?: -EBADMSG;
+		if (r == -ENOMEM)
+			return r;
+		if (r < 0) {
+			cache_set_reason(reason, "Manifest '%s' line %u is malformed, refusing it",
+					 url, line);
+			return -EBADMSG;
 		}
-		if (strncmp(l, "key ", 4) == 0) {
-			if (strcmp(l + 4, key) != 0)
-				goto bad;
-			key_seen = true;
-			continue;
-		}
-		if (strncmp(l, "file ", 5) == 0 && strlen(l) > 5 + 64 + 1 &&
-		    l[5 + 64] == ' ') {
-			struct cache_manifest_file *m, *f;
-
-			if (n >= MANIFEST_MAX_FILES)
-				goto bad;
-			m = realloc(files, (n + 1) * sizeof(*files));
-			if (!m) {
-				cache_manifest_free(files, n);
-				return -ENOMEM;
-			}
-			files = m;
-			f = &files[n];
-			*f = (struct cache_manifest_file){};
-			memcpy(f->sha256, l + 5, 64);
-			f->sha256[64] = '\0';
-			errno = 0;
-			f->size = strtoull(l + 5 + 65, &end, 10);
-			if (!sha256_hex_canonical(f->sha256) || errno != 0 ||
-			    end == l + 5 + 65 || *end != ' ' ||
-			    !cache_name_valid(end + 1))
-				goto bad;
-			for (size_t i = 0; i < n; i++)
-				if (strcmp(files[i].name, end + 1) == 0)
-					goto bad;
-			f->name = strdup(end + 1);
-			if (!f->name) {
-				cache_manifest_free(files, n);
-				return -ENOMEM;
-			}
-			n++;
-			continue;
-		}
-		goto bad;
 	}
-	if (!key_seen || n == 0) {
-		line = 0;
-		goto bad;
+	if (!m.key || !cache_key_valid(m.key) || !m.recipe || !m.version || !m.source_id ||
+	    !m.kernel_release || !m.kernel_identity || !m.arch || m.n_files == 0) {
+		cache_set_reason(reason,
+				 "Manifest '%s' lacks its key, origin or files, refusing it",
+				 url);
+		return -EBADMSG;
 	}
-	*ret = files;
-	*ret_n = n;
+	*ret = m;
+	m = (struct cache_manifest){};
 	return 0;
-bad:
-	cache_manifest_free(files, n);
-	if (line > 0)
-		set_reason(reason, "Manifest '%s' line %u is malformed, refusing it", url,
-			   line);
-	else
-		set_reason(reason,
-			   "Manifest '%s' has no key line or no files, refusing it", url);
-	return -EBADMSG;
+}
+
+int cache_manifest_format_header(FILE *f, const char *key, const struct cache_entry_info *i)
+{
+	const char *values[] = {key,		   i->recipe,	       i->version, i->source_id,
+				i->kernel_release, i->kernel_identity, i->arch};
+	const char *names[] = {"key", "recipe", "version", "source", "kernel", "identity", "arch"};
+
+	fputs(MANIFEST_MAGIC "\n", f);
+	for (size_t k = 0; k < ELEMENTSOF(values); k++) {
+		if (!field_value_valid(values[k]))
+			return -EINVAL;
+		fprintf(f, "%s %s\n", names[k], values[k]);
+	}
+	return 0;
 }
 
 /* GET url into fd, at most limit bytes: the HTTP status, or a negative errno. */
@@ -308,7 +347,7 @@ static int get_to_fd(const char *url, int fd, uint64_t limit,
 static int download_object(struct cache *c, const char *base,
 			   const struct cache_manifest_file *f,
 			   const struct cache_remote_options *o, struct cache_staged *ret,
-			   char **reason)
+			   enum cache_refusal *ret_why, char **reason)
 {
 	_cleanup_free_ char *url = NULL, *tmp = NULL, *name = NULL;
 	_cleanup_close_ int fd = -EBADF;
@@ -333,6 +372,7 @@ static int download_object(struct cache *c, const char *base,
 	r = get_to_fd(url, fd, f->size, o, &written, reason);
 	if (r == -EFBIG) {
 		*reason = mfree(*reason);
+		*ret_why = CACHE_REFUSAL_OBJECT_MISMATCH;
 		set_reason(reason, "Object '%s' is larger than the manifest says, refusing it",
 			   url);
 		r = -EBADMSG;
@@ -342,13 +382,8 @@ static int download_object(struct cache *c, const char *base,
 			set_reason(reason, "Object '%s' listed in the manifest is missing", url);
 	} else if (r >= 0)
 		r = cas_seal(fd, hex, &size);
-	if (r >= 0 && (size != f->size || !streq(hex, f->sha256))) {
-		set_reason(reason,
-			   "Object '%s' has sha256 %s and %" PRIu64 " bytes, expected %" PRIu64
-			   " bytes; refusing the tampered object",
-			   url, hex, size, f->size);
-		r = -EBADMSG;
-	}
+	if (r >= 0)
+		r = cache_object_check(f, hex, size, url, ret_why, reason);
 	if (r < 0) {
 		(void) unlinkat(c->tmp_fd, tmp, 0);
 		return r;
@@ -360,10 +395,10 @@ static int download_object(struct cache *c, const char *base,
 	return 0;
 }
 
-/* GET and parse BASE/v1/<key>/manifest. */
+/* GET BASE/v1/<key>/manifest and accept it (trust.c) or say why not. */
 static int get_manifest(const char *base, const char *key,
-			const struct cache_remote_options *o, struct cache_manifest_file **ret,
-			size_t *ret_n, char **reason)
+			const struct cache_remote_options *o, struct cache_manifest *ret,
+			enum cache_refusal *ret_why, char **reason)
 {
 	_cleanup_free_ char *url = NULL;
 	struct xfer x;
@@ -387,7 +422,8 @@ static int get_manifest(const char *base, const char *key,
 			set_reason(reason, "No cache entry '%s' on '%s'", key, base);
 	}
 	if (r >= 0)
-		r = cache_manifest_parse(x.buf ?: (char[]){""}, key, url, ret, ret_n, reason);
+		r = cache_manifest_accept(x.buf ?: (char[]){""}, x.len, key, o, url, ret,
+					  ret_why, reason);
 	xfer_done(&x);
 	return r;
 }
@@ -396,9 +432,10 @@ int cache_remote_pull(struct cache *c, const char *base_url, const char *key,
 		      const struct cache_remote_options *o, char **ret_reason)
 {
 	_cleanup_free_ char *base = NULL, *reason = NULL;
-	struct cache_manifest_file *files = NULL;
+	_cleanup_(cache_manifest_done) struct cache_manifest m = {};
+	enum cache_refusal why = _CACHE_REFUSAL_INVALID;
 	struct cache_staged *staged = NULL;
-	size_t n = 0, k = 0;
+	size_t k = 0;
 	int r;
 
 	if (!c || !cache_key_valid(key)) {
@@ -408,29 +445,27 @@ int cache_remote_pull(struct cache *c, const char *base_url, const char *key,
 	}
 	r = base_normalize(base_url, &base, &reason);
 	if (r >= 0)
-		r = get_manifest(base, key, o, &files, &n, &reason);
+		r = get_manifest(base, key, o, &m, &why, &reason);
 	if (r < 0)
 		goto finish;
 
-	staged = calloc(n, sizeof(*staged));
+	staged = calloc(m.n_files, sizeof(*staged));
 	if (!staged) {
 		r = -ENOMEM;
 		goto finish;
 	}
-	for (k = 0; k < n; k++) {
-		r = download_object(c, base, &files[k], o, &staged[k], &reason);
+	for (k = 0; k < m.n_files; k++) {
+		r = download_object(c, base, &m.files[k], o, &staged[k], &why, &reason);
 		if (r < 0)
 			goto finish;
 	}
-	r = cache_commit(c, key, staged, n);
-	if (r < 0)
-		set_reason(&reason, "Storing '%s' in the local cache failed: %s", key,
-			   strerror(-r));
+	r = cache_commit_accepted(c, &m, staged, &reason);
 finish:
 	if (staged)
 		cache_staged_done(c, staged, k);
 	free(staged);
-	cache_manifest_free(files, n);
+	if (r < 0 && why != _CACHE_REFUSAL_INVALID)
+		cache_refusal_note(c, why);
 	if (r < 0 && ret_reason)
 		*ret_reason = TAKE_PTR(reason);
 	return r;
@@ -494,74 +529,36 @@ static bool remote_has(const char *url, uint64_t size, const struct cache_remote
 	return r == 200 && len >= 0 && (uint64_t) len == size;
 }
 
-/* One file of the entry: its manifest line, and its object uploaded unless already there. */
-static int push_object(struct cache *c, const char *base, const char *name, const char *sha,
-		       uint64_t size, const struct cache_remote_options *o, FILE *manifest,
-		       char **reason)
+/* One file of the entry: its object uploaded unless already there. */
+static int push_object(struct cache *c, const char *base, const struct cache_manifest_file *f,
+		       const struct cache_remote_options *o, char **reason)
 {
 	_cleanup_free_ char *obj_url = NULL, *rel = NULL;
 	_cleanup_close_ int fd = -EBADF;
 	int r;
 
-	fprintf(manifest, "file %s %" PRIu64 " %s\n", sha, size, name);
-	r = cas_object_path(&c->objects, sha, &rel);
+	r = cas_object_path(&c->objects, f->sha256, &rel);
 	if (r < 0)
 		return r;
-	obj_url = strdup_printf("%s/v1/objects/%s", base, sha);
+	obj_url = strdup_printf("%s/v1/objects/%s", base, f->sha256);
 	if (!obj_url)
 		return -ENOMEM;
-	if (remote_has(obj_url, size, o))
+	if (remote_has(obj_url, f->size, o))
 		return 0;
 	fd = openat(c->objects.dir_fd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
 		r = -errno;
-		set_reason(reason, "Object '%s' vanished from the local cache", sha);
+		set_reason(reason, "Object '%s' vanished from the local cache", f->sha256);
 		return r;
 	}
-	return put(obj_url, fd, NULL, size, o, reason);
-}
-
-/* Every object of the entry, each line of its manifest into *ret_manifest. */
-static int push_objects(struct cache *c, const char *base, const char *key,
-			const struct cache_remote_options *o, char **ret_manifest,
-			size_t *ret_len, char **reason)
-{
-	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	_cleanup_free_ char *text = NULL;
-	_cleanup_fclose_ FILE *m = NULL;
-	size_t len = 0;
-	int rc, r;
-
-	m = open_memstream(&text, &len);
-	if (!m)
-		return -ENOMEM;
-	fprintf(m, MANIFEST_MAGIC "\nkey %s\n", key);
-	r = sql_prepare(c->db,
-			"SELECT name, sha256, size FROM entry_files WHERE key = ? ORDER BY name",
-			&st);
-	if (r < 0)
-		return r;
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		r = push_object(c, base, (const char *) sqlite3_column_text(st, 0),
-				(const char *) sqlite3_column_text(st, 1),
-				(uint64_t) sqlite3_column_int64(st, 2), o, m, reason);
-		if (r < 0)
-			return r;
-	}
-	if (rc != SQLITE_DONE)
-		return sql_error(c->db, rc);
-	if (fclose(TAKE_PTR(m)) != 0)
-		return -ENOMEM;
-	*ret_manifest = TAKE_PTR(text);
-	*ret_len = len;
-	return 0;
+	return put(obj_url, fd, NULL, f->size, o, reason);
 }
 
 int cache_remote_push(struct cache *c, const char *base_url, const char *key,
 		      const struct cache_remote_options *o, char **ret_reason)
 {
 	_cleanup_free_ char *base = NULL, *url = NULL, *reason = NULL, *manifest = NULL;
+	_cleanup_(cache_manifest_done) struct cache_manifest m = {};
 	struct cache_entry *e = NULL;
 	size_t len = 0;
 	int r;
@@ -579,7 +576,9 @@ int cache_remote_push(struct cache *c, const char *base_url, const char *key,
 	if (r == -ENOENT)
 		set_reason(&reason, "Cache entry '%s' is not in the local cache", key);
 	if (r >= 0)
-		r = push_objects(c, base, key, o, &manifest, &len, &reason);
+		r = cache_manifest_build(c, key, o, &manifest, &len, &m, &reason);
+	for (size_t i = 0; r >= 0 && i < m.n_files; i++)
+		r = push_object(c, base, &m.files[i], o, &reason);
 	if (r < 0)
 		goto finish;
 	/* Last: only now may readers see the entry. */

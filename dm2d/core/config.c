@@ -47,6 +47,20 @@ static int parse_hash(const char *v, void *field)
 	return free_and_strdup(field, v);
 }
 
+/* RemoteSigning=: who signs what comes from the remote cache (dm2d.conf(5)). */
+static int parse_remote_signing(const char *v, void *field)
+{
+	bool *builder = field;
+
+	if (streq(v, "resign"))
+		*builder = false;
+	else if (streq(v, "builder"))
+		*builder = true;
+	else
+		return -EINVAL;
+	return 0;
+}
+
 static int parse_bool(const char *v, void *field)
 {
 	bool *ret = field;
@@ -148,6 +162,8 @@ static const struct config_setting {
 	{ "Cache", "MaxSize", parse_bytes, FIELD(cache_max_size) },
 	{ "Cache", "Remote", parse_http_url, FIELD(remote_cache) },
 	{ "Cache", "Push", parse_bool, FIELD(remote_push) },
+	{ "Cache", "TrustedKeys", parse_string, FIELD(trusted_keys) },
+	{ "Cache", "RemoteSigning", parse_remote_signing, FIELD(remote_signing_builder) },
 };
 #undef FIELD
 
@@ -284,5 +300,6 @@ struct dm2_config *config_free(struct dm2_config *c)
 	free(c->mirrors);
 	free(c->ca_file);
 	free(c->remote_cache);
+	free(c->trusted_keys);
 	return mfree(c);
 }

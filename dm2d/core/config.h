@@ -53,6 +53,8 @@ struct dm2_config {
 	uint64_t cache_max_size; /* MaxSize= */
 	char *remote_cache;      /* Remote=URL */
 	bool remote_push;        /* Push= */
+	char *trusted_keys;      /* TrustedKeys=, PEM files under root, space-separated */
+	bool remote_signing_builder; /* RemoteSigning=builder (default resign) */
 };
 
 /* Defaults, then etc/dm2/dm2d.conf under root_fd if it exists. Errors name file:line. */
