@@ -432,7 +432,7 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
 	int r;
 
 	(void) sd_notify(false, "RELOADING=1\nSTATUS=Reloading configuration and recipes.");
-	r = config_load(m->ctx->root_fd, DM2_CONF_FILE, &c);
+	r = config_load_root(m->ctx->root_fd, m->ctx->root, DM2_CONF_FILE, &c);
 	if (r < 0)
 		log_error_errno(r, "Failed to reload '%s', keeping the old configuration: %m",
 				DM2_CONF_FILE);
