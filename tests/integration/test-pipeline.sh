@@ -92,6 +92,8 @@ grep -q 'dm2_example' "$ROOT/lib/modules/$KVER/modules.dep" && fail "modules.dep
 expect_exit 4 dm2 uninstall "$NAME" -k "$KVER"
 dm2 install "$NAME" -k "$KVER" >"$T/out" 2>&1 || { cat "$T/out"; fail "reinstall"; }
 [ "$(field from_cache)" = True ] || fail "reinstall did not come from the cache"
+# The build's log is still there, and status still names it (it said null before).
+[ "$(field log)" = "$LOG" ] || fail "status after a cache reinstall: log $(field log), not $LOG"
 [ "$(sha256sum "$LOG")" = "$log_sum" ] && [ "$(stat -c %Y.%y "$LOG")" = "$log_mtime" ] ||
 	fail "build.log was rewritten: the compiler ran"
 [ ! -d "$ROOT/var/lib/dm2/work" ] || [ -z "$(ls -A "$ROOT/var/lib/dm2/work")" ] ||
