@@ -6,6 +6,7 @@
 #include "recipe/recipe-lint.h"
 #include "recipe/recipe-set.h"
 #include "recipe/recipe.h"
+#include "shared/deb-version.h"
 #include "shared/log.h"
 #include "shared/util.h"
 
@@ -96,7 +97,7 @@ static char *versions_text(const struct recipe *r, const char *sep)
 		size_t j = i;
 
 		/* Insertion sort: a handful of sources at most. */
-		while (j > 0 && version_compare(v[j - 1], r->sources[i].version) < 0) {
+		while (j > 0 && deb_version_compare(v[j - 1], r->sources[i].version) < 0) {
 			v[j] = v[j - 1];
 			j--;
 		}
