@@ -787,13 +787,24 @@ static int dkms_takeover_verb(int argc, char *argv[], struct cli *cli)
 	return ret;
 }
 
+#define DKMS_USAGE                                                                       \
+	"dm2 dkms {import DIR [-k KVER] [--arch ARCH] [--json] | list [--json] | "       \
+	"status [-k KVER] [--json] | takeover [NAME...] [-k KVER] [--dry-run]}"
+
+/* --help anywhere after a subcommand prints its own usage on stdout. */
+static const struct cli_subverb_usage dkms_usages[] = {
+	{ "import", "dm2 dkms import DIR [-k KVER] [--arch ARCH] [--json]" },
+	{ "list", "dm2 dkms list [--json]" },
+	{ "status", "dm2 dkms status [-k KVER] [--json]" },
+	{ "takeover", "dm2 dkms takeover [NAME...] [-k KVER] [--dry-run]" },
+};
+
 int verb_dkms(int argc, char *argv[], struct cli *cli)
 {
-	if (argc < 2) {
-		log_error("Usage: dm2 dkms import DIR [-k KVER] | list | status [-k KVER] | "
-			  "takeover [NAME...] [-k KVER] [--dry-run]");
-		return EXIT_USAGE;
-	}
+	if (argc < 2)
+		return cli_usage_error(DKMS_USAGE, "Missing command for 'dm2 dkms'");
+	if (cli_help_requested(argc, argv, dkms_usages, ELEMENTSOF(dkms_usages), DKMS_USAGE))
+		return EXIT_OK;
 	optind = 0;
 	if (streq(argv[1], "import"))
 		return dkms_import(argc - 1, argv + 1, cli);
