@@ -87,9 +87,11 @@ static void print_json(const struct dkms_conf *c, bool applies, const char *reas
 {
 	FILE *f = stdout;
 
-	fputs("{\"name\": ", f);
+	/* "version" is the format's, as in every --json document; the package's is
+	 * "package_version". */
+	fputs("{\"version\": 1, \"name\": ", f);
 	cli_json_string(f, c->name);
-	fputs(", \"version\": ", f);
+	fputs(", \"package_version\": ", f);
 	cli_json_string(f, c->version);
 	fputs(", \"path\": ", f);
 	cli_json_string(f, c->dir);
@@ -424,7 +426,7 @@ static int dkms_list(int argc, char *argv[], struct cli *cli)
 	}
 
 	if (cli->json)
-		fputs("[", stdout);
+		fputs("{\"version\": 1, \"packages\": [", stdout);
 	else if (dirs)
 		printf("%-24s %-16s %-11s %s\n", "NAME", "VERSION", "AUTOINSTALL",
 		       "STATUS");
@@ -461,7 +463,7 @@ static int dkms_list(int argc, char *argv[], struct cli *cli)
 		first = false;
 	}
 	if (cli->json)
-		fputs(dirs ? "\n]\n" : "]\n", stdout);
+		fputs(dirs ? "\n]}\n" : "]}\n", stdout);
 	else if (!dirs)
 		printf("No dkms.conf packages in '%s/" DM2_USR_SRC_DIR "'.\n",
 		       streq(ctx->root, "/") ? "" : ctx->root);

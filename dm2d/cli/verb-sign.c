@@ -268,7 +268,7 @@ static void print_verified(struct cli *cli, const char *path, const char *cert,
 			   const struct module_signature_info *info)
 {
 	if (cli->json) {
-		printf("{\"file\":");
+		printf("{\"version\":1,\"file\":");
 		cli_json_string(stdout, strempty(path));
 		printf(",\"signer\":");
 		cli_json_string(stdout, strempty(info->signer));
