@@ -17,6 +17,7 @@
 #include "daemon/manager.h"
 #include "daemon/watch.h"
 #include "libkbuild-wrap.h"
+#include "recipe/dkms-active.h"
 #include "recipe/recipe-set.h"
 #include "shared/fs-util.h"
 #include "shared/log.h"
@@ -60,6 +61,14 @@ static int kernel_queue_jobs(struct manager *m, const char *kver, bool retry, bo
 
 		if (!rc->autoinstall)
 			continue;
+		if (dkms_manages(m->ctx, rc)) {
+			/* DKMS' own hook builds it (and ran first): dm2 would only fail on its
+			 * files. */
+			log_notice("'%s' for '%s' is left to DKMS, which builds it itself; 'dm2 "
+				   "dkms takeover %s' hands it to dm2.",
+				   rc->name, kver, rc->name);
+			continue;
+		}
 		j = queue_find(&m->queue, rc->name, kver);
 		if (j && (j->running || j->state == JOB_STATE_QUEUED) && !force)
 			continue;
@@ -388,7 +397,7 @@ static int recipes_reload(struct manager *m)
 			continue;
 		if (old)
 			log_notice("event: recipe-%s, recipe=%s", prev ? "changed" : "added", rc->name);
-		if (!old || !rc->autoinstall)
+		if (!old || !rc->autoinstall || dkms_manages(m->ctx, rc))
 			continue; /* at start, rescan() plans everything */
 		for (size_t k = 0; k < m->n_kernels; k++)
 			if (m->kernels[k]->complete) {
