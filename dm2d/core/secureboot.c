@@ -10,22 +10,23 @@
 #include "shared/log.h"
 #include "shared/util.h"
 
-/* MokListRT of a machine with many keys is a few KiB; firmware caps a variable far lower. */
+/* MokListRT of a machine with many keys is a few KiB; firmware caps a variable far lower.
+ */
 #define EFIVAR_MAX_SIZE (1U << 20)
-#define SIGLIST_HEADER_SIZE 28 /* GUID type, u32 list size, u32 header size, u32 entry size */
+#define SIGLIST_HEADER_SIZE                                                              \
+	28 /* GUID type, u32 list size, u32 header size, u32 entry size */
 #define SIG_OWNER_SIZE 16
 #define MOK_VARIABLES_DIR "sys/firmware/efi/mok-variables"
 
-/* EFI_CERT_X509_GUID a5c059a1-94e4-4aa7-87b5-ab155c2bf072 as it is stored (the first three
- * fields little-endian). */
-static const uint8_t cert_x509_guid[16] = { 0xa1, 0x59, 0xc0, 0xa5, 0xe4, 0x94, 0xa7, 0x4a,
-					    0x87, 0xb5, 0xab, 0x15, 0x5c, 0x2b, 0xf0, 0x72 };
+/* EFI_CERT_X509_GUID a5c059a1-94e4-4aa7-87b5-ab155c2bf072 as it is stored (the first
+ * three fields little-endian). */
+static const uint8_t cert_x509_guid[16] = {0xa1, 0x59, 0xc0, 0xa5, 0xe4, 0x94,
+					   0xa7, 0x4a, 0x87, 0xb5, 0xab, 0x15,
+					   0x5c, 0x2b, 0xf0, 0x72};
 
 static const char *const mok_state_table[_MOK_STATE_MAX] = {
-	[MOK_ENROLLED] = "enrolled",
-	[MOK_PENDING] = "pending",
-	[MOK_NOT_ENROLLED] = "not-enrolled",
-	[MOK_NO_CERTIFICATE] = "no-certificate",
+	[MOK_ENROLLED] = "enrolled",	     [MOK_PENDING] = "pending",
+	[MOK_NOT_ENROLLED] = "not-enrolled", [MOK_NO_CERTIFICATE] = "no-certificate",
 	[MOK_UNKNOWN] = "unknown",
 };
 
@@ -58,8 +59,8 @@ int efi_siglist_has_x509(const void *data, size_t size, const void *der, size_t 
 		    (list - SIGLIST_HEADER_SIZE - header) % entry != 0)
 			return -EBADMSG;
 		if (memcmp(p, cert_x509_guid, sizeof(cert_x509_guid)) == 0)
-			for (const uint8_t *e = p + SIGLIST_HEADER_SIZE + header; e < p + list;
-			     e += entry)
+			for (const uint8_t *e = p + SIGLIST_HEADER_SIZE + header;
+			     e < p + list; e += entry)
 				if (entry - SIG_OWNER_SIZE == der_size &&
 				    memcmp(e + SIG_OWNER_SIZE, der, der_size) == 0)
 					found = true;
@@ -110,7 +111,8 @@ static int pem_decode(const char *b, const char *e, void **ret, size_t *ret_size
 
 int cert_to_der(const char *text, size_t size, void **ret, size_t *ret_size)
 {
-	static const char begin[] = "-----BEGIN CERTIFICATE-----", end[] = "-----END CERTIFICATE-----";
+	static const char begin[] = "-----BEGIN CERTIFICATE-----",
+			  end[] = "-----END CERTIFICATE-----";
 	const char *b, *e;
 
 	/* DER: a SEQUENCE. */
@@ -156,7 +158,8 @@ static int efivar_read(int root_fd, const char *name, const char *guid, char **r
 }
 
 /* 1 when the variable lists der, 0 when not or it is not there, < 0 when unreadable. */
-static int efivar_has_cert(int root_fd, const char *name, const void *der, size_t der_size)
+static int efivar_has_cert(int root_fd, const char *name, const void *der,
+			   size_t der_size)
 {
 	_cleanup_free_ char *data = NULL;
 	size_t size;
@@ -166,8 +169,8 @@ static int efivar_has_cert(int root_fd, const char *name, const void *der, size_
 	if (r == -ENOENT && streq(name, "MokListRT")) {
 		/* Linux >= 5.10 also exports shim's lists without attributes, whole even
 		 * when they are too big for an efivar. */
-		r = read_full_file_at(root_fd, MOK_VARIABLES_DIR "/MokListRT", EFIVAR_MAX_SIZE,
-				      &data, &size);
+		r = read_full_file_at(root_fd, MOK_VARIABLES_DIR "/MokListRT",
+				      EFIVAR_MAX_SIZE, &data, &size);
 	}
 	if (r == -ENOENT)
 		return 0;
@@ -180,7 +183,7 @@ int secureboot_probe(int root_fd, const void *cert_der, size_t cert_size,
 		     struct secureboot_state *ret)
 {
 	_cleanup_free_ char *sb = NULL;
-	struct secureboot_state s = { .secure_boot = -1, .mok = MOK_UNKNOWN };
+	struct secureboot_state s = {.secure_boot = -1, .mok = MOK_UNKNOWN};
 	struct stat st;
 	size_t n;
 	int r;
@@ -204,7 +207,9 @@ int secureboot_probe(int root_fd, const void *cert_der, size_t cert_size,
 			r = efivar_has_cert(root_fd, "MokNew", cert_der, cert_size);
 			if (r == -ENOMEM)
 				return r;
-			s.mok = r > 0 ? MOK_PENDING : r == 0 ? MOK_NOT_ENROLLED : MOK_UNKNOWN;
+			s.mok = r > 0	 ? MOK_PENDING
+				: r == 0 ? MOK_NOT_ENROLLED
+					 : MOK_UNKNOWN;
 		} else
 			log_debug_errno(r, "Cannot read MokListRT, ignoring: %m");
 	}

@@ -10,7 +10,8 @@
  * (sys/firmware/efi/efivars: 4 bytes of attributes, then the data), so that tests and
  * chroots can give their own. dm2's certificate is "enrolled" when MokListRT (shim's
  * runtime copy of the MOK list, an array of EFI_SIGNATURE_LIST) holds an X.509 entry with
- * its DER bytes, "pending" when MokNew (mokutil --import's request, the same format) does.
+ * its DER bytes, "pending" when MokNew (mokutil --import's request, the same format)
+ * does.
  */
 #define EFIVARS_DIR "sys/firmware/efi/efivars"
 #define EFI_GLOBAL_GUID "8be4df61-93ca-11d2-aa0d-00e098032b8c"
@@ -21,14 +22,14 @@ enum mok_state {
 	MOK_PENDING,
 	MOK_NOT_ENROLLED,
 	MOK_NO_CERTIFICATE, /* dm2 has no certificate yet */
-	MOK_UNKNOWN,        /* no EFI, no shim, or a certificate in a token */
+	MOK_UNKNOWN,	    /* no EFI, no shim, or a certificate in a token */
 	_MOK_STATE_MAX,
 	_MOK_STATE_INVALID = -EINVAL,
 };
 const char *mok_state_to_string(enum mok_state s); /* "enrolled", "not-enrolled", ... */
 
 struct secureboot_state {
-	int efi;         /* 1: the firmware's variables are there */
+	int efi;	 /* 1: the firmware's variables are there */
 	int secure_boot; /* 1 on, 0 off, -1 unknown (no EFI or no SecureBoot variable) */
 	enum mok_state mok;
 };

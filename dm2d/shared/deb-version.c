@@ -79,20 +79,21 @@ static struct deb_version split(const char *s)
 	struct deb_version v = {};
 	const char *colon = strchr(s, ':'), *dash;
 
-	/* An epoch only when all before the first ':' are digits (dpkg refuses the rest). */
+	/* An epoch only when all before the first ':' are digits (dpkg refuses the rest).
+	 */
 	if (colon && colon > s && strspn(s, "0123456789") == (size_t) (colon - s)) {
-		v.epoch = (struct span) { s, (size_t) (colon - s) };
+		v.epoch = (struct span){s, (size_t) (colon - s)};
 		s = colon + 1;
 	}
 	dash = strrchr(s, '-');
-	v.upstream = (struct span) { s, dash ? (size_t) (dash - s) : strlen(s) };
+	v.upstream = (struct span){s, dash ? (size_t) (dash - s) : strlen(s)};
 	if (dash)
-		v.revision = (struct span) { dash + 1, strlen(dash + 1) };
+		v.revision = (struct span){dash + 1, strlen(dash + 1)};
 	return v;
 }
 
-/* Epochs are numbers: compare without leading zeros, by length and then digit by digit, so
- * no epoch can overflow. */
+/* Epochs are numbers: compare without leading zeros, by length and then digit by digit,
+ * so no epoch can overflow. */
 static int epoch_cmp(struct span a, struct span b)
 {
 	int c;

@@ -58,7 +58,7 @@ static int tty_columns(int fd)
 
 static _Noreturn void ticker_run(int tty_fd, int dir_fd, const char *path)
 {
-	struct timespec start, now, second = { 1, 0 };
+	struct timespec start, now, second = {1, 0};
 	char line[512], out[640];
 
 	clock_gettime(CLOCK_MONOTONIC, &start);
@@ -69,12 +69,14 @@ static _Noreturn void ticker_run(int tty_fd, int dir_fd, const char *path)
 		int width = tty_columns(tty_fd);
 
 		last_line(dir_fd, path, line, sizeof(line));
-		int n = snprintf(out, sizeof(out), "\r\033[K  [%ld:%02ld] ", s / 60, s % 60);
-		/* Cut to the width, so the line never wraps and \r keeps working; a cut in
-		 * a UTF-8 sequence is only one odd glyph at the end. */
+		int n = snprintf(out, sizeof(out), "\r\033[K  [%ld:%02ld] ", s / 60,
+				 s % 60);
+		/* Cut to the width, so the line never wraps and \r keeps working; a cut
+		 * in a UTF-8 sequence is only one odd glyph at the end. */
 		int room = width - 1 - (n - 4);
 		if (room > 0)
-			n += snprintf(out + n, sizeof(out) - (size_t) n, "%.*s", room, line);
+			n += snprintf(out + n, sizeof(out) - (size_t) n, "%.*s", room,
+				      line);
 		if (write(tty_fd, out, (size_t) n) < 0)
 			_exit(0);
 	}
@@ -84,7 +86,7 @@ int ticker_start(struct ticker *t, int tty_fd, int log_dir_fd, const char *log_p
 {
 	pid_t parent = getpid(), pid;
 
-	*t = (struct ticker) { .pid = -1, .tty_fd = tty_fd };
+	*t = (struct ticker){.pid = -1, .tty_fd = tty_fd};
 	pid = fork();
 	if (pid < 0)
 		return -errno;

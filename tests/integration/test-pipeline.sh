@@ -21,7 +21,8 @@ field() {
 expect_exit 2 dm2 install "$NAME"
 expect_exit 4 dm2 install no-such-recipe -k "$KVER"
 expect_exit 4 dm2 install "$NAME" -k 0.0.0-no-such-kernel
-[ "$(dm2 status --json)" = '{"version":1,"modules":[]}' ] || fail "empty status"
+# (and "secure_boot", dm2 key status' member)
+[ "$(dm2 status --json | jq -c '[.version, .modules]')" = '[1,[]]' ] || fail "empty status"
 pass "usage errors"
 
 # ---- full cycle: build, sign, install, depmod ----
@@ -48,6 +49,14 @@ cat >"$T/schema.json" <<'EOF'
   "type": "object", "additionalProperties": false, "required": ["version", "modules"],
   "properties": {
     "version": {"const": 1},
+    "secure_boot": {
+      "type": "object", "additionalProperties": false,
+      "required": ["efi", "enabled", "mok", "certificate", "enroll_command"],
+      "properties": {
+        "efi": {"type": "boolean"}, "enabled": {"type": ["boolean", "null"]},
+        "mok": {"enum": ["enrolled", "pending", "not-enrolled", "no-certificate", "unknown"]},
+        "certificate": {"type": ["string", "null"]},
+        "enroll_command": {"type": ["string", "null"]}}},
     "modules": {"type": "array", "items": {
       "type": "object", "additionalProperties": false,
       "required": ["name", "version", "installed_version", "kernel", "arch", "state", "stage",

@@ -11,33 +11,34 @@ static const struct {
 	const char *a, *b;
 	int want; /* sign of a - b */
 } table[] = {
-	{ "1.0~rc1", "1.0", -1 },
-	{ "1.0~rc1", "1.0~rc2", -1 },
-	{ "1.0~~", "1.0~", -1 },
-	{ "1.0~", "1.0", -1 },
-	{ "1.0", "1.0+dfsg", -1 },
-	{ "1.0", "1.0a", -1 },
-	{ "1.0a", "1.0+", -1 }, /* letters before other characters */
-	{ "1.0", "1.0.1", -1 },
-	{ "1.0", "1.00", 0 },
-	{ "1.0", "1.0-0", 0 }, /* no revision is revision 0 */
-	{ "1.0-1", "1.0-2", -1 },
-	{ "1.0-9", "1.0-10", -1 },
-	{ "1.0-1", "1.0-1~bpo1", 1 },
-	{ "0.12.7", "0.13.2", -1 },
-	{ "6.9", "6.10", -1 },
-	{ "2.0", "1:1.0", -1 },
-	{ "1:1.0", "01:1.0", 0 },
-	{ "0:1.0", "1.0", 0 },
-	{ "2:1.0", "10:0.1", -1 },
-	{ "1.2-3-4", "1.2-3-5", -1 }, /* the revision is after the last '-' */
-	{ "1.2-3-4", "1.2-4", 1 }, /* upstream 1.2-3 > 1.2 */
-	{ "a", "b", -1 },
-	{ "1.0", "1.0", 0 },
-	{ "", "0", 0 },
-	{ "1.18.0", "1.18.0~git20240101", 1 },
-	{ "99999999999999999999999", "99999999999999999999998", 1 }, /* longer than 64 bits */
-	{ "1:99999999999999999999", "2:0", -1 },
+	{"1.0~rc1", "1.0", -1},
+	{"1.0~rc1", "1.0~rc2", -1},
+	{"1.0~~", "1.0~", -1},
+	{"1.0~", "1.0", -1},
+	{"1.0", "1.0+dfsg", -1},
+	{"1.0", "1.0a", -1},
+	{"1.0a", "1.0+", -1}, /* letters before other characters */
+	{"1.0", "1.0.1", -1},
+	{"1.0", "1.00", 0},
+	{"1.0", "1.0-0", 0}, /* no revision is revision 0 */
+	{"1.0-1", "1.0-2", -1},
+	{"1.0-9", "1.0-10", -1},
+	{"1.0-1", "1.0-1~bpo1", 1},
+	{"0.12.7", "0.13.2", -1},
+	{"6.9", "6.10", -1},
+	{"2.0", "1:1.0", -1},
+	{"1:1.0", "01:1.0", 0},
+	{"0:1.0", "1.0", 0},
+	{"2:1.0", "10:0.1", -1},
+	{"1.2-3-4", "1.2-3-5", -1}, /* the revision is after the last '-' */
+	{"1.2-3-4", "1.2-4", 1},    /* upstream 1.2-3 > 1.2 */
+	{"a", "b", -1},
+	{"1.0", "1.0", 0},
+	{"", "0", 0},
+	{"1.18.0", "1.18.0~git20240101", 1},
+	{"99999999999999999999999", "99999999999999999999998",
+	 1}, /* longer than 64 bits */
+	{"1:99999999999999999999", "2:0", -1},
 };
 
 static void test_table(void **state)
@@ -52,7 +53,8 @@ static void test_table(void **state)
 	}
 }
 
-/* dpkg --compare-versions A OP B: 1 when it holds, 0 when not, -1 when dpkg is missing. */
+/* dpkg --compare-versions A OP B: 1 when it holds, 0 when not, -1 when dpkg is missing.
+ */
 static int dpkg_says(const char *a, const char *op, const char *b)
 {
 	int status;
@@ -70,14 +72,16 @@ static int dpkg_says(const char *a, const char *op, const char *b)
 	return WEXITSTATUS(status) == 0;
 }
 
-/* The table is dpkg's own answer: where dpkg is installed, ask it (valid versions only: dpkg
- * refuses an empty one). */
+/* The table is dpkg's own answer: where dpkg is installed, ask it (valid versions only:
+ * dpkg refuses an empty one). */
 static void test_same_as_dpkg(void **state)
 {
 	size_t asked = 0;
 
 	for (size_t i = 0; i < ELEMENTSOF(table); i++) {
-		const char *op = table[i].want < 0 ? "lt" : table[i].want > 0 ? "gt" : "eq";
+		const char *op = table[i].want < 0   ? "lt"
+				 : table[i].want > 0 ? "gt"
+						     : "eq";
 		int r;
 
 		if (!table[i].a[0] || !table[i].b[0])
@@ -86,7 +90,8 @@ static void test_same_as_dpkg(void **state)
 		if (r < 0)
 			skip();
 		if (r != 1)
-			fail_msg("dpkg does not agree: '%s' %s '%s'", table[i].a, op, table[i].b);
+			fail_msg("dpkg does not agree: '%s' %s '%s'", table[i].a, op,
+				 table[i].b);
 		asked++;
 	}
 	assert_true(asked > 20);
