@@ -343,7 +343,7 @@ static void json_strv(FILE *f, char **l)
 	fputc(']', f);
 }
 
-void status_print_json(FILE *f, const struct status_row *rows, size_t n)
+void status_print_json(FILE *f, const struct status_row *rows, size_t n, const char *extra)
 {
 	fputs("{\"version\":1,\"modules\":[", f);
 	for (size_t i = 0; i < n; i++) {
@@ -391,7 +391,10 @@ void status_print_json(FILE *f, const struct status_row *rows, size_t n)
 		json_write_string(f, s->log_path);
 		fputc('}', f);
 	}
-	fputs("]}\n", f);
+	fputc(']', f);
+	if (extra)
+		fprintf(f, ",%s", extra);
+	fputs("}\n", f);
 }
 
 /* One kernel's progress: its rows that ended, run and wait, and the time left over

@@ -41,7 +41,8 @@ void status_rows_free(struct status_row *rows, size_t n);
  * the values escaped (escape_terminal()). -ENOMEM. */
 int status_print_table(FILE *f, const struct status_row *rows, size_t n);
 /* {"version":1,"modules":[...]}: the schema documented in dm2(1). */
-void status_print_json(FILE *f, const struct status_row *rows, size_t n);
+/* extra: more members of the top object ("key":value,...), or NULL. */
+void status_print_json(FILE *f, const struct status_row *rows, size_t n, const char *extra);
 /* The state as the JSON output names it: job_state_to_string(), or "not-built". */
 const char *status_state_name(const struct status_row *row);
 /* One-line state text: "installed", "failed at building: REASON", "skipped: REASON", ...

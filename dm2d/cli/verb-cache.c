@@ -112,7 +112,7 @@ static int cache_stat_verb(int argc, char *argv[], struct cli *cli)
 	if (!dir)
 		return log_oom(), EXIT_FAILURE_GENERIC;
 	if (cli->json) {
-		printf("{\"path\":");
+		printf("{\"version\":1,\"path\":");
 		cli_json_string(stdout, dir);
 		printf(",\"entries\":%" PRIu64 ",\"objects\":%" PRIu64
 		       ",\"bytes\":%" PRIu64 ",\"max_size\":%" PRIu64

@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The build stage: kbuild, as the build user, in the job's work directory (builder.c). */
+#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/config.h"
 #include "pipeline/builder.h"
 #include "pipeline/job-internal.h"
 #include "shared/fs-util.h"
 #include "shared/log.h"
+#include "shared/ticker.h"
 #include "shared/util.h"
 
 /* SIGTERM (dm2d stopping, systemd) and SIGINT (Ctrl-C) during a build: kbuild runs in its
@@ -115,10 +118,15 @@ int stage_build(struct job *j)
 	if (r < 0)
 		return log_error_errno(r, "Failed to create '%s': %m", log_dir);
 
+	/* On a terminal, a long build shows its time and its last compiler line. */
+	struct ticker tick = { .pid = -1 };
+	if (j->o->progress && isatty(STDERR_FILENO))
+		(void) ticker_start(&tick, STDERR_FILENO, AT_FDCWD, j->log_path);
 	in_build = 1;
 	r = builder_build(j->ctx, j->recipe, j->kernel, j->src_dir, j->build_dir,
 			  j->log_path, j->needs_symvers, &j->build);
 	in_build = 0;
+	ticker_stop(&tick);
 	j->log_written = true;
 	if (interrupted)
 		return job_requeue(j, interrupted);

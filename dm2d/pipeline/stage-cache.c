@@ -6,6 +6,7 @@
  * any failure of it is a warning, and the job builds (or goes on) without it.
  */
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "pipeline/cache-policy.h"
@@ -231,6 +232,21 @@ static int use_entry(struct job *j, const struct cache_entry *e)
 	return job_modules_set(j, paths, names);
 }
 
+/* A reinstall from the cache compiles nothing, but the log of the build for this recipe and
+ * kernel is still there: status and `dm2 log` keep naming it instead of null. */
+static int job_keep_log(struct job *j)
+{
+	_cleanup_free_ char *rel = NULL;
+	struct stat st;
+
+	rel = strjoin(DM2_LOG_DIR "/", j->name, "/", j->kver, "/build.log");
+	if (!rel)
+		return log_oom();
+	if (fstatat(j->ctx->root_fd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+		return 0;
+	return job_set_state(j, j->state, j->stage, NULL, j->log_path);
+}
+
 int stage_cache_lookup(struct job *j)
 {
 	_cleanup_(cache_entry_freep) struct cache_entry *e = NULL;
@@ -265,7 +281,7 @@ int stage_cache_lookup(struct job *j)
 		return r;
 	job_progress(j, j->builder_signed ? "found in the build cache, signed by the builder"
 					  : "found in the build cache");
-	return 0;
+	return job_keep_log(j);
 }
 
 int stage_cache_store(struct job *j)

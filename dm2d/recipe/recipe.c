@@ -10,6 +10,7 @@
 
 #include "recipe/recipe-lint.h"
 #include "recipe/recipe.h"
+#include "shared/deb-version.h"
 #include "shared/fs-util.h"
 #include "shared/ini.h"
 #include "shared/log.h"
@@ -1092,7 +1093,7 @@ const struct recipe_source *recipe_pick_source(const struct recipe *r,
 
 		if (!kernel_range_match(&s->kernel, kernel_version))
 			continue;
-		if (!best || version_compare(s->version, best->version) > 0)
+		if (!best || deb_version_compare(s->version, best->version) > 0)
 			best = s;
 	}
 	return best;
@@ -1112,7 +1113,7 @@ const char *recipe_latest_version(const struct recipe *r)
 	const char *best = NULL;
 
 	for (size_t i = 0; i < r->n_sources; i++)
-		if (!best || version_compare(r->sources[i].version, best) > 0)
+		if (!best || deb_version_compare(r->sources[i].version, best) > 0)
 			best = r->sources[i].version;
 	return best;
 }

@@ -21,7 +21,8 @@ field() {
 expect_exit 2 dm2 install "$NAME"
 expect_exit 4 dm2 install no-such-recipe -k "$KVER"
 expect_exit 4 dm2 install "$NAME" -k 0.0.0-no-such-kernel
-[ "$(dm2 status --json)" = '{"version":1,"modules":[]}' ] || fail "empty status"
+# (and "secure_boot", dm2 key status' member)
+[ "$(dm2 status --json | jq -c '[.version, .modules]')" = '[1,[]]' ] || fail "empty status"
 pass "usage errors"
 
 # ---- full cycle: build, sign, install, depmod ----
@@ -48,6 +49,14 @@ cat >"$T/schema.json" <<'EOF'
   "type": "object", "additionalProperties": false, "required": ["version", "modules"],
   "properties": {
     "version": {"const": 1},
+    "secure_boot": {
+      "type": "object", "additionalProperties": false,
+      "required": ["efi", "enabled", "mok", "certificate", "enroll_command"],
+      "properties": {
+        "efi": {"type": "boolean"}, "enabled": {"type": ["boolean", "null"]},
+        "mok": {"enum": ["enrolled", "pending", "not-enrolled", "no-certificate", "unknown"]},
+        "certificate": {"type": ["string", "null"]},
+        "enroll_command": {"type": ["string", "null"]}}},
     "modules": {"type": "array", "items": {
       "type": "object", "additionalProperties": false,
       "required": ["name", "version", "installed_version", "kernel", "arch", "state", "stage",
@@ -92,6 +101,8 @@ grep -q 'dm2_example' "$ROOT/lib/modules/$KVER/modules.dep" && fail "modules.dep
 expect_exit 4 dm2 uninstall "$NAME" -k "$KVER"
 dm2 install "$NAME" -k "$KVER" >"$T/out" 2>&1 || { cat "$T/out"; fail "reinstall"; }
 [ "$(field from_cache)" = True ] || fail "reinstall did not come from the cache"
+# The build's log is still there, and status still names it (it said null before).
+[ "$(field log)" = "$LOG" ] || fail "status after a cache reinstall: log $(field log), not $LOG"
 [ "$(sha256sum "$LOG")" = "$log_sum" ] && [ "$(stat -c %Y.%y "$LOG")" = "$log_mtime" ] ||
 	fail "build.log was rewritten: the compiler ran"
 [ ! -d "$ROOT/var/lib/dm2/work" ] || [ -z "$(ls -A "$ROOT/var/lib/dm2/work")" ] ||
