@@ -138,6 +138,8 @@ static int patch_matches(const struct recipe_patch *p, const char *kernel_releas
 	regex_t re;
 	int r;
 
+	if (!recipe_patch_for_kernel(p, kernel_release))
+		return 0;
 	if (!p->match)
 		return 1;
 	r = regcomp(&re, p->match, REG_EXTENDED | REG_NOSUB);
