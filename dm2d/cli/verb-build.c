@@ -3,15 +3,21 @@
  */
 #include <getopt.h>
 #include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "control/control.h"
+#include "core/kernels.h"
+#include "pipeline/builder.h"
 #include "pipeline/job.h"
 #include "recipe/recipe-set.h"
+#include "shared/fs-util.h"
+#include "shared/jobserver.h"
 #include "shared/log.h"
 #include "shared/util.h"
 
-#define BUILD_USAGE "dm2 build NAME -k KVER [--version V] [--json]"
+#define BUILD_USAGE "dm2 build NAME {-k KVER | --all-kernels} [--version V] [--json]"
 
 static void print_result(struct cli *cli, const char *name, const char *version,
 			 const char *kver, const struct kbw_build_result *res,
@@ -86,6 +92,7 @@ int verb_build(int argc, char *argv[], struct cli *cli)
 	static const struct option options[] = {
 		{"kernel", required_argument, NULL, 'k'},
 		{"version", required_argument, NULL, 'V'},
+		{"all-kernels", no_argument, NULL, 'A'},
 		{},
 	};
 	_cleanup_(recipe_set_freep) struct recipe_set *set = NULL;
@@ -94,6 +101,7 @@ int verb_build(int argc, char *argv[], struct cli *cli)
 	const char *kver = NULL, *version = NULL, *name;
 	struct dm2_context *ctx;
 	struct recipe *rcp;
+	bool all = false;
 	int c, r, ret;
 
 	while ((c = cli_getopt(argc, argv, "k:", options, BUILD_USAGE, 1, 1, &ret)) >= 0)
@@ -104,14 +112,25 @@ int verb_build(int argc, char *argv[], struct cli *cli)
 		case 'V':
 			version = optarg;
 			break;
+		case 'A':
+			all = true;
+			break;
 		default:
 			return EXIT_USAGE;
 		}
 	if (ret >= 0)
 		return ret;
-	if (!kver)
-		return cli_usage_error(BUILD_USAGE, "Missing -k KVER");
+	if (all && kver)
+		return cli_usage_error(BUILD_USAGE, "-k and --all-kernels exclude each other");
 	name = argv[optind];
+	if (all) {
+		ret = cli_find_recipe(cli, name, &set, &rcp);
+		if (ret != EXIT_OK)
+			return ret;
+		return build_all_kernels(cli, set, rcp->name, version);
+	}
+	if (!kver)
+		return cli_usage_error(BUILD_USAGE, "Missing -k KVER or --all-kernels");
 
 	r = cli_context(cli, &ctx);
 	if (r < 0)

@@ -9,7 +9,9 @@
 #include "shared/log.h"
 #include "shared/util.h"
 
-#define RECIPE_USAGE "dm2 recipe {lint [--json] FILE... | list [--json] | show NAME}"
+#define RECIPE_USAGE                                                                     \
+	"dm2 recipe {lint [--json] FILE... | list [--json] | show NAME | "                 \
+	"hash URL|ARCHIVE|DIR | test NAME|FILE}"
 #define LINT_USAGE "dm2 recipe lint [--json] FILE..."
 #define LIST_USAGE "dm2 recipe list [--json]"
 #define SHOW_USAGE "dm2 recipe show NAME"
@@ -218,6 +220,8 @@ int verb_recipe(int argc, char *argv[], struct cli *cli)
 		{"lint", recipe_lint},
 		{"list", recipe_list},
 		{"show", recipe_show},
+		{"hash", verb_recipe_hash},
+		{"test", verb_recipe_test},
 	};
 
 	return cli_dispatch(argc, argv, cli, subverbs, ELEMENTSOF(subverbs), NULL,
