@@ -262,6 +262,14 @@ static int share_jobserver(struct dm2_context *ctx, struct jobserver *js)
 	return 0;
 }
 
+/* The table in version order, oldest first. */
+static int kernel_test_cmp(const void *a, const void *b)
+{
+	const struct kernel_test *x = a, *y = b;
+
+	return version_compare(x->kver, y->kver);
+}
+
 static int list_kernels(struct dm2_context *ctx, struct kernel_test **ret, size_t *ret_n)
 {
 	struct kbw_kernel **ks = NULL;
@@ -281,6 +289,8 @@ static int list_kernels(struct dm2_context *ctx, struct kernel_test **ret, size_
 			r = -ENOMEM;
 	}
 	kernels_free(ks, n);
+	if (tests && r >= 0)
+		qsort(tests, n, sizeof(*tests), kernel_test_cmp);
 	if (!tests || r < 0) {
 		for (size_t i = 0; tests && i < n; i++)
 			kernel_test_done(&tests[i]);

@@ -119,7 +119,7 @@ int verb_recipe_hash(int argc, char *argv[], struct cli *cli)
 		r = fetch_url_full(ctx, urls, NULL, &path, &reason);
 		if (r < 0) {
 			log_error("%s", reason ?: strerror(-r));
-			return cli_exit_code_from_errno(r);
+			return exit_code_from_source_error(r);
 		}
 	} else {
 		if (stat(what, &st) < 0) {
@@ -143,7 +143,7 @@ int verb_recipe_hash(int argc, char *argv[], struct cli *cli)
 	r = archive_tree(ctx, path, name, tree, &reason);
 	if (r < 0) {
 		log_error("'%s': %s", what, reason ?: strerror(-r));
-		return cli_exit_code_from_errno(r);
+		return exit_code_from_source_error(r);
 	}
 	print_hash(cli, what, sha256, tree);
 	return EXIT_OK;

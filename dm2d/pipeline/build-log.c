@@ -34,7 +34,7 @@ static void header_patches(FILE *f, const struct job *j)
 		fprintf(f, "# patch:   %s", slash ? slash + 1 : p->path);
 		if (p->kernel.n > 0)
 			fprintf(f, " (Kernel=%s: %s)", p->kernel.text,
-				recipe_patch_for_kernel(p, j->kver) ? "applied"
+				recipe_patch_for_kernel(p, kbw_kernel_version(j->kernel)) ? "applied"
 								    : "not for this kernel");
 		if (p->match)
 			fprintf(f, " (only if the release matches '%s')", p->match);

@@ -52,8 +52,9 @@ int stage_source(struct job *j)
 	r = job_work_dir(j);
 	if (r < 0)
 		return r;
-	r = source_prepare(j->ctx, j->recipe, j->source, j->kver, j->src_dir,
-			   &j->content_id, &reason);
+	r = source_prepare_for(j->ctx, j->recipe, j->source, j->kver,
+			       kbw_kernel_version(j->kernel), j->src_dir, &j->content_id,
+			       &reason);
 	if (r < 0) {
 		const char *why = reason ?: "preparing the sources failed";
 		/* `dm2 log` shows this failure, not the log of an older build. */

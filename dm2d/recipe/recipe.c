@@ -531,9 +531,9 @@ static int add_patch(struct parser *p, const char *value, unsigned line)
 	return 0;
 }
 
-bool recipe_patch_for_kernel(const struct recipe_patch *p, const char *kernel_release)
+bool recipe_patch_for_kernel(const struct recipe_patch *p, const char *kernel_version)
 {
-	return kernel_range_match(&p->kernel, kernel_release);
+	return kernel_range_match(&p->kernel, kernel_version);
 }
 
 static int parse_source_path(struct parser *p, struct recipe_source *s, const char *key,

@@ -49,9 +49,10 @@ struct recipe_patch {
 	char *match; /* DKMS PATCH_MATCH: POSIX ERE the kernel release must match, or NULL */
 	struct kernel_range kernel; /* "Patch=FILE RANGE": the kernels it is for; n == 0: all */
 };
-/* Whether a patch of the chosen source applies to the kernel release (its Kernel range;
- * PATCH_MATCH is the pipeline's: a bad expression is a failure there). */
-bool recipe_patch_for_kernel(const struct recipe_patch *p, const char *kernel_release);
+/* Whether a patch's kernel range holds for a kernel version (as for [Source] Kernel=:
+ * kbw_kernel_version(), "6.1.192" for Debian's 6.1.0-56-amd64). PATCH_MATCH is the
+ * pipeline's: a bad expression is a failure there. */
+bool recipe_patch_for_kernel(const struct recipe_patch *p, const char *kernel_version);
 
 struct recipe_source {
 	char *version;
