@@ -19,7 +19,8 @@
 #include "shared/log.h"
 #include "shared/util.h"
 
-/* What a child hands back: the fields of its job_result, NUL-terminated, in this order. */
+/* What a child hands back: the fields of its job_result, NUL-terminated, in this order.
+ */
 enum {
 	FIELD_STATE,
 	FIELD_STAGE,
@@ -68,7 +69,8 @@ static _noreturn_ void run_child(struct dm2_context *ctx, const struct recipe_se
 			res.reason = strdup(strerror(-r));
 	}
 	dprintf(fd, "%s%c%s%c%i%c%s%c%s%c%s%c", job_state_to_string(res.state), 0,
-		res.state == JOB_STATE_FAILED ? strempty(job_state_to_string(res.stage)) : "",
+		res.state == JOB_STATE_FAILED ? strempty(job_state_to_string(res.stage))
+					      : "",
 		0, res.error, 0, strempty(res.version), 0, strempty(res.reason), 0,
 		strempty(res.log_path), 0);
 	_exit(0);
@@ -108,8 +110,8 @@ static int read_fields(struct kernel_test *t)
 }
 
 static int start_children(struct dm2_context *ctx, const struct recipe_set *set,
-			  const char *name, const char *version, struct kernel_test *tests,
-			  size_t n)
+			  const char *name, const char *version,
+			  struct kernel_test *tests, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		int p[2];
@@ -121,7 +123,8 @@ static int start_children(struct dm2_context *ctx, const struct recipe_set *set,
 		if (tests[i].pid < 0) {
 			safe_close(p[0]);
 			safe_close(p[1]);
-			return log_error_errno(errno, "Failed to start the build for %s: %m",
+			return log_error_errno(errno,
+					       "Failed to start the build for %s: %m",
 					       tests[i].kver);
 		}
 		if (tests[i].pid == 0) {
@@ -149,17 +152,18 @@ static void collect_children(struct kernel_test *tests, size_t n)
 				t->fields[f] = mfree(t->fields[f]);
 			t->fields[FIELD_STATE] = strdup("failed");
 			t->fields[FIELD_STAGE] = strdup("building");
-			(void) asprintf(&t->fields[FIELD_REASON],
-					"the build process ended without a result (status %i)",
-					status);
+			(void) asprintf(
+				&t->fields[FIELD_REASON],
+				"the build process ended without a result (status %i)",
+				status);
 			t->exit_code = EXIT_FAILURE_GENERIC;
 			continue;
 		}
 		if (safe_atoi(t->fields[FIELD_ERROR], &r) < 0)
 			r = -EIO;
-		t->exit_code = exit_code_from_job(job_state_from_string(t->fields[FIELD_STATE]),
-						  job_state_from_string(t->fields[FIELD_STAGE]),
-						  r);
+		t->exit_code = exit_code_from_job(
+			job_state_from_string(t->fields[FIELD_STATE]),
+			job_state_from_string(t->fields[FIELD_STAGE]), r);
 	}
 }
 
@@ -203,7 +207,8 @@ static void print_json(const char *name, const struct kernel_test *tests, size_t
 
 static void print_table(const struct kernel_test *tests, size_t n)
 {
-	int wk = (int) strlen("KERNEL"), wv = (int) strlen("SOURCE"), wr = (int) strlen("RESULT");
+	int wk = (int) strlen("KERNEL"), wv = (int) strlen("SOURCE"),
+	    wr = (int) strlen("RESULT");
 	_cleanup_strv_free_ char **results = NULL;
 
 	for (size_t i = 0; i < n; i++) {
@@ -218,11 +223,13 @@ static void print_table(const struct kernel_test *tests, size_t n)
 	printf("%-*s  %-*s  %-*s  %s\n", wk, "KERNEL", wv, "SOURCE", wr, "RESULT", "LOG");
 	for (size_t i = 0; i < n; i++) {
 		const struct kernel_test *t = &tests[i];
-		_cleanup_free_ char *reason = escape_terminal(strempty(t->fields[FIELD_REASON]), NULL);
+		_cleanup_free_ char *reason =
+			escape_terminal(strempty(t->fields[FIELD_REASON]), NULL);
 
 		printf("%-*s  %-*s  %-*s  %s\n", wk, t->kver, wv,
-		       isempty(t->fields[FIELD_VERSION]) ? "-" : t->fields[FIELD_VERSION], wr,
-		       results[i], isempty(t->fields[FIELD_LOG]) ? "-" : t->fields[FIELD_LOG]);
+		       isempty(t->fields[FIELD_VERSION]) ? "-" : t->fields[FIELD_VERSION],
+		       wr, results[i],
+		       isempty(t->fields[FIELD_LOG]) ? "-" : t->fields[FIELD_LOG]);
 		if (!isempty(t->fields[FIELD_REASON]))
 			printf("%-*s  %s\n", wk, "", strna(reason));
 	}
@@ -252,7 +259,9 @@ static int share_jobserver(struct dm2_context *ctx, struct jobserver *js)
 		return 0; /* dm2d's pool, or MakeJobs= asks for make -j per build */
 	r = jobserver_new(builder_make_jobs(ctx), js);
 	if (r < 0)
-		return log_warning_errno(r, "Cannot create a make jobserver, ignoring: %m"), 0;
+		return log_warning_errno(r,
+					 "Cannot create a make jobserver, ignoring: %m"),
+		       0;
 	env = jobserver_env(js);
 	if (!env)
 		return log_oom();
@@ -279,12 +288,13 @@ static int list_kernels(struct dm2_context *ctx, struct kernel_test **ret, size_
 
 	r = kernels_list(ctx, &ks, &n);
 	if (r < 0)
-		return log_error_errno(r, "Failed to list kernels in '%s/lib/modules': %m",
+		return log_error_errno(r,
+				       "Failed to list kernels in '%s/lib/modules': %m",
 				       streq(ctx->root, "/") ? "" : ctx->root);
 	tests = calloc(MAX(n, 1U), sizeof(*tests));
 	for (size_t i = 0; tests && i < n; i++) {
-		tests[i] = (struct kernel_test){.fd = -EBADF,
-						.kver = strdup(kbw_kernel_release(ks[i]))};
+		tests[i] = (struct kernel_test){
+			.fd = -EBADF, .kver = strdup(kbw_kernel_release(ks[i]))};
 		if (!tests[i].kver)
 			r = -ENOMEM;
 	}
@@ -319,7 +329,8 @@ int build_all_kernels(struct cli *cli, const struct recipe_set *set, const char 
 		return cli_exit_code_from_errno(r);
 	if (n == 0) {
 		free(tests);
-		log_error("No kernels in '%s/lib/modules'.", streq(ctx->root, "/") ? "" : ctx->root);
+		log_error("No kernels in '%s/lib/modules'.",
+			  streq(ctx->root, "/") ? "" : ctx->root);
 		return EXIT_NOT_FOUND;
 	}
 	r = share_jobserver(ctx, &js);

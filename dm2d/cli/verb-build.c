@@ -121,7 +121,8 @@ int verb_build(int argc, char *argv[], struct cli *cli)
 	if (ret >= 0)
 		return ret;
 	if (all && kver)
-		return cli_usage_error(BUILD_USAGE, "-k and --all-kernels exclude each other");
+		return cli_usage_error(BUILD_USAGE,
+				       "-k and --all-kernels exclude each other");
 	name = argv[optind];
 	if (all) {
 		ret = cli_find_recipe(cli, name, &set, &rcp);

@@ -85,9 +85,10 @@ static int hash_dir(struct cli *cli, const char *dir)
 	r = gittree_hash_dir(AT_FDCWD, dir, tree);
 	if (r < 0) {
 		log_error_errno(r, "Cannot compute the git tree id of '%s': %s", dir,
-				r == -EBADMSG ? "it holds a file that is not a regular file, "
-						"directory or symlink"
-					      : strerror(-r));
+				r == -EBADMSG
+					? "it holds a file that is not a regular file, "
+					  "directory or symlink"
+					: strerror(-r));
 		return cli_exit_code_from_errno(r);
 	}
 	print_hash(cli, dir, NULL, tree);
@@ -170,8 +171,8 @@ static int test_recipes(struct cli *cli, const char *arg, struct recipe_set **re
 		return r;
 	r = recipe_load(arg, RECIPE_ORIGIN_FILE, NULL, NULL, &file);
 	if (r == -EBADMSG) {
-		log_error("'%s' is not a valid recipe; 'dm2 recipe lint %s' shows why.", arg,
-			  arg);
+		log_error("'%s' is not a valid recipe; 'dm2 recipe lint %s' shows why.",
+			  arg, arg);
 		return EXIT_BAD_INPUT;
 	}
 	if (r < 0) {

@@ -34,8 +34,9 @@ static void header_patches(FILE *f, const struct job *j)
 		fprintf(f, "# patch:   %s", slash ? slash + 1 : p->path);
 		if (p->kernel.n > 0)
 			fprintf(f, " (Kernel=%s: %s)", p->kernel.text,
-				recipe_patch_for_kernel(p, kbw_kernel_version(j->kernel)) ? "applied"
-								    : "not for this kernel");
+				recipe_patch_for_kernel(p, kbw_kernel_version(j->kernel))
+					? "applied"
+					: "not for this kernel");
 		if (p->match)
 			fprintf(f, " (only if the release matches '%s')", p->match);
 		fputc('\n', f);
@@ -70,7 +71,8 @@ int build_log_header(const struct job *j, char **ret)
 	f = open_memstream(&buf, &size);
 	if (!f)
 		return -ENOMEM;
-	fprintf(f, "# dm2 %s %s log\n", DM2_VERSION, j->o->build_only ? "test build" : "build");
+	fprintf(f, "# dm2 %s %s log\n", DM2_VERSION,
+		j->o->build_only ? "test build" : "build");
 	fprintf(f, "# recipe:  %s %s (%s)\n", j->name, strna(s ? s->version : NULL),
 		strna(j->recipe->path));
 	if (s && s->path)
@@ -132,9 +134,10 @@ int build_log_finish(struct job *j, const char *make_log)
 
 	r = read_full_file_at(AT_FDCWD, make_log, BUILD_LOG_MAX, &text, &size);
 	if (r == -ENOENT)
-		r = 0; /* the build never started: the header alone */
+		r = 0;	 /* the build never started: the header alone */
 	if (r == -EFBIG) /* a build that flooded its log: kept as it is, headless */
-		return renameat(AT_FDCWD, make_log, AT_FDCWD, j->log_path) < 0 ? -errno : 0;
+		return renameat(AT_FDCWD, make_log, AT_FDCWD, j->log_path) < 0 ? -errno
+									       : 0;
 	if (r < 0)
 		return r;
 	r = write_log(j, text, size, NULL);

@@ -61,8 +61,9 @@ int stage_source(struct job *j)
 		int k = build_log_failure(j, why);
 
 		if (k < 0)
-			log_warning_errno(k, "Failed to write the build log '%s', ignoring: %m",
-					  j->log_path);
+			log_warning_errno(
+				k, "Failed to write the build log '%s', ignoring: %m",
+				j->log_path);
 		return job_fail(j, r, why);
 	}
 	return 0;

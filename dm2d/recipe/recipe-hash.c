@@ -84,9 +84,9 @@ int recipe_build_rules(const struct recipe *r, const struct recipe_source *s, ch
 	for (size_t i = 0; i < r->n_modules; i++) {
 		const struct recipe_module *m = &r->modules[i];
 
-		fprintf(f, "module=%s@%s%s -> %s/%s\n", m->name, strempty(m->built_location),
-			m->strip ? ",strip" : "", strempty(m->dest_dir),
-			m->dest_name ?: m->name);
+		fprintf(f, "module=%s@%s%s -> %s/%s\n", m->name,
+			strempty(m->built_location), m->strip ? ",strip" : "",
+			strempty(m->dest_dir), m->dest_name ?: m->name);
 	}
 	rules_words(f, "make_var", r->make_vars);
 	rules_words(f, "require_config", r->require_config);

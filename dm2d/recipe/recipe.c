@@ -507,8 +507,8 @@ static int add_patch(struct parser *p, const char *value, unsigned line)
 			return r;
 		if (r < 0) {
 			problem(p, line,
-				"invalid kernel range '%s' after Patch= '%s': expected e.g. "
-				"'Patch=%s >=6.8'",
+				"invalid kernel range '%s' after Patch= '%s': "
+				"expected e.g. 'Patch=%s >=6.8'",
 				rest, file, file);
 			return 0;
 		}

@@ -58,7 +58,8 @@ static void test_patch_kernel_range(void **state)
 
 	/* Written back the same way. */
 	ASSERT_OK(recipe_format(r, &text));
-	assert_non_null(strstr(text, "Patch=other.patch\nPatch=strscpy.patch >=6.8 <7\n"));
+	assert_non_null(
+		strstr(text, "Patch=other.patch\nPatch=strscpy.patch >=6.8 <7\n"));
 }
 
 static void test_patch_bad_range(void **state)
@@ -67,11 +68,13 @@ static void test_patch_bad_range(void **state)
 	_cleanup_(recipe_unrefp) struct recipe *r = NULL;
 	_cleanup_free_ char *diag = NULL;
 
-	r = load(t, HEAD "[Source]\nVersion=1\nPath=/x\nPatch=strscpy.patch 6.8\n" BUILD, &diag);
+	r = load(t, HEAD "[Source]\nVersion=1\nPath=/x\nPatch=strscpy.patch 6.8\n" BUILD,
+		 &diag);
 	assert_null(r);
 	assert_non_null(diag);
-	assert_non_null(strstr(diag, "r.recipe:7: invalid kernel range '6.8' after Patch= "
-				     "'strscpy.patch'"));
+	assert_non_null(strstr(diag,
+			       "r.recipe:7: invalid kernel range '6.8' after Patch= "
+			       "'strscpy.patch'"));
 }
 
 static char *rules(struct recipe *r, const char *version)
@@ -96,8 +99,9 @@ static void test_build_rules_per_source(void **state)
 	recipe_unref(r);
 
 	r = load(t,
-		 HEAD "[Source]\nVersion=1\nPath=/a\nKernel=<6.8\n"
-		      "[Source]\nVersion=2\nPath=/b\nKernel=>=6.8\nPatch=other.patch\n" BUILD,
+		 HEAD
+		 "[Source]\nVersion=1\nPath=/a\nKernel=<6.8\n"
+		 "[Source]\nVersion=2\nPath=/b\nKernel=>=6.8\nPatch=other.patch\n" BUILD,
 		 &diag);
 	assert_non_null(r);
 	b = rules(r, "1");
