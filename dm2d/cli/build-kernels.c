@@ -268,6 +268,7 @@ static int share_jobserver(struct dm2_context *ctx, struct jobserver *js)
 	if (putenv(env) != 0)
 		return log_error_errno(errno, "Failed to set $" JOBSERVER_ENV ": %m");
 	TAKE_PTR(env); /* putenv() keeps the string */
+	log_debug("The builds share a make jobserver of %u tokens.", js->tokens);
 	return 0;
 }
 
