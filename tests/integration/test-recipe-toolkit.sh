@@ -46,9 +46,21 @@ printf -- '--- a/dm2_example.c\n+++ b/dm2_example.c\n@@ -1,1 +1,2 @@\n // SPDX-L
 	>"$RECIPES/broken.patch"
 chmod a+r "$RECIPES"/*.patch
 
+# The archive is served over HTTP on 127.0.0.1, as a forge would serve it.
+mkdir -p "$T/www"
+cp "$T/tk-1.0.tar.gz" "$T/www/"
+python3 "$DM2_SOURCE_DIR/tests/helpers/http-server.py" --dir "$T/www" --port-file "$T/port" \
+	--log "$T/http.log" &
+LIB_PIDS+=($!)
+wait_for 20 test -s "$T/port"
+URL=http://127.0.0.1:$(cat "$T/port")/files/tk-1.0.tar.gz
+
 # ---- dm2 recipe hash: ready-to-paste lines for an URL, an archive, a directory ----
-dm2 recipe hash "file://$T/tk-1.0.tar.gz" >"$T/hash.url"
+dm2 recipe hash "$URL" >"$T/hash.url"
+grep -q "^/files/tk-1.0.tar.gz " "$T/http.log" || fail "recipe hash did not download '$URL'"
 dm2 recipe hash "$T/tk-1.0.tar.gz" >"$T/hash.file"
+check_diff "$T/hash.url" "$T/hash.file"
+dm2 recipe hash "file://$T/tk-1.0.tar.gz" >"$T/hash.file"
 check_diff "$T/hash.url" "$T/hash.file"
 grep -Eq '^SHA256=[0-9a-f]{64}$' "$T/hash.url" && grep -Eq '^GitTree=[0-9a-f]{40}$' "$T/hash.url" &&
 	[ "$(wc -l <"$T/hash.url")" = 2 ] || fail "hash output: $(cat "$T/hash.url")"
@@ -78,7 +90,7 @@ recipe() { # NAME VERSION-LINES...: a recipe of the module with the given [Sourc
 		printf '[Build]\nModules=dm2_example\n'
 	} >"$RECIPES/$name.recipe"
 }
-recipe tk "[Source]" "Version=1.0" "URL=file://$T/tk-1.0.tar.gz" "$(cat "$T/hash.url")" \
+recipe tk "[Source]" "Version=1.0" "URL=$URL" "$(cat "$T/hash.url")" \
 	"Patch=greet.patch >=5" "Patch=broken.patch >=99"
 dm2 recipe lint "$RECIPES/tk.recipe" || fail "lint of the pasted recipe"
 dm2 fetch tk >/dev/null || fail "fetch with the pasted checksums"
@@ -93,7 +105,7 @@ MOD=$ROOT/lib/modules/$KVER/updates/dm2/dm2_example.ko
 grep -aq "Hello from a patch" "$MOD" || fail "greet.patch (>=5) was not applied"
 LOG=$ROOT/var/lib/dm2/logs/tk/$KVER/build.log
 head -1 "$LOG" | grep -q '^# dm2 .* build log$' || fail "log header: $(head -1 "$LOG")"
-for want in "# recipe:  tk 1.0 (" "# source:  file://$T/tk-1.0.tar.gz" "# GitTree= $tree" \
+for want in "# recipe:  tk 1.0 (" "# source:  $URL" "# GitTree= $tree" \
 	"# patch:   greet.patch (Kernel=>=5: applied)" \
 	"# patch:   broken.patch (Kernel=>=99: not for this kernel)" "# make:    make -C" \
 	"# kernel:  $KVER ("; do
