@@ -235,18 +235,21 @@ static void print_table(const struct kernel_test *tests, size_t n)
 	}
 }
 
-/* A failure wins over a kernel the recipe does not apply to; nothing built and nothing
- * failed: the first kernel's code (skipped, waiting). */
+/* As exit_code_merge() (a failure wins, then waiting, then skipped), but a test that
+ * built for some kernel succeeded where nothing failed: a recipe's Kernel= ranges are
+ * meant to leave kernels out. */
 static int overall_exit(const struct kernel_test *tests, size_t n)
 {
 	bool built = false;
+	int ret = EXIT_OK;
 
-	for (size_t i = 0; i < n; i++)
-		if (streq(strempty(tests[i].fields[FIELD_STATE]), "failed"))
-			return tests[i].exit_code;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		ret = exit_code_merge(ret, tests[i].exit_code);
 		built = built || tests[i].exit_code == EXIT_OK;
-	return built || n == 0 ? EXIT_OK : tests[0].exit_code;
+	}
+	if (built && (ret == EXIT_SKIPPED || ret == EXIT_WAITING))
+		return EXIT_OK;
+	return ret;
 }
 
 /* One pool for all the builds, handed to them as $DM2_JOBSERVER (builder.c takes it). */
