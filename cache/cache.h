@@ -34,7 +34,8 @@ struct cache_key_input {
 	const char *source_id; /* content id of the chosen source (sha256 or git tree id),
 				* including its patches */
 	const char
-		*build_rules; /* canonical text of subdir, modules, make vars, patches */
+		*build_rules; /* canonical text of the rest the build uses: the
+				* source version, [Build], [Install] */
 	const char *kernel_identity; /* libkbuild-wrap's kernel identity */
 	const char *arch;
 	unsigned format_version; /* CACHE_FORMAT_VERSION */

@@ -116,6 +116,13 @@ struct verb {
 int verb_recipe(int argc, char *argv[], struct cli *cli);
 int verb_kernel(int argc, char *argv[], struct cli *cli);
 int verb_build(int argc, char *argv[], struct cli *cli);
+/* build-kernels.c: a test build of recipe name (in set) for every kernel, in parallel,
+ * nothing installed or recorded; prints the table (or --json). Returns an exit code. */
+int build_all_kernels(struct cli *cli, const struct recipe_set *set, const char *name,
+		      const char *version);
+/* verb-recipe-test.c: dm2 recipe hash, dm2 recipe test. */
+int verb_recipe_hash(int argc, char *argv[], struct cli *cli);
+int verb_recipe_test(int argc, char *argv[], struct cli *cli);
 int verb_sign(int argc, char *argv[], struct cli *cli);
 int verb_verify(int argc, char *argv[], struct cli *cli);
 int verb_key(int argc, char *argv[], struct cli *cli);

@@ -10,7 +10,9 @@
 #include "shared/log.h"
 #include "shared/util.h"
 
-#define RECIPE_USAGE "dm2 recipe {lint [--json] FILE... | list [--json] | show NAME [--json]}"
+#define RECIPE_USAGE                                                                     \
+	"dm2 recipe {lint [--json] FILE... | list [--json] | show NAME [--json] | "        \
+	"hash URL|ARCHIVE|DIR | test NAME|FILE}"
 #define LINT_USAGE "dm2 recipe lint [--json] FILE..."
 #define LIST_USAGE "dm2 recipe list [--json]"
 #define SHOW_USAGE "dm2 recipe show NAME [--json]"
@@ -254,6 +256,8 @@ int verb_recipe(int argc, char *argv[], struct cli *cli)
 		{"lint", recipe_lint},
 		{"list", recipe_list},
 		{"show", recipe_show},
+		{"hash", verb_recipe_hash},
+		{"test", verb_recipe_test},
 	};
 
 	return cli_dispatch(argc, argv, cli, subverbs, ELEMENTSOF(subverbs), NULL,

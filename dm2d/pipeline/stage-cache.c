@@ -23,34 +23,15 @@ static void cache_entry_freep(struct cache_entry **e)
 	cache_entry_free(*e);
 }
 
-/* Canonical text of everything in the recipe that changes the build output (patches are
- * part of the source id already). */
-static char *build_rules_text(const struct recipe *r)
-{
-	_cleanup_free_ char *vars = strv_join(r->make_vars, "\n");
-	_cleanup_free_ char *mods = NULL;
-
-	for (size_t i = 0; i < r->n_modules; i++) {
-		char *n = strjoin(strempty(mods), r->modules[i].name, "@",
-				  strempty(r->modules[i].built_location),
-				  r->modules[i].strip ? ",strip\n" : "\n");
-		if (!n)
-			return NULL;
-		free(mods);
-		mods = n;
-	}
-	return strjoin("subdir=", strempty(r->subdir), "\nmodules=", strempty(mods),
-		       "make_vars=", strempty(vars),
-		       "\ncommand=", strempty(r->make_command),
-		       "\ncontent=", strempty(r->content_hash), "\n");
-}
-
 static int build_key(struct job *j)
 {
-	_cleanup_free_ char *rules = build_rules_text(j->recipe);
+	_cleanup_free_ char *rules = NULL;
+	int r;
 
-	if (!rules)
-		return -ENOMEM;
+	/* What this kernel's build uses, not the whole recipe file (recipe.h). */
+	r = recipe_build_rules(j->recipe, j->source, &rules);
+	if (r < 0)
+		return r;
 	return cache_key_compute(
 		&(struct cache_key_input){
 			.recipe_name = j->recipe->name,
