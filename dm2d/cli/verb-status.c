@@ -113,7 +113,7 @@ int verb_status(int argc, char *argv[], struct cli *cli)
 
 	r = 0;
 	if (json)
-		status_print_json(stdout, rows, n);
+		status_print_json(stdout, d, rows, n, status_slots(ctx));
 	else if (n > 0) {
 		r = status_print_table(stdout, rows, n);
 		if (r >= 0)
