@@ -21,7 +21,7 @@ field() {
 expect_exit 2 dm2 install "$NAME"
 expect_exit 4 dm2 install no-such-recipe -k "$KVER"
 expect_exit 4 dm2 install "$NAME" -k 0.0.0-no-such-kernel
-[ "$(dm2 status --json)" = '{"version":1,"modules":[]}' ] || fail "empty status"
+[ "$(dm2 status --json)" = '{"version":1,"modules":[],"progress":[]}' ] || fail "empty status"
 pass "usage errors"
 
 # ---- full cycle: build, sign, install, depmod ----
