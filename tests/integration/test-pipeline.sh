@@ -45,9 +45,18 @@ pass "build, sign, install, depmod, status, log"
 # ---- --json validates against the schema documented in dm2(1) ----
 cat >"$T/schema.json" <<'EOF'
 {
-  "type": "object", "additionalProperties": false, "required": ["version", "modules"],
+  "type": "object", "additionalProperties": false,
+  "required": ["version", "modules", "progress"],
   "properties": {
     "version": {"const": 1},
+    "progress": {"type": "array", "items": {
+      "type": "object", "additionalProperties": false,
+      "required": ["kernel", "done", "running", "queued", "left_sec", "untimed"],
+      "properties": {
+        "kernel": {"type": "string"}, "done": {"type": "integer", "minimum": 0},
+        "running": {"type": "integer", "minimum": 0}, "queued": {"type": "integer", "minimum": 0},
+        "left_sec": {"type": "integer", "minimum": 0}, "untimed": {"type": "integer", "minimum": 0}
+      }}},
     "modules": {"type": "array", "items": {
       "type": "object", "additionalProperties": false,
       "required": ["name", "version", "installed_version", "kernel", "arch", "state", "stage",
