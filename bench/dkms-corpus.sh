@@ -55,6 +55,11 @@ conf_var() {
 }
 # Packages whose dkms.conf reads another package's source tree.
 extra_for() { case "$1" in west-chamber-dkms) echo xtables-addons-dkms ;; esac; }
+# Packages whose dkms.conf names the machine's paths (west-chamber: PSRC=/usr/src/NAME-VER,
+# PDEST=/var/lib/dkms/..., `find /usr/src`): dkms runs them in a mount namespace of its own
+# where /usr/src shows the private source tree over the machine's (a writable overlay in the
+# work dir) and /var/lib/dkms is the private dkms tree, as on a machine they are installed on.
+at_machine_paths() { case "$1" in west-chamber-dkms) return 0 ;; esac; return 1; }
 
 # The installed modules below lib/modules/KVER, as sorted "dir/name" lines (.ko suffixes
 # dropped so compression does not count as a difference).
@@ -82,6 +87,17 @@ for p in "${packages[@]}"; do
 
 		# ---- dkms: add + build + install each source of this package (extras first) ----
 		dk() { dkms "$@" --dkmstree "$w/dkms/tree" --sourcetree "$w/src" --installtree "$w/dkms/lib/modules"; }
+		if at_machine_paths "$p"; then
+			mkdir -p "$w/ovl/up" "$w/ovl/work"
+			dk() {
+				unshare -m --propagation private sh -ec '
+					mount -t overlay overlay -o "lowerdir=$1/src:/usr/src,upperdir=$1/ovl/up,workdir=$1/ovl/work" /usr/src
+					mount --bind "$1/dkms/tree" /var/lib/dkms
+					shift
+					exec dkms "$@" --dkmstree /var/lib/dkms --sourcetree /usr/src --installtree "$0"
+				' "$w/dkms/lib/modules" "$w" "$@"
+			}
+		fi
 		dres=ok
 		t0=$(now)
 		for d in "$w"/src/*/; do
