@@ -48,10 +48,11 @@ done
 # The /usr/src/NAME-VERSION directories of one unpacked package.
 src_dirs() { find "$CACHE/src/$1/usr/src" -mindepth 1 -maxdepth 1 -type d -exec test -f {}/dkms.conf \; -print 2>/dev/null; }
 # PACKAGE_NAME / PACKAGE_VERSION of a dkms.conf, as dkms reads them (a bash subshell).
+# Not under set -e: a dkms.conf whose commands fail (lttng-modules' greps) still sets them.
 conf_var() {
-	(kernelver=$2 arch=$(uname -m) kernel_source_dir=/lib/modules/$2/build \
+	(set +e; kernelver=$2 arch=$(uname -m) kernel_source_dir=/lib/modules/$2/build \
 		dkms_tree=/var/lib/dkms source_tree=/usr/src
-	 cd "$1" && . ./dkms.conf >/dev/null 2>&1; eval "echo \"\${$3}\"") 2>/dev/null
+	 cd "$1" && . ./dkms.conf >/dev/null 2>&1; eval "echo \"\${$3}\"") 2>/dev/null || true
 }
 # Packages whose dkms.conf reads another package's source tree.
 extra_for() { case "$1" in west-chamber-dkms) echo xtables-addons-dkms ;; esac; }
