@@ -23,6 +23,9 @@ CACHE=${CACHE:-/var/cache/dm2-bench/dkms-corpus}
 OUT=${OUT:-$(mktemp -d /tmp/dm2-corpus.XXXXXX)}
 KERNELS=${KERNELS:-$(for c in /lib/modules/*/build/.config; do [ -e "$c" ] && basename "$(dirname "$(dirname "$c")")"; done)}
 [ -x "$DM2" ] || { echo "set DM2 to a built dm2 (e.g. build-release/dm2)" >&2; exit 2; }
+# dm2 runs the engine next to it, else the installed one: an older build would be measured.
+[ -x "$(dirname "$DM2")/dm2-engine" ] ||
+	{ echo "no dm2-engine next to $DM2: build it too (cmake --build ... --target dm2-engine)" >&2; exit 2; }
 command -v dkms >/dev/null || { echo "dkms is not installed" >&2; exit 2; }
 [ -n "$KERNELS" ] || { echo "no kernel build tree under /lib/modules" >&2; exit 2; }
 
