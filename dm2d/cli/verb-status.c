@@ -140,7 +140,7 @@ int verb_status(int argc, char *argv[], struct cli *cli)
 	if (json) {
 		_cleanup_free_ char *sb = status_secureboot(cli, true);
 
-		status_print_json(stdout, rows, n, sb);
+		status_print_json(stdout, d, rows, n, status_slots(ctx), sb);
 	} else if (n > 0) {
 		r = status_print_table(stdout, rows, n);
 		if (r >= 0)

@@ -22,7 +22,7 @@ expect_exit 2 dm2 install "$NAME"
 expect_exit 4 dm2 install no-such-recipe -k "$KVER"
 expect_exit 4 dm2 install "$NAME" -k 0.0.0-no-such-kernel
 # (and "secure_boot", dm2 key status' member)
-[ "$(dm2 status --json | jq -c '[.version, .modules]')" = '[1,[]]' ] || fail "empty status"
+[ "$(dm2 status --json | jq -c '[.version, .modules, .progress]')" = '[1,[],[]]' ] || fail "empty status"
 pass "usage errors"
 
 # ---- full cycle: build, sign, install, depmod ----
@@ -46,7 +46,8 @@ pass "build, sign, install, depmod, status, log"
 # ---- --json validates against the schema documented in dm2(1) ----
 cat >"$T/schema.json" <<'EOF'
 {
-  "type": "object", "additionalProperties": false, "required": ["version", "modules"],
+  "type": "object", "additionalProperties": false,
+  "required": ["version", "modules", "progress"],
   "properties": {
     "version": {"const": 1},
     "secure_boot": {
@@ -57,6 +58,14 @@ cat >"$T/schema.json" <<'EOF'
         "mok": {"enum": ["enrolled", "pending", "not-enrolled", "no-certificate", "unknown"]},
         "certificate": {"type": ["string", "null"]},
         "enroll_command": {"type": ["string", "null"]}}},
+    "progress": {"type": "array", "items": {
+      "type": "object", "additionalProperties": false,
+      "required": ["kernel", "done", "running", "queued", "left_sec", "untimed"],
+      "properties": {
+        "kernel": {"type": "string"}, "done": {"type": "integer", "minimum": 0},
+        "running": {"type": "integer", "minimum": 0}, "queued": {"type": "integer", "minimum": 0},
+        "left_sec": {"type": "integer", "minimum": 0}, "untimed": {"type": "integer", "minimum": 0}
+      }}},
     "modules": {"type": "array", "items": {
       "type": "object", "additionalProperties": false,
       "required": ["name", "version", "installed_version", "kernel", "arch", "state", "stage",
