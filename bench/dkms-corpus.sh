@@ -53,7 +53,7 @@ src_dirs() { find "$CACHE/src/$1/usr/src" -mindepth 1 -maxdepth 1 -type d -exec 
 # PACKAGE_NAME / PACKAGE_VERSION of a dkms.conf, as dkms reads them (a bash subshell).
 # Not under set -e: a dkms.conf whose commands fail (lttng-modules' greps) still sets them.
 conf_var() {
-	(set +e; kernelver=$2 arch=$(uname -m) kernel_source_dir=/lib/modules/$2/build \
+	(set +eu; kernelver=$2 arch=$(uname -m) kernel_source_dir=/lib/modules/$2/build \
 		dkms_tree=/var/lib/dkms source_tree=/usr/src
 	 cd "$1" && . ./dkms.conf >/dev/null 2>&1; eval "echo \"\${$3}\"") 2>/dev/null || true
 }
