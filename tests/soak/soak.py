@@ -184,7 +184,7 @@ class Soak:
         n = self.client_serial
         cmd = [w.dm2, "--root", w.root, "--recipes", w.recipes] + args
         if user:
-            cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"] + cmd
+            cmd = ["setpriv", f"--reuid={user}", "--regid=nogroup", "--clear-groups"] + cmd
         out = open(f"{self.top}/clients/{n}.out", "w")
         err = open(f"{self.top}/clients/{n}.err", "w")
         p = subprocess.Popen(cmd, stdout=out, stderr=err, start_new_session=True,
