@@ -20,7 +20,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import checks  # noqa: E402
-from world import World, TIMEOUT_SEC  # noqa: E402
+from world import World, TIMEOUT_SEC, descendants  # noqa: E402
 
 QUIET_EVERY = 30  # steps between quiet points (faults off, every job final, strict checks)
 FINAL_BOUND = 240  # once faults stop, every job is final within this many seconds
@@ -334,6 +334,10 @@ class Soak:
                 self.violation(err)
             busy = [f"{m['name']}@{m['kernel']}={m['state']}" for m in j["modules"]
                     if m["state"] not in checks.FINAL]
+            # A job of a kernel that is gone has no row any more, but may still run.
+            kids = descendants(w.dm2d.pid)
+            if kids:
+                busy.append(f"{len(kids)} process(es) of dm2d's jobs")
             snap = sorted((m["name"], m["kernel"], m["state"], m.get("when_usec")) for m in j["modules"])
             if busy or snap != last:
                 stable_since, last = None, snap
@@ -445,6 +449,14 @@ class Soak:
             self.say(line)
 
 
+def keep_evidence(soak):
+    """The tmpfs mounts go with the mount namespace: list what they hold first."""
+    with open(f"{soak.top}/evidence.txt", "w") as f:
+        subprocess.run(["ls", "-laR", f"{soak.w.root}/var/lib/dm2/work", f"{soak.w.root}/lib/modules"],
+                       stdout=f, stderr=subprocess.STDOUT)
+        subprocess.run(["ps", "-eo", "pid,ppid,pgid,uid,etime,args", "--forest"], stdout=f)
+
+
 def cleanup(soak):
     w = soak.w
     for c in soak.clients:
@@ -490,6 +502,8 @@ def main():
         soak.say(f"replay the same steps: bench/soak.sh --seed {args.seed} --steps "
                  f"{soak.step} --minutes {args.minutes} --keep")
     finally:
+        if not ok and args.keep:
+            keep_evidence(soak)
         cleanup(soak)
         soak.report(ok, time.monotonic() - t0)
         if ok or not args.keep:

@@ -11,12 +11,12 @@ import time
 
 BUILD_UIDS = (62000, 62063)  # UidRange= of the soak's dm2d: no other root uses it
 STOP_BOUND = 25  # dm2d exits at most this long after SIGTERM (dm2d(8))
-TIMEOUT_SEC = 15  # [Build] TimeoutSec=: the hanging recipe fails after it
+TIMEOUT_SEC = 30  # [Build] TimeoutSec=: the hanging recipe fails after it
 
 KINDS = {
     # kind: (Kbuild prefix, extra C line)
     "ok": ("", ""),
-    "slow": ("$(shell sleep 4)\n", ""),
+    "slow": ("$(shell sleep 1)\n", ""),  # kbuild reads Kbuild about 3 times
     "fail": ("", "this is not C;\n"),
     "hang": ("$(shell sleep 3600)\n", ""),
 }
