@@ -421,10 +421,12 @@ static int recipes_reload(struct manager *m)
 				struct db_job cur = {};
 				bool force = prev != NULL;
 
-				/* A new recipe is built where it has no current job; a changed one
-				 * everywhere. */
+				/* A new recipe is built where it has no current job, or one older
+				 * than its file (removed, then added again with other content); a
+				 * changed one everywhere. */
 				if (!force && db_job_current(m->db, rc->name, m->kernels[k]->kver, &cur) >= 0 &&
-				    job_state_is_final(cur.state) && cur.state != JOB_STATE_WAITING) {
+				    job_state_is_final(cur.state) && cur.state != JOB_STATE_WAITING &&
+				    !recipe_changed_since(rc, &cur)) {
 					db_job_done(&cur);
 					continue;
 				}

@@ -3,7 +3,8 @@
 # Issue 17 (found by the soak): a recipe edited just before dm2d stops (within SettleSec=,
 # so the running dm2d never re-read it) or while it is stopped was never rebuilt: dm2d knew
 # recipes by a CRC held in memory only, and at start it planned only pairs without a job.
-# Now a final job older than its recipe file is queued again at start.
+# Now a final job older than its recipe file is queued again at start; so is one of a
+# recipe removed and added again with other content while dm2d runs.
 set -euo pipefail
 source "$(dirname "$0")/daemon-lib.sh"
 
@@ -33,6 +34,14 @@ mv "$RECIPES/t-e.recipe.tmp" "$RECIPES/t-e.recipe"
 start_daemon
 wait_for 120 eval '[ "$(version)" = 1.2 ] && state_is t-e "$KVER" installed' ||
 	fail "the edit made while dm2d was stopped is not built: $(version)"
+
+# Removed (its module stays), then added again with another version, dm2d running.
+mv "$RECIPES/t-e.recipe" "$T/t-e.recipe.old"
+wait_for 30 grep -q "recipe-removed, recipe=t-e" "$T/dm2d.log" || fail "removal not seen"
+sed 's/^Version=1.2/Version=1.3/' "$T/t-e.recipe.old" >"$RECIPES/t-e.recipe.tmp"
+mv "$RECIPES/t-e.recipe.tmp" "$RECIPES/t-e.recipe"
+wait_for 120 eval '[ "$(version)" = 1.3 ] && state_is t-e "$KVER" installed' ||
+	fail "the recipe added again is not built: $(version)"
 
 # Nothing changed: a restart rebuilds nothing.
 n=$(grep -c "Building 't-e'" "$T/dm2d.log")
