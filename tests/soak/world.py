@@ -9,7 +9,7 @@ import socket
 import subprocess
 import time
 
-BUILD_UIDS = (62000, 62063)  # UidRange= of the soak's dm2d: no other root uses it
+BUILD_UIDS = [62000, 62063]  # UidRange= of the soak's dm2d: claim_uid_range() picks a slot
 STOP_BOUND = 25  # dm2d exits at most this long after SIGTERM (dm2d(8))
 TIMEOUT_SEC = 30  # [Build] TimeoutSec=: the hanging recipe fails after it
 
@@ -57,6 +57,23 @@ def write_module(dirpath, mod, kind, edit):
         for n in dirs + files:
             os.chmod(os.path.join(root, n), 0o755 if n in dirs else 0o644)
     os.chmod(dirpath, 0o755)
+
+
+def claim_uid_range():
+    """UidRange= must be this soak's alone (two roots sharing one could hand a uid to two
+    builds, and the check for build processes left over would see the other soak's):
+    one of 16 slots of 64 uids from 62000, held by a lock for the soak's life."""
+    import fcntl
+    for slot in range(16):
+        fd = os.open(f"/run/dm2-soak-uids.{slot}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        BUILD_UIDS[:] = [62000 + 64 * slot, 62000 + 64 * slot + 63]
+        return fd
+    raise SystemExit("soak: 16 soaks already run on this machine")
 
 
 def descendants(pid):
@@ -148,6 +165,7 @@ class World:
 
     # ---- setup ----
     def setup(self):
+        self.uid_lock = claim_uid_range()
         for d in (f"{self.root}/etc/dm2", f"{self.root}/lib/modules", self.recipes, self.trees,
                   f"{self.root}/usr/src", f"{self.root}/var/lib/dm2/work", f"{self.top}/clients"):
             os.makedirs(d, exist_ok=True)
