@@ -343,7 +343,7 @@ int verb_uninstall(int argc, char *argv[], struct cli *cli)
 	_cleanup_(db_closep) struct db *d = NULL;
 	_cleanup_strv_free_ char **kept = NULL;
 	_cleanup_free_ char *reason = NULL;
-	_cleanup_close_ int lock_fd = -EBADF;
+	_cleanup_close_ int lock_fd = -EBADF, job_fd = -EBADF;
 	struct db_installed_file *files = NULL;
 	struct db_job cur = {};
 	struct dm2_context *ctx;
@@ -383,6 +383,16 @@ int verb_uninstall(int argc, char *argv[], struct cli *cli)
 		return EXIT_NOT_FOUND;
 	}
 
+	/* A job of this recipe for this kernel may be running (dm2d's, another dm2's): its
+	 * row is what install_remove() forgets, so wait for it as job_lock() does, or it
+	 * would fail at the end for a row that is gone. */
+	r = lock_job(ctx, name, kver,
+		     lock_timeout_usec(ctx->config->build_timeout_usec + LOCK_KERNEL_TIMEOUT_USEC),
+		     &job_fd);
+	if (r < 0) {
+		log_error_errno(r, "Another dm2 is working on '%s' for '%s': %m", name, kver);
+		return EXIT_BUSY;
+	}
 	r = lock_kernel(ctx, kver, lock_timeout_usec(LOCK_KERNEL_TIMEOUT_USEC), &lock_fd);
 	if (r < 0) {
 		log_error_errno(r, "Failed to lock kernel '%s': %m", kver);

@@ -315,6 +315,10 @@ static void job_outcome(struct mjob *mj, const siginfo_t *si)
 		queue_job_requeue(j);
 	} else if (have && cur.state == JOB_STATE_FAILED) {
 		(void) queue_job_finished(j, JOB_STATE_FAILED, cur.reason);
+	} else if (!have && si->si_code == CLD_EXITED && si->si_status == EXIT_OK) {
+		/* It succeeded and its row is gone since: a `dm2 uninstall` waiting for the
+		 * job's lock removed the module the moment the job let go. Not a failure. */
+		(void) queue_job_finished(j, JOB_STATE_INSTALLED, NULL);
 	} else {
 		_cleanup_free_ char *why = exit_reason(mj, si);
 		const char *stage = have ? job_state_to_string(cur.state) : "queued";

@@ -47,8 +47,23 @@ static int probe(struct manager *m, const char *kver, struct kbw_kernel **ret)
 	return kbw_kernel_probe(dir, kver, ret);
 }
 
+/* Whether rc's file changed after cur was queued: an edit dm2d did not see (made while it
+ * was stopped, or within SettleSec= of a stop: its CRC is known only in memory), which a
+ * restart must not lose. A clock set back is not a change. */
+static bool recipe_changed_since(const struct recipe *rc, const struct db_job *cur)
+{
+	struct stat st;
+	uint64_t mtime;
+
+	if (!rc->path || stat(rc->path, &st) < 0)
+		return false;
+	mtime = (uint64_t) st.st_mtim.tv_sec * 1000000ULL + (uint64_t) st.st_mtim.tv_nsec / 1000;
+	return mtime > cur->created && mtime <= now_usec();
+}
+
 /* Queue the jobs kver needs, given the recipe set and the state db: recipes without a job
- * yet, interrupted or waiting ones, with retry failed ones, with force all. */
+ * yet, interrupted or waiting ones, ones whose recipe changed since their job, with retry
+ * failed ones, with force all. */
 static int kernel_queue_jobs(struct manager *m, const char *kver, bool retry, bool force)
 {
 	int r;
@@ -80,6 +95,8 @@ static int kernel_queue_jobs(struct manager *m, const char *kver, bool retry, bo
 					       rc->name, kver);
 		else if (!job_state_is_final(cur.state) || cur.state == JOB_STATE_WAITING)
 			want = true; /* interrupted, or it waited for this very tree */
+		else if (recipe_changed_since(rc, &cur))
+			want = true;
 		else if (cur.state == JOB_STATE_FAILED)
 			want = retry || force;
 		else
@@ -404,10 +421,12 @@ static int recipes_reload(struct manager *m)
 				struct db_job cur = {};
 				bool force = prev != NULL;
 
-				/* A new recipe is built where it has no current job; a changed one
-				 * everywhere. */
+				/* A new recipe is built where it has no current job, or one older
+				 * than its file (removed, then added again with other content); a
+				 * changed one everywhere. */
 				if (!force && db_job_current(m->db, rc->name, m->kernels[k]->kver, &cur) >= 0 &&
-				    job_state_is_final(cur.state) && cur.state != JOB_STATE_WAITING) {
+				    job_state_is_final(cur.state) && cur.state != JOB_STATE_WAITING &&
+				    !recipe_changed_since(rc, &cur)) {
 					db_job_done(&cur);
 					continue;
 				}
