@@ -7,195 +7,19 @@
  * Nothing from the remote is trusted: names are checked like local ones, a download stops
  * at the size the manifest gives, and every object lands in dir/tmp, is hashed there and
  * refused unless size and sha256 match the manifest; only then may it become an object.
- * Transfers use the one libcurl client, shared/curl-util.h.
+ * How the bytes move is the transport's business (remote-internal.h): plain HTTP(S) in
+ * remote-http.c, OCI registries in remote-oci.c.
  */
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <sys/stat.h>
 
-#include "cache-internal.h"
-#include "shared/curl-util.h"
+#include "remote-internal.h"
 #include "shared/fs-util.h"
 
 #define MANIFEST_MAGIC "dm2-cache-manifest 1"
-#define MANIFEST_MAX_SIZE (1024U * 1024U)
 #define MANIFEST_MAX_FILES 10000U
-
-static void set_reason(char **reason, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void set_reason(char **reason, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!reason || *reason)
-		return;
-	va_start(ap, fmt);
-	if (vasprintf(reason, fmt, ap) < 0)
-		*reason = NULL;
-	va_end(ap);
-}
-
-static int base_normalize(const char *url, char **ret, char **reason)
-{
-	char *b;
-	size_t l;
-
-	if (!url ||
-	    (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)) {
-		set_reason(reason, "Remote cache URL '%s' is not http:// or https://",
-			   url ?: "");
-		return -EINVAL;
-	}
-	for (const char *p = url; *p; p++)
-		if ((unsigned char) *p <= ' ' || *p == 0x7f) {
-			set_reason(reason, "Remote cache URL '%s' contains whitespace",
-				   url);
-			return -EINVAL;
-		}
-	b = strdup(url);
-	if (!b)
-		return -ENOMEM;
-	l = strlen(b);
-	while (l > 0 && b[l - 1] == '/')
-		b[--l] = '\0';
-	*ret = b;
-	return 0;
-}
-
-/* One transfer and where its body comes from or goes to. */
-struct xfer {
-	struct http_request req;
-	/* download into memory */
-	char *buf;
-	size_t len, max;
-	/* download into a file */
-	int fd;
-	uint64_t written, limit;
-	bool too_big;
-	/* upload */
-	int up_fd;
-	const char *up_buf;
-	size_t up_len, up_off;
-};
-
-static void xfer_done(struct xfer *x)
-{
-	http_request_done(&x->req);
-	free(x->buf);
-	*x = (struct xfer){.fd = -EBADF, .up_fd = -EBADF};
-}
-
-static int xfer_init(struct xfer *x, const char *url, const struct cache_remote_options *o,
-		     bool follow_redirects, char **reason)
-{
-	const struct http_options ho = {
-		.protocols = "https,http",
-		.follow_redirects = follow_redirects,
-		.ca_file = o ? o->ca_file : NULL,
-		.connect_timeout_usec = o ? o->connect_timeout_usec : 0,
-		.stall_timeout_usec = o ? o->stall_timeout_usec : 0,
-	};
-	_cleanup_free_ char *why = NULL;
-	int r;
-
-	*x = (struct xfer){.fd = -EBADF, .up_fd = -EBADF};
-	r = http_request_init(&x->req, url, &ho, &why);
-	if (r < 0 && why)
-		set_reason(reason, "%s", why);
-	return r;
-}
-
-static size_t write_mem(char *p, size_t size, size_t nmemb, void *userdata)
-{
-	struct xfer *x = userdata;
-	size_t n = size * nmemb;
-	char *m;
-
-	if (x->len + n > x->max) {
-		x->too_big = true;
-		return 0;
-	}
-	m = realloc(x->buf, x->len + n + 1);
-	if (!m)
-		return 0;
-	memcpy(m + x->len, p, n);
-	x->len += n;
-	m[x->len] = '\0';
-	x->buf = m;
-	return n;
-}
-
-static size_t write_file(char *p, size_t size, size_t nmemb, void *userdata)
-{
-	struct xfer *x = userdata;
-	size_t n = size * nmemb;
-
-	if (x->written + n > x->limit) {
-		x->too_big = true;
-		return 0;
-	}
-	if (loop_write(x->fd, p, n) < 0)
-		return 0;
-	x->written += n;
-	return n;
-}
-
-static size_t read_upload(char *p, size_t size, size_t nmemb, void *userdata)
-{
-	struct xfer *x = userdata;
-	size_t n = size * nmemb;
-
-	if (x->up_buf) {
-		n = MIN(n, x->up_len - x->up_off);
-		memcpy(p, x->up_buf + x->up_off, n);
-		x->up_off += n;
-		return n;
-	}
-	for (;;) {
-		ssize_t k = read(x->up_fd, p, n);
-
-		if (k >= 0)
-			return (size_t) k;
-		if (errno != EINTR)
-			return CURL_READFUNC_ABORT;
-	}
-}
-
-/* Run the transfer; returns the HTTP status, or a negative errno with a reason. */
-static int perform(struct xfer *x, const char *method, const char *url, char **reason)
-{
-	CURLcode cc = CURLE_OK;
-	int r;
-
-	r = http_request_perform(&x->req, &cc);
-	if (r < 0)
-		return r;
-	if (x->too_big) {
-		set_reason(reason, "%s '%s' failed: response larger than expected", method, url);
-		return -EFBIG;
-	}
-	if (cc != CURLE_OK) {
-		set_reason(reason, "%s '%s' failed: %s", method, url,
-			   http_request_error(&x->req, cc));
-		return http_curl_errno(cc);
-	}
-	return (int) http_request_status(&x->req);
-}
-
-static int http_error(int code, const char *method, const char *url, char **reason)
-{
-	if (code == 404 || code == 410)
-		return -ENOENT;
-	if (code == 401 || code == 403) {
-		set_reason(reason, "%s '%s' failed: HTTP %d (permission denied)", method, url,
-			   code);
-		return -EACCES;
-	}
-	set_reason(reason, "%s '%s' failed: HTTP %d", method, url, code);
-	return -EIO;
-}
 
 void cache_manifest_free(struct cache_manifest_file *f, size_t n)
 {
@@ -281,39 +105,17 @@ bad:
 	return -EBADMSG;
 }
 
-/* GET url into fd, at most limit bytes: the HTTP status, or a negative errno. */
-static int get_to_fd(const char *url, int fd, uint64_t limit,
-		     const struct cache_remote_options *o, uint64_t *ret_written, char **reason)
-{
-	struct xfer x;
-	int r;
-
-	r = xfer_init(&x, url, o, true, reason);
-	if (r < 0)
-		return r;
-	x.fd = fd;
-	x.limit = limit;
-	if (curl_easy_setopt(x.req.easy, CURLOPT_WRITEFUNCTION, write_file) != CURLE_OK ||
-	    curl_easy_setopt(x.req.easy, CURLOPT_WRITEDATA, &x) != CURLE_OK)
-		r = -EIO;
-	else
-		r = perform(&x, "GET", url, reason);
-	*ret_written = x.written;
-	xfer_done(&x);
-	return r;
-}
-
 /* GET one object of the manifest into dir/tmp, then check that it is what the manifest
  * says before it may go further. */
-static int download_object(struct cache *c, const char *base,
+static int download_object(struct cache *c, struct remote *rm,
 			   const struct cache_manifest_file *f,
 			   const struct cache_remote_options *o, struct cache_staged *ret,
 			   char **reason)
 {
-	_cleanup_free_ char *url = NULL, *tmp = NULL, *name = NULL;
+	_cleanup_free_ char *tmp = NULL, *name = NULL;
 	_cleanup_close_ int fd = -EBADF;
 	uint64_t max = o && o->max_object_size ? o->max_object_size : (1ULL << 30);
-	uint64_t written = 0, size = 0;
+	uint64_t size = 0;
 	char hex[SHA256_HEX_SIZE];
 	int r;
 
@@ -322,31 +124,27 @@ static int download_object(struct cache *c, const char *base,
 			   f->sha256, f->size, max);
 		return -EFBIG;
 	}
-	url = strdup_printf("%s/v1/objects/%s", base, f->sha256);
 	name = strdup(f->name);
-	if (!url || !name)
+	if (!name)
 		return -ENOMEM;
 	r = cas_tmp_new(c->tmp_fd, &fd, &tmp);
 	if (r < 0)
 		return r;
 
-	r = get_to_fd(url, fd, f->size, o, &written, reason);
+	r = rm->ops->get_object(rm, f->sha256, fd, f->size, reason);
 	if (r == -EFBIG) {
 		*reason = mfree(*reason);
-		set_reason(reason, "Object '%s' is larger than the manifest says, refusing it",
-			   url);
+		set_reason(reason,
+			   "Object '%s' on '%s' is larger than the manifest says, refusing it",
+			   f->sha256, rm->shown);
 		r = -EBADMSG;
-	} else if (r >= 0 && r != 200) {
-		r = http_error(r, "GET", url, reason);
-		if (r == -ENOENT)
-			set_reason(reason, "Object '%s' listed in the manifest is missing", url);
 	} else if (r >= 0)
 		r = cas_seal(fd, hex, &size);
 	if (r >= 0 && (size != f->size || !streq(hex, f->sha256))) {
 		set_reason(reason,
-			   "Object '%s' has sha256 %s and %" PRIu64 " bytes, expected %" PRIu64
-			   " bytes; refusing the tampered object",
-			   url, hex, size, f->size);
+			   "Object '%s' on '%s' has sha256 %s and %" PRIu64
+			   " bytes, expected %" PRIu64 " bytes; refusing the tampered object",
+			   f->sha256, rm->shown, hex, size, f->size);
 		r = -EBADMSG;
 	}
 	if (r < 0) {
@@ -360,42 +158,30 @@ static int download_object(struct cache *c, const char *base,
 	return 0;
 }
 
-/* GET and parse BASE/v1/<key>/manifest. */
-static int get_manifest(const char *base, const char *key,
-			const struct cache_remote_options *o, struct cache_manifest_file **ret,
+/* Fetch and parse the manifest of key. */
+static int get_manifest(struct remote *rm, const char *key, struct cache_manifest_file **ret,
 			size_t *ret_n, char **reason)
 {
-	_cleanup_free_ char *url = NULL;
-	struct xfer x;
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0;
 	int r;
 
-	url = strdup_printf("%s/v1/%s/manifest", base, key);
-	if (!url)
-		return -ENOMEM;
-	r = xfer_init(&x, url, o, true, reason);
+	r = rm->ops->get_manifest(rm, key, &text, &len, reason);
 	if (r < 0)
 		return r;
-	x.max = MANIFEST_MAX_SIZE;
-	if (curl_easy_setopt(x.req.easy, CURLOPT_WRITEFUNCTION, write_mem) != CURLE_OK ||
-	    curl_easy_setopt(x.req.easy, CURLOPT_WRITEDATA, &x) != CURLE_OK)
-		r = -EIO;
-	else
-		r = perform(&x, "GET", url, reason);
-	if (r >= 0 && r != 200) {
-		r = http_error(r, "GET", url, reason);
-		if (r == -ENOENT)
-			set_reason(reason, "No cache entry '%s' on '%s'", key, base);
+	if (strlen(text) != len) {
+		set_reason(reason, "Manifest of '%s' on '%s' contains a NUL byte, refusing it",
+			   key, rm->shown);
+		return -EBADMSG;
 	}
-	if (r >= 0)
-		r = cache_manifest_parse(x.buf ?: (char[]){""}, key, url, ret, ret_n, reason);
-	xfer_done(&x);
-	return r;
+	return cache_manifest_parse(text, key, rm->shown, ret, ret_n, reason);
 }
 
 int cache_remote_pull(struct cache *c, const char *base_url, const char *key,
 		      const struct cache_remote_options *o, char **ret_reason)
 {
-	_cleanup_free_ char *base = NULL, *reason = NULL;
+	_cleanup_(remote_closep) struct remote *rm = NULL;
+	_cleanup_free_ char *reason = NULL;
 	struct cache_manifest_file *files = NULL;
 	struct cache_staged *staged = NULL;
 	size_t n = 0, k = 0;
@@ -406,9 +192,9 @@ int cache_remote_pull(struct cache *c, const char *base_url, const char *key,
 		r = -EINVAL;
 		goto finish;
 	}
-	r = base_normalize(base_url, &base, &reason);
+	r = remote_open(base_url, o, &rm, &reason);
 	if (r >= 0)
-		r = get_manifest(base, key, o, &files, &n, &reason);
+		r = get_manifest(rm, key, &files, &n, &reason);
 	if (r < 0)
 		goto finish;
 
@@ -418,7 +204,7 @@ int cache_remote_pull(struct cache *c, const char *base_url, const char *key,
 		goto finish;
 	}
 	for (k = 0; k < n; k++) {
-		r = download_object(c, base, &files[k], o, &staged[k], &reason);
+		r = download_object(c, rm, &files[k], o, &staged[k], &reason);
 		if (r < 0)
 			goto finish;
 	}
@@ -436,70 +222,11 @@ finish:
 	return r;
 }
 
-/* PUT a file (fd >= 0) or a buffer. */
-static int put(const char *url, int fd, const char *buf, uint64_t size,
-	       const struct cache_remote_options *o, char **reason)
-{
-	struct xfer x;
-	CURL *e;
-	int r;
-
-	r = xfer_init(&x, url, o, false, reason);
-	if (r < 0)
-		return r;
-	x.up_fd = fd;
-	x.up_buf = buf;
-	x.up_len = buf ? size : 0;
-	x.max = MANIFEST_MAX_SIZE; /* the server's response body, discarded */
-	e = x.req.easy;
-	if (curl_easy_setopt(e, CURLOPT_UPLOAD, 1L) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_READFUNCTION, read_upload) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_READDATA, &x) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t) size) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_mem) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_WRITEDATA, &x) != CURLE_OK)
-		r = -EIO;
-	else
-		r = perform(&x, "PUT", url, reason);
-	if (r >= 0 && r != 200 && r != 201 && r != 204) {
-		r = http_error(r, "PUT", url, reason);
-		if (r == -ENOENT) {
-			set_reason(reason, "PUT '%s' failed: HTTP 404 (does the server allow PUT?)",
-				   url);
-			r = -EIO;
-		}
-	}
-	xfer_done(&x);
-	return r < 0 ? r : 0;
-}
-
-/* True if the remote already holds an object of this size (its content is verified by
- * whoever pulls it). */
-static bool remote_has(const char *url, uint64_t size, const struct cache_remote_options *o)
-{
-	struct xfer x;
-	curl_off_t len = -1;
-	int r;
-
-	if (xfer_init(&x, url, o, false, NULL) < 0)
-		return false;
-	if (curl_easy_setopt(x.req.easy, CURLOPT_NOBODY, 1L) != CURLE_OK) {
-		xfer_done(&x);
-		return false;
-	}
-	r = perform(&x, "HEAD", url, NULL);
-	if (r == 200)
-		(void) curl_easy_getinfo(x.req.easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len);
-	xfer_done(&x);
-	return r == 200 && len >= 0 && (uint64_t) len == size;
-}
-
 /* One file of the entry: its manifest line, and its object uploaded unless already there. */
-static int push_object(struct cache *c, const char *base, const char *name, const char *sha,
-		       uint64_t size, const struct cache_remote_options *o, FILE *manifest,
-		       char **reason)
+static int push_object(struct cache *c, struct remote *rm, const char *name, const char *sha,
+		       uint64_t size, FILE *manifest, char **reason)
 {
-	_cleanup_free_ char *obj_url = NULL, *rel = NULL;
+	_cleanup_free_ char *rel = NULL;
 	_cleanup_close_ int fd = -EBADF;
 	int r;
 
@@ -507,10 +234,7 @@ static int push_object(struct cache *c, const char *base, const char *name, cons
 	r = cas_object_path(&c->objects, sha, &rel);
 	if (r < 0)
 		return r;
-	obj_url = strdup_printf("%s/v1/objects/%s", base, sha);
-	if (!obj_url)
-		return -ENOMEM;
-	if (remote_has(obj_url, size, o))
+	if (rm->ops->has_object(rm, sha, size) > 0)
 		return 0;
 	fd = openat(c->objects.dir_fd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
@@ -518,13 +242,30 @@ static int push_object(struct cache *c, const char *base, const char *name, cons
 		set_reason(reason, "Object '%s' vanished from the local cache", sha);
 		return r;
 	}
-	return put(obj_url, fd, NULL, size, o, reason);
+	return rm->ops->put_object(rm, sha, fd, size, reason);
+}
+
+/* The objects a manifest references, for the transport (a registry keeps only what a
+ * manifest references). */
+static int objects_add(struct remote_object **objects, size_t *n, const char *sha,
+		       uint64_t size)
+{
+	struct remote_object *m = realloc(*objects, (*n + 1) * sizeof(**objects));
+
+	if (!m)
+		return -ENOMEM;
+	*objects = m;
+	m[*n] = (struct remote_object){.size = size};
+	memcpy(m[*n].sha256, sha, SHA256_HEX_SIZE - 1);
+	m[*n].sha256[SHA256_HEX_SIZE - 1] = '\0';
+	(*n)++;
+	return 0;
 }
 
 /* Every object of the entry, each line of its manifest into *ret_manifest. */
-static int push_objects(struct cache *c, const char *base, const char *key,
-			const struct cache_remote_options *o, char **ret_manifest,
-			size_t *ret_len, char **reason)
+static int push_objects(struct cache *c, struct remote *rm, const char *key,
+			char **ret_manifest, size_t *ret_len,
+			struct remote_object **objects, size_t *n_objects, char **reason)
 {
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	_cleanup_free_ char *text = NULL;
@@ -543,9 +284,15 @@ static int push_objects(struct cache *c, const char *base, const char *key,
 		return r;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		r = push_object(c, base, (const char *) sqlite3_column_text(st, 0),
-				(const char *) sqlite3_column_text(st, 1),
-				(uint64_t) sqlite3_column_int64(st, 2), o, m, reason);
+		const char *sha = (const char *) sqlite3_column_text(st, 1);
+		uint64_t size = (uint64_t) sqlite3_column_int64(st, 2);
+
+		if (!sha || strlen(sha) != SHA256_HEX_SIZE - 1)
+			return -EBADMSG;
+		r = push_object(c, rm, (const char *) sqlite3_column_text(st, 0), sha, size, m,
+				reason);
+		if (r >= 0)
+			r = objects_add(objects, n_objects, sha, size);
 		if (r < 0)
 			return r;
 	}
@@ -561,9 +308,11 @@ static int push_objects(struct cache *c, const char *base, const char *key,
 int cache_remote_push(struct cache *c, const char *base_url, const char *key,
 		      const struct cache_remote_options *o, char **ret_reason)
 {
-	_cleanup_free_ char *base = NULL, *url = NULL, *reason = NULL, *manifest = NULL;
+	_cleanup_(remote_closep) struct remote *rm = NULL;
+	_cleanup_free_ char *reason = NULL, *manifest = NULL;
+	_cleanup_free_ struct remote_object *objects = NULL;
 	struct cache_entry *e = NULL;
-	size_t len = 0;
+	size_t len = 0, n_objects = 0;
 	int r;
 
 	if (!c || !cache_key_valid(key)) {
@@ -571,7 +320,7 @@ int cache_remote_push(struct cache *c, const char *base_url, const char *key,
 		r = -EINVAL;
 		goto finish;
 	}
-	r = base_normalize(base_url, &base, &reason);
+	r = remote_open(base_url, o, &rm, &reason);
 	if (r < 0)
 		goto finish;
 	/* Verifies every object, so we never spread a corrupt one. */
@@ -579,12 +328,11 @@ int cache_remote_push(struct cache *c, const char *base_url, const char *key,
 	if (r == -ENOENT)
 		set_reason(&reason, "Cache entry '%s' is not in the local cache", key);
 	if (r >= 0)
-		r = push_objects(c, base, key, o, &manifest, &len, &reason);
+		r = push_objects(c, rm, key, &manifest, &len, &objects, &n_objects, &reason);
 	if (r < 0)
 		goto finish;
 	/* Last: only now may readers see the entry. */
-	url = strdup_printf("%s/v1/%s/manifest", base, key);
-	r = url ? put(url, -EBADF, manifest, len, o, &reason) : -ENOMEM;
+	r = rm->ops->put_manifest(rm, key, manifest, len, objects, n_objects, &reason);
 finish:
 	cache_entry_free(e);
 	if (r < 0 && ret_reason)
