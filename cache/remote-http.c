@@ -43,6 +43,11 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *userdata)
 	char *m;
 
 	if (x->q->down_fd >= 0) {
+		long status = 0;
+
+		(void) curl_easy_getinfo(x->req.easy, CURLINFO_RESPONSE_CODE, &status);
+		if (status < 200 || status > 299)
+			return n; /* an error page, or a redirect's body */
 		if (y->written + n > x->q->limit) {
 			x->too_big = true;
 			return 0;
@@ -143,13 +148,13 @@ void remote_reply_done(struct remote_reply *y)
 	*y = (struct remote_reply){.content_length = -1};
 }
 
-/* The remote's headers, then the request's. */
+/* The remote's headers (r NULL: none), then the request's. */
 static int request_headers(struct remote *r, const struct remote_request *q,
 			   struct curl_slist **ret)
 {
 	struct curl_slist *l = NULL, *n;
 
-	for (const struct curl_slist *h = r->headers; h; h = h->next) {
+	for (const struct curl_slist *h = r ? r->headers : NULL; h; h = h->next) {
 		n = curl_slist_append(l, h->data);
 		if (!n)
 			goto oom;
@@ -245,7 +250,7 @@ int remote_request(struct remote *r, const struct remote_request *q,
 		.netrc_file = o ? o->netrc_file : NULL,
 		.client_cert = o ? o->client_cert : NULL,
 		.client_key = o ? o->client_key : NULL,
-		.bearer_token = q->no_auth ? NULL : q->bearer ?: r->bearer,
+		.bearer_token = q->foreign ? NULL : q->bearer ?: r->bearer,
 	};
 	struct xfer x = {.q = q, .reply = reply};
 	int k;
@@ -253,7 +258,7 @@ int remote_request(struct remote *r, const struct remote_request *q,
 	*reply = (struct remote_reply){.content_length = -1};
 	if (!shown)
 		return -ENOMEM;
-	k = request_headers(r, q, &headers);
+	k = request_headers(q->foreign ? NULL : r, q, &headers);
 	if (k < 0)
 		return k;
 	ho.headers = headers;
@@ -332,8 +337,11 @@ int remote_open(const char *url, const struct cache_remote_options *o, struct re
 		r->url[--l] = '\0';
 	if (startswith(r->url, "http://") || startswith(r->url, "https://"))
 		r->ops = &remote_http_ops;
+	else if (startswith(r->url, "oci://") || startswith(r->url, "oci+http://"))
+		r->ops = &remote_oci_ops;
 	else {
-		set_reason(reason, "Remote cache URL '%s' is not http:// or https://",
+		set_reason(reason,
+			   "Remote cache URL '%s' is not http:// or https:// (nor oci:// or oci+http://)",
 			   r->shown);
 		return -EINVAL;
 	}
@@ -361,6 +369,19 @@ struct remote *remote_close(struct remote *r)
 }
 
 /* ---- the plain HTTP(S) layout ---- */
+
+static int http_open(struct remote *r, char **reason)
+{
+	/* Paths are appended to the base: a query or fragment would swallow them. */
+	if (strpbrk(r->url, "?#")) {
+		set_reason(reason,
+			   "Remote cache URL '%s' has a query or fragment; put a token in "
+			   "BearerTokenFile= or HeaderFile= instead",
+			   r->shown);
+		return -EINVAL;
+	}
+	return 0;
+}
 
 static int http_get_manifest(struct remote *r, const char *key, char **ret, size_t *ret_len,
 			     char **reason)
@@ -483,6 +504,7 @@ static int http_put_object(struct remote *r, const char *sha256, int fd, uint64_
 
 const struct remote_ops remote_http_ops = {
 	.name = "http",
+	.open = http_open,
 	.get_manifest = http_get_manifest,
 	.put_manifest = http_put_manifest,
 	.has_object = http_has_object,

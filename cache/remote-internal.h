@@ -53,6 +53,7 @@ struct remote_ops {
 };
 
 extern const struct remote_ops remote_http_ops;
+extern const struct remote_ops remote_oci_ops;
 
 struct remote {
 	const struct remote_ops *ops;
@@ -77,7 +78,8 @@ void set_reason(char **reason, const char *fmt, ...) _printf_(2, 3);
 /*
  * One HTTP request of a transport, with the remote's TLS, timeouts and credentials.
  * The body sent comes from up_fd or up_buf; the body received goes to down_fd (at most
- * limit bytes, else -EFBIG) or into reply->body (at most limit bytes; 0: discarded).
+ * limit bytes, else -EFBIG; only a 2xx answer's body, an error page is dropped) or into
+ * reply->body (at most limit bytes; 0: discarded).
  */
 struct remote_request {
 	const char *method; /* "GET", "HEAD", "PUT", "POST" */
@@ -85,7 +87,9 @@ struct remote_request {
 	bool follow;		    /* follow redirects (GET of content) */
 	const char *const *headers; /* NULL-terminated extra header lines, or NULL */
 	const char *bearer;	    /* overrides the remote's token (OCI token flow) */
-	bool no_auth;		    /* send no token (a registry's token endpoint) */
+	/* Not the remote's own server (a registry's token endpoint): neither the token nor
+	 * the headers of BearerTokenFile=/HeaderFile= go there. */
+	bool foreign;
 	const char *user, *password; /* basic credentials for this request */
 	int up_fd;
 	const char *up_buf;
@@ -116,3 +120,40 @@ int remote_request(struct remote *r, const struct remote_request *q,
  * -ENOENT (no reason: the caller says what is missing), 401/403 -EACCES, else -EIO. */
 int remote_http_error(long status, const char *method, const char *shown_url,
 		      char **reason);
+
+/* ---- OCI registries (oci-parse.c: pure functions, for remote-oci.c and tests) ---- */
+
+#define OCI_MEDIA_MANIFEST "application/vnd.oci.image.manifest.v1+json"
+/* The config blob of our image manifests is the dm2 manifest; its layers are the objects. */
+#define OCI_MEDIA_DM2_MANIFEST "application/vnd.dm2.cache.manifest.v1"
+#define OCI_MEDIA_DM2_OBJECT "application/vnd.dm2.cache.object.v1"
+#define OCI_TAG_SIZE (4 + CACHE_KEY_SIZE) /* "dm2-" key NUL */
+
+/* The string at path (object keys, NULL-terminated) in a JSON document, which must be valid
+ * as a whole (nesting bounded). -ENOENT if the path is absent, -EBADMSG if the text is not
+ * JSON, a key on the path is given twice, or the value there is not a string. */
+int oci_json_string(const char *text, size_t len, const char *const *path, char **ret);
+
+/* A registry's WWW-Authenticate header. */
+struct oci_challenge {
+	bool bearer; /* false: Basic */
+	char *realm, *service, *scope;
+};
+/* -EOPNOTSUPP for a scheme other than Bearer and Basic; -EBADMSG for a malformed header
+ * or a Bearer challenge without an http(s) realm. */
+int oci_challenge_parse(const char *header, struct oci_challenge *ret);
+void oci_challenge_done(struct oci_challenge *c);
+
+/* A repository name as Distribution accepts it ("dm2/cache"). */
+bool oci_repository_valid(const char *repo);
+/* The tag of a build key: "dm2-<key>". */
+int oci_tag_from_key(const char *key, char ret[static OCI_TAG_SIZE]);
+bool oci_tag_valid(const char *tag);
+
+/* The image manifest of key: config the dm2 manifest blob, one layer per distinct object. */
+int oci_manifest_build(const char *key, const struct remote_object *config,
+		       const struct remote_object *layers, size_t n_layers, char **ret,
+		       size_t *ret_len);
+/* The config descriptor of an image manifest we pushed: its sha256 (ret->size is 0).
+ * -EMEDIUMTYPE if the config is not a dm2 manifest, -EBADMSG if malformed. */
+int oci_manifest_config(const char *text, size_t len, struct remote_object *ret);

@@ -5,8 +5,10 @@
 
 #include "cache.h"
 #include "cli/cli.h"
+#include "pipeline/remote-options.h"
 #include "shared/fs-util.h"
 #include "shared/log.h"
+#include "shared/url.h"
 #include "shared/util.h"
 
 static inline void cache_closep_(struct cache **c)
@@ -170,10 +172,8 @@ static int remote_exit_code(int r)
 
 /* Where and how to reach the remote cache: --remote, else Remote=. An exit code. */
 static int remote_options(struct dm2_context *ctx, const char **remote,
-			  char **ret_ca_file, struct cache_remote_options *o)
+			  struct remote_paths *paths, struct cache_remote_options *o)
 {
-	_cleanup_free_ char *ca_file = NULL;
-
 	if (!*remote)
 		*remote = ctx->config->remote_cache;
 	if (isempty(*remote)) {
@@ -182,17 +182,9 @@ static int remote_options(struct dm2_context *ctx, const char **remote,
 			  DM2_CONF_FILE);
 		return EXIT_USAGE;
 	}
-	if (ctx->config->ca_file) {
-		/* Like downloads: the CA file lives under --root. */
-		ca_file = context_path(ctx, ctx->config->ca_file);
-		if (!ca_file)
-			return log_oom(), EXIT_FAILURE_GENERIC;
-		o->ca_file = ca_file;
-	}
-	o->connect_timeout_usec = ctx->config->connect_timeout_usec;
-	o->stall_timeout_usec = ctx->config->stall_timeout_usec;
-
-	*ret_ca_file = TAKE_PTR(ca_file);
+	/* Like downloads: the files dm2d.conf names live under --root. */
+	if (remote_options_from_config(ctx, paths, o) < 0)
+		return log_oom(), EXIT_FAILURE_GENERIC;
 	return EXIT_OK;
 }
 
@@ -211,10 +203,13 @@ static int remote_transfer(struct cache *c, const char *remote, char **keys,
 		if (r < 0) {
 			if (reason)
 				log_error("%s", reason);
-			else
+			else {
+				_cleanup_free_ char *shown = url_redact(remote);
+
 				log_error_errno(r, "Failed to %s '%s' %s '%s': %m",
 						push ? "push" : "pull", *k,
-						push ? "to" : "from", remote);
+						push ? "to" : "from", strna(shown));
+			}
 			if (ret == EXIT_OK)
 				ret = remote_exit_code(r);
 			continue;
@@ -230,7 +225,7 @@ static int cache_remote_verb(int argc, char *argv[], struct cli *cli, bool push)
 						{}};
 	_cleanup_(cache_closep_) struct cache *c = NULL;
 	_cleanup_strv_free_ char **keys = NULL;
-	_cleanup_free_ char *ca_file = NULL;
+	_cleanup_(remote_paths_done) struct remote_paths paths = {};
 	const char *usage = push ? PUSH_USAGE : PULL_USAGE;
 	const char *remote = NULL;
 	struct dm2_context *ctx;
@@ -258,7 +253,7 @@ static int cache_remote_verb(int argc, char *argv[], struct cli *cli, bool push)
 	r = open_cache(cli, &ctx, &c);
 	if (r != EXIT_OK)
 		return r;
-	r = remote_options(ctx, &remote, &ca_file, &o);
+	r = remote_options(ctx, &remote, &paths, &o);
 	if (r != EXIT_OK)
 		return r;
 

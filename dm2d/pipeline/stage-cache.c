@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "pipeline/job-internal.h"
+#include "pipeline/remote-options.h"
 #include "shared/fs-util.h"
 #include "shared/log.h"
 #include "shared/util.h"
@@ -86,34 +87,30 @@ static int open_cache(struct dm2_context *ctx, struct cache **ret)
 	}
 }
 
-/* The remote cache of dm2d.conf (NULL: none), and how to talk to it. CAFile= is a path
- * under the root, like every path dm2d.conf names; *ret_ca holds it resolved. */
+/* The remote cache of dm2d.conf (NULL: none, or out of memory), and how to talk to it;
+ * the paths of its files, resolved under the root, in *paths. */
 static const char *remote(const struct job *j, struct cache_remote_options *ret,
-			  char **ret_ca)
+			  struct remote_paths *paths)
 {
-	const struct dm2_config *cfg = j->ctx->config;
-
-	*ret_ca = cfg->ca_file ? context_path(j->ctx, cfg->ca_file) : NULL;
-	*ret = (struct cache_remote_options){
-		.ca_file = *ret_ca,
-		.connect_timeout_usec = cfg->connect_timeout_usec,
-		.stall_timeout_usec = cfg->stall_timeout_usec,
-	};
-	return cfg->remote_cache;
+	if (remote_options_from_config(j->ctx, paths, ret) < 0)
+		return NULL;
+	return j->ctx->config->remote_cache;
 }
 
 /* Local, then remote. -ENOENT: in neither. */
 static int cache_find(struct job *j, struct cache_entry **ret)
 {
-	_cleanup_free_ char *why = NULL, *ca = NULL;
+	_cleanup_(remote_paths_done) struct remote_paths paths = {};
+	_cleanup_free_ char *why = NULL;
 	struct cache_remote_options ro;
-	const char *url = remote(j, &ro, &ca);
+	const char *url;
 	int r;
 
 	r = cache_lookup(j->cache, j->key, ret);
-	if (r != -ENOENT || !url)
+	if (r != -ENOENT || !j->ctx->config->remote_cache)
 		return r;
-	if (j->ctx->config->ca_file && !ca)
+	url = remote(j, &ro, &paths);
+	if (!url)
 		return -ENOMEM;
 	r = cache_remote_pull(j->cache, url, j->key, &ro, &why);
 	if (r >= 0)
@@ -126,13 +123,13 @@ static int cache_find(struct job *j, struct cache_entry **ret)
 /* Local, then remote with Push=yes. */
 static void cache_keep(struct job *j, char **paths, char **names, const char *symvers)
 {
-	_cleanup_free_ char *why = NULL, *ca = NULL;
+	_cleanup_(remote_paths_done) struct remote_paths rp = {};
+	_cleanup_free_ char *why = NULL;
 	struct cache_remote_options ro;
-	const char *url = remote(j, &ro, &ca);
+	/* NULL when out of memory: no push, the local store still happens */
+	const char *url = remote(j, &ro, &rp);
 	int r;
 
-	if (j->ctx->config->ca_file && !ca)
-		url = NULL; /* out of memory: no push, the local store still happens */
 	r = cache_store(j->cache, j->key, paths, names, symvers);
 	if (r < 0) {
 		log_warning_errno(r,

@@ -1,0 +1,201 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# The remote cache in a real OCI registry on 127.0.0.1: Debian's docker-registry (Distribution
+# 2.x), started here with its own config (storage under $T, a free port, htpasswd auth, TLS
+# with a certificate made here) and stopped here. A builder root builds and pushes; a client
+# root installs the same module without compiling; wrong password, registry down and a
+# missing tag each give a one-line reason and a local build; no secret is ever printed.
+set -eu -o pipefail
+source "$(dirname "$0")/lib.sh"
+
+command -v docker-registry >/dev/null || fail "docker-registry is not installed (.ci/setup)"
+command -v htpasswd >/dev/null || fail "htpasswd is not installed (apache2-utils, .ci/setup)"
+
+lib_init
+lib_copy_recipe dm2-example
+NAME=dm2-example
+BUILDER=$ROOT
+REG=$T/registry
+mkdir -p "$REG"
+
+# ---- the registry: TLS with our own CA, htpasswd (bcrypt) auth ----
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=dm2 test CA" \
+	-keyout "$REG/ca.key" -out "$REG/ca.pem" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+	-keyout "$REG/server.key" -out "$REG/server.csr" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\n' >"$REG/ext"
+openssl x509 -req -in "$REG/server.csr" -CA "$REG/ca.pem" -CAkey "$REG/ca.key" \
+	-CAcreateserial -days 2 -extfile "$REG/ext" -out "$REG/server.pem" 2>/dev/null
+htpasswd -Bbn builder 'pa$$word@1' >"$REG/htpasswd" 2>/dev/null
+
+REG_PID=
+start_registry() {
+	local up
+	cat >"$REG/config.yml" <<EOF
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $REG/data
+http:
+  addr: 127.0.0.1:$PORT
+  secret: dm2-test-only
+  tls:
+    certificate: $REG/server.pem
+    key: $REG/server.key
+auth:
+  htpasswd:
+    realm: dm2-test
+    path: $REG/htpasswd
+EOF
+	docker-registry serve "$REG/config.yml" >>"$REG/log" 2>&1 &
+	REG_PID=$!
+	LIB_PIDS+=("$REG_PID")
+	up=
+	for _ in $(seq 100); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then up=1; break; fi
+		kill -0 "$REG_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	[ -n "$up" ] || { cat "$REG/log" >&2; fail "docker-registry did not start"; }
+}
+stop_registry() {
+	kill "$REG_PID" 2>/dev/null || true
+	wait "$REG_PID" 2>/dev/null || true
+}
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+start_registry
+URL=oci://127.0.0.1:$PORT/dm2/fleet
+
+# configure ROOT PASSWORD: Remote= the registry, credentials in a netrc, our CA.
+configure() {
+	mkdir -p "$1/etc/dm2"
+	cp "$REG/ca.pem" "$1/etc/dm2/registry-ca.pem"
+	printf 'machine 127.0.0.1 login builder password %s\n' "$2" >"$1/etc/dm2/netrc"
+	chmod 600 "$1/etc/dm2/netrc"
+	cat >"$1/etc/dm2/dm2d.conf" <<EOF
+[Cache]
+Remote=$URL
+Push=yes
+NetrcFile=/etc/dm2/netrc
+CAFile=/etc/dm2/registry-ca.pem
+EOF
+}
+# client NAME: a fresh root with the same kernel, configured for the registry.
+client() {
+	local c=$T/$1
+	mkdir -p "$c/lib/modules/$KVER"
+	ln -sfn "$REAL_TREE" "$c/lib/modules/$KVER/build"
+	configure "$c" "${2:-pa\$\$word@1}"
+	echo "$c"
+}
+dm2_at() {
+	local root=$1
+	shift
+	"$DM2" --root "$root" --recipes "$RECIPES" "$@"
+}
+from_cache() {
+	dm2_at "$1" status --json | python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+print([m["from_cache"] for m in j["modules"] if m["name"] == sys.argv[1]][0])' "$NAME"
+}
+no_secret() {
+	! grep -q 'pa\$\$word\|s3cret' "$@" || fail "a secret was printed: $(cat "$@")"
+}
+
+# ---- builder: build, then push to the registry ----
+configure "$BUILDER" 'pa$$word@1'
+dm2_at "$BUILDER" install "$NAME" -k "$KVER" >"$T/out" 2>&1 || { cat "$T/out"; fail "build"; }
+[ "$(from_cache "$BUILDER")" = False ] || fail "the builder did not build"
+grep -q "Pushing" "$T/out" && fail "push failed: $(cat "$T/out")"
+KEY=$(dm2_at "$BUILDER" --json cache stat >/dev/null; sqlite3 "$BUILDER/var/cache/dm2/artifacts/index.db" 'SELECT key FROM entries')
+[ -n "$KEY" ] || fail "no cache entry on the builder"
+curl -sf --cacert "$REG/ca.pem" -u 'builder:pa$$word@1' \
+	"https://127.0.0.1:$PORT/v2/dm2/fleet/tags/list" >"$T/tags"
+grep -q "dm2-$KEY" "$T/tags" || fail "no tag dm2-$KEY in the registry: $(cat "$T/tags")"
+curl -sf --cacert "$REG/ca.pem" -u 'builder:pa$$word@1' \
+	-H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+	"https://127.0.0.1:$PORT/v2/dm2/fleet/manifests/dm2-$KEY" >"$T/image.json"
+python3 - "$T/image.json" <<'PY' || fail "image manifest: $(cat "$T/image.json")"
+import json, sys
+m = json.load(open(sys.argv[1]))
+assert m["schemaVersion"] == 2 and m["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+assert m["config"]["mediaType"] == "application/vnd.dm2.cache.manifest.v1"
+assert len(m["layers"]) >= 2, m  # the .ko and Module.symvers
+assert all(l["digest"].startswith("sha256:") for l in m["layers"])
+PY
+pass "builder built and pushed: tag dm2-<key>, image manifest referencing every object"
+
+# ---- client: installed from the registry, no compiler run ----
+C1=$(client c1)
+dm2_at "$C1" install "$NAME" -k "$KVER" >"$T/out" 2>&1 || { cat "$T/out"; fail "client install"; }
+[ "$(from_cache "$C1")" = True ] || fail "client 1 built instead of pulling: $(cat "$T/out")"
+[ ! -e "$C1/var/lib/dm2/logs/$NAME/$KVER/build.log" ] || fail "client 1 ran a build"
+modinfo -F signer "$C1/lib/modules/$KVER/updates/dm2/dm2_example.ko" >/dev/null ||
+	fail "client module not signed"
+no_secret "$T/out"
+pass "client installed from the registry without compiling"
+
+# ---- the CLI: pull by key, credentials in the URL, a missing tag ----
+C2=$(client c2)
+dm2_at "$C2" cache pull "$KEY" >"$T/out" 2>&1 || { cat "$T/out"; fail "pull by key"; }
+grep -qx "pulled $KEY" "$T/out" || fail "pull by key: $(cat "$T/out")"
+OTHER=$(printf 'no such build' | sha256sum | cut -c1-64)
+dm2_at "$C2" cache pull "$OTHER" >"$T/out" 2>"$T/err" && fail "pull of a missing tag succeeded"
+[ "$(wc -l <"$T/err")" = 1 ] || fail "missing tag: not one line: $(cat "$T/err")"
+grep -q "No cache entry '$OTHER'.*no tag 'dm2-$OTHER'" "$T/err" || fail "missing tag: $(cat "$T/err")"
+# Basic credentials in the URL (percent-encoded), never shown.
+dm2_at "$BUILDER" cache push --remote "oci://builder:pa%24%24word%401@127.0.0.1:$PORT/dm2/other" \
+	"$KEY" >"$T/out" 2>&1 || { cat "$T/out"; fail "push with URL credentials"; }
+pass "pull by key; a missing tag: one line; credentials in the URL"
+
+# ---- wrong password: one line without the secret, the module built locally ----
+C3=$(client c3 's3cret-but-wrong')
+dm2_at "$C3" cache pull "$KEY" >"$T/out" 2>"$T/err" && fail "pull with a wrong password succeeded"
+[ "$(wc -l <"$T/err")" = 1 ] || fail "401: not one line: $(cat "$T/err")"
+grep -q "HTTP 401 (permission denied)" "$T/err" || fail "401: $(cat "$T/err")"
+no_secret "$T/err"
+dm2_at "$C3" install "$NAME" -k "$KVER" >"$T/out" 2>&1 || { cat "$T/out"; fail "c3 install"; }
+[ "$(from_cache "$C3")" = False ] || fail "client 3 used the cache with a wrong password"
+grep -q "Remote cache: .*HTTP 401" "$T/out" || fail "401 not reported: $(cat "$T/out")"
+no_secret "$T/out"
+dm2_at "$C3" cache push --remote "oci://builder:s3cret@127.0.0.1:$PORT/dm2/fleet" "$KEY" \
+	>"$T/out" 2>"$T/err" && fail "push with a wrong password in the URL succeeded"
+grep -q "oci://\*\*\*@127.0.0.1:$PORT/dm2/fleet\|https://127.0.0.1:$PORT/v2/dm2/fleet" "$T/err" ||
+	fail "401 push: $(cat "$T/err")"
+no_secret "$T/err"
+pass "wrong password: one line, no secret, local build"
+
+# ---- the issue's example: an http:// URL with credentials, nothing listening ----
+dm2_at "$BUILDER" cache push --remote 'http://user:s3cret@127.0.0.1:9/' "$KEY" \
+	>"$T/out" 2>"$T/err" && fail "push to port 9 succeeded"
+grep -q "http://\*\*\*@127.0.0.1:9" "$T/err" || fail "port 9: $(cat "$T/err")"
+no_secret "$T/err"
+dm2_at "$BUILDER" cache pull --remote 'ftp://user:s3cret@127.0.0.1/x?token=s3cret' "$KEY" \
+	>"$T/out" 2>"$T/err" && fail "ftp pull succeeded"
+grep -q "ftp://\*\*\*@127.0.0.1/x?token=\*\*\*" "$T/err" || fail "ftp: $(cat "$T/err")"
+no_secret "$T/err"
+printf '[Cache]\nRemote=ftp://user:s3cret@127.0.0.1/\n' >"$T/bad.conf"
+mkdir -p "$T/badroot/etc/dm2"
+cp "$T/bad.conf" "$T/badroot/etc/dm2/dm2d.conf"
+"$DM2" --root "$T/badroot" cache stat >"$T/out" 2>"$T/err" && fail "bad Remote= accepted"
+grep -q "ftp://\*\*\*@127.0.0.1/" "$T/err" || fail "bad Remote=: $(cat "$T/err")"
+no_secret "$T/err"
+pass "URLs in messages have no userinfo or query secrets"
+
+# ---- registry down: one line, local build ----
+stop_registry
+C4=$(client c4)
+dm2_at "$C4" cache pull "$KEY" >"$T/out" 2>"$T/err" && fail "pull from a stopped registry succeeded"
+[ "$(wc -l <"$T/err")" = 1 ] || fail "down: not one line: $(cat "$T/err")"
+grep -qi "connect" "$T/err" || fail "down: $(cat "$T/err")"
+dm2_at "$C4" install "$NAME" -k "$KVER" >"$T/out" 2>&1 || { cat "$T/out"; fail "c4 install"; }
+[ "$(from_cache "$C4")" = False ] || fail "client 4 claims the cache with the registry down"
+grep -q "Remote cache: " "$T/out" || fail "down not reported: $(cat "$T/out")"
+pass "registry down: one line, local build"
+
+echo "ok"
