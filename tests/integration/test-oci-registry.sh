@@ -104,7 +104,7 @@ j = json.load(sys.stdin)
 print([m["from_cache"] for m in j["modules"] if m["name"] == sys.argv[1]][0])' "$NAME"
 }
 no_secret() {
-	! grep -q 'pa\$\$word\|s3cret' "$@" || fail "a secret was printed: $(cat "$@")"
+	! grep -q 'pa\$\$word\|s3cret\|tok\$en' "$@" || fail "a secret was printed: $(cat "$@")"
 }
 
 # ---- builder: build, then push to the registry ----
@@ -186,6 +186,115 @@ cp "$T/bad.conf" "$T/badroot/etc/dm2/dm2d.conf"
 grep -q "ftp://\*\*\*@127.0.0.1/" "$T/err" || fail "bad Remote=: $(cat "$T/err")"
 no_secret "$T/err"
 pass "URLs in messages have no userinfo or query secrets"
+
+# ---- the token flow: a registry with token auth, a token server of our own ----
+# The registry answers 401 "WWW-Authenticate: Bearer realm=...,service=...,scope=..."; dm2
+# gets a token from the realm with its basic credentials and retries with it. The token is
+# a JWT signed RS256 (openssl) with a certificate the registry trusts (rootcertbundle).
+TOK=$T/token
+mkdir -p "$TOK"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=dm2 test token signer" \
+	-keyout "$TOK/sign.key" -out "$TOK/sign.pem" 2>/dev/null
+cat >"$TOK/server.py" <<'PY'
+import base64, http.server, json, os, ssl, subprocess, sys, time, urllib.parse
+port_file, cert, key, sign_key, sign_pem, user, password, log = sys.argv[1:]
+der = subprocess.run(["openssl", "x509", "-in", sign_pem, "-outform", "DER"],
+                     capture_output=True, check=True).stdout
+def b64(b): return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+class Token(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_GET(self):
+        want = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        if self.headers.get("Authorization") != want:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="token"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        q = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
+        access = []
+        for s in q.get("scope", []):
+            typ, name, actions = s.split(":")
+            access.append({"type": typ, "name": name, "actions": actions.split(",")})
+        with open(log, "a") as f:
+            f.write(" ".join(q.get("scope", [])) + "\n")
+        now = int(time.time())
+        head = {"typ": "JWT", "alg": "RS256", "x5c": [base64.b64encode(der).decode()]}
+        claims = {"iss": "dm2-test-issuer", "sub": user, "aud": q["service"][0],
+                  "exp": now + 300, "nbf": now - 60, "iat": now, "jti": os.urandom(8).hex(),
+                  "access": access}
+        signed = b64(json.dumps(head).encode()) + "." + b64(json.dumps(claims).encode())
+        sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", sign_key],
+                             input=signed.encode(), capture_output=True, check=True).stdout
+        body = json.dumps({"token": signed + "." + b64(sig), "expires_in": 300}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+srv = http.server.HTTPServer(("127.0.0.1", 0), Token)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+with open(port_file + ".tmp", "w") as f:
+    f.write(str(srv.server_address[1]))
+os.rename(port_file + ".tmp", port_file)
+srv.serve_forever()
+PY
+python3 "$TOK/server.py" "$TOK/port" "$REG/server.pem" "$REG/server.key" "$TOK/sign.key" \
+	"$TOK/sign.pem" builder 'tok$en-pass' "$TOK/log" 2>"$TOK/err" &
+LIB_PIDS+=("$!")
+wait_for 20 test -s "$TOK/port"
+TPORT=$(cat "$TOK/port")
+TREG_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cat >"$TOK/config.yml" <<YML
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $TOK/data
+http:
+  addr: 127.0.0.1:$TREG_PORT
+  secret: dm2-test-only
+  tls:
+    certificate: $REG/server.pem
+    key: $REG/server.key
+auth:
+  token:
+    realm: https://127.0.0.1:$TPORT/token
+    service: dm2-test-registry
+    issuer: dm2-test-issuer
+    rootcertbundle: $TOK/sign.pem
+YML
+docker-registry serve "$TOK/config.yml" >>"$TOK/registry.log" 2>&1 &
+LIB_PIDS+=("$!")
+wait_for 20 bash -c "exec 3<>/dev/tcp/127.0.0.1/$TREG_PORT" 2>/dev/null
+TURL=oci://127.0.0.1:$TREG_PORT/dm2/tokens
+printf 'machine 127.0.0.1 login builder password %s\n' 'tok$en-pass' >"$BUILDER/etc/dm2/netrc"
+dm2_at "$BUILDER" cache push --remote "$TURL" "$KEY" >"$T/out" 2>&1 ||
+	{ cat "$T/out" "$TOK/err" "$TOK/registry.log"; fail "push with the token flow"; }
+grep -q "repository:dm2/tokens:pull,push" "$TOK/log" || fail "no token for push: $(cat "$TOK/log")"
+C5=$(client c5 'tok$en-pass')
+dm2_at "$C5" cache pull --remote "$TURL" "$KEY" >"$T/out" 2>&1 ||
+	{ cat "$T/out" "$TOK/registry.log"; fail "pull with the token flow"; }
+grep -qx "repository:dm2/tokens:pull" "$TOK/log" || fail "no token for pull: $(cat "$TOK/log")"
+(cd "$BUILDER/var/cache/dm2/artifacts/objects" && find . -type f) >"$T/objects"
+while read -r o; do
+	cmp "$BUILDER/var/cache/dm2/artifacts/objects/$o" "$C5/var/cache/dm2/artifacts/objects/$o" ||
+		fail "object $o differs after the token-flow pull"
+done <"$T/objects"
+C6=$(client c6 'wrong-token-pass')
+dm2_at "$C6" cache pull --remote "$TURL" "$KEY" >"$T/out" 2>"$T/err" &&
+	fail "token flow with a wrong password succeeded"
+[ "$(wc -l <"$T/err")" = 1 ] || fail "token 401: not one line: $(cat "$T/err")"
+grep -qF "https://127.0.0.1:$TPORT/token?service=***&scope=***' failed: HTTP 401 (permission denied)" "$T/err" ||
+	fail "token 401: $(cat "$T/err")"
+no_secret "$T/err"
+printf 'machine 127.0.0.1 login builder password %s\n' 'pa$$word@1' >"$BUILDER/etc/dm2/netrc"
+pass "token flow: 401 Bearer challenge, token from the realm, retried; wrong password refused"
 
 # ---- registry down: one line, local build ----
 stop_registry
