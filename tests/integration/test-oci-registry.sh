@@ -296,6 +296,89 @@ no_secret "$T/err"
 printf 'machine 127.0.0.1 login builder password %s\n' 'pa$$word@1' >"$BUILDER/etc/dm2/netrc"
 pass "token flow: 401 Bearer challenge, token from the realm, retried; wrong password refused"
 
+# ---- BearerTokenFile=, HeaderFile=, ClientCertificate=/ClientKey= ----
+# configure_only ROOT LINES...: a client root whose [Cache] is exactly these lines.
+configure_only() {
+	local c=$T/$1
+	shift
+	mkdir -p "$c/lib/modules/$KVER" "$c/etc/dm2"
+	ln -sfn "$REAL_TREE" "$c/lib/modules/$KVER/build"
+	cp "$REG/ca.pem" "$c/etc/dm2/registry-ca.pem"
+	printf '[Cache]\nCAFile=/etc/dm2/registry-ca.pem\n' >"$c/etc/dm2/dm2d.conf"
+	printf '%s\n' "$@" >>"$c/etc/dm2/dm2d.conf"
+	echo "$c"
+}
+# A token obtained beforehand (as a CI job would), sent as "Authorization: Bearer".
+C7=$(configure_only c7 "Remote=$TURL" BearerTokenFile=/etc/dm2/token)
+curl -sf --cacert "$REG/ca.pem" -u 'builder:tok$en-pass' \
+	"https://127.0.0.1:$TPORT/token?service=dm2-test-registry&scope=repository:dm2/tokens:pull" |
+	python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])' >"$C7/etc/dm2/token"
+tokens_before=$(wc -l <"$TOK/log")
+dm2_at "$C7" cache pull "$KEY" >"$T/out" 2>&1 || { cat "$T/out"; fail "pull with BearerTokenFile="; }
+[ "$(wc -l <"$TOK/log")" = "$tokens_before" ] || fail "BearerTokenFile=: dm2 asked for a token anyway"
+printf 'two words\n' >"$C7/etc/dm2/token"
+dm2_at "$C7" cache pull "$KEY" >"$T/out" 2>"$T/err" && fail "a bad token file was accepted"
+grep -q "BearerTokenFile '.*/etc/dm2/token': the token contains a space" "$T/err" ||
+	fail "bad token file: $(cat "$T/err")"
+no_secret "$T/err"
+grep -q "two" "$T/err" && fail "the token file's content was printed"
+# Basic credentials as a header of HeaderFile=, against the htpasswd registry.
+C8=$(configure_only c8 "Remote=$URL" HeaderFile=/etc/dm2/headers)
+{
+	echo "# sent with every request to the registry"
+	echo "Authorization: Basic $(printf '%s' 'builder:pa$$word@1' | base64 -w0)"
+	echo "X-Dm2-Test: yes"
+} >"$C8/etc/dm2/headers"
+dm2_at "$C8" cache pull "$KEY" >"$T/out" 2>&1 || { cat "$T/out"; fail "pull with HeaderFile="; }
+printf 'Authorization: Basic %s\nnot a header\n' "$(printf 'x:s3cret' | base64 -w0)" >"$C8/etc/dm2/headers"
+dm2_at "$C8" cache pull "$KEY" >"$T/out" 2>"$T/err" && fail "a bad header file was accepted"
+grep -q "HeaderFile '.*/etc/dm2/headers' line 2: not a 'Name: value' header" "$T/err" ||
+	fail "bad header file: $(cat "$T/err")"
+pass "BearerTokenFile= and HeaderFile=, their errors without their content"
+
+# A registry that wants a TLS client certificate (http.tls.clientcas), no password.
+openssl req -newkey rsa:2048 -nodes -subj "/CN=dm2 fleet client" \
+	-keyout "$REG/client.key" -out "$REG/client.csr" 2>/dev/null
+openssl x509 -req -in "$REG/client.csr" -CA "$REG/ca.pem" -CAkey "$REG/ca.key" \
+	-CAcreateserial -days 2 -out "$REG/client.pem" 2>/dev/null
+CPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cat >"$REG/mtls.yml" <<YML
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $REG/mtls-data
+http:
+  addr: 127.0.0.1:$CPORT
+  secret: dm2-test-only
+  tls:
+    certificate: $REG/server.pem
+    key: $REG/server.key
+    clientcas:
+      - $REG/ca.pem
+YML
+docker-registry serve "$REG/mtls.yml" >>"$REG/mtls.log" 2>&1 &
+LIB_PIDS+=("$!")
+wait_for 20 bash -c "exec 3<>/dev/tcp/127.0.0.1/$CPORT" 2>/dev/null
+CURL_M=oci://127.0.0.1:$CPORT/dm2/mtls
+C9=$(configure_only c9 "Remote=$CURL_M" ClientCertificate=/etc/dm2/client.pem \
+	ClientKey=/etc/dm2/client.key)
+cp "$REG/client.pem" "$REG/client.key" "$C9/etc/dm2/"
+mkdir -p "$BUILDER/etc/dm2"
+cp "$REG/client.pem" "$REG/client.key" "$BUILDER/etc/dm2/"
+printf 'ClientCertificate=/etc/dm2/client.pem\nClientKey=/etc/dm2/client.key\n' \
+	>>"$BUILDER/etc/dm2/dm2d.conf"
+dm2_at "$BUILDER" cache push --remote "$CURL_M" "$KEY" >"$T/out" 2>&1 ||
+	{ cat "$T/out" "$REG/mtls.log"; fail "push with a client certificate"; }
+dm2_at "$C9" cache pull "$KEY" >"$T/out" 2>&1 || { cat "$T/out"; fail "pull with a client certificate"; }
+C10=$(configure_only c10 "Remote=$CURL_M")
+dm2_at "$C10" cache pull "$KEY" >"$T/out" 2>"$T/err" && fail "pull without a client certificate succeeded"
+[ "$(wc -l <"$T/err")" = 1 ] || fail "no client certificate: not one line: $(cat "$T/err")"
+pass "ClientCertificate= and ClientKey=: a registry that wants them, and one line without"
+
 # ---- registry down: one line, local build ----
 stop_registry
 C4=$(client c4)
