@@ -185,6 +185,17 @@ cp "$T/bad.conf" "$T/badroot/etc/dm2/dm2d.conf"
 "$DM2" --root "$T/badroot" cache stat >"$T/out" 2>"$T/err" && fail "bad Remote= accepted"
 grep -q "ftp://\*\*\*@127.0.0.1/" "$T/err" || fail "bad Remote=: $(cat "$T/err")"
 no_secret "$T/err"
+# A download mirror with credentials (dm2d.conf [Fetch] Mirror=): its failure is shown
+# without them.
+mkdir -p "$T/fetchroot/etc/dm2" "$T/fetchrecipes"
+printf '[Fetch]\nMirror=http://127.0.0.1:9/src/ http://mirror:s3cret@127.0.0.1:9/m/?key=s3cret&x=1\nRetries=0\n' \
+	>"$T/fetchroot/etc/dm2/dm2d.conf"
+printf '[Recipe]\nName=fetchme\nLicense=GPL-2.0-only\n\n[Source]\nVersion=1\nURL=http://127.0.0.1:9/src/a.tar.gz\nSHA256=%s\n\n[Build]\nModules=fetchme\n' \
+	"$(printf x | sha256sum | cut -c1-64)" >"$T/fetchrecipes/fetchme.recipe"
+"$DM2" --root "$T/fetchroot" --recipes "$T/fetchrecipes" fetch fetchme >"$T/out" 2>"$T/err" &&
+	fail "fetch from port 9 succeeded"
+grep -qF "http://***@127.0.0.1:9/m/?key=***&x=***" "$T/err" || fail "mirror: $(cat "$T/err")"
+no_secret "$T/err"
 pass "URLs in messages have no userinfo or query secrets"
 
 # ---- the token flow: a registry with token auth, a token server of our own ----
