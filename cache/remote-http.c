@@ -223,7 +223,8 @@ static int request_run(struct xfer *x, const char *shown, char **reason)
 	}
 	if (cc != CURLE_OK) {
 		/* libcurl's text may quote the URL it was given: show ours instead. */
-		set_reason(reason, "%s '%s' failed: %s", q->method, shown,
+		set_reason(reason, "%s '%s' failed: %s%s", q->method, shown,
+			   cc == CURLE_OPERATION_TIMEDOUT ? "stalled or timed out: " : "",
 			   strstr(http_request_error(&x->req, cc), "://")
 				   ? curl_easy_strerror(cc)
 				   : http_request_error(&x->req, cc));

@@ -390,6 +390,30 @@ dm2_at "$C10" cache pull "$KEY" >"$T/out" 2>"$T/err" && fail "pull without a cli
 [ "$(wc -l <"$T/err")" = 1 ] || fail "no client certificate: not one line: $(cat "$T/err")"
 pass "ClientCertificate= and ClientKey=: a registry that wants them, and one line without"
 
+# ---- a registry that accepts connections and never answers: StallTimeoutSec= ends it ----
+python3 -c '
+import socket, sys, time
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(8)
+open(sys.argv[1] + ".tmp", "w").write(str(s.getsockname()[1]))
+__import__("os").rename(sys.argv[1] + ".tmp", sys.argv[1])
+held = []
+while True:
+    c, _ = s.accept()
+    held.append(c)
+' "$T/silent.port" &
+LIB_PIDS+=("$!")
+wait_for 20 test -s "$T/silent.port"
+C11=$(configure_only c11 "Remote=oci+http://127.0.0.1:$(cat "$T/silent.port")/dm2/fleet")
+printf '[Fetch]\nStallTimeoutSec=1\nConnectTimeoutSec=2\n' >>"$C11/etc/dm2/dm2d.conf"
+start=$(date +%s)
+dm2_at "$C11" cache pull "$KEY" >"$T/out" 2>"$T/err" && fail "pull from a silent registry succeeded"
+[ $(($(date +%s) - start)) -lt 20 ] || fail "a silent registry held the pull for too long"
+[ "$(wc -l <"$T/err")" = 1 ] || fail "silent: not one line: $(cat "$T/err")"
+grep -q "failed: stalled or timed out: " "$T/err" || fail "silent: $(cat "$T/err")"
+pass "a registry that never answers: one line after StallTimeoutSec="
+
 # ---- registry down: one line, local build ----
 stop_registry
 C4=$(client c4)
