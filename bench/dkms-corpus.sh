@@ -23,6 +23,9 @@ CACHE=${CACHE:-/var/cache/dm2-bench/dkms-corpus}
 OUT=${OUT:-$(mktemp -d /tmp/dm2-corpus.XXXXXX)}
 KERNELS=${KERNELS:-$(for c in /lib/modules/*/build/.config; do [ -e "$c" ] && basename "$(dirname "$(dirname "$c")")"; done)}
 [ -x "$DM2" ] || { echo "set DM2 to a built dm2 (e.g. build-release/dm2)" >&2; exit 2; }
+# dm2 runs the engine next to it, else the installed one: an older build would be measured.
+[ -x "$(dirname "$DM2")/dm2-engine" ] ||
+	{ echo "no dm2-engine next to $DM2: build it too (cmake --build ... --target dm2-engine)" >&2; exit 2; }
 command -v dkms >/dev/null || { echo "dkms is not installed" >&2; exit 2; }
 [ -n "$KERNELS" ] || { echo "no kernel build tree under /lib/modules" >&2; exit 2; }
 
@@ -48,13 +51,19 @@ done
 # The /usr/src/NAME-VERSION directories of one unpacked package.
 src_dirs() { find "$CACHE/src/$1/usr/src" -mindepth 1 -maxdepth 1 -type d -exec test -f {}/dkms.conf \; -print 2>/dev/null; }
 # PACKAGE_NAME / PACKAGE_VERSION of a dkms.conf, as dkms reads them (a bash subshell).
+# Not under set -e: a dkms.conf whose commands fail (lttng-modules' greps) still sets them.
 conf_var() {
-	(kernelver=$2 arch=$(uname -m) kernel_source_dir=/lib/modules/$2/build \
+	(set +e; kernelver=$2 arch=$(uname -m) kernel_source_dir=/lib/modules/$2/build \
 		dkms_tree=/var/lib/dkms source_tree=/usr/src
-	 cd "$1" && . ./dkms.conf >/dev/null 2>&1; eval "echo \"\${$3}\"") 2>/dev/null
+	 cd "$1" && . ./dkms.conf >/dev/null 2>&1; eval "echo \"\${$3}\"") 2>/dev/null || true
 }
 # Packages whose dkms.conf reads another package's source tree.
 extra_for() { case "$1" in west-chamber-dkms) echo xtables-addons-dkms ;; esac; }
+# Packages whose dkms.conf names the machine's paths (west-chamber: PSRC=/usr/src/NAME-VER,
+# PDEST=/var/lib/dkms/..., `find /usr/src`): dkms runs them in a mount namespace of its own
+# where /usr/src shows the private source tree over the machine's (a writable overlay in the
+# work dir) and /var/lib/dkms is the private dkms tree, as on a machine they are installed on.
+at_machine_paths() { case "$1" in west-chamber-dkms) return 0 ;; esac; return 1; }
 
 # The installed modules below lib/modules/KVER, as sorted "dir/name" lines (.ko suffixes
 # dropped so compression does not count as a difference).
@@ -82,6 +91,17 @@ for p in "${packages[@]}"; do
 
 		# ---- dkms: add + build + install each source of this package (extras first) ----
 		dk() { dkms "$@" --dkmstree "$w/dkms/tree" --sourcetree "$w/src" --installtree "$w/dkms/lib/modules"; }
+		if at_machine_paths "$p"; then
+			mkdir -p "$w/ovl/up" "$w/ovl/work"
+			dk() {
+				unshare -m --propagation private sh -ec '
+					mount -t overlay overlay -o "lowerdir=$1/src:/usr/src,upperdir=$1/ovl/up,workdir=$1/ovl/work" /usr/src
+					mount --bind "$1/dkms/tree" /var/lib/dkms
+					shift
+					exec dkms "$@" --dkmstree /var/lib/dkms --sourcetree /usr/src --installtree "$0"
+				' "$w/dkms/lib/modules" "$w" "$@"
+			}
+		fi
 		dres=ok
 		t0=$(now)
 		for d in "$w"/src/*/; do

@@ -11,7 +11,9 @@
  * Objects are not thread-safe: use one struct cache per thread.
  */
 
+#include <errno.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Bump when the way dm2 builds or stores artifacts changes, so old entries stop matching.
@@ -19,6 +21,10 @@
 #define CACHE_FORMAT_VERSION 1U
 
 #define CACHE_KEY_SIZE 65 /* 64 lowercase hex digits + NUL */
+
+/* An entry's file NAME.ko.signed is NAME.ko as its builder signed it (stripped, signature
+ * appended): what RemoteSigning=builder clients install. */
+#define CACHE_SIGNED_SUFFIX ".signed"
 
 /* The name under which an entry's Module.symvers is stored (dependants need it). */
 #define CACHE_SYMVERS_NAME "Module.symvers"
@@ -28,7 +34,8 @@ struct cache_key_input {
 	const char *source_id; /* content id of the chosen source (sha256 or git tree id),
 				* including its patches */
 	const char
-		*build_rules; /* canonical text of subdir, modules, make vars, patches */
+		*build_rules; /* canonical text of the rest the build uses: the
+				* source version, [Build], [Install] */
 	const char *kernel_identity; /* libkbuild-wrap's kernel identity */
 	const char *arch;
 	unsigned format_version; /* CACHE_FORMAT_VERSION */
@@ -93,6 +100,56 @@ struct cache_stats {
 int cache_stat(struct cache *c, struct cache_stats *ret);
 
 /*
+ * Trust. A manifest (remote.c, trust.c) names the entry's build key, origin and files and
+ * ends in a "signature" line: a detached CMS signature (DER, base64) over every byte
+ * before it, by the pushing builder's key, its signer named by issuer and serial. A puller
+ * accepts it only if one of its trusted certificates made the signature.
+ */
+struct cache_trust;
+int cache_trust_new(struct cache_trust **ret);
+struct cache_trust *cache_trust_free(struct cache_trust *t); /* NULL-safe */
+/* Trust every certificate of a PEM file. -EBADMSG (and *reason) if it holds none. */
+int cache_trust_add_file(struct cache_trust *t, const char *path, char **reason);
+size_t cache_trust_count(const struct cache_trust *t);
+
+/* Signs data (the manifest) for push: a detached CMS SignedData in DER, no certificates,
+ * signer by issuer and serial; *ret_der malloc()ed. pipeline/sign.c's sign_data() is one. */
+typedef int (*cache_sign_fn)(const void *data, size_t len, void **ret_der, size_t *ret_len,
+			     void *userdata);
+
+/* Where an entry came from, signed into its manifest; every field required, one line of
+ * printable text each. */
+struct cache_entry_info {
+	const char *recipe, *version, *source_id;
+	const char *kernel_release, *kernel_identity, *arch;
+};
+/* Record (replace) the origin of key; push refuses an entry without one. */
+int cache_info_set(struct cache *c, const char *key, const struct cache_entry_info *info);
+/* The origin of key as malloc()ed strings (free with cache_entry_info_done()); -ENOENT. */
+int cache_info_get(struct cache *c, const char *key, struct cache_entry_info *ret);
+void cache_entry_info_done(struct cache_entry_info *i);
+
+/* Why a remote (or imported) entry was refused; each is counted in the index. */
+enum cache_refusal {
+	CACHE_REFUSAL_UNSIGNED,
+	CACHE_REFUSAL_UNKNOWN_SIGNER,
+	CACHE_REFUSAL_BAD_SIGNATURE,
+	CACHE_REFUSAL_REPLAY,	/* signed, but for another key or kernel */
+	CACHE_REFUSAL_MALFORMED,
+	CACHE_REFUSAL_OBJECT_MISMATCH, /* an object's sha256 or size is not the manifest's */
+	CACHE_REFUSAL_TRUNCATED,       /* an object shorter than the manifest says */
+	CACHE_REFUSAL_MODULE_SIGNATURE, /* RemoteSigning=builder: no trusted module signature */
+	_CACHE_REFUSAL_MAX,
+	_CACHE_REFUSAL_INVALID = -EINVAL,
+};
+const char *cache_refusal_to_string(int i); /* "unsigned", "unknown-signer", ... */
+int cache_refusal_from_string(const char *s);
+/* Count a refusal decided by the caller (best effort). */
+void cache_refusal_note(struct cache *c, enum cache_refusal why);
+/* How many entries were refused for each reason, since the index was created. */
+int cache_refusals(struct cache *c, uint64_t ret[_CACHE_REFUSAL_MAX]);
+
+/*
  * Remote cache. base_url is one of
  *   http://HOST/PATH, https://...  any server with GET and PUT:
  *                                  BASE/v1/<key>/manifest (text, see remote.c) and
@@ -117,10 +174,19 @@ struct cache_remote_options {
 	const char *header_file;       /* "Name: value" lines sent with every request */
 	const char *client_cert;       /* TLS client certificate (PEM) */
 	const char *client_key;	       /* its key (PEM); NULL: in client_cert */
+
+	/* Trust (see "Trust" above). Pull accepts only a manifest signed by one of trust's
+	 * certificates (NULL trusts nobody: every pull is refused); when expect_identity is
+	 * set, also only one naming that kernel identity. Push signs with sign(). */
+	const struct cache_trust *trust;
+	const char *expect_identity;
+	cache_sign_fn sign; /* NULL: push refuses, nothing unsigned is published */
+	void *sign_userdata;
 };
 
-/* -ENOENT if the remote has no such key; -EBADMSG for a tampered or malformed object or
- * manifest; -EIO/-ECONNREFUSED/-ETIMEDOUT/... for transfer errors. On failure, if
+/* -ENOENT if the remote has no such key; -EKEYREJECTED for a manifest not signed by a
+ * trusted key, or signed for another key or kernel; -EBADMSG for a tampered or malformed
+ * object or manifest (each refusal counted, see cache_refusals()); -EIO/-ECONNREFUSED/-ETIMEDOUT/... for transfer errors. On failure, if
  * ret_reason is not NULL, *ret_reason gets a one-line explanation naming the URL (caller
  * frees). */
 int cache_remote_pull(struct cache *c, const char *base_url, const char *key,
@@ -128,3 +194,20 @@ int cache_remote_pull(struct cache *c, const char *base_url, const char *key,
 /* -ENOENT if the key is not in the local cache (or its objects are corrupt). */
 int cache_remote_push(struct cache *c, const char *base_url, const char *key,
 		      const struct cache_remote_options *o, char **ret_reason);
+
+/*
+ * Offline: the entries keys as one tar archive laid out like a remote (v1/<key>/manifest
+ * signed with o->sign, v1/objects/<sha256>), written to fd. Import reads such an archive
+ * from fd (file names it in messages) and accepts each manifest like cache_remote_pull()
+ * (o->trust, o->expect_identity) and each object like a download; fn (may be NULL) hears
+ * of every entry (key, 0 or the refusal's negative errno, one-line reason) and of every
+ * member it skipped (key NULL). Returns the number of entries imported; < 0 (and
+ * *ret_reason) if the archive could not be read to its end, after importing what came
+ * before.
+ */
+int cache_export(struct cache *c, int fd, char *const *keys,
+		 const struct cache_remote_options *o, char **ret_reason);
+typedef void (*cache_import_fn)(const char *key, int r, const char *reason, void *userdata);
+int cache_import(struct cache *c, int fd, const char *file,
+		 const struct cache_remote_options *o, cache_import_fn fn, void *userdata,
+		 char **ret_reason);

@@ -13,18 +13,6 @@
 #include "shared/fs-util.h"
 #include "shared/url.h"
 
-void set_reason(char **reason, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!reason || *reason)
-		return;
-	va_start(ap, fmt);
-	if (vasprintf(reason, fmt, ap) < 0)
-		*reason = NULL;
-	va_end(ap);
-}
-
 /* ---- one request ---- */
 
 struct xfer {
@@ -503,6 +491,12 @@ static int http_put_object(struct remote *r, const char *sha256, int fd, uint64_
 	return url ? http_put(r, url, fd, NULL, size, reason) : -ENOMEM;
 }
 
+static char *http_where(struct remote *r, const char *key, const char *sha256)
+{
+	return sha256 ? strdup_printf("%s/v1/objects/%s", r->shown, sha256)
+		      : strdup_printf("%s/v1/%s/manifest", r->shown, key);
+}
+
 const struct remote_ops remote_http_ops = {
 	.name = "http",
 	.open = http_open,
@@ -511,4 +505,5 @@ const struct remote_ops remote_http_ops = {
 	.has_object = http_has_object,
 	.get_object = http_get_object,
 	.put_object = http_put_object,
+	.where = http_where,
 };

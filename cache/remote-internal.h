@@ -47,6 +47,9 @@ struct remote_ops {
 	 * limit bytes arrive. The content is not checked here: the caller hashes it. */
 	int (*get_object)(struct remote *r, const char *sha256, int fd, uint64_t limit,
 			  char **reason);
+	/* Where the manifest of key (sha256 NULL) or the object sha256 is, for messages:
+	 * malloc()ed, redacted, NULL on ENOMEM. */
+	char *(*where)(struct remote *r, const char *key, const char *sha256);
 	/* Upload size bytes read from fd as the object sha256. */
 	int (*put_object)(struct remote *r, const char *sha256, int fd, uint64_t size,
 			  char **reason);
@@ -72,8 +75,9 @@ int remote_open(const char *url, const struct cache_remote_options *o, struct re
 struct remote *remote_close(struct remote *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct remote *, remote_close);
 
-/* Set *reason, unless reason is NULL or a reason is already there (the first cause wins). */
-void set_reason(char **reason, const char *fmt, ...) _printf_(2, 3);
+/* Set *reason, unless reason is NULL or a reason is already there (the first cause wins);
+ * cache-internal.h's, by the transports' name for it. */
+#define set_reason cache_set_reason
 
 /*
  * One HTTP request of a transport, with the remote's TLS, timeouts and credentials.

@@ -487,6 +487,13 @@ static int oci_get_manifest(struct remote *r, const char *key, char **ret, size_
 	return *ret ? 0 : -ENOMEM;
 }
 
+/* The registry's own notation: REPO:TAG for the manifest, REPO@DIGEST for a blob. */
+static char *oci_where(struct remote *r, const char *key, const char *sha256)
+{
+	return sha256 ? strdup_printf("%s@sha256:%s", r->shown, sha256)
+		      : strdup_printf("%s:dm2-%s", r->shown, key);
+}
+
 const struct remote_ops remote_oci_ops = {
 	.name = "oci",
 	.open = oci_open,
@@ -496,4 +503,5 @@ const struct remote_ops remote_oci_ops = {
 	.has_object = oci_has_object,
 	.get_object = oci_get_object,
 	.put_object = oci_put_object,
+	.where = oci_where,
 };

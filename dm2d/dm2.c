@@ -23,7 +23,7 @@ static int verb_help(int argc, char *argv[], struct cli *cli);
 #endif
 
 static const struct verb verbs[] = {
-	{ "help", verb_help, "help" },
+	{ "help", verb_help, "help [COMMAND]" },
 	{ "install", ENGINE(verb_install),
 	  "install NAME... {-k KVER | --all-kernels} [--no-depmod] [--force]" },
 	{ "uninstall", ENGINE(verb_uninstall), "uninstall NAME -k KVER" },
@@ -32,14 +32,15 @@ static const struct verb verbs[] = {
 	{ "log", verb_log, "log NAME -k KVER" },
 	{ "fetch", ENGINE(verb_fetch), "fetch NAME [--version V]" },
 	{ "trigger", ENGINE(verb_trigger), "trigger [KVER] [--wait [--timeout SEC]]" },
-	{ "recipe", ENGINE(verb_recipe), "recipe lint FILE... | list [--json] | show NAME" },
+	{ "recipe", ENGINE(verb_recipe), "recipe lint FILE... | list [--json] | show NAME [--json]" },
 	{ "kernel", ENGINE(verb_kernel), "kernel list [--json]" },
 	{ "build", ENGINE(verb_build), "build NAME -k KVER [--version V] [--json]" },
 	{ "sign", ENGINE(verb_sign), "sign FILE.ko [--key K --cert C] [--hash H] [-k KVER] [-o OUT]" },
 	{ "verify", ENGINE(verb_verify), "verify FILE.ko[.xz|.zst|.gz] [--cert CERT]" },
-	{ "key", ENGINE(verb_key), "key generate [--force] | show | adopt-dkms [--force]" },
+	{ "key", ENGINE(verb_key),
+	  "key generate [--force] | show [--json] | status [--json] | adopt-dkms [--force]" },
 	{ "cache", ENGINE(verb_cache),
-	  "cache stat | gc [--max-size SIZE] | push|pull [--remote URL] KEY..." },
+	  "cache stat [--json] | gc [--max-size SIZE] | push|pull [--remote URL] KEY..." },
 	{ "dkms", ENGINE(verb_dkms),
 	  "dkms import DIR [-k KVER] [--arch ARCH] [--json] | list [--json] | status "
 	  "[-k KVER] [--json] | takeover [NAME...] [-k KVER] [--dry-run]" },
@@ -47,6 +48,16 @@ static const struct verb verbs[] = {
 
 static int verb_help(int argc, char *argv[], struct cli *cli)
 {
+	/* dm2 help VERB: that verb's usage, as dm2 VERB --help. */
+	if (argc >= 2 && !cli_is_help(argv[1])) {
+		for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+			if (streq(argv[1], verbs[i].name)) {
+				printf("Usage: dm2 %s\n", verbs[i].synopsis);
+				return EXIT_OK;
+			}
+		log_error("Unknown command '%s'; see 'dm2 --help'.", argv[1]);
+		return EXIT_USAGE;
+	}
 	printf("dm2 " DM2_VERSION " - build, sign and install out-of-tree kernel modules\n\n"
 	       "Usage: dm2 [--root DIR] [--recipes DIR] [--json] [-v|-q] COMMAND ...\n\n"
 	       "Commands:\n");

@@ -411,6 +411,8 @@ static int check_params(const struct kbw_kernel *k, const struct kbw_build_param
 	}
 	if (p->subdir && (p->subdir[0] == '/' || strstr(p->subdir, "..")))
 		return -EINVAL;
+	if (p->n_binds > 16 || (p->n_binds > 0 && !p->binds))
+		return -EINVAL;
 	if (!p->isolate) {
 		kbw_log(LOG_ERR, "Builds always run in the sandbox; isolate=false is refused");
 		return -EOPNOTSUPP;
@@ -592,6 +594,8 @@ static int run(struct build *b)
 		.processes = b->limits.processes,
 		.cpu_sec = (b->limits.cpu_usec + 999999) / 1000000,
 		.file_max = b->limits.disk_max,
+		.binds = p->binds,
+		.n_binds = p->n_binds,
 	};
 	r = run_with_jobs(b, &s, &o);
 	if (r < 0)

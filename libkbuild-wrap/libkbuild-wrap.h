@@ -103,6 +103,11 @@ struct kbw_build_params {
 	 * pool while it runs; whatever it kept is back in the pool when kbw_build returns. */
 	bool jobserver;
 	int jobserver_fds[2];     /* read and write end of the pool */
+	/* Read-only views of host directories (isolate only), as kbw_run_capture() mounts
+	 * them (see struct kbw_bind below): a fake root's usr/src, lib/modules, ... seen at
+	 * the machine's paths, as its dkms.conf was evaluated with them. At most 16. */
+	const struct kbw_bind *binds;
+	size_t n_binds;
 };
 
 /*

@@ -43,3 +43,9 @@ install(PROGRAMS ${DM2_UNITS_OUT}/debian-header-postinst
 	DESTINATION ${DM2_KERNEL_HOOKDIR}/header_postinst.d RENAME dm2)
 install(PROGRAMS ${DM2_UNITS_OUT}/debian-prerm DESTINATION ${DM2_KERNEL_HOOKDIR}/prerm.d
 	RENAME dm2)
+
+# bash completion for dm2: where bash-completion looks for it below the prefix (it reads
+# share/bash-completion/completions of every XDG_DATA_DIRS entry).
+set(DM2_BASH_COMPLETIONDIR ${CMAKE_INSTALL_DATADIR}/bash-completion/completions CACHE PATH
+    "bash completion directory")
+install(FILES ${CMAKE_CURRENT_LIST_DIR}/../completion/dm2 DESTINATION ${DM2_BASH_COMPLETIONDIR})

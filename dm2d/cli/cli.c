@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <fcntl.h>
 #include <stdarg.h>
 #include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "core/secureboot.h"
+#include "shared/fs-util.h"
 #include "shared/log.h"
 #include "shared/util.h"
 
@@ -182,7 +185,128 @@ int cli_dispatch(int argc, char *argv[], struct cli *cli, const struct cli_subve
 	return cli_usage_error(usage, "Unknown command 'dm2 %s %s'", argv[0], name);
 }
 
+bool cli_help_requested(int argc, char *argv[], const struct cli_subverb_usage *table,
+			size_t n, const char *verb_usage)
+{
+	const char *usage = verb_usage;
+	bool help = false;
+
+	for (int i = 1; i < argc && !streq(argv[i], "--"); i++)
+		if (cli_is_help(argv[i])) {
+			help = true;
+			break;
+		}
+	if (!help)
+		return false;
+	for (size_t i = 0; argc >= 2 && i < n; i++)
+		if (streq(table[i].name, argv[1]))
+			usage = table[i].usage;
+	printf("Usage: %s\n", usage);
+	return true;
+}
+
 void cli_json_string(FILE *f, const char *s)
 {
 	json_write_string(f, s);
+}
+
+int cli_cert_path(struct cli *cli, char **ret)
+{
+	struct dm2_context *ctx;
+	const char *v;
+	char *p;
+	int r;
+
+	r = cli_context(cli, &ctx);
+	if (r < 0)
+		return r;
+	v = ctx->config ? (ctx->config->sign_cert ?: ctx->config->sign_key) : NULL;
+	if (!isempty(v) && strchr(v, ':') && v[0] != '/')
+		p = strdup(v); /* a provider URI (pkcs11:...) */
+	else if (!isempty(v)) {
+		while (*v == '/')
+			v++;
+		p = context_path(ctx, v);
+	} else
+		p = context_path(ctx, DM2_KEY_DIR "/signing_key.x509");
+	if (!p)
+		return log_oom();
+	*ret = p;
+	return 0;
+}
+
+int cli_secureboot(struct cli *cli, struct secureboot_state *ret, char **ret_cert)
+{
+	_cleanup_free_ char *cert = NULL, *text = NULL;
+	_cleanup_free_ void *der = NULL;
+	struct dm2_context *ctx;
+	size_t size = 0, der_size = 0;
+	bool configured;
+	int r;
+
+	r = cli_context(cli, &ctx);
+	if (r < 0)
+		return r;
+	r = cli_cert_path(cli, &cert);
+	if (r < 0)
+		return r;
+	configured = ctx->config && (ctx->config->sign_cert || ctx->config->sign_key);
+	r = read_full_file_at(AT_FDCWD, cert, 1 << 20, &text, &size);
+	if (r >= 0 && cert_to_der(text, size, &der, &der_size) == -ENOMEM)
+		return log_oom();
+	r = secureboot_probe(ctx->root_fd, der, der_size, ret);
+	if (r < 0)
+		return log_oom();
+	/* A configured certificate we cannot read (a token, a PEM bundle) is not "none". */
+	if (!der && configured)
+		ret->mok = MOK_UNKNOWN;
+	*ret_cert = TAKE_PTR(cert);
+	return 0;
+}
+
+static const char *secure_boot_word(const struct secureboot_state *s)
+{
+	return s->secure_boot > 0 ? "on" : s->secure_boot == 0 ? "off" : "unknown";
+}
+
+void cli_secureboot_line(FILE *f, const struct secureboot_state *s, const char *cert)
+{
+	fprintf(f, "Secure Boot: %s; ", secure_boot_word(s));
+	switch (s->mok) {
+	case MOK_ENROLLED:
+		fputs("dm2's certificate is enrolled.\n", f);
+		break;
+	case MOK_PENDING:
+		fputs("dm2's certificate is waiting to be enrolled: confirm it in MokManager at "
+		      "the next boot.\n", f);
+		break;
+	case MOK_NOT_ENROLLED:
+		fprintf(f, "dm2's certificate is not enrolled: mokutil --import %s\n", cert);
+		break;
+	case MOK_NO_CERTIFICATE:
+		fputs("dm2 has no signing certificate yet (dm2 key generate).\n", f);
+		break;
+	case MOK_UNKNOWN:
+	case _MOK_STATE_MAX:
+	case _MOK_STATE_INVALID:
+		fputs("enrolment of dm2's certificate unknown.\n", f);
+		break;
+	}
+}
+
+void cli_secureboot_json(FILE *f, const struct secureboot_state *s, const char *cert)
+{
+	_cleanup_free_ char *cmd = NULL;
+
+	if (s->mok == MOK_NOT_ENROLLED)
+		cmd = strjoin("mokutil --import ", cert);
+	fprintf(f, "\"secure_boot\":{\"efi\":%s,\"enabled\":%s,\"mok\":",
+		s->efi ? "true" : "false",
+		s->secure_boot > 0 ? "true" : s->secure_boot == 0 ? "false" : "null");
+	json_write_string(f, mok_state_to_string(s->mok));
+	fputs(",\"certificate\":", f);
+	json_write_string(f, cert);
+	fputs(",\"enroll_command\":", f);
+	json_write_string(f, cmd);
+	fputc('}', f);
 }

@@ -67,6 +67,30 @@ struct cli_subverb {
 int cli_dispatch(int argc, char *argv[], struct cli *cli, const struct cli_subverb *table,
 		 size_t n, const char *default_name, const char *usage);
 
+/*
+ * For verbs whose subcommands parse their own options: when argv (the verb at argv[0], the
+ * subcommand at argv[1]) holds --help or -h before any "--", print the usage of the
+ * subcommand (table), or verb_usage when argv[1] is none of them or is the --help itself,
+ * on stdout and return true.
+ */
+struct cli_subverb_usage {
+	const char *name, *usage;
+};
+bool cli_help_requested(int argc, char *argv[], const struct cli_subverb_usage *table,
+			size_t n, const char *verb_usage);
+
+/* The path of dm2's signing certificate: [Signing] Certificate= (or Key=) beneath the
+ * root, else the generated one. */
+int cli_cert_path(struct cli *cli, char **ret);
+
+/* Secure Boot and MOK state for dm2's certificate (core/secureboot.h); logs on failure. */
+struct secureboot_state;
+int cli_secureboot(struct cli *cli, struct secureboot_state *ret, char **ret_cert);
+/* One line for dm2 status ("Secure Boot: on; dm2's certificate is enrolled."). */
+void cli_secureboot_line(FILE *f, const struct secureboot_state *s, const char *cert);
+/* "secure_boot":{...} for a JSON object (the comma before it is the caller's). */
+void cli_secureboot_json(FILE *f, const struct secureboot_state *s, const char *cert);
+
 /* cli-engine.c (dm2-engine only): all recipes; an invalid recipe file is reported once
  * (its first problem) and skipped. */
 int cli_load_recipes(struct cli *cli, struct recipe_set **ret);
@@ -92,6 +116,13 @@ struct verb {
 int verb_recipe(int argc, char *argv[], struct cli *cli);
 int verb_kernel(int argc, char *argv[], struct cli *cli);
 int verb_build(int argc, char *argv[], struct cli *cli);
+/* build-kernels.c: a test build of recipe name (in set) for every kernel, in parallel,
+ * nothing installed or recorded; prints the table (or --json). Returns an exit code. */
+int build_all_kernels(struct cli *cli, const struct recipe_set *set, const char *name,
+		      const char *version);
+/* verb-recipe-test.c: dm2 recipe hash, dm2 recipe test. */
+int verb_recipe_hash(int argc, char *argv[], struct cli *cli);
+int verb_recipe_test(int argc, char *argv[], struct cli *cli);
 int verb_sign(int argc, char *argv[], struct cli *cli);
 int verb_verify(int argc, char *argv[], struct cli *cli);
 int verb_key(int argc, char *argv[], struct cli *cli);

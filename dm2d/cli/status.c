@@ -343,7 +343,8 @@ static void json_strv(FILE *f, char **l)
 	fputc(']', f);
 }
 
-void status_print_json(FILE *f, const struct status_row *rows, size_t n)
+void status_print_json(FILE *f, struct db *d, const struct status_row *rows, size_t n,
+		       unsigned slots, const char *extra)
 {
 	fputs("{\"version\":1,\"modules\":[", f);
 	for (size_t i = 0; i < n; i++) {
@@ -391,17 +392,26 @@ void status_print_json(FILE *f, const struct status_row *rows, size_t n)
 		json_write_string(f, s->log_path);
 		fputc('}', f);
 	}
-	fputs("]}\n", f);
+	fputs("],", f);
+	status_print_json_progress(f, d, rows, n, slots);
+	if (extra)
+		fprintf(f, ",%s", extra);
+	fputs("}\n", f);
 }
+
+struct progress {
+	size_t done, running, queued, untimed;
+	uint64_t left_sec;
+};
 
 /* One kernel's progress: its rows that ended, run and wait, and the time left over
  * `slots` builds at once from each recipe's recorded duration (a running one counted
  * whole: when it started is not in the row). */
-static void print_kernel_progress(FILE *f, struct db *d, const char *kver,
-				  const struct status_row *rows, size_t n, unsigned slots)
+static struct progress kernel_progress(struct db *d, const char *kver,
+				       const struct status_row *rows, size_t n, unsigned slots)
 {
-	size_t done = 0, running = 0, queued = 0;
-	uint64_t left = 0, unknown = 0;
+	struct progress p = {};
+	uint64_t left = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		const struct status_row *s = &rows[i];
@@ -410,35 +420,70 @@ static void print_kernel_progress(FILE *f, struct db *d, const char *kver,
 		if (!streq(s->kernel, kver) || s->not_built)
 			continue;
 		if (job_state_is_final(s->state)) {
-			done++;
+			p.done++;
 			continue;
 		}
 		if (s->state == JOB_STATE_QUEUED)
-			queued++;
+			p.queued++;
 		else
-			running++;
-		if (db_duration_expected(d, s->name, kver, &usec) < 0)
-			unknown++;
+			p.running++;
+		if (!d || db_duration_expected(d, s->name, kver, &usec) < 0)
+			p.untimed++;
 		left += usec;
 	}
-	if (running + queued == 0)
+	p.left_sec = (left / MAX(slots, 1u) + 999999) / 1000000;
+	return p;
+}
+
+static void print_kernel_progress(FILE *f, struct db *d, const char *kver,
+				  const struct status_row *rows, size_t n, unsigned slots)
+{
+	struct progress p = kernel_progress(d, kver, rows, n, slots);
+
+	if (p.running + p.queued == 0)
 		return;
 	fprintf(f, "Kernel %s: %zu done, %zu running, %zu queued; about %llu s left%s.\n",
-		kver, done, running, queued,
-		(unsigned long long) ((left / MAX(slots, 1u) + 999999) / 1000000),
-		unknown ? " (not counting builds never timed)" : "");
+		kver, p.done, p.running, p.queued, (unsigned long long) p.left_sec,
+		p.untimed ? " (not counting builds never timed)" : "");
+}
+
+/* Whether row i is the first of its kernel. */
+static bool first_of_kernel(const struct status_row *rows, size_t i)
+{
+	for (size_t j = 0; j < i; j++)
+		if (streq(rows[j].kernel, rows[i].kernel))
+			return false;
+	return true;
+}
+
+void status_print_json_progress(FILE *f, struct db *d, const struct status_row *rows,
+				size_t n, unsigned slots)
+{
+	bool any = false;
+
+	fputs("\"progress\":[", f);
+	for (size_t i = 0; i < n; i++) {
+		struct progress p;
+
+		if (!first_of_kernel(rows, i))
+			continue;
+		p = kernel_progress(d, rows[i].kernel, rows, n, slots);
+		if (p.running + p.queued == 0)
+			continue;
+		fputs(any ? ",{\"kernel\":" : "{\"kernel\":", f);
+		json_write_string(f, rows[i].kernel);
+		fprintf(f, ",\"done\":%zu,\"running\":%zu,\"queued\":%zu,\"left_sec\":%" PRIu64
+			",\"untimed\":%zu}", p.done, p.running, p.queued, p.left_sec, p.untimed);
+		any = true;
+	}
+	fputc(']', f);
 }
 
 int status_print_progress(FILE *f, struct db *d, const struct status_row *rows, size_t n,
 			  unsigned slots)
 {
-	for (size_t i = 0; i < n; i++) {
-		bool seen = false;
-
-		for (size_t j = 0; j < i && !seen; j++)
-			seen = streq(rows[j].kernel, rows[i].kernel);
-		if (!seen)
+	for (size_t i = 0; i < n; i++)
+		if (first_of_kernel(rows, i))
 			print_kernel_progress(f, d, rows[i].kernel, rows, n, slots);
-	}
 	return 0;
 }

@@ -40,8 +40,15 @@ void status_rows_free(struct status_row *rows, size_t n);
 /* The human table (header + one line per row), control characters and invalid UTF-8 of
  * the values escaped (escape_terminal()). -ENOMEM. */
 int status_print_table(FILE *f, const struct status_row *rows, size_t n);
-/* {"version":1,"modules":[...]}: the schema documented in dm2(1). */
-void status_print_json(FILE *f, const struct status_row *rows, size_t n);
+/* {"version":1,"modules":[...],"progress":[...]}: the schema documented in dm2(1);
+ * progress as status_print_progress() (d may be NULL). extra: more members of the top
+ * object ("key":value,...), or NULL. */
+void status_print_json(FILE *f, struct db *d, const struct status_row *rows, size_t n,
+		       unsigned slots, const char *extra);
+/* "progress":[{"kernel":K,"done":D,"running":R,"queued":Q,"left_sec":S,"untimed":U}],
+ * one entry per kernel with builds not yet ended. */
+void status_print_json_progress(FILE *f, struct db *d, const struct status_row *rows,
+				size_t n, unsigned slots);
 /* The state as the JSON output names it: job_state_to_string(), or "not-built". */
 const char *status_state_name(const struct status_row *row);
 /* One-line state text: "installed", "failed at building: REASON", "skipped: REASON", ...

@@ -3,15 +3,21 @@
  */
 #include <getopt.h>
 #include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "control/control.h"
+#include "core/kernels.h"
+#include "pipeline/builder.h"
 #include "pipeline/job.h"
 #include "recipe/recipe-set.h"
+#include "shared/fs-util.h"
+#include "shared/jobserver.h"
 #include "shared/log.h"
 #include "shared/util.h"
 
-#define BUILD_USAGE "dm2 build NAME -k KVER [--version V] [--json]"
+#define BUILD_USAGE "dm2 build NAME {-k KVER | --all-kernels} [--version V] [--json]"
 
 static void print_result(struct cli *cli, const char *name, const char *version,
 			 const char *kver, const struct kbw_build_result *res,
@@ -81,37 +87,70 @@ static int build_outcome(struct cli *cli, const char *name, const char *kver,
 	return exit_code_from_job(res->state, res->stage, res->error);
 }
 
-int verb_build(int argc, char *argv[], struct cli *cli)
+struct build_args {
+	const char *name, *kver, *version;
+	bool all;
+};
+
+/* Returns -1 to go on, else the exit code. */
+static int build_parse(int argc, char *argv[], struct build_args *a)
 {
 	static const struct option options[] = {
 		{"kernel", required_argument, NULL, 'k'},
 		{"version", required_argument, NULL, 'V'},
+		{"all-kernels", no_argument, NULL, 'A'},
 		{},
 	};
-	_cleanup_(recipe_set_freep) struct recipe_set *set = NULL;
-	_cleanup_(job_result_done) struct job_result res = {};
-	struct kbw_kernel *k = NULL;
-	const char *kver = NULL, *version = NULL, *name;
-	struct dm2_context *ctx;
-	struct recipe *rcp;
-	int c, r, ret;
+	int c, ret;
 
 	while ((c = cli_getopt(argc, argv, "k:", options, BUILD_USAGE, 1, 1, &ret)) >= 0)
 		switch (c) {
 		case 'k':
-			kver = optarg;
+			a->kver = optarg;
 			break;
 		case 'V':
-			version = optarg;
+			a->version = optarg;
+			break;
+		case 'A':
+			a->all = true;
 			break;
 		default:
 			return EXIT_USAGE;
 		}
 	if (ret >= 0)
 		return ret;
-	if (!kver)
-		return cli_usage_error(BUILD_USAGE, "Missing -k KVER");
-	name = argv[optind];
+	if (a->all && a->kver)
+		return cli_usage_error(BUILD_USAGE,
+				       "-k and --all-kernels exclude each other");
+	if (!a->all && !a->kver)
+		return cli_usage_error(BUILD_USAGE, "Missing -k KVER or --all-kernels");
+	a->name = argv[optind];
+	return -1;
+}
+
+int verb_build(int argc, char *argv[], struct cli *cli)
+{
+	_cleanup_(recipe_set_freep) struct recipe_set *set = NULL;
+	_cleanup_(job_result_done) struct job_result res = {};
+	struct build_args a = {};
+	struct kbw_kernel *k = NULL;
+	const char *kver, *version, *name;
+	struct dm2_context *ctx;
+	struct recipe *rcp;
+	int r, ret;
+
+	ret = build_parse(argc, argv, &a);
+	if (ret >= 0)
+		return ret;
+	name = a.name;
+	kver = a.kver;
+	version = a.version;
+	if (a.all) {
+		ret = cli_find_recipe(cli, name, &set, &rcp);
+		if (ret != EXIT_OK)
+			return ret;
+		return build_all_kernels(cli, set, rcp->name, version);
+	}
 
 	r = cli_context(cli, &ctx);
 	if (r < 0)

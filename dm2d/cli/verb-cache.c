@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* dm2 cache stat|gc|push|pull: see dm2(1), section "cache". */
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 
 #include "cache.h"
 #include "cli/cli.h"
-#include "pipeline/remote-options.h"
+#include "pipeline/cache-policy.h"
 #include "shared/fs-util.h"
 #include "shared/log.h"
 #include "shared/url.h"
@@ -42,11 +43,14 @@ static int open_cache(struct cli *cli, struct dm2_context **ret_ctx, struct cach
 }
 
 #define CACHE_USAGE                                                                      \
-	"dm2 cache {stat | gc [--max-size SIZE] | push|pull [--remote URL] KEY...}"
+	"dm2 cache {stat | gc [--max-size SIZE] | push|pull [--remote URL] KEY... | "        \
+	"export [--recipe NAME] [--kernel KVER] FILE | import FILE}"
 #define STAT_USAGE "dm2 cache stat [--json]"
 #define GC_USAGE "dm2 cache gc [--max-size SIZE]"
 #define PUSH_USAGE "dm2 cache push [--remote URL] [KEY...]"
 #define PULL_USAGE "dm2 cache pull [--remote URL] KEY..."
+#define EXPORT_USAGE "dm2 cache export [--recipe NAME] [--kernel KVER] FILE"
+#define IMPORT_USAGE "dm2 cache import FILE"
 
 static void format_bytes(char *buf, size_t n, uint64_t v)
 {
@@ -64,12 +68,30 @@ static void format_bytes(char *buf, size_t n, uint64_t v)
 		snprintf(buf, n, "%.1f%c", d, units[u]);
 }
 
+/* "Refused:    2 (unsigned 1, replay 1)": remote entries not believed, by reason. */
+static void print_refusals(const uint64_t refused[_CACHE_REFUSAL_MAX])
+{
+	uint64_t total = 0;
+	const char *sep = " (";
+
+	for (int i = 0; i < _CACHE_REFUSAL_MAX; i++)
+		total += refused[i];
+	printf("Refused:    %" PRIu64, total);
+	for (int i = 0; i < _CACHE_REFUSAL_MAX; i++)
+		if (refused[i] > 0) {
+			printf("%s%s %" PRIu64, sep, cache_refusal_to_string(i), refused[i]);
+			sep = ", ";
+		}
+	printf("%s\n", total > 0 ? ")" : "");
+}
+
 static int cache_stat_verb(int argc, char *argv[], struct cli *cli)
 {
 	_cleanup_(cache_closep_) struct cache *c = NULL;
 	_cleanup_free_ char *dir = NULL;
 	struct dm2_context *ctx;
 	struct cache_stats s;
+	uint64_t refused[_CACHE_REFUSAL_MAX];
 	char b1[32], b2[32], t1[32], t2[32];
 	int r, ret;
 
@@ -81,6 +103,8 @@ static int cache_stat_verb(int argc, char *argv[], struct cli *cli)
 	if (r != EXIT_OK)
 		return r;
 	r = cache_stat(c, &s);
+	if (r >= 0)
+		r = cache_refusals(c, refused);
 	if (r < 0) {
 		log_error_errno(r, "Failed to read the build cache index: %m");
 		return cli_exit_code_from_errno(r);
@@ -89,14 +113,18 @@ static int cache_stat_verb(int argc, char *argv[], struct cli *cli)
 	if (!dir)
 		return log_oom(), EXIT_FAILURE_GENERIC;
 	if (cli->json) {
-		printf("{\"path\":");
+		printf("{\"version\":1,\"path\":");
 		cli_json_string(stdout, dir);
 		printf(",\"entries\":%" PRIu64 ",\"objects\":%" PRIu64
 		       ",\"bytes\":%" PRIu64 ",\"max_size\":%" PRIu64
 		       ",\"oldest_used_usec\":%" PRIu64 ",\"newest_used_usec\":%" PRIu64
-		       "}\n",
+		       ",\"refused\":{",
 		       s.entries, s.objects, s.bytes, ctx->config->cache_max_size,
 		       s.oldest_used, s.newest_used);
+		for (int i = 0; i < _CACHE_REFUSAL_MAX; i++)
+			printf("%s\"%s\":%" PRIu64, i ? "," : "", cache_refusal_to_string(i),
+			       refused[i]);
+		printf("}}\n");
 		return EXIT_OK;
 	}
 	format_bytes(b1, sizeof(b1), s.bytes);
@@ -111,6 +139,7 @@ static int cache_stat_verb(int argc, char *argv[], struct cli *cli)
 		       "Newest use: %s\n",
 		       format_timestamp(t1, sizeof(t1), s.oldest_used),
 		       format_timestamp(t2, sizeof(t2), s.newest_used));
+	print_refusals(refused);
 	return EXIT_OK;
 }
 
@@ -165,15 +194,23 @@ static int remote_exit_code(int r)
 	case EACCES:
 	case EPERM:
 		return EXIT_PERMISSION;
+	case EKEYREJECTED:
+		return EXIT_BAD_SIGNATURE;
+	case ENOKEY:
+		return EXIT_SIGN_FAILED;
 	default:
 		return EXIT_FETCH_FAILED;
 	}
 }
 
-/* Where and how to reach the remote cache: --remote, else Remote=. An exit code. */
-static int remote_options(struct dm2_context *ctx, const char **remote,
-			  struct remote_paths *paths, struct cache_remote_options *o)
+/* Where and how to reach the remote cache (--remote, else Remote=) and whom to trust. An
+ * exit code. */
+static int remote_options(struct dm2_context *ctx, const char **remote, bool push,
+			  struct cache_policy *ret)
 {
+	_cleanup_free_ char *why = NULL;
+	int r;
+
 	if (!*remote)
 		*remote = ctx->config->remote_cache;
 	if (isempty(*remote)) {
@@ -182,9 +219,14 @@ static int remote_options(struct dm2_context *ctx, const char **remote,
 			  DM2_CONF_FILE);
 		return EXIT_USAGE;
 	}
-	/* Like downloads: the files dm2d.conf names live under --root. */
-	if (remote_options_from_config(ctx, paths, o) < 0)
-		return log_oom(), EXIT_FAILURE_GENERIC;
+	r = cache_policy_load(ctx, push, ret, &why);
+	if (r < 0) {
+		if (why)
+			log_error("%s", why);
+		else
+			log_error_errno(r, "Failed to set up the remote cache: %m");
+		return cli_exit_code_from_errno(r);
+	}
 	return EXIT_OK;
 }
 
@@ -224,12 +266,11 @@ static int cache_remote_verb(int argc, char *argv[], struct cli *cli, bool push)
 	static const struct option options[] = {{"remote", required_argument, NULL, 'r'},
 						{}};
 	_cleanup_(cache_closep_) struct cache *c = NULL;
+	_cleanup_(cache_policy_done) struct cache_policy p = {};
 	_cleanup_strv_free_ char **keys = NULL;
-	_cleanup_(remote_paths_done) struct remote_paths paths = {};
 	const char *usage = push ? PUSH_USAGE : PULL_USAGE;
 	const char *remote = NULL;
 	struct dm2_context *ctx;
-	struct cache_remote_options o = {};
 	int r, opt, ret;
 
 	while ((opt = cli_getopt(argc, argv, "r:", options, usage, push ? 0 : 1, -1,
@@ -253,7 +294,7 @@ static int cache_remote_verb(int argc, char *argv[], struct cli *cli, bool push)
 	r = open_cache(cli, &ctx, &c);
 	if (r != EXIT_OK)
 		return r;
-	r = remote_options(ctx, &remote, &paths, &o);
+	r = remote_options(ctx, &remote, push, &p);
 	if (r != EXIT_OK)
 		return r;
 
@@ -269,7 +310,7 @@ static int cache_remote_verb(int argc, char *argv[], struct cli *cli, bool push)
 		}
 	}
 
-	return remote_transfer(c, remote, keys, &o, push);
+	return remote_transfer(c, remote, keys, &p.o, push);
 }
 
 static int cache_push_verb(int argc, char *argv[], struct cli *cli)
@@ -282,6 +323,167 @@ static int cache_pull_verb(int argc, char *argv[], struct cli *cli)
 	return cache_remote_verb(argc, argv, cli, false);
 }
 
+/* The local entries built from recipe and for kernel (either may be NULL: any). */
+static int select_keys(struct cache *c, const char *recipe, const char *kernel,
+		       char ***ret)
+{
+	_cleanup_strv_free_ char **all = NULL, **keys = NULL;
+	int r;
+
+	r = cache_list(c, &all);
+	if (r < 0)
+		return r;
+	STRV_FOREACH(k, all)
+	{
+		_cleanup_(cache_entry_info_done) struct cache_entry_info i = {};
+
+		r = cache_info_get(c, *k, &i);
+		if (r == -ENOENT) {
+			log_notice("Cache entry '%s' has no recorded origin, not exporting it.",
+				   *k);
+			continue;
+		}
+		if (r < 0)
+			return r;
+		if ((recipe && !streq(recipe, i.recipe)) ||
+		    (kernel && !streq(kernel, i.kernel_release)))
+			continue;
+		if (strv_extend(&keys, *k) < 0)
+			return -ENOMEM;
+	}
+	*ret = TAKE_PTR(keys);
+	return 0;
+}
+
+static int export_to(struct cache *c, const char *file, char **keys,
+		     const struct cache_policy *p)
+{
+	_cleanup_free_ char *reason = NULL;
+	_cleanup_close_ int fd = -EBADF;
+	int r;
+
+	fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
+	if (fd < 0) {
+		log_error_errno(errno, "Cannot create '%s': %m", file);
+		return cli_exit_code_from_errno(-errno);
+	}
+	r = cache_export(c, fd, keys, &p->o, &reason);
+	if (r >= 0 && fsync(fd) < 0)
+		r = -errno;
+	if (r < 0) {
+		(void) unlink(file);
+		if (reason)
+			log_error("%s", reason);
+		else
+			log_error_errno(r, "Failed to write '%s': %m", file);
+		return remote_exit_code(r);
+	}
+	STRV_FOREACH(k, keys)
+		printf("exported %s\n", *k);
+	return EXIT_OK;
+}
+
+static int cache_export_verb(int argc, char *argv[], struct cli *cli)
+{
+	static const struct option options[] = {{"recipe", required_argument, NULL, 'r'},
+						{"kernel", required_argument, NULL, 'k'},
+						{}};
+	_cleanup_(cache_closep_) struct cache *c = NULL;
+	_cleanup_(cache_policy_done) struct cache_policy p = {};
+	_cleanup_strv_free_ char **keys = NULL;
+	_cleanup_free_ char *why = NULL;
+	const char *recipe = NULL, *kernel = NULL;
+	struct dm2_context *ctx;
+	int r, opt, ret;
+
+	while ((opt = cli_getopt(argc, argv, "r:k:", options, EXPORT_USAGE, 1, 1, &ret)) >= 0)
+		switch (opt) {
+		case 'r':
+			recipe = optarg;
+			break;
+		case 'k':
+			kernel = optarg;
+			break;
+		default:
+			return EXIT_USAGE;
+		}
+	if (ret >= 0)
+		return ret;
+	r = open_cache(cli, &ctx, &c);
+	if (r != EXIT_OK)
+		return r;
+	r = select_keys(c, recipe, kernel, &keys);
+	if (r < 0) {
+		log_error_errno(r, "Failed to list the build cache: %m");
+		return cli_exit_code_from_errno(r);
+	}
+	if (!keys) {
+		log_error("No cache entry with a recorded origin matches%s%s%s%s.",
+			  recipe ? " recipe " : "", strempty(recipe), kernel ? " kernel " : "",
+			  strempty(kernel));
+		return EXIT_NOT_FOUND;
+	}
+	r = cache_policy_load(ctx, true, &p, &why);
+	if (r < 0) {
+		log_error("%s", why ?: strerror(-r));
+		return cli_exit_code_from_errno(r);
+	}
+	return export_to(c, argv[optind], keys, &p);
+}
+
+struct import_result {
+	int exit_code;
+};
+
+static void on_imported(const char *key, int r, const char *reason, void *userdata)
+{
+	struct import_result *res = userdata;
+
+	if (r >= 0) {
+		printf("imported %s\n", key);
+		return;
+	}
+	log_error("%s", reason ?: strerror(-r));
+	if (key && res->exit_code == EXIT_OK)
+		res->exit_code = remote_exit_code(r);
+}
+
+static int cache_import_verb(int argc, char *argv[], struct cli *cli)
+{
+	_cleanup_(cache_closep_) struct cache *c = NULL;
+	_cleanup_(cache_policy_done) struct cache_policy p = {};
+	_cleanup_free_ char *why = NULL;
+	_cleanup_close_ int fd = -EBADF;
+	struct import_result res = {EXIT_OK};
+	struct dm2_context *ctx;
+	int r, ret;
+
+	while (cli_getopt(argc, argv, "", NULL, IMPORT_USAGE, 1, 1, &ret) >= 0)
+		return EXIT_USAGE;
+	if (ret >= 0)
+		return ret;
+	fd = open(argv[optind], O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		log_error_errno(errno, "Cannot open '%s': %m", argv[optind]);
+		return cli_exit_code_from_errno(-errno);
+	}
+	r = open_cache(cli, &ctx, &c);
+	if (r != EXIT_OK)
+		return r;
+	r = cache_policy_load(ctx, false, &p, &why);
+	if (r >= 0)
+		r = cache_import(c, fd, argv[optind], &p.o, on_imported, &res, &why);
+	if (r < 0) {
+		log_error("%s", why ?: strerror(-r));
+		return r == -EBADMSG ? EXIT_BAD_INPUT : cli_exit_code_from_errno(r);
+	}
+	if (r == 0 && res.exit_code == EXIT_OK) {
+		log_error("Archive '%s' holds no cache entry.", argv[optind]);
+		return EXIT_BAD_INPUT;
+	}
+	return res.exit_code;
+}
+
 int verb_cache(int argc, char *argv[], struct cli *cli)
 {
 	static const struct cli_subverb subverbs[] = {
@@ -289,6 +491,8 @@ int verb_cache(int argc, char *argv[], struct cli *cli)
 		{"gc", cache_gc_verb},
 		{"push", cache_push_verb},
 		{"pull", cache_pull_verb},
+		{"export", cache_export_verb},
+		{"import", cache_import_verb},
 	};
 
 	return cli_dispatch(argc, argv, cli, subverbs, ELEMENTSOF(subverbs), NULL,

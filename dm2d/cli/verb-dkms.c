@@ -87,9 +87,11 @@ static void print_json(const struct dkms_conf *c, bool applies, const char *reas
 {
 	FILE *f = stdout;
 
-	fputs("{\"name\": ", f);
+	/* "version" is the format's, as in every --json document; the package's is
+	 * "package_version". */
+	fputs("{\"version\": 1, \"name\": ", f);
 	cli_json_string(f, c->name);
-	fputs(", \"version\": ", f);
+	fputs(", \"package_version\": ", f);
 	cli_json_string(f, c->version);
 	fputs(", \"path\": ", f);
 	cli_json_string(f, c->dir);
@@ -424,7 +426,7 @@ static int dkms_list(int argc, char *argv[], struct cli *cli)
 	}
 
 	if (cli->json)
-		fputs("[", stdout);
+		fputs("{\"version\": 1, \"packages\": [", stdout);
 	else if (dirs)
 		printf("%-24s %-16s %-11s %s\n", "NAME", "VERSION", "AUTOINSTALL",
 		       "STATUS");
@@ -461,7 +463,7 @@ static int dkms_list(int argc, char *argv[], struct cli *cli)
 		first = false;
 	}
 	if (cli->json)
-		fputs(dirs ? "\n]\n" : "]\n", stdout);
+		fputs(dirs ? "\n]}\n" : "]}\n", stdout);
 	else if (!dirs)
 		printf("No dkms.conf packages in '%s/" DM2_USR_SRC_DIR "'.\n",
 		       streq(ctx->root, "/") ? "" : ctx->root);
@@ -787,13 +789,24 @@ static int dkms_takeover_verb(int argc, char *argv[], struct cli *cli)
 	return ret;
 }
 
+#define DKMS_USAGE                                                                       \
+	"dm2 dkms {import DIR [-k KVER] [--arch ARCH] [--json] | list [--json] | "       \
+	"status [-k KVER] [--json] | takeover [NAME...] [-k KVER] [--dry-run]}"
+
+/* --help anywhere after a subcommand prints its own usage on stdout. */
+static const struct cli_subverb_usage dkms_usages[] = {
+	{ "import", "dm2 dkms import DIR [-k KVER] [--arch ARCH] [--json]" },
+	{ "list", "dm2 dkms list [--json]" },
+	{ "status", "dm2 dkms status [-k KVER] [--json]" },
+	{ "takeover", "dm2 dkms takeover [NAME...] [-k KVER] [--dry-run]" },
+};
+
 int verb_dkms(int argc, char *argv[], struct cli *cli)
 {
-	if (argc < 2) {
-		log_error("Usage: dm2 dkms import DIR [-k KVER] | list | status [-k KVER] | "
-			  "takeover [NAME...] [-k KVER] [--dry-run]");
-		return EXIT_USAGE;
-	}
+	if (argc < 2)
+		return cli_usage_error(DKMS_USAGE, "Missing command for 'dm2 dkms'");
+	if (cli_help_requested(argc, argv, dkms_usages, ELEMENTSOF(dkms_usages), DKMS_USAGE))
+		return EXIT_OK;
 	optind = 0;
 	if (streq(argv[1], "import"))
 		return dkms_import(argc - 1, argv + 1, cli);

@@ -12,7 +12,7 @@
 
 static void print_json(struct kbw_kernel **ks, size_t n)
 {
-	fputs("[", stdout);
+	fputs("{\"version\": 1, \"kernels\": [", stdout);
 	for (size_t i = 0; i < n; i++) {
 		const struct kbw_kernel *k = ks[i];
 		const char *reason = NULL;
@@ -46,7 +46,7 @@ static void print_json(struct kbw_kernel **ks, size_t n)
 		cli_json_string(stdout, kbw_kernel_build_dir(k));
 		fputs("}", stdout);
 	}
-	fputs(n ? "\n]\n" : "]\n", stdout);
+	fputs(n ? "\n]}\n" : "]}\n", stdout);
 }
 
 static void print_table(struct kbw_kernel **ks, size_t n)

@@ -6,13 +6,16 @@
 #include "recipe/recipe-lint.h"
 #include "recipe/recipe-set.h"
 #include "recipe/recipe.h"
+#include "shared/deb-version.h"
 #include "shared/log.h"
 #include "shared/util.h"
 
-#define RECIPE_USAGE "dm2 recipe {lint [--json] FILE... | list [--json] | show NAME}"
+#define RECIPE_USAGE                                                                     \
+	"dm2 recipe {lint [--json] FILE... | list [--json] | show NAME [--json] | "        \
+	"hash URL|ARCHIVE|DIR | test NAME|FILE}"
 #define LINT_USAGE "dm2 recipe lint [--json] FILE..."
 #define LIST_USAGE "dm2 recipe list [--json]"
-#define SHOW_USAGE "dm2 recipe show NAME"
+#define SHOW_USAGE "dm2 recipe show NAME [--json]"
 
 /* The subcommands have no options but --help (--json is global: dm2.c takes it). Returns
  * -1 to go on, else the exit code (EXIT_OK after --help). */
@@ -96,7 +99,7 @@ static char *versions_text(const struct recipe *r, const char *sep)
 		size_t j = i;
 
 		/* Insertion sort: a handful of sources at most. */
-		while (j > 0 && version_compare(v[j - 1], r->sources[i].version) < 0) {
+		while (j > 0 && deb_version_compare(v[j - 1], r->sources[i].version) < 0) {
 			v[j] = v[j - 1];
 			j--;
 		}
@@ -140,6 +143,34 @@ static int print_list_table(const struct recipe_set *set)
 	return EXIT_OK;
 }
 
+/* One recipe as a JSON object without its closing brace (show adds to it). */
+static int recipe_json(const struct recipe *rc)
+{
+	_cleanup_free_ char *v = versions_text(rc, "\n");
+	_cleanup_strv_free_ char **vl = NULL;
+
+	if (!v || strv_split(v, "\n", &vl) < 0)
+		return log_oom(), EXIT_FAILURE_GENERIC;
+	printf("{\"name\":");
+	cli_json_string(stdout, strempty(rc->name));
+	printf(",\"versions\":[");
+	STRV_FOREACH(x, vl)
+	{
+		if (x != vl)
+			putchar(',');
+		cli_json_string(stdout, *x); /* a Version= may hold '"' */
+	}
+	printf("],\"origin\":");
+	cli_json_string(stdout, strempty(recipe_origin_to_string(rc->origin)));
+	printf(",\"file\":");
+	cli_json_string(stdout, strempty(rc->path));
+	printf(",\"license\":");
+	cli_json_string(stdout, strempty(rc->license));
+	printf(",\"description\":");
+	cli_json_string(stdout, strempty(rc->description));
+	return EXIT_OK;
+}
+
 static int recipe_list(int argc, char *argv[], struct cli *cli)
 {
 	_cleanup_(recipe_set_freep) struct recipe_set *set = NULL;
@@ -153,35 +184,15 @@ static int recipe_list(int argc, char *argv[], struct cli *cli)
 		return r;
 
 	if (cli->json) {
-		printf("[");
+		printf("{\"version\":1,\"recipes\":[");
 		for (size_t i = 0; i < set->n; i++) {
-			const struct recipe *rc = set->recipes[i];
-			_cleanup_free_ char *v = versions_text(rc, "\n");
-			_cleanup_strv_free_ char **vl = NULL;
-
-			if (!v || strv_split(v, "\n", &vl) < 0)
-				return log_oom(), EXIT_FAILURE_GENERIC;
-			printf("%s\n  {\"name\":", i ? "," : "");
-			cli_json_string(stdout, strempty(rc->name));
-			printf(",\"versions\":[");
-			STRV_FOREACH(x, vl)
-			{
-				if (x != vl)
-					putchar(',');
-				cli_json_string(stdout, *x); /* a Version= may hold '"' */
-			}
-			printf("],\"origin\":");
-			cli_json_string(stdout,
-					strempty(recipe_origin_to_string(rc->origin)));
-			printf(",\"file\":");
-			cli_json_string(stdout, strempty(rc->path));
-			printf(",\"license\":");
-			cli_json_string(stdout, strempty(rc->license));
-			printf(",\"description\":");
-			cli_json_string(stdout, strempty(rc->description));
+			printf("%s\n  ", i ? "," : "");
+			r = recipe_json(set->recipes[i]);
+			if (r != EXIT_OK)
+				return r;
 			printf("}");
 		}
-		printf("%s]\n", set->n ? "\n" : "");
+		printf("%s]}\n", set->n ? "\n" : "");
 		return EXIT_OK;
 	}
 
@@ -191,6 +202,31 @@ static int recipe_list(int argc, char *argv[], struct cli *cli)
 		return EXIT_OK;
 	}
 	return print_list_table(set);
+}
+
+/* The summary of recipe list, and the recipe as dm2 reads it ("text"). */
+static int recipe_show_json(const struct recipe *rc)
+{
+	_cleanup_free_ char *text = NULL;
+	size_t size = 0;
+	FILE *f = open_memstream(&text, &size);
+	int r;
+
+	if (!f)
+		return log_oom(), EXIT_FAILURE_GENERIC;
+	r = recipe_write(rc, f);
+	if (fclose(f) != 0 && r >= 0)
+		r = -ENOMEM;
+	if (r < 0)
+		return cli_exit_code_from_errno(r);
+	printf("{\"version\":1,\"recipe\":");
+	r = recipe_json(rc);
+	if (r != EXIT_OK)
+		return r;
+	printf(",\"text\":");
+	cli_json_string(stdout, text);
+	printf("}}\n");
+	return EXIT_OK;
 }
 
 static int recipe_show(int argc, char *argv[], struct cli *cli)
@@ -205,6 +241,8 @@ static int recipe_show(int argc, char *argv[], struct cli *cli)
 	r = cli_find_recipe(cli, argv[optind], &set, &rc);
 	if (r != EXIT_OK)
 		return r;
+	if (cli->json)
+		return recipe_show_json(rc);
 	printf("# %s (%s)\n", rc->path, recipe_origin_to_string(rc->origin));
 	r = recipe_write(rc, stdout);
 	if (r < 0)
@@ -218,6 +256,8 @@ int verb_recipe(int argc, char *argv[], struct cli *cli)
 		{"lint", recipe_lint},
 		{"list", recipe_list},
 		{"show", recipe_show},
+		{"hash", verb_recipe_hash},
+		{"test", verb_recipe_test},
 	};
 
 	return cli_dispatch(argc, argv, cli, subverbs, ELEMENTSOF(subverbs), NULL,

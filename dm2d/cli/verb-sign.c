@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "core/secureboot.h"
 #include "pipeline/compress.h"
 #include "pipeline/keys.h"
 #include "pipeline/sign.h"
@@ -20,7 +21,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct kbw_kernel *, kbw_kernel_unref);
 	"dm2 sign FILE.ko [--key KEY --cert CERT] [--hash sha256|sha384|sha512] "        \
 	"[-k KVER] [-o OUT] | dm2 sign HASH KEY CERT MODULE [DEST]"
 #define VERIFY_USAGE "dm2 verify FILE.ko[.xz|.zst|.gz] [--cert CERT] [--json]"
-#define KEY_USAGE "dm2 key {generate [--force] | show | adopt-dkms [--force]}"
+#define KEY_USAGE                                                                        \
+	"dm2 key {generate [--force] | show [--json] | status [--json] | "               \
+	"adopt-dkms [--force]}"
 
 /* --hash, else [Signing] Hash=, else the kernel's CONFIG_MODULE_SIG_HASH, else sha256.
  * Returns an exit code. */
@@ -238,31 +241,6 @@ int verb_sign(int argc, char *argv[], struct cli *cli)
 
 /* The certificate dm2 signs with, without generating anything: Certificate=, else Key= (a
  * store that holds both), else dm2's own. */
-static int default_cert(struct cli *cli, char **ret)
-{
-	struct dm2_context *ctx;
-	const char *v;
-	char *p;
-	int r;
-
-	r = cli_context(cli, &ctx);
-	if (r < 0)
-		return r;
-	v = ctx->config ? (ctx->config->sign_cert ?: ctx->config->sign_key) : NULL;
-	if (!isempty(v) && sign_key_is_uri(v))
-		p = strdup(v);
-	else if (!isempty(v)) {
-		while (*v == '/')
-			v++;
-		p = context_path(ctx, v);
-	} else
-		p = context_path(ctx, DM2_CERT_FILE);
-	if (!p)
-		return log_oom();
-	*ret = p;
-	return 0;
-}
-
 /* The exit code for module_verify()'s error r, logged. */
 static int verify_failed(int r, const char *path, const char *cert)
 {
@@ -290,7 +268,7 @@ static void print_verified(struct cli *cli, const char *path, const char *cert,
 			   const struct module_signature_info *info)
 {
 	if (cli->json) {
-		printf("{\"file\":");
+		printf("{\"version\":1,\"file\":");
 		cli_json_string(stdout, strempty(path));
 		printf(",\"signer\":");
 		cli_json_string(stdout, strempty(info->signer));
@@ -348,7 +326,7 @@ int verb_verify(int argc, char *argv[], struct cli *cli)
 	}
 
 	if (!cert) {
-		r = default_cert(cli, &cert);
+		r = cli_cert_path(cli, &cert);
 		if (r < 0)
 			return cli_exit_code_from_errno(r);
 		if (!sign_key_is_uri(cert) && access(cert, R_OK) < 0) {
@@ -367,13 +345,34 @@ int verb_verify(int argc, char *argv[], struct cli *cli)
 	return EXIT_OK;
 }
 
+static void key_show_json(const char *cert, const struct key_info *info)
+{
+	fputs("{\"version\":1,\"certificate\":", stdout);
+	cli_json_string(stdout, cert);
+	fputs(",\"subject\":", stdout);
+	cli_json_string(stdout, info->subject);
+	fputs(",\"issuer\":", stdout);
+	cli_json_string(stdout, info->issuer);
+	fputs(",\"serial\":", stdout);
+	cli_json_string(stdout, info->serial);
+	fputs(",\"sha256\":", stdout);
+	cli_json_string(stdout, info->fingerprint);
+	fputs(",\"not_before\":", stdout);
+	cli_json_string(stdout, info->not_before);
+	fputs(",\"not_after\":", stdout);
+	cli_json_string(stdout, info->not_after);
+	fputs(",\"key_type\":", stdout);
+	cli_json_string(stdout, info->key_type);
+	printf(",\"bits\":%u}\n", info->bits);
+}
+
 static int key_show(struct cli *cli)
 {
 	_cleanup_(key_info_done) struct key_info info = {};
 	_cleanup_free_ char *cert = NULL;
 	int r;
 
-	r = default_cert(cli, &cert);
+	r = cli_cert_path(cli, &cert);
 	if (r < 0)
 		return cli_exit_code_from_errno(r);
 	r = key_info_from_cert(cert, &info);
@@ -386,6 +385,10 @@ static int key_show(struct cli *cli)
 	if (r < 0) {
 		log_error_errno(r, "Cannot read certificate '%s': %m", cert);
 		return cli_exit_code_from_errno(r);
+	}
+	if (cli->json) {
+		key_show_json(cert, &info);
+		return EXIT_OK;
 	}
 	printf("Certificate: %s\n"
 	       "Subject:     %s\n"
@@ -465,6 +468,61 @@ static int key_adopt_dkms(struct cli *cli, struct dm2_context *ctx, bool force)
 	}
 }
 
+/* dm2 key status: Secure Boot, and whether dm2's certificate is enrolled as a MOK. */
+static int key_status(struct cli *cli)
+{
+	_cleanup_free_ char *cert = NULL;
+	struct secureboot_state st;
+	int r;
+
+	r = cli_secureboot(cli, &st, &cert);
+	if (r < 0)
+		return cli_exit_code_from_errno(r);
+	if (cli->json) {
+		fputs("{\"version\":1,", stdout);
+		cli_secureboot_json(stdout, &st, cert);
+		fputs("}\n", stdout);
+		return EXIT_OK;
+	}
+	if (!st.efi)
+		printf("Secure Boot: unknown (no EFI variables: booted without UEFI, or no "
+		       "efivarfs)\n");
+	else
+		printf("Secure Boot: %s\n",
+		       st.secure_boot > 0 ? "on" : st.secure_boot == 0 ? "off" : "unknown");
+	printf("Certificate: %s\n", cert);
+	switch (st.mok) {
+	case MOK_ENROLLED:
+		printf("Enrolled:    yes (in MokListRT)\n");
+		break;
+	case MOK_PENDING:
+		printf("Enrolled:    pending (in MokNew): confirm it in MokManager at the next "
+		       "boot\n");
+		break;
+	case MOK_NOT_ENROLLED:
+		printf("Enrolled:    no\n\nEnroll it once (and confirm in MokManager at the next "
+		       "boot):\nmokutil --import %s\n",
+		       cert);
+		break;
+	case MOK_NO_CERTIFICATE:
+		printf("Enrolled:    no certificate yet: dm2 key generate\n");
+		break;
+	case MOK_UNKNOWN:
+	case _MOK_STATE_MAX:
+	case _MOK_STATE_INVALID:
+		printf("Enrolled:    unknown\n");
+		break;
+	}
+	return EXIT_OK;
+}
+
+static const struct cli_subverb_usage key_usages[] = {
+	{ "generate", "dm2 key generate [--force]" },
+	{ "show", "dm2 key show [--json]" },
+	{ "status", "dm2 key status [--json]" },
+	{ "adopt-dkms", "dm2 key adopt-dkms [--force]" },
+};
+
 int verb_key(int argc, char *argv[], struct cli *cli)
 {
 	static const struct option options[] = {{"force", no_argument, NULL, 'f'}, {}};
@@ -473,6 +531,8 @@ int verb_key(int argc, char *argv[], struct cli *cli)
 	bool force = false;
 	int c, r, ret;
 
+	if (cli_help_requested(argc, argv, key_usages, ELEMENTSOF(key_usages), KEY_USAGE))
+		return EXIT_OK;
 	while ((c = cli_getopt(argc, argv, "f", options, KEY_USAGE, 1, 1, &ret)) >= 0)
 		switch (c) {
 		case 'f':
@@ -485,11 +545,13 @@ int verb_key(int argc, char *argv[], struct cli *cli)
 		return ret;
 	what = argv[optind];
 	/* Before opening the root, so a typo is reported as such. */
-	if (!streq(what, "generate") && !streq(what, "show") &&
+	if (!streq(what, "generate") && !streq(what, "show") && !streq(what, "status") &&
 	    !streq(what, "adopt-dkms"))
 		return cli_usage_error(KEY_USAGE, "Unknown command 'dm2 key %s'", what);
 	if (streq(what, "show"))
 		return key_show(cli);
+	if (streq(what, "status"))
+		return key_status(cli);
 
 	r = cli_context(cli, &ctx);
 	if (r < 0)

@@ -9,6 +9,7 @@
 
 #include "cli/cli.h"
 #include "core/db.h"
+#include "core/secureboot.h"
 #include "core/manifest.h"
 #include "shared/fs-util.h"
 #include "shared/log.h"
@@ -51,6 +52,30 @@ static int status_db_unusable(struct dm2_context *ctx, int error)
 		  "disk; dm2d or the next 'dm2 install' rebuilds it from them.",
 		  path, n, n == 1 ? "" : "s", n == 1 ? "is" : "are");
 	return EXIT_FAILURE_GENERIC;
+}
+
+/* The Secure Boot line of dm2 status (only on an EFI machine: elsewhere there is nothing to
+ * enroll), or its JSON member; NULL when there is nothing to say. */
+static char *status_secureboot(struct cli *cli, bool json)
+{
+	_cleanup_free_ char *cert = NULL;
+	struct secureboot_state st;
+	char *buf = NULL;
+	size_t size = 0;
+	FILE *f;
+
+	if (cli_secureboot(cli, &st, &cert) < 0 || (!json && !st.efi))
+		return NULL;
+	f = open_memstream(&buf, &size);
+	if (!f)
+		return NULL;
+	if (json)
+		cli_secureboot_json(f, &st, cert);
+	else
+		cli_secureboot_line(f, &st, cert);
+	if (fclose(f) != 0)
+		return mfree(buf);
+	return buf;
 }
 
 int verb_status(int argc, char *argv[], struct cli *cli)
@@ -112,9 +137,11 @@ int verb_status(int argc, char *argv[], struct cli *cli)
 	}
 
 	r = 0;
-	if (json)
-		status_print_json(stdout, rows, n);
-	else if (n > 0) {
+	if (json) {
+		_cleanup_free_ char *sb = status_secureboot(cli, true);
+
+		status_print_json(stdout, d, rows, n, status_slots(ctx), sb);
+	} else if (n > 0) {
 		r = status_print_table(stdout, rows, n);
 		if (r >= 0)
 			r = status_print_progress(stdout, d, rows, n, status_slots(ctx));
@@ -124,6 +151,11 @@ int verb_status(int argc, char *argv[], struct cli *cli)
 
 		printf("No modules%s%s%s%s.\n", name ? " named '" : "", strempty(shown),
 		       name ? "'" : "", kver ? " for this kernel" : "");
+	}
+	if (!json && cli->verbosity >= 0) {
+		_cleanup_free_ char *sb = status_secureboot(cli, false);
+
+		fputs(strempty(sb), stdout);
 	}
 	status_rows_free(rows, n);
 	if (r < 0)

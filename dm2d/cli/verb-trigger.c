@@ -76,7 +76,7 @@ int verb_trigger(int argc, char *argv[], struct cli *cli)
 			kver = optarg;
 			break;
 		case 'h':
-			printf("dm2 trigger [KVER] [--wait [--timeout SEC]]\n\n"
+			printf("Usage: dm2 trigger [KVER] [--wait [--timeout SEC]]\n\n"
 			       "Ask dm2d to probe KVER (or every kernel) now, queue what is missing and retry\n"
 			       "failed jobs. With --wait, wait until that kernel's jobs are final and exit\n"
 			       "0 (installed or skipped), 5 (one failed), 9 (tree incomplete) or 12 (timeout).\n");

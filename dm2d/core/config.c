@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <dirent.h>
 #include <fcntl.h>
 #include <stddef.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/config.h"
 #include "shared/fs-util.h"
@@ -56,6 +59,20 @@ static int parse_hash(const char *v, void *field)
 	if (!streq(v, "sha256") && !streq(v, "sha384") && !streq(v, "sha512"))
 		return -EINVAL;
 	return free_and_strdup(field, v);
+}
+
+/* RemoteSigning=: who signs what comes from the remote cache (dm2d.conf(5)). */
+static int parse_remote_signing(const char *v, void *field)
+{
+	bool *builder = field;
+
+	if (streq(v, "resign"))
+		*builder = false;
+	else if (streq(v, "builder"))
+		*builder = true;
+	else
+		return -EINVAL;
+	return 0;
 }
 
 static int parse_bool(const char *v, void *field)
@@ -165,6 +182,8 @@ static const struct config_setting {
 	{ "Cache", "ClientCertificate", parse_path, FIELD(remote_client_cert) },
 	{ "Cache", "ClientKey", parse_path, FIELD(remote_client_key) },
 	{ "Cache", "CAFile", parse_path, FIELD(remote_ca_file) },
+	{ "Cache", "TrustedKeys", parse_string, FIELD(trusted_keys) },
+	{ "Cache", "RemoteSigning", parse_remote_signing, FIELD(remote_signing_builder) },
 };
 #undef FIELD
 
@@ -228,17 +247,16 @@ static int config_item(const char *section, const char *key, const char *value, 
 		return 0;
 	}
 
-	if (asprintf(&m, "unknown setting '%s' in section [%s]", key, section) < 0)
-		return -ENOMEM;
-	config_problem(p, line, m);
+	/* A key from a newer dm2 (or a typo) must not stop every command, dm2 status included:
+	 * it is named and skipped. */
+	log_warning("%s:%u: unknown setting '%s' in section [%s], ignoring", p->path, line, key,
+		    section);
 	return 0;
 }
 
-int config_load(int root_fd, const char *path, struct dm2_config **ret)
+static int config_new(struct dm2_config **ret)
 {
 	_cleanup_(config_freep) struct dm2_config *c = NULL;
-	_cleanup_free_ char *text = NULL;
-	int r;
 
 	c = calloc(1, sizeof(*c));
 	if (!c)
@@ -265,28 +283,131 @@ int config_load(int root_fd, const char *path, struct dm2_config **ret)
 	};
 	if (!c->build_user)
 		return -ENOMEM;
+	*ret = TAKE_PTR(c);
+	return 0;
+}
 
-	path = path ?: "etc/dm2/dm2d.conf";
+/* One file into c; a missing one is no error (a drop-in may be gone since readdir). Returns
+ * the number of errors it logged, or < 0 when it could not be read. */
+static int config_parse_file(struct dm2_config *c, int root_fd, const char *root,
+			     const char *path)
+{
+	_cleanup_free_ char *text = NULL, *shown = NULL;
+	int r;
+
+	/* Messages name the file as it is on the machine: with --root, the real path. */
+	shown = root ? path_join(root, path) : strdup(path);
+	if (!shown)
+		return log_oom();
+
 	r = read_full_file_at(root_fd, path, 1 << 20, &text, NULL);
-	if (r == -ENOENT) {
-		*ret = TAKE_PTR(c);
+	if (r == -ENOENT)
 		return 0;
-	}
 	if (r < 0)
-		return log_error_errno(r, "Failed to read '%s': %m", path);
+		return log_error_errno(r, "Failed to read '%s': %m", shown);
 
-	struct config_parse p = { .c = c, .path = path };
+	struct config_parse p = { .c = c, .path = shown };
 	r = ini_parse_string(text, config_item, config_error, &p);
 	if (r == -ENOMEM)
 		return log_oom();
 	if (p.errors > CONFIG_MAX_ERRORS)
-		log_error("%s: %d more errors not shown.", path,
+		log_error("%s: %d more errors not shown.", shown,
 			  p.errors - CONFIG_MAX_ERRORS);
-	if (r < 0 || p.errors > 0)
+	return p.errors > 0 ? p.errors : (r < 0 ? 1 : 0);
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* The names of PATH.d/ *.conf (regular files, not hidden), sorted bytewise. */
+static int config_dropins(int root_fd, const char *dir, char ***ret)
+{
+	_cleanup_strv_free_ char **names = NULL;
+	struct dirent *de;
+	DIR *d;
+	int fd, r = 0;
+
+	fd = openat(root_fd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT) {
+			*ret = NULL;
+			return 0;
+		}
+		return -errno;
+	}
+	d = fdopendir(fd);
+	if (!d) {
+		r = -errno;
+		(void) close(fd);
+		return r;
+	}
+	while ((de = readdir(d))) {
+		struct stat st;
+
+		if (de->d_name[0] == '.' || !endswith(de->d_name, ".conf"))
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, 0) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		r = strv_extend(&names, de->d_name);
+		if (r < 0)
+			break;
+	}
+	(void) closedir(d);
+	if (r < 0)
+		return r;
+	if (names)
+		qsort(names, strv_length(names), sizeof(char *), cmp_names);
+	*ret = TAKE_PTR(names);
+	return 0;
+}
+
+int config_load_root(int root_fd, const char *root, const char *path, struct dm2_config **ret)
+{
+	_cleanup_(config_freep) struct dm2_config *c = NULL;
+	_cleanup_strv_free_ char **dropins = NULL;
+	_cleanup_free_ char *dir = NULL;
+	int r, errors;
+
+	r = config_new(&c);
+	if (r < 0)
+		return log_oom();
+
+	path = path ?: "etc/dm2/dm2d.conf";
+	errors = config_parse_file(c, root_fd, root, path);
+	if (errors < 0)
+		return errors;
+
+	/* Drop-ins after the main file, in name order: a later assignment wins. */
+	dir = strjoin(path, ".d");
+	if (!dir)
+		return log_oom();
+	r = config_dropins(root_fd, dir, &dropins);
+	if (r < 0) {
+		_cleanup_free_ char *shown = root ? path_join(root, dir) : strdup(dir);
+		return log_error_errno(r, "Failed to read '%s': %m", strempty(shown));
+	}
+	STRV_FOREACH(n, dropins) {
+		_cleanup_free_ char *f = path_join(dir, *n);
+
+		if (!f)
+			return log_oom();
+		r = config_parse_file(c, root_fd, root, f);
+		if (r < 0)
+			return r;
+		errors += r;
+	}
+	if (errors > 0)
 		return -EINVAL; /* each error was logged with its line */
 
 	*ret = TAKE_PTR(c);
 	return 0;
+}
+
+int config_load(int root_fd, const char *path, struct dm2_config **ret)
+{
+	return config_load_root(root_fd, NULL, path, ret);
 }
 
 struct dm2_config *config_free(struct dm2_config *c)
@@ -310,5 +431,6 @@ struct dm2_config *config_free(struct dm2_config *c)
 	free(c->remote_client_cert);
 	free(c->remote_client_key);
 	free(c->remote_ca_file);
+	free(c->trusted_keys);
 	return mfree(c);
 }

@@ -60,9 +60,15 @@ struct dm2_config {
 	char *remote_client_cert; /* ClientCertificate= */
 	char *remote_client_key;  /* ClientKey= */
 	char *remote_ca_file;     /* CAFile= in [Cache]; default: CAFile= of [Fetch] */
+	char *trusted_keys;      /* TrustedKeys=, PEM files under root, space-separated */
+	bool remote_signing_builder; /* RemoteSigning=builder (default resign) */
 };
 
-/* Defaults, then etc/dm2/dm2d.conf under root_fd if it exists. Errors name file:line. */
+/* Defaults, then path (default etc/dm2/dm2d.conf) under root_fd if it exists, then the
+ * drop-ins path.d/ *.conf in name order, a later assignment winning. An unknown key is a
+ * warning and ignored; a bad value fails the load. Errors name file:line, the file as
+ * root/path (the real path on the machine) when root is given, as path when it is NULL. */
+int config_load_root(int root_fd, const char *root, const char *path, struct dm2_config **ret);
 int config_load(int root_fd, const char *path, struct dm2_config **ret);
 struct dm2_config *config_free(struct dm2_config *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct dm2_config *, config_free);

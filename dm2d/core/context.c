@@ -62,7 +62,7 @@ int context_new(const char *root, struct dm2_context **ret)
 	if (c->root_fd < 0)
 		return log_error_errno(errno, "Failed to open root directory '%s': %m", c->root);
 
-	r = config_load(c->root_fd, DM2_CONF_FILE, &c->config);
+	r = config_load_root(c->root_fd, c->root, DM2_CONF_FILE, &c->config);
 	if (r < 0)
 		return r;
 

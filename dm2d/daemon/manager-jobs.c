@@ -18,6 +18,7 @@
 #include "daemon/manager-internal.h"
 #include "daemon/manager.h"
 #include "recipe/recipe-set.h"
+#include "shared/fs-util.h"
 #include "shared/log.h"
 #include "shared/util.h"
 
@@ -498,10 +499,27 @@ static uint64_t expected_usec(const char *recipe, const char *kver, void *userda
 	return usec;
 }
 
+/* The biggest of the recipe's local source trees (a DKMS package's /usr/src/NAME-VER). */
+static uint64_t source_bytes(const char *recipe, void *userdata)
+{
+	struct manager *m = userdata;
+	struct recipe *rc = recipe_set_find(m->recipes, recipe);
+	uint64_t best = 0;
+
+	for (size_t i = 0; rc && i < rc->n_sources; i++) {
+		uint64_t n = 0;
+
+		if (rc->sources[i].path && dir_size_at(AT_FDCWD, rc->sources[i].path, &n) >= 0)
+			best = MAX(best, n);
+	}
+	return best;
+}
+
 static const struct queue_ops queue_ops = {
 	.needs = job_needs,
 	.kernel_blocked = kernel_blocked,
 	.expected_usec = expected_usec,
+	.source_bytes = source_bytes,
 };
 
 /* ---- builds for clients ---- */

@@ -17,6 +17,7 @@
 #include "daemon/manager.h"
 #include "daemon/watch.h"
 #include "libkbuild-wrap.h"
+#include "recipe/dkms-active.h"
 #include "recipe/recipe-set.h"
 #include "shared/fs-util.h"
 #include "shared/log.h"
@@ -60,6 +61,14 @@ static int kernel_queue_jobs(struct manager *m, const char *kver, bool retry, bo
 
 		if (!rc->autoinstall)
 			continue;
+		if (dkms_manages(m->ctx, rc)) {
+			/* DKMS' own hook builds it (and ran first): dm2 would only fail on its
+			 * files. */
+			log_notice("'%s' for '%s' is left to DKMS, which builds it itself; 'dm2 "
+				   "dkms takeover %s' hands it to dm2.",
+				   rc->name, kver, rc->name);
+			continue;
+		}
 		j = queue_find(&m->queue, rc->name, kver);
 		if (j && (j->running || j->state == JOB_STATE_QUEUED) && !force)
 			continue;
@@ -388,7 +397,7 @@ static int recipes_reload(struct manager *m)
 			continue;
 		if (old)
 			log_notice("event: recipe-%s, recipe=%s", prev ? "changed" : "added", rc->name);
-		if (!old || !rc->autoinstall)
+		if (!old || !rc->autoinstall || dkms_manages(m->ctx, rc))
 			continue; /* at start, rescan() plans everything */
 		for (size_t k = 0; k < m->n_kernels; k++)
 			if (m->kernels[k]->complete) {
@@ -432,7 +441,7 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
 	int r;
 
 	(void) sd_notify(false, "RELOADING=1\nSTATUS=Reloading configuration and recipes.");
-	r = config_load(m->ctx->root_fd, DM2_CONF_FILE, &c);
+	r = config_load_root(m->ctx->root_fd, m->ctx->root, DM2_CONF_FILE, &c);
 	if (r < 0)
 		log_error_errno(r, "Failed to reload '%s', keeping the old configuration: %m",
 				DM2_CONF_FILE);

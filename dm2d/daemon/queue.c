@@ -79,6 +79,7 @@ int queue_add(struct queue *q, const char *recipe, const char *kver, struct qjob
 		}
 		j->state = JOB_STATE_QUEUED;
 		j->reason = mfree(j->reason);
+		j->sized = false; /* its sources may have changed since */
 		r = QUEUE_ADDED;
 	}
 	if (ret)
@@ -119,10 +120,21 @@ static uint64_t path_usec(const struct queue *q, const struct qjob *j,
 	return usec;
 }
 
+static uint64_t job_bytes(struct qjob *j, const struct queue_ops *ops, void *userdata)
+{
+	if (!ops->source_bytes)
+		return 0;
+	if (!j->sized) {
+		j->source_bytes = ops->source_bytes(j->recipe, userdata);
+		j->sized = true;
+	}
+	return j->source_bytes;
+}
+
 struct qjob *queue_next(const struct queue *q, const struct queue_ops *ops, void *userdata)
 {
 	struct qjob *best = NULL;
-	uint64_t best_usec = 0;
+	uint64_t best_usec = 0, best_bytes = 0;
 
 	for (size_t i = 0; i < q->n; i++) {
 		struct qjob *j = q->jobs[i];
@@ -138,9 +150,12 @@ struct qjob *queue_next(const struct queue *q, const struct queue_ops *ops, void
 		if (!ops || !ops->expected_usec)
 			return j;
 		usec = path_usec(q, j, ops, userdata);
-		if (!best || usec > best_usec) {
+		/* Equal times (never built: both 0): the bigger sources first. */
+		if (!best || usec > best_usec ||
+		    (usec == best_usec && job_bytes(j, ops, userdata) > best_bytes)) {
 			best = j;
 			best_usec = usec;
+			best_bytes = job_bytes(j, ops, userdata);
 		}
 	}
 	return best;

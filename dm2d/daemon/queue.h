@@ -27,6 +27,8 @@ struct qjob {
 	char *reason; /* final states: why (failed, skipped, waiting) */
 	int64_t db_id;
 	void *data; /* the manager's: the child that runs it */
+	uint64_t source_bytes; /* queue_ops.source_bytes, asked once per queueing */
+	bool sized;
 };
 
 struct queue {
@@ -44,6 +46,10 @@ struct queue_ops {
 	 * the jobs ready to start, the longest goes first, so that the last to finish is
 	 * not a long one started late. Ties keep the queue's order. */
 	uint64_t (*expected_usec)(const char *recipe, const char *kver, void *userdata);
+	/* The size of the recipe's sources in bytes (0: unknown), or NULL: of the ready jobs
+	 * with equal expected times (never built: 0), the bigger goes first, a stand-in for
+	 * the duration no build has recorded yet. Asked once each time the job is queued. */
+	uint64_t (*source_bytes)(const char *recipe, void *userdata);
 };
 
 void queue_init(struct queue *q);

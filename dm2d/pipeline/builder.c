@@ -4,6 +4,7 @@
 #include "core/build-user.h"
 #include "pipeline/builder.h"
 #include "core/kernels.h"
+#include "recipe/dkms-run.h"
 #include "shared/fs-util.h"
 #include "shared/jobserver.h"
 #include "shared/log.h"
@@ -115,7 +116,8 @@ static char *default_make(struct dm2_context *ctx, const struct recipe *r,
 {
 	_cleanup_free_ char *kdir = shell_quote(kbw_kernel_build_dir(k) ?: ""),
 			    *cc = shell_quote(kbw_kernel_cc(k) ?: "gcc"),
-			    *rel = shell_quote(kbw_kernel_release(k)), *vars = NULL;
+			    *rel = shell_quote(kbw_kernel_release(k)), *vars = NULL,
+			    *jobs = NULL;
 	_cleanup_strv_free_ char **q = NULL;
 
 	if (!kdir || !cc || !rel)
@@ -126,9 +128,13 @@ static char *default_make(struct dm2_context *ctx, const struct recipe *r,
 	vars = q ? strv_join(q, " ") : strdup("");
 	if (!vars)
 		return NULL;
-	return strdup_printf("make -C %s M=\"$PWD\" CC=%s KERNELRELEASE=%s -j%u%s %s modules",
-			     kdir, cc, rel, builder_make_jobs(ctx),
-			     kbw_kernel_llvm(k) ? " LLVM=1" : "", vars);
+	/* -jN only without a jobserver: with one, MAKEFLAGS carries it and a -jN would
+	 * make this make leave the pool. */
+	jobs = builder_jobserver(ctx) ? strdup("") : strdup_printf(" -j%u", builder_make_jobs(ctx));
+	if (!jobs)
+		return NULL;
+	return strdup_printf("make -C %s M=\"$PWD\" CC=%s KERNELRELEASE=%s%s%s %s modules",
+			     kdir, cc, rel, jobs, kbw_kernel_llvm(k) ? " LLVM=1" : "", vars);
 }
 
 /*
@@ -194,6 +200,7 @@ int builder_build(struct dm2_context *ctx, const struct recipe *r,
 	_cleanup_(build_uid_release) struct build_uid u = BUILD_UID_NULL;
 	_cleanup_strv_free_ char **modules = NULL;
 	_cleanup_free_ char *dkms = NULL;
+	_cleanup_(dkms_root_view_done) struct dkms_root_view view = {};
 	struct kbw_limits limits = builder_limits(ctx);
 	const struct jobserver *js = builder_jobserver(ctx);
 	struct kbw_build_params p = {};
@@ -209,6 +216,12 @@ int builder_build(struct dm2_context *ctx, const struct recipe *r,
 	q = dkms_command(ctx, r, k, &dkms);
 	if (q < 0)
 		return q;
+	/* The fake root its dkms.conf was evaluated in, at the same paths. */
+	if (r->origin == RECIPE_ORIGIN_DKMS) {
+		q = dkms_root_view_init(ctx, &view);
+		if (q < 0)
+			return q;
+	}
 
 	q = mkdir_parent(work_dir);
 	if (q < 0)
@@ -237,6 +250,8 @@ int builder_build(struct dm2_context *ctx, const struct recipe *r,
 		.isolate = true,
 		.jobserver = js != NULL,
 		.jobserver_fds = {js ? js->fds[0] : -1, js ? js->fds[1] : -1},
+		.binds = view.binds,
+		.n_binds = view.n_binds,
 	};
 
 	log_debug("Building '%s' for %s in '%s' as uid %u, log '%s'", r->name,

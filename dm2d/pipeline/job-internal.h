@@ -52,6 +52,7 @@ struct job {
 	struct cache *cache;
 	char key[CACHE_KEY_SIZE];
 	bool from_cache;
+	bool builder_signed; /* RemoteSigning=builder: modules are the builder's signed ones */
 	char **needs_symvers;
 	struct kbw_build_result *build;
 	struct job_module *modules;
@@ -117,6 +118,8 @@ int stage_cache_lookup(struct job *j);
 int stage_needs(struct job *j);
 int stage_build(struct job *j);
 int stage_cache_store(struct job *j);
+/* After signing: the signed modules join the cache entry, which is pushed (Push=yes). */
+int stage_cache_publish(struct job *j);
 int stage_read(struct job *j);
 int stage_strip(struct job *j);
 int stage_sign(struct job *j);
@@ -126,7 +129,8 @@ int stage_depmod(struct job *j);
 
 /* Whether a stage is wanted. */
 bool job_builds(const struct job *j); /* not from the build cache */
-bool job_signs(const struct job *j);  /* Sign=yes */
+bool job_signs(const struct job *j);  /* Sign=yes, and not already signed by the builder */
+bool job_strips(const struct job *j); /* not the builder's signed modules */
 
 /* job-modules.c: the modules of j are the files paths, named names ("foo.ko"; NULL: the
  * last component of each path). */

@@ -121,9 +121,12 @@ int job_requeue(struct job *j, int sig)
 
 int job_fail_at(struct job *j, enum job_state stage, int error, const char *reason)
 {
-	/* The build log tells more about a failed build, nothing about a download. */
-	const char *log =
-		stage == JOB_STATE_BUILDING && j->log_written ? j->log_path : NULL;
+	/* The log of a failed build, or of sources that could not be prepared (its header
+	 * says what was fetched from where: build-log.c). */
+	const char *log = (stage == JOB_STATE_BUILDING || stage == JOB_STATE_FETCHING) &&
+					  j->log_written
+				  ? j->log_path
+				  : NULL;
 	_cleanup_free_ char *see = NULL;
 	int r;
 

@@ -6,6 +6,7 @@
 
 #include "core/kernels.h"
 #include "core/lock.h"
+#include "pipeline/build-log.h"
 #include "pipeline/job-internal.h"
 #include "shared/fs-util.h"
 #include "shared/log.h"
@@ -169,7 +170,7 @@ static int job_open(struct job *j)
 	struct db_job cur = {};
 	int r;
 
-	log_rel = strjoin(DM2_LOG_DIR "/", j->name, "/", j->kver, "/build.log");
+	log_rel = strjoin(DM2_LOG_DIR "/", j->name, "/", j->kver, "/", build_log_name(j));
 	if (!log_rel)
 		return log_oom();
 	j->log_path = context_path(j->ctx, log_rel);

@@ -366,16 +366,14 @@ size_t module_unsigned_length(const void *mod, size_t len)
 	return mod_len;
 }
 
-int module_sign(const struct sign_key *k, const char *hash, const void *mod, size_t len,
-		void **ret, size_t *ret_len)
+int sign_data(const struct sign_key *k, const char *hash, const void *data, size_t len,
+	      void **ret_der, size_t *ret_len)
 {
 	_cleanup_(CMS_ContentInfo_freep) CMS_ContentInfo *cms = NULL;
 	_cleanup_(BIO_free_allp) BIO *in = NULL;
 	_cleanup_openssl_free_ unsigned char *der = NULL;
-	_cleanup_free_ uint8_t *out = NULL;
-	struct module_signature ms = {.id_type = PKEY_ID_PKCS7};
 	const EVP_MD *md;
-	size_t mod_len, out_len;
+	void *copy;
 	int der_len;
 
 	assert(k);
@@ -384,14 +382,9 @@ int module_sign(const struct sign_key *k, const char *hash, const void *mod, siz
 	md = EVP_get_digestbyname(hash);
 	if (!md)
 		return -EOPNOTSUPP;
-
-	/* Re-signing replaces: the signature always covers the module without any old
-	 * one. */
-	mod_len = module_unsigned_length(mod, len);
-	if (mod_len > INT_MAX)
+	if (len > INT_MAX)
 		return -EFBIG;
-
-	in = BIO_new_mem_buf(mod, (int) mod_len);
+	in = BIO_new_mem_buf(data, (int) len);
 	if (!in)
 		return -ENOMEM;
 
@@ -409,14 +402,41 @@ int module_sign(const struct sign_key *k, const char *hash, const void *mod, siz
 	der_len = i2d_CMS_ContentInfo(cms, &der);
 	if (der_len <= 0)
 		goto fail;
+	copy = memdup_malloc(der, (size_t) der_len);
+	if (!copy)
+		return -ENOMEM;
+	*ret_der = copy;
+	*ret_len = (size_t) der_len;
+	return 0;
+
+fail:
+	drain_openssl_errors("CMS signing");
+	return -EKEYREJECTED;
+}
+
+int module_sign(const struct sign_key *k, const char *hash, const void *mod, size_t len,
+		void **ret, size_t *ret_len)
+{
+	_cleanup_free_ void *der = NULL;
+	_cleanup_free_ uint8_t *out = NULL;
+	struct module_signature ms = {.id_type = PKEY_ID_PKCS7};
+	size_t mod_len, der_len = 0, out_len;
+	int r;
+
+	/* Re-signing replaces: the signature always covers the module without any old
+	 * one. */
+	mod_len = module_unsigned_length(mod, len);
+	r = sign_data(k, hash, mod, mod_len, &der, &der_len);
+	if (r < 0)
+		return r;
 
 	ms.sig_len = htonl((uint32_t) der_len);
-	out_len = mod_len + (size_t) der_len + MODULE_SIG_TRAILER_LEN;
+	out_len = mod_len + der_len + MODULE_SIG_TRAILER_LEN;
 	out = malloc(out_len);
 	if (!out)
 		return -ENOMEM;
 	memcpy(out, mod, mod_len);
-	memcpy(out + mod_len, der, (size_t) der_len);
+	memcpy(out + mod_len, der, der_len);
 	memcpy(out + mod_len + der_len, &ms, sizeof(ms));
 	memcpy(out + mod_len + der_len + sizeof(ms), MODULE_SIG_MAGIC,
 	       MODULE_SIG_MAGIC_LEN);
@@ -424,10 +444,6 @@ int module_sign(const struct sign_key *k, const char *hash, const void *mod, siz
 	*ret = TAKE_PTR(out);
 	*ret_len = out_len;
 	return 0;
-
-fail:
-	drain_openssl_errors("CMS signing");
-	return -EKEYREJECTED;
 }
 
 int module_sign_file(const struct sign_key *k, const char *hash, const char *in,

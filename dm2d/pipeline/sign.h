@@ -53,6 +53,10 @@ char *sign_hex_colon(const unsigned char *p, size_t n);
 /* Length of the module without any appended signature (the whole length if unsigned). */
 size_t module_unsigned_length(const void *mod, size_t len);
 
+/* A detached CMS SignedData (DER) over data, exactly as module_sign() makes it: no
+ * certificates, no attributes, signer by issuer and serial. *ret_der is malloc()ed. */
+int sign_data(const struct sign_key *k, const char *hash, const void *data, size_t len,
+	      void **ret_der, size_t *ret_len);
 /* Sign mod (an old signature is stripped first, never stacked). hash: "sha256", "sha384"
  * or "sha512" (-EOPNOTSUPP otherwise). *ret is malloc()ed. */
 int module_sign(const struct sign_key *k, const char *hash, const void *mod, size_t len,

@@ -133,11 +133,13 @@ static int prepare_url(struct dm2_context *ctx, const struct recipe_source *s,
 }
 
 static int patch_matches(const struct recipe_patch *p, const char *kernel_release,
-			 char **reason)
+			 const char *kernel_version, char **reason)
 {
 	regex_t re;
 	int r;
 
+	if (!recipe_patch_for_kernel(p, kernel_version))
+		return 0;
 	if (!p->match)
 		return 1;
 	r = regcomp(&re, p->match, REG_EXTENDED | REG_NOSUB);
@@ -154,6 +156,15 @@ static int patch_matches(const struct recipe_patch *p, const char *kernel_releas
 int source_prepare(struct dm2_context *ctx, const struct recipe *rcp,
 		   const struct recipe_source *s, const char *kernel_release,
 		   const char *dest_dir, char **ret_content_id, char **ret_reason)
+{
+	return source_prepare_for(ctx, rcp, s, kernel_release, kernel_release, dest_dir,
+				  ret_content_id, ret_reason);
+}
+
+int source_prepare_for(struct dm2_context *ctx, const struct recipe *rcp,
+		       const struct recipe_source *s, const char *kernel_release,
+		       const char *kernel_version, const char *dest_dir,
+		       char **ret_content_id, char **ret_reason)
 {
 	_cleanup_(sha256_freep) struct sha256_ctx *patches = NULL;
 	_cleanup_free_ char *base = NULL, *reason = NULL, *id = NULL;
@@ -182,7 +193,7 @@ int source_prepare(struct dm2_context *ctx, const struct recipe *rcp,
 		const struct recipe_patch *p = &s->patches[i];
 		char hex[SHA256_HEX_SIZE];
 
-		r = patch_matches(p, strempty(kernel_release), &reason);
+		r = patch_matches(p, strempty(kernel_release), kernel_version, &reason);
 		if (r < 0)
 			goto fail;
 		if (r == 0) {

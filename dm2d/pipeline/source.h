@@ -12,8 +12,8 @@
  * so patches never touch the original;
  *  - URL= sources: fetched (cached by content), SHA256= verified before the archive is
  * parsed, unpacked safely, then GitTree= verified on the unpacked tree;
- *  - then the patches whose match (NULL or a POSIX ERE) matches kernel_release are
- * applied in order.
+ *  - then the patches whose Kernel range holds for the kernel and whose match (NULL or
+ * a POSIX ERE) matches kernel_release are applied in order.
  *
  * Content id (ret_content_id), stable for the same content:
  *   "sha256:<hex>"   the archive's sha256, for URL= sources with SHA256=;
@@ -29,6 +29,12 @@
 int source_prepare(struct dm2_context *ctx, const struct recipe *r,
 		   const struct recipe_source *s, const char *kernel_release,
 		   const char *dest_dir, char **ret_content_id, char **ret_reason);
+/* The same with the kernel's upstream version (kbw_kernel_version()) for the Kernel=
+ * ranges of patches; source_prepare() takes the release for both. */
+int source_prepare_for(struct dm2_context *ctx, const struct recipe *r,
+		       const struct recipe_source *s, const char *kernel_release,
+		       const char *kernel_version, const char *dest_dir,
+		       char **ret_content_id, char **ret_reason);
 
 /* A short name for messages: the last path component of a URL or path (query dropped). */
 char *source_display_name(const char *url);

@@ -1,13 +1,17 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The build stage: kbuild, as the build user, in the job's work directory (builder.c). */
+#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/config.h"
 #include "pipeline/builder.h"
+#include "pipeline/build-log.h"
 #include "pipeline/job-internal.h"
 #include "shared/fs-util.h"
 #include "shared/log.h"
+#include "shared/ticker.h"
 #include "shared/util.h"
 
 /* SIGTERM (dm2d stopping, systemd) and SIGINT (Ctrl-C) during a build: kbuild runs in its
@@ -105,8 +109,8 @@ static int check_licenses(struct job *j)
 
 int stage_build(struct job *j)
 {
-	_cleanup_free_ char *log_dir = NULL;
-	int r;
+	_cleanup_free_ char *log_dir = NULL, *make_log = NULL;
+	int r, k;
 
 	log_dir = strjoin(DM2_LOG_DIR "/", j->name, "/", j->kver);
 	if (!log_dir)
@@ -115,10 +119,23 @@ int stage_build(struct job *j)
 	if (r < 0)
 		return log_error_errno(r, "Failed to create '%s': %m", log_dir);
 
+	/* The build writes its output beside the log; the log is the header and that. */
+	make_log = strjoin(j->log_path, ".make");
+	if (!make_log)
+		return log_oom();
+	/* On a terminal, a long build shows its time and its last compiler line. */
+	struct ticker tick = { .pid = -1 };
+	if (j->o->progress && isatty(STDERR_FILENO))
+		(void) ticker_start(&tick, STDERR_FILENO, AT_FDCWD, make_log);
 	in_build = 1;
 	r = builder_build(j->ctx, j->recipe, j->kernel, j->src_dir, j->build_dir,
-			  j->log_path, j->needs_symvers, &j->build);
+			  make_log, j->needs_symvers, &j->build);
 	in_build = 0;
+	ticker_stop(&tick);
+	k = build_log_finish(j, make_log);
+	if (k < 0)
+		log_warning_errno(k, "Failed to write the build log '%s', ignoring: %m",
+				  j->log_path);
 	j->log_written = true;
 	if (interrupted)
 		return job_requeue(j, interrupted);

@@ -9,7 +9,7 @@
 
 bool job_signs(const struct job *j)
 {
-	return j->ctx->config->sign;
+	return j->ctx->config->sign && !j->builder_signed;
 }
 
 static int load_key(struct job *j, struct sign_key **ret)

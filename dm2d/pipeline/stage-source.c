@@ -3,6 +3,7 @@
  * job's work directory (source.c). */
 #include <sys/stat.h>
 
+#include "pipeline/build-log.h"
 #include "pipeline/job-internal.h"
 #include "pipeline/source.h"
 #include "shared/fs-util.h"
@@ -51,9 +52,19 @@ int stage_source(struct job *j)
 	r = job_work_dir(j);
 	if (r < 0)
 		return r;
-	r = source_prepare(j->ctx, j->recipe, j->source, j->kver, j->src_dir,
-			   &j->content_id, &reason);
-	if (r < 0)
-		return job_fail(j, r, reason ?: "preparing the sources failed");
+	r = source_prepare_for(j->ctx, j->recipe, j->source, j->kver,
+			       kbw_kernel_version(j->kernel), j->src_dir, &j->content_id,
+			       &reason);
+	if (r < 0) {
+		const char *why = reason ?: "preparing the sources failed";
+		/* `dm2 log` shows this failure, not the log of an older build. */
+		int k = build_log_failure(j, why);
+
+		if (k < 0)
+			log_warning_errno(
+				k, "Failed to write the build log '%s', ignoring: %m",
+				j->log_path);
+		return job_fail(j, r, why);
+	}
 	return 0;
 }

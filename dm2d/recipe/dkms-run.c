@@ -205,31 +205,67 @@ static int view_source(struct view *v, const char *dir)
 	return 0;
 }
 
-static int view_init(struct view *v, const struct dkms_eval_input *in)
+/* The root's directories at the machine's paths, appended to binds[*n], their sources
+ * owned by owned[]: the view evaluation and builds share. */
+static int root_binds(const struct dm2_context *ctx, struct kbw_bind *binds, char **owned,
+		      size_t *n, size_t max)
 {
 	static const char *const targets[] = {"/usr/src", "/lib/modules", "/etc/dkms",
 					      "/var/lib/dkms"};
-	const struct dm2_context *ctx = in->ctx;
-	int r;
 
-	*v = (struct view){.in = in};
 	for (size_t i = 0; !root_is_slash(ctx) && i < ELEMENTSOF(bound_dirs); i++) {
-		_cleanup_free_ char *host = context_path(ctx, bound_dirs[i]);
+		char *host = context_path(ctx, bound_dirs[i]);
 		struct stat st;
 
 		if (!host)
 			return -ENOMEM;
-		if (stat(host, &st) < 0 || !S_ISDIR(st.st_mode))
+		if (stat(host, &st) < 0 || !S_ISDIR(st.st_mode)) {
+			free(host);
 			continue;
-		r = view_add(v, host, targets[i]);
-		if (r < 0)
-			return r;
+		}
+		if (*n >= max) {
+			free(host);
+			return -E2BIG;
+		}
+		owned[*n] = host;
 		/* The kernel trees a fake root's lib/modules/KVER/build links to live in
 		 * the host's /usr/src (and a package may be named from there): the
 		 * root's usr/src shows over it. */
-		v->binds[v->n_binds - 1].over_host = streq(bound_dirs[i], "usr/src");
+		binds[(*n)++] = (struct kbw_bind){.source = host, .target = targets[i],
+						  .over_host = streq(bound_dirs[i], "usr/src")};
 	}
-	r = view_source(v, in->dir);
+	return 0;
+}
+
+int dkms_root_view_init(const struct dm2_context *ctx, struct dkms_root_view *ret)
+{
+	struct dkms_root_view v = {};
+	int r;
+
+	r = root_binds(ctx, v.binds, v.owned, &v.n_binds, ELEMENTSOF(v.binds));
+	if (r < 0) {
+		dkms_root_view_done(&v);
+		return r;
+	}
+	*ret = v;
+	return 0;
+}
+
+void dkms_root_view_done(struct dkms_root_view *v)
+{
+	for (size_t i = 0; i < v->n_binds; i++)
+		free(v->owned[i]);
+	*v = (struct dkms_root_view){};
+}
+
+static int view_init(struct view *v, const struct dkms_eval_input *in)
+{
+	int r;
+
+	*v = (struct view){.in = in};
+	r = root_binds(in->ctx, v->binds, v->owned, &v->n_binds, ELEMENTSOF(v->binds));
+	if (r >= 0)
+		r = view_source(v, in->dir);
 	if (r >= 0 && in->overrides_dir && access(in->overrides_dir, F_OK) == 0)
 		r = view_keep(v, in->overrides_dir);
 	return r;

@@ -49,6 +49,22 @@ void dkms_eval_result_done(struct dkms_eval_result *r);
 int dkms_evaluate(const struct dkms_eval_input *in, struct dkms_eval_result *ret,
 		  char **ret_reason);
 
+/*
+ * What a DKMS package's build sees of a --root other than "/": the root's usr/src,
+ * lib/modules, etc/dkms and var/lib/dkms at the machine's paths (read-only; usr/src over
+ * the host's, where the kernel trees a root's lib/modules/KVER/build links to live), the
+ * view its dkms.conf was evaluated in, so that the paths evaluation found (west-chamber's
+ * `find /usr/src -name 'xtables-addons-*'`, PSRC=/usr/src/NAME-VERSION) name the same
+ * files when MAKE runs. No binds under --root /.
+ */
+struct dkms_root_view {
+	struct kbw_bind binds[4];
+	char *owned[4];
+	size_t n_binds;
+};
+int dkms_root_view_init(const struct dm2_context *ctx, struct dkms_root_view *ret);
+void dkms_root_view_done(struct dkms_root_view *v);
+
 /* The bash program that sources the files and prints the dump (for tests and fuzz
  * seeds): bash -c PROGRAM dm2-dkms CONF SRCDIR KERNELVER ARCH KERNEL_SOURCE_DIR ETC_DKMS */
 extern const char dkms_eval_program[];

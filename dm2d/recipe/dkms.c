@@ -430,7 +430,7 @@ static char *package_dirs_to_pwd(const struct dkms_conf *conf, const char *make,
 }
 
 static int load_make(struct conf_ctx *c, struct dkms_conf *conf, const char *ksrc,
-		     unsigned nproc)
+		     unsigned fixed_jobs)
 {
 	_cleanup_free_ char *build = NULL, *cmd = NULL;
 	size_t n = MAX(dkms_vars_size(c->vars, "MAKE"),
@@ -481,17 +481,22 @@ static int load_make(struct conf_ctx *c, struct dkms_conf *conf, const char *ksr
 		return 0;
 
 	if (startswith(cmd, "make") && (cmd[4] == '\0' || strchr(" \t", cmd[4]))) {
-		char jobs[32];
+		_cleanup_free_ char *jobs = NULL;
 		char *n2;
 
-		/* As DKMS does: a leading "make" runs in parallel for the target
-		 * kernel. */
-		(void) snprintf(jobs, sizeof(jobs), "-j%u", nproc ?: 1);
+		/* As DKMS does: a leading "make" runs in parallel for the target kernel.
+		 * DKMS writes -j$(nproc); dm2's builds share one jobserver that MAKEFLAGS
+		 * names, and a -jN of its own would make this make leave it ("-jN forced
+		 * in submake: resetting jobserver mode") and run N jobs besides every
+		 * other build's. So -jN only when MakeJobs= fixes one (no jobserver). */
+		jobs = fixed_jobs > 0 ? strdup_printf(" -j%u", fixed_jobs) : strdup("");
+		if (!jobs)
+			return -ENOMEM;
 		if (conf->kernel_release)
-			n2 = strjoin("make ", jobs,
-				     " KERNELRELEASE=", conf->kernel_release, cmd + 4);
+			n2 = strjoin("make", jobs, " KERNELRELEASE=", conf->kernel_release,
+				     cmd + 4);
 		else
-			n2 = strjoin("make ", jobs, cmd + 4);
+			n2 = strjoin("make", jobs, cmd + 4);
 		if (!n2)
 			return -ENOMEM;
 		free(cmd);
@@ -806,15 +811,11 @@ static int note_kernel_overrides(struct conf_ctx *c, const char *dir, const char
 
 /* ---- loading ---- */
 
-/* DKMS' $parallel_jobs: dm2d.conf's MakeJobs=, else the number of CPUs. */
-static unsigned make_jobs(const struct dm2_context *ctx)
+/* DKMS' $parallel_jobs when dm2d.conf's MakeJobs= fixes it; 0 otherwise: the builds'
+ * jobserver (MAKEFLAGS) decides, see load_make(). */
+static unsigned fixed_make_jobs(const struct dm2_context *ctx)
 {
-	long n;
-
-	if (ctx && ctx->config && ctx->config->make_jobs > 0)
-		return ctx->config->make_jobs;
-	n = sysconf(_SC_NPROCESSORS_ONLN);
-	return n > 0 ? (unsigned) n : 1;
+	return ctx && ctx->config && ctx->config->make_jobs > 0 ? ctx->config->make_jobs : 0;
 }
 
 /* PACKAGE_NAME and PACKAGE_VERSION are there and valid. */
@@ -945,7 +946,7 @@ static int check_vars(struct conf_ctx *c, const struct dkms_load_params *p, cons
 	if (r >= 0)
 		r = load_modules(c, conf);
 	if (r >= 0)
-		r = load_make(c, conf, ksrc, make_jobs(p->ctx));
+		r = load_make(c, conf, ksrc, fixed_make_jobs(p->ctx));
 	if (r >= 0)
 		r = load_patches(c, conf);
 	if (r >= 0)

@@ -55,3 +55,55 @@ int recipe_content_hash(struct recipe *r, const char **ret)
 	*ret = r->content_hash;
 	return 0;
 }
+
+/* One line per fact, each "key=value" with the value's bytes as they are: the values
+ * are single-line (the parser refuses none of them, but the ini reader splits lines). */
+static int rules_line(FILE *f, const char *key, const char *value)
+{
+	return fprintf(f, "%s=%s\n", key, strempty(value)) < 0 ? -EIO : 0;
+}
+
+static void rules_words(FILE *f, const char *key, char **words)
+{
+	STRV_FOREACH(w, words)
+	(void) rules_line(f, key, *w);
+}
+
+int recipe_build_rules(const struct recipe *r, const struct recipe_source *s, char **ret)
+{
+	_cleanup_free_ char *buf = NULL;
+	size_t size = 0;
+	FILE *f;
+	int k = 0;
+
+	f = open_memstream(&buf, &size);
+	if (!f)
+		return -ENOMEM;
+	(void) rules_line(f, "version", s ? s->version : NULL);
+	(void) rules_line(f, "subdir", r->subdir);
+	for (size_t i = 0; i < r->n_modules; i++) {
+		const struct recipe_module *m = &r->modules[i];
+
+		fprintf(f, "module=%s@%s%s -> %s/%s\n", m->name,
+			strempty(m->built_location), m->strip ? ",strip" : "",
+			strempty(m->dest_dir), m->dest_name ?: m->name);
+	}
+	rules_words(f, "make_var", r->make_vars);
+	rules_words(f, "require_config", r->require_config);
+	rules_words(f, "arch", r->arches);
+	rules_words(f, "needs", r->needs);
+	(void) rules_line(f, "command", r->make_command);
+	(void) rules_line(f, "pre_build", r->dkms_pre_build);
+	(void) rules_line(f, "post_build", r->dkms_post_build);
+	(void) rules_line(f, "install_dir", r->install_dir);
+	if (r->origin == RECIPE_ORIGIN_DKMS)
+		k = rules_line(f, "content", r->content_hash);
+	if (ferror(f) && k >= 0)
+		k = -EIO;
+	if (fclose(f) != 0 && k >= 0)
+		k = -ENOMEM;
+	if (k < 0)
+		return k;
+	*ret = TAKE_PTR(buf);
+	return 0;
+}

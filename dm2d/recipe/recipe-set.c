@@ -5,6 +5,7 @@
 
 #include "recipe/dkms.h"
 #include "recipe/recipe-set.h"
+#include "shared/deb-version.h"
 #include "shared/fs-util.h"
 #include "shared/log.h"
 #include "shared/util.h"
@@ -221,7 +222,7 @@ static int load_dkms(struct dm2_context *ctx, struct recipe_set *s, recipe_diag_
 		}
 		old = recipe_set_find(s, rcp->name);
 		if (old && old->origin == RECIPE_ORIGIN_DKMS &&
-		    version_compare(recipe_latest_version(rcp),
+		    deb_version_compare(recipe_latest_version(rcp),
 				    recipe_latest_version(old)) > 0) {
 			log_debug("DKMS package '%s' in '%s' replaces the older '%s'.",
 				  rcp->name, *d, old->dir);

@@ -10,6 +10,7 @@
 
 #include "recipe/recipe-lint.h"
 #include "recipe/recipe.h"
+#include "shared/deb-version.h"
 #include "shared/fs-util.h"
 #include "shared/ini.h"
 #include "shared/log.h"
@@ -281,6 +282,7 @@ static void recipe_source_done(struct recipe_source *s)
 	for (size_t i = 0; i < s->n_patches; i++) {
 		free(s->patches[i].path);
 		free(s->patches[i].match);
+		kernel_range_done(&s->patches[i].kernel);
 	}
 	free(s->patches);
 }
@@ -475,33 +477,64 @@ static int parse_recipe_key(struct parser *p, const char *key, const char *value
 	return 0;
 }
 
+/* "Patch=FILE [RANGE]": a range limits the patch to some kernels of the source's, as an
+ * API change in the kernel needs a patch of the same source from some version on. */
 static int add_patch(struct parser *p, const char *value, unsigned line)
 {
 	struct recipe_source *s = cur_source(p);
+	struct kernel_range range = {};
+	_cleanup_free_ char *file = NULL;
+	const char *rest;
 	struct recipe_patch *np;
 	struct stat st;
 	char *abs;
+	int r;
 
-	if (!path_is_safe_relative(value)) {
+	file = strndup(value, strcspn(value, " \t"));
+	if (!file)
+		return -ENOMEM;
+	rest = value + strlen(file);
+	rest += strspn(rest, " \t");
+	if (!path_is_safe_relative(file)) {
 		problem(p, line,
 			"Patch= '%s' must be a file beside the recipe (relative, no "
 			"'..')",
-			value);
+			file);
 		return 0;
 	}
-	abs = path_join(p->r->dir, value);
-	if (!abs)
+	if (*rest) {
+		r = kernel_range_parse(rest, &range);
+		if (r == -ENOMEM)
+			return r;
+		if (r < 0) {
+			problem(p, line,
+				"invalid kernel range '%s' after Patch= '%s': "
+				"expected e.g. 'Patch=%s >=6.8'",
+				rest, file, file);
+			return 0;
+		}
+	}
+	abs = path_join(p->r->dir, file);
+	if (!abs) {
+		kernel_range_done(&range);
 		return -ENOMEM;
+	}
 	if (stat(abs, &st) < 0 || !S_ISREG(st.st_mode))
-		problem(p, line, "patch file '%s' not found", value);
+		problem(p, line, "patch file '%s' not found", file);
 	np = reallocarray(s->patches, s->n_patches + 1, sizeof(*np));
 	if (!np) {
 		free(abs);
+		kernel_range_done(&range);
 		return -ENOMEM;
 	}
 	s->patches = np;
-	s->patches[s->n_patches++] = (struct recipe_patch){.path = abs};
+	s->patches[s->n_patches++] = (struct recipe_patch){.path = abs, .kernel = range};
 	return 0;
+}
+
+bool recipe_patch_for_kernel(const struct recipe_patch *p, const char *kernel_version)
+{
+	return kernel_range_match(&p->kernel, kernel_version);
 }
 
 static int parse_source_path(struct parser *p, struct recipe_source *s, const char *key,
@@ -1092,7 +1125,7 @@ const struct recipe_source *recipe_pick_source(const struct recipe *r,
 
 		if (!kernel_range_match(&s->kernel, kernel_version))
 			continue;
-		if (!best || version_compare(s->version, best->version) > 0)
+		if (!best || deb_version_compare(s->version, best->version) > 0)
 			best = s;
 	}
 	return best;
@@ -1112,12 +1145,19 @@ const char *recipe_latest_version(const struct recipe *r)
 	const char *best = NULL;
 
 	for (size_t i = 0; i < r->n_sources; i++)
-		if (!best || version_compare(r->sources[i].version, best) > 0)
+		if (!best || deb_version_compare(r->sources[i].version, best) > 0)
 			best = r->sources[i].version;
 	return best;
 }
 
 /* ---- canonical text ---- */
+
+static void write_range(FILE *f, const struct kernel_range *range)
+{
+	for (size_t k = 0; k < range->n; k++)
+		fprintf(f, "%s%s%s", k ? " " : "", range_op_table[range->c[k].op],
+			range->c[k].version);
+}
 
 static void write_words(FILE *f, const char *key, char **l)
 {
@@ -1150,10 +1190,7 @@ int recipe_write(const struct recipe *r, FILE *f)
 			fprintf(f, "GitTree=%s\n", s->git_tree);
 		if (s->kernel.n > 0) {
 			fputs("Kernel=", f);
-			for (size_t k = 0; k < s->kernel.n; k++)
-				fprintf(f, "%s%s%s", k ? " " : "",
-					range_op_table[s->kernel.c[k].op],
-					s->kernel.c[k].version);
+			write_range(f, &s->kernel);
 			fputc('\n', f);
 		}
 		for (size_t k = 0; k < s->n_patches; k++) {
@@ -1164,7 +1201,11 @@ int recipe_write(const struct recipe *r, FILE *f)
 				rel++;
 			else
 				rel = s->patches[k].path;
-			fprintf(f, "Patch=%s\n", rel);
+			fprintf(f, "Patch=%s", rel);
+			if (s->patches[k].kernel.n > 0)
+				fputc(' ', f);
+			write_range(f, &s->patches[k].kernel);
+			fputc('\n', f);
 		}
 	}
 

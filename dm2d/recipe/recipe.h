@@ -47,7 +47,12 @@ void kernel_range_done(struct kernel_range *r);
 struct recipe_patch {
 	char *path;  /* absolute path of the patch file */
 	char *match; /* DKMS PATCH_MATCH: POSIX ERE the kernel release must match, or NULL */
+	struct kernel_range kernel; /* "Patch=FILE RANGE": the kernels it is for; n == 0: all */
 };
+/* Whether a patch's kernel range holds for a kernel version (as for [Source] Kernel=:
+ * kbw_kernel_version(), "6.1.192" for Debian's 6.1.0-56-amd64). PATCH_MATCH is the
+ * pipeline's: a bad expression is a failure there. */
+bool recipe_patch_for_kernel(const struct recipe_patch *p, const char *kernel_version);
 
 struct recipe_source {
 	char *version;
@@ -138,6 +143,16 @@ int recipe_content_hash(struct recipe *r, const char **ret);
 /* content_crc with one more file (of content_more) after what crc covers: its name and its
  * bytes. */
 uint64_t recipe_crc_more(uint64_t crc, const char *path, const char *text, size_t size);
+
+/*
+ * Canonical text of what the build of source s (one of r's) uses besides the source's
+ * content and the patches applied to it (both in the content id, see source.h): the
+ * source's version, the [Build] and [Install] sections. Part of the build key, so that
+ * editing or adding another [Source] leaves this one's artifacts valid. A dkms.conf is
+ * bash whose effect is not all in struct recipe: its content hash is part of it too
+ * (recipe_content_hash() must have run).
+ */
+int recipe_build_rules(const struct recipe *r, const struct recipe_source *s, char **ret);
 
 /* The source that applies to a kernel version: the newest Version= whose Kernel= range
  * matches. NULL if none does. */

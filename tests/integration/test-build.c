@@ -287,6 +287,7 @@ static void test_cli(void **state)
 				     t->path, t->path),
 			 0);
 	ASSERT_OK(read_full_file_at(t->fd, "out", 0, &out, NULL));
+	assert_non_null(strstr(out, "\"kernels\": ["));
 	assert_non_null(strstr(out, "\"complete\": true"));
 	assert_non_null(strstr(out, "\"sig_hash\": \"sha256\""));
 	free(out);

@@ -56,6 +56,8 @@ static void build_pkg(struct test_root *t, struct dm2_context *ctx, struct kbw_k
 	if (!kbw_build_succeeded(res))
 		test_system("cat '%s'", log);
 	assert_true(kbw_build_succeeded(res));
+	/* A MAKE line's make stays on the builds' jobserver: no -jN of dm2's own. */
+	assert_int_equal(test_system("grep -q 'resetting jobserver mode' '%s'", log), 1);
 	assert_int_equal(strv_length(res->modules), 1);
 	assert_non_null(endswith(res->modules[0], expect_ko));
 	assert_int_equal(test_system("modinfo -F vermagic '%s' | grep -q '^%s '",
@@ -100,10 +102,51 @@ static void test_real_build(void **state)
 	kbw_kernel_unref(k);
 }
 
+/*
+ * west-chamber's dkms.conf: PSRC=/usr/src/NAME-VERSION, another package's tree found with
+ * `find /usr/src ...` at evaluation, a MAKE that links a file of that tree into its own
+ * and a Makefile that prints MAKEFLAGS. In a fake root the build sees the root's usr/src
+ * at /usr/src as evaluation did, and its make runs on the builds' jobserver.
+ */
+static void test_root_view(void **state)
+{
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new(.kernel = true);
+	_cleanup_(context_freep) struct dm2_context *ctx = NULL;
+	_cleanup_free_ char *dir = NULL, *log = NULL;
+	struct kbw_kernel *k = NULL;
+
+	ASSERT_OK(context_new(t->path, &ctx));
+	ASSERT_OK(kernel_find(ctx, t->kver, &k));
+	test_write_file(t->fd, "usr/src/dm2other-2.0/extensions/part.c",
+			"int dm2_wc_part(void) { return 0; }\n");
+	test_write_file(t->fd, "usr/src/dm2wc-1.0/extensions/Kbuild",
+			"obj-m := dm2_wc.o\ndm2_wc-y := main.o part.o\n");
+	test_write_file(t->fd, "usr/src/dm2wc-1.0/extensions/main.c", hello_c);
+	test_write_file(t->fd, "usr/src/dm2wc-1.0/Makefile",
+			"all:\n\t@echo \"dm2-makeflags: $(MAKEFLAGS)\"\n"
+			"\t$(MAKE) -C $(KSRC) M=$(PSRC)/extensions modules\n");
+	dir = write_pkg(
+		t, "dm2wc-1.0",
+		"PACKAGE_NAME=dm2wc\nPACKAGE_VERSION=1.0\n"
+		"PSRC=\"/usr/src/${PACKAGE_NAME}-${PACKAGE_VERSION}\"\n"
+		"OTHER=`find /usr/src -maxdepth 1 -type d -name 'dm2other-*' | sort | tail -1`\n"
+		"KSRC=\"/lib/modules/$kernelver/build\"\n"
+		"MAKE=\"ln -s -f ${OTHER}/extensions/part.c ${PSRC}/extensions; "
+		"make KSRC=${KSRC} PSRC=${PSRC}\"\n"
+		"BUILT_MODULE_NAME[0]=dm2_wc\nBUILT_MODULE_LOCATION[0]=extensions/\n"
+		"DEST_MODULE_LOCATION[0]=/updates\n");
+	build_pkg(t, ctx, k, dir, "work-wc", "/work-wc/extensions/dm2_wc.ko");
+	log = strjoin(t->path, "/work-wc.log");
+	assert_int_equal(test_system("grep -q '^dm2-makeflags: .*--jobserver-auth=3,4' '%s'", log), 0);
+	assert_int_equal(test_system("grep -q 'make: warning: -j' '%s'", log), 1);
+	kbw_kernel_unref(k);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_real_build),
+		cmocka_unit_test(test_root_view),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -131,6 +131,41 @@ module_installed "$KVER" dm2t_good && fail "prerm hook left t-good installed"
 	fail "the last module's uninstall left $(ls -la "$ROOT/lib/modules/$KVER/updates/dm2")"
 [ -d "$ROOT/lib/modules/$KVER" ] || fail "uninstall removed lib/modules/$KVER itself"
 
+# 7. DKMS active (installed, the package registered with it, no takeover): its own hook,
+# which runs first, built the package; dm2's hook leaves it alone, says so once, and does
+# not fail on DKMS' file. After a takeover (etc/dkms/no-autoinstall) dm2 builds it.
+rm -rf "$RECIPES"/t-bad* "$RECIPES"/t-late*
+DK=$ROOT/usr/src/dk-1.0
+mkdir -p "$DK" "$ROOT/usr/sbin" "$ROOT/var/lib/dkms/dk/1.0" "$ROOT/lib/modules/$KVER/updates/dkms"
+sed "s/dm2_example/dm2t_dk/g" "$DM2_SOURCE_DIR/recipes/dm2-example/dm2_example.c" >"$DK/dm2t_dk.c"
+echo "obj-m := dm2t_dk.o" >"$DK/Kbuild"
+printf 'PACKAGE_NAME=dk\nPACKAGE_VERSION=1.0\nBUILT_MODULE_NAME[0]=dm2t_dk\nDEST_MODULE_LOCATION[0]=/updates/dkms\nAUTOINSTALL=yes\n' \
+	>"$DK/dkms.conf"
+chmod -R a+rX "$ROOT/usr/src"
+printf '#!/bin/sh\nexit 0\n' >"$ROOT/usr/sbin/dkms"
+chmod +x "$ROOT/usr/sbin/dkms"
+DKMOD=$ROOT/lib/modules/$KVER/updates/dkms/dm2t_dk.ko
+echo "DKMS' build" >"$DKMOD"
+for how in inline daemon; do
+	[ $how = daemon ] && start_daemon
+	rc=0
+	"$(wrapper debian-header-postinst)" "$KVER" >"$T/out" 2>&1 || rc=$?
+	[ $rc = 0 ] || fail "hook ($how) with DKMS active exited $rc: $(cat "$T/out")"
+	grep -qi 'fail' "$T/out" && fail "hook ($how) reports a failure on DKMS' package: $(cat "$T/out")"
+	[ -z "$(job_state dk "$KVER")" ] || fail "dm2 made a job ($how) for DKMS' package: $(job_state dk "$KVER")"
+	[ "$(cat "$DKMOD")" = "DKMS' build" ] || fail "dm2 touched DKMS' module ($how)"
+	[ $how = daemon ] && stop_daemon
+done
+n=$(grep -c "'dk' for '$KVER' is left to DKMS, which builds it itself; 'dm2 dkms takeover dk' hands it to dm2." "$T/dm2d.log" || true)
+[ "$n" -ge 1 ] || fail "dm2d does not say it leaves dk to DKMS: $(grep -i dkms "$T/dm2d.log")"
+rm "$DKMOD"
+touch "$ROOT/etc/dkms/no-autoinstall" 2>/dev/null || { mkdir -p "$ROOT/etc/dkms"; touch "$ROOT/etc/dkms/no-autoinstall"; }
+rc=0
+"$(wrapper debian-header-postinst)" "$KVER" >"$T/out" 2>&1 || rc=$?
+[ $rc = 0 ] || fail "hook after takeover exited $rc"
+state_is dk "$KVER" installed || job_fail dk "dk not built by dm2 once DKMS' autoinstall is off"
+[ -f "$DKMOD" ] || fail "dm2 did not install dk into updates/dkms"
+
 # 6. No dm2 at all: still exit 0.
 rc=0
 DM2_HOOK_DM2=/nonexistent "$HOOK" add "$KVER" >/dev/null 2>&1 || rc=$?

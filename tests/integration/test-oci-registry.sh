@@ -5,6 +5,8 @@
 # with a certificate made here) and stopped here. A builder root builds and pushes; a client
 # root installs the same module without compiling; wrong password, registry down and a
 # missing tag each give a one-line reason and a local build; no secret is ever printed.
+# Entries are signed by the builder's key; clients trust its certificate (etc/dm2/trusted.d)
+# and accept nothing else, as over plain HTTP (test-cache-trust.sh).
 set -eu -o pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -84,12 +86,20 @@ NetrcFile=/etc/dm2/netrc
 CAFile=/etc/dm2/registry-ca.pem
 EOF
 }
-# client NAME: a fresh root with the same kernel, configured for the registry.
+# trust ROOT: ROOT believes the builder's signing certificate (made by its first build).
+trust() {
+	mkdir -p "$1/etc/dm2/trusted.d"
+	openssl x509 -inform DER -in "$BUILDER/var/lib/dm2/keys/signing_key.x509" \
+		-out "$1/etc/dm2/trusted.d/builder.pem"
+}
+# client NAME [PASSWORD]: a fresh root with the same kernel, configured for the registry,
+# trusting the builder.
 client() {
 	local c=$T/$1
 	mkdir -p "$c/lib/modules/$KVER"
 	ln -sfn "$REAL_TREE" "$c/lib/modules/$KVER/build"
 	configure "$c" "${2:-pa\$\$word@1}"
+	trust "$c"
 	echo "$c"
 }
 dm2_at() {
@@ -128,7 +138,28 @@ assert m["config"]["mediaType"] == "application/vnd.dm2.cache.manifest.v1"
 assert len(m["layers"]) >= 2, m  # the .ko and Module.symvers
 assert all(l["digest"].startswith("sha256:") for l in m["layers"])
 PY
-pass "builder built and pushed: tag dm2-<key>, image manifest referencing every object"
+CONFIG=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["config"]["digest"])' "$T/image.json")
+curl -sfL --cacert "$REG/ca.pem" -u 'builder:pa$$word@1' \
+	"https://127.0.0.1:$PORT/v2/dm2/fleet/blobs/$CONFIG" >"$T/manifest"
+head -n1 "$T/manifest" | grep -qx 'dm2-cache-manifest 2' || fail "config blob: $(cat "$T/manifest")"
+tail -n1 "$T/manifest" | grep -q '^signature [A-Za-z0-9+/=]*$' || fail "config blob not signed"
+pass "builder built and pushed: tag dm2-<key>, image manifest referencing every object, signed"
+
+# ---- a client that trusts nobody: refused over OCI too, counted, built locally ----
+C0=$T/c0
+mkdir -p "$C0/lib/modules/$KVER"
+ln -sfn "$REAL_TREE" "$C0/lib/modules/$KVER/build"
+configure "$C0" 'pa$$word@1'
+sed -i '/^Push=/d' "$C0/etc/dm2/dm2d.conf" # its own build must not replace the builder's
+dm2_at "$C0" cache pull "$KEY" >"$T/out" 2>"$T/err" && fail "an untrusted entry was pulled"
+[ "$(wc -l <"$T/err")" = 1 ] || fail "untrusted: not one line: $(cat "$T/err")"
+grep -q "dm2/fleet:dm2-$KEY' is signed by .*not a trusted key" "$T/err" ||
+	fail "untrusted: $(cat "$T/err")"
+dm2_at "$C0" install "$NAME" -k "$KVER" >"$T/out" 2>&1 || { cat "$T/out"; fail "c0 install"; }
+[ "$(from_cache "$C0")" = False ] || fail "client 0 installed an untrusted entry"
+dm2_at "$C0" --json cache stat | python3 -c 'import json, sys
+assert json.load(sys.stdin)["refused"]["unknown-signer"] == 2' || fail "refusals not counted"
+pass "a client trusting nobody refuses the registry's entry (one line, counted) and builds"
 
 # ---- client: installed from the registry, no compiler run ----
 C1=$(client c1)
@@ -318,6 +349,7 @@ configure_only() {
 	cp "$REG/ca.pem" "$c/etc/dm2/registry-ca.pem"
 	printf '[Cache]\nCAFile=/etc/dm2/registry-ca.pem\n' >"$c/etc/dm2/dm2d.conf"
 	printf '%s\n' "$@" >>"$c/etc/dm2/dm2d.conf"
+	trust "$c"
 	echo "$c"
 }
 # A token obtained beforehand (as a CI job would), sent as "Authorization: Bearer".

@@ -21,7 +21,8 @@ field() {
 expect_exit 2 dm2 install "$NAME"
 expect_exit 4 dm2 install no-such-recipe -k "$KVER"
 expect_exit 4 dm2 install "$NAME" -k 0.0.0-no-such-kernel
-[ "$(dm2 status --json)" = '{"version":1,"modules":[]}' ] || fail "empty status"
+# (and "secure_boot", dm2 key status' member)
+[ "$(dm2 status --json | jq -c '[.version, .modules, .progress]')" = '[1,[],[]]' ] || fail "empty status"
 pass "usage errors"
 
 # ---- full cycle: build, sign, install, depmod ----
@@ -45,9 +46,26 @@ pass "build, sign, install, depmod, status, log"
 # ---- --json validates against the schema documented in dm2(1) ----
 cat >"$T/schema.json" <<'EOF'
 {
-  "type": "object", "additionalProperties": false, "required": ["version", "modules"],
+  "type": "object", "additionalProperties": false,
+  "required": ["version", "modules", "progress"],
   "properties": {
     "version": {"const": 1},
+    "secure_boot": {
+      "type": "object", "additionalProperties": false,
+      "required": ["efi", "enabled", "mok", "certificate", "enroll_command"],
+      "properties": {
+        "efi": {"type": "boolean"}, "enabled": {"type": ["boolean", "null"]},
+        "mok": {"enum": ["enrolled", "pending", "not-enrolled", "no-certificate", "unknown"]},
+        "certificate": {"type": ["string", "null"]},
+        "enroll_command": {"type": ["string", "null"]}}},
+    "progress": {"type": "array", "items": {
+      "type": "object", "additionalProperties": false,
+      "required": ["kernel", "done", "running", "queued", "left_sec", "untimed"],
+      "properties": {
+        "kernel": {"type": "string"}, "done": {"type": "integer", "minimum": 0},
+        "running": {"type": "integer", "minimum": 0}, "queued": {"type": "integer", "minimum": 0},
+        "left_sec": {"type": "integer", "minimum": 0}, "untimed": {"type": "integer", "minimum": 0}
+      }}},
     "modules": {"type": "array", "items": {
       "type": "object", "additionalProperties": false,
       "required": ["name", "version", "installed_version", "kernel", "arch", "state", "stage",
@@ -92,6 +110,8 @@ grep -q 'dm2_example' "$ROOT/lib/modules/$KVER/modules.dep" && fail "modules.dep
 expect_exit 4 dm2 uninstall "$NAME" -k "$KVER"
 dm2 install "$NAME" -k "$KVER" >"$T/out" 2>&1 || { cat "$T/out"; fail "reinstall"; }
 [ "$(field from_cache)" = True ] || fail "reinstall did not come from the cache"
+# The build's log is still there, and status still names it (it said null before).
+[ "$(field log)" = "$LOG" ] || fail "status after a cache reinstall: log $(field log), not $LOG"
 [ "$(sha256sum "$LOG")" = "$log_sum" ] && [ "$(stat -c %Y.%y "$LOG")" = "$log_mtime" ] ||
 	fail "build.log was rewritten: the compiler ran"
 [ ! -d "$ROOT/var/lib/dm2/work" ] || [ -z "$(ls -A "$ROOT/var/lib/dm2/work")" ] ||

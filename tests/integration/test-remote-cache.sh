@@ -6,14 +6,11 @@ set -euo pipefail
 : "${DM2:?DM2 must point at the dm2 binary}"
 : "${DM2_SOURCE_DIR:?}"
 
+source "$(dirname "$0")/cache-lib.sh"
+
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/dm2-remote-cache-XXXXXX")
-nginx_pids=()
 cleanup() {
-	local pid
-	for pid in "${nginx_pids[@]}"; do
-		kill "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	done
+	stop_nginx
 	if [ -z "${DM2_TEST_KEEP:-}" ]; then rm -rf "$tmp"; else echo "keeping $tmp" >&2; fi
 }
 trap cleanup EXIT
@@ -31,31 +28,6 @@ expect() {
 	fi
 }
 
-# start_nginx TEMPLATE PREFIX: a private nginx on a free port; sets $port.
-start_nginx() {
-	local tmpl=$1 prefix=$2 pid up
-	mkdir -p "$prefix/www"
-	for _ in 1 2 3 4 5; do
-		port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-		sed -e "s|@PREFIX@|$prefix|g" -e "s|@PORT@|$port|g" \
-			"$DM2_SOURCE_DIR/tests/helpers/$tmpl" >"$prefix/nginx.conf"
-		PATH=$PATH:/usr/sbin nginx -e "$prefix/error.log" -p "$prefix" -c "$prefix/nginx.conf" &
-		pid=$!
-		nginx_pids+=("$pid")
-		up=
-		for _ in $(seq 100); do
-			if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then up=1; break; fi
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.05
-		done
-		[ -n "$up" ] && return 0
-		kill "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	done
-	cat "$prefix/error.log" >&2
-	fail "nginx did not start"
-}
-
 srv=$tmp/nginx
 start_nginx nginx-dav.conf "$srv"
 url=http://127.0.0.1:$port
@@ -71,13 +43,26 @@ mkdir -p "$srv/www/seed/v1/objects" "$srv/www/seed/v1/$key"
 cp "$tmp/a.ko" "$srv/www/seed/v1/objects/$sha_a"
 cp "$tmp/Module.symvers" "$srv/www/seed/v1/objects/$sha_s"
 {
-	echo "dm2-cache-manifest 1"
+	echo "dm2-cache-manifest 2"
 	echo "key $key"
+	echo "recipe demo"
+	echo "version 1.0"
+	echo "source $sha_a"
+	echo "kernel 6.1.0-test"
+	echo "identity $other"
+	echo "arch x86_64"
 	echo "file $sha_a $(stat -c %s "$tmp/a.ko") a.ko"
 	echo "file $sha_s $(stat -c %s "$tmp/Module.symvers") Module.symvers"
-} >"$srv/www/seed/v1/$key/manifest"
+} >"$tmp/body"
+make_cert "$tmp/seeder" "dm2 test seeder"
+sign_manifest "$tmp/body" "$tmp/seeder/key.pem" "$tmp/seeder/cert.pem" \
+	>"$srv/www/seed/v1/$key/manifest"
 
-mkdir -p "$tmp/r1" "$tmp/r2" "$tmp/r3" "$tmp/r4"
+# Every root trusts the seeder; r2, r3 and r5 also trust r1, which pushes (trust.c).
+for r in r1 r2 r3 r4 r5; do
+	mkdir -p "$tmp/$r/etc/dm2/trusted.d"
+	cp "$tmp/seeder/cert.pem" "$tmp/$r/etc/dm2/trusted.d/seeder.pem"
+done
 obj() { echo "$1/var/cache/dm2/artifacts/objects/${2:0:2}/$2"; }
 
 # ---- pull from the seed into root 1 ----
@@ -98,11 +83,33 @@ grep -q '^Entries: *1$' "$tmp/out" || fail "stat: $(cat "$tmp/out")"
 
 # ---- push everything from root 1 to another prefix, pull into root 2 ----
 expect 0 "$DM2" --root "$tmp/r1" cache push --remote "$url/fleet"
+for r in r2 r3 r5; do
+	openssl x509 -inform DER -in "$tmp/r1/var/lib/dm2/keys/signing_key.x509" \
+		-out "$tmp/$r/etc/dm2/trusted.d/r1.pem"
+done
 cmp "$tmp/a.ko" "$srv/www/fleet/v1/objects/$sha_a"
 [ -f "$srv/www/fleet/v1/$key/manifest" ] || fail "no manifest pushed"
 expect 0 "$DM2" --root "$tmp/r2" cache pull --remote "$url/fleet" "$key"
 cmp "$tmp/a.ko" "$(obj "$tmp/r2" "$sha_a")"
 cmp "$tmp/Module.symvers" "$(obj "$tmp/r2" "$sha_s")"
+
+# ---- trust: an unsigned manifest or an unknown signer is refused (13), counted ----
+mkdir -p "$srv/www/unsigned/v1/$key" "$srv/www/unsigned/v1/objects"
+cp "$srv/www/seed/v1/objects/"* "$srv/www/unsigned/v1/objects/"
+cp "$tmp/body" "$srv/www/unsigned/v1/$key/manifest"
+expect 13 "$DM2" --root "$tmp/r4" cache pull --remote "$url/unsigned" "$key"
+grep -q "/unsigned/v1/$key/manifest' is not signed, refusing it" "$tmp/err" ||
+	fail "unsigned: $(cat "$tmp/err")"
+mkdir -p "$tmp/r6"
+expect 13 "$DM2" --root "$tmp/r6" cache pull --remote "$url/seed" "$key"
+grep -q "signed by 'dm2 test seeder' (serial [0-9A-F]*), which is not a trusted key" "$tmp/err" ||
+	fail "no trust: $(cat "$tmp/err")"
+expect 0 "$DM2" --root "$tmp/r4" --json cache stat
+python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); assert s["entries"] == 0 and s["refused"]["unsigned"] == 1, s' "$tmp/out"
+printf 'not a certificate\n' >"$tmp/r6/bad.pem"
+mkdir -p "$tmp/r6/etc/dm2" && printf '[Cache]\nTrustedKeys=/bad.pem\n' >"$tmp/r6/etc/dm2/dm2d.conf"
+expect 3 "$DM2" --root "$tmp/r6" cache pull --remote "$url/seed" "$key"
+grep -q "bad.pem' holds no PEM certificate" "$tmp/err" || fail "bad pem: $(cat "$tmp/err")"
 
 # ---- missing key: exit 4 and a clear message ----
 expect 4 "$DM2" --root "$tmp/r2" cache pull --remote "$url/fleet" "$other"
@@ -156,7 +163,6 @@ surl=https://127.0.0.1:$port/fleet
 expect 6 "$DM2" --root "$tmp/r1" cache push --remote "$surl" "$key"
 grep -qi "certificate" "$tmp/err" || fail "tls: $(cat "$tmp/err")"
 for r in r1 r5; do
-	mkdir -p "$tmp/$r/etc/dm2"
 	cp "$tls/ca.crt" "$tmp/$r/test-ca.pem"
 	printf '[Fetch]\nCAFile=/test-ca.pem\n' >"$tmp/$r/etc/dm2/dm2d.conf"
 done

@@ -80,6 +80,7 @@ dm2 recipe list --json >"$T/list.json"
 python3 -c '
 import json, sys
 j = json.load(open(sys.argv[1], encoding="utf-8", errors="strict"))
-assert [r["versions"] for r in j if r["name"] == "quoted"] == [["1\"x"]], j
+assert j["version"] == 1, j
+assert [r["versions"] for r in j["recipes"] if r["name"] == "quoted"] == [["1\"x"]], j
 ' "$T/list.json" || fail "recipe list --json: $(cat "$T/list.json")"
 pass "invalid UTF-8 refused by lint, recipe list --json valid"

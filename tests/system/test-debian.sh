@@ -71,9 +71,18 @@ in_chroot() { chroot "$C" env DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8 "$@"
 apt_in() { in_chroot apt-get install -y -q --no-install-recommends "$@"; }
 # mmdebstrap leaves no package lists behind.
 in_chroot apt-get update -q >"$T/update.log" 2>&1 || fail "apt-get update: $(tail "$T/update.log")"
-mkdir -p "$C/tmp/debs"
+mkdir -p "$C/tmp/debs" "$C/tmp/pkg"
 cp "$DM2_DEBS"/dm2_*.deb "$DM2_DEBS"/libkbuild-wrap1_*.deb "$C/tmp/debs/"
 pass "chroot ($(( $(date +%s) - start )) s)"
+
+# ---- the example package of dh_dm2, built with the dh-dm2 .deb's own files ----
+dpkg-deb -x "$(ls "$DM2_DEBS"/dh-dm2_*.deb)" "$T/dh-dm2"
+cp -r "$SRC/debian/examples/hello-dm2" "$T/"
+(cd "$T/hello-dm2" && PATH=$T/dh-dm2/usr/bin:$PATH PERL5LIB=$T/dh-dm2/usr/share/perl5 \
+	DH_DATAFILES=$T/dh-dm2/usr/share/debhelper dpkg-buildpackage -us -uc -b -d) \
+	>"$T/hello.log" 2>&1 || { tail -n 20 "$T/hello.log"; fail "dpkg-buildpackage hello-dm2"; }
+cp "$T"/hello-dm2_*.deb "$C/tmp/pkg/"
+pass "hello-dm2 built with the packaged dh_dm2"
 
 # ---- dm2 first, then the headers: the header hook builds, inline ----
 debs=()
@@ -96,6 +105,14 @@ in_chroot dm2 verify --cert /var/lib/dm2/keys/signing_key.x509 \
 	"/lib/modules/$K1/updates/dm2/dm2_example.ko" >/dev/null || fail "dm2 verify"
 pass "the header hook built, signed ($signer) and installed dm2-example for $K1 ($(( $(date +%s) - start )) s)"
 
+# ---- a package made with dh_dm2: its postinst builds the module for the installed kernel ----
+apt_in /tmp/pkg/hello-dm2_1.0_all.deb >"$T/apt-hello.log" 2>&1 ||
+	{ tail -n 30 "$T/apt-hello.log"; fail "apt install hello-dm2"; }
+[ -f "$C/usr/share/dm2/recipes/hello-dm2.recipe" ] || fail "hello-dm2's recipe not installed"
+in_chroot modinfo -F name "/lib/modules/$K1/updates/dm2/dm2_hello.ko" 2>/dev/null | grep -qx dm2_hello ||
+	fail "hello-dm2's postinst did not build dm2_hello for $K1: $(cat "$T/apt-hello.log")"
+pass "hello-dm2 (dh_dm2) installed with apt: its postinst built dm2_hello for $K1"
+
 # ---- dkms and acpi-call-dkms: each package is built by one of the two, none fails ----
 apt_in acpi-call-dkms >"$T/apt3.log" 2>&1 || { tail -n 30 "$T/apt3.log"; fail "acpi-call-dkms"; }
 in_chroot dkms status >"$T/dkms.status"
@@ -114,6 +131,8 @@ K2=$(in_chroot apt-cache search --names-only '^linux-headers-[0-9.]+-[0-9]+-amd6
 apt_in "linux-headers-$K2" >"$T/apt4.log" 2>&1 || { tail -n 30 "$T/apt4.log"; fail "headers $K2"; }
 [ -f "$C/lib/modules/$K2/updates/dm2/dm2_example.ko" ] ||
 	fail "nothing built for $K2: $(grep -i 'dm2\|dkms' "$T/apt4.log")"
+[ -f "$C/lib/modules/$K2/updates/dm2/dm2_hello.ko" ] ||
+	fail "the hooks did not build hello-dm2 for $K2: $(grep -i 'dm2\|dkms' "$T/apt4.log")"
 [ -f "$C/lib/modules/$K2/updates/dkms/acpi_call.ko" ] ||
 	fail "acpi_call not built for $K2: $(grep -i 'dm2\|dkms' "$T/apt4.log")"
 in_chroot dm2 status -k "$K2" | grep -q 'acpi-call .*installed' ||
@@ -138,6 +157,13 @@ left=$(find "$C/lib/modules/$K2" -name '*.ko*' 2>/dev/null || true)
 in_chroot dm2 status -k "$K2" | grep -q installed &&
 	fail "dm2 still lists modules of $K2: $(in_chroot dm2 status -k "$K2")"
 pass "the prerm hooks of $K2 removed dm2's modules and their directory"
+
+# ---- removing a dh_dm2 package removes its modules ----
+in_chroot apt-get remove -y -q hello-dm2 >"$T/apt-hello2.log" 2>&1 ||
+	fail "remove hello-dm2: $(tail "$T/apt-hello2.log")"
+[ ! -e "$C/lib/modules/$K1/updates/dm2/dm2_hello.ko" ] || fail "hello-dm2's prerm left dm2_hello.ko"
+[ -f "$C/lib/modules/$K1/updates/dm2/dm2_example.ko" ] || fail "hello-dm2's prerm removed dm2-example"
+pass "removing hello-dm2 removed dm2_hello from $K1, nothing else"
 
 # ---- remove without purge: a kernel upgrade prints nothing of dm2; purge removes state ----
 in_chroot apt-get remove -y -q dm2 >"$T/apt6.log" 2>&1 || fail "remove dm2: $(tail "$T/apt6.log")"

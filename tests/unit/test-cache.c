@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 
 #include "cache.h"
+#include "pipeline/sign.h"
 #include "shared/fs-util.h"
 #include "shared/hash.h"
 #include "shared/util.h"
@@ -522,6 +523,29 @@ static int nginx_stop(void **state)
 	return 0;
 }
 
+/* A signing pair made by openssl in the nginx prefix: key.pem, cert.pem. */
+static struct sign_key *make_signer(struct cache_trust **ret_trust)
+{
+	_cleanup_free_ char *key = path_join(nginx.prefix, "key.pem");
+	_cleanup_free_ char *cert = path_join(nginx.prefix, "cert.pem");
+	struct sign_key *k = NULL;
+
+	assert_int_equal(test_system("openssl req -x509 -newkey rsa:2048 -nodes -days 2 "
+				     "-subj '/CN=dm2 test builder' -keyout '%s' -out '%s' "
+				     "2>/dev/null",
+				     key, cert),
+			 0);
+	ASSERT_OK(sign_key_load(key, cert, &k));
+	ASSERT_OK(cache_trust_new(ret_trust));
+	ASSERT_OK(cache_trust_add_file(*ret_trust, cert, NULL));
+	return k;
+}
+
+static int sign_cb(const void *data, size_t len, void **ret, size_t *ret_len, void *k)
+{
+	return sign_data(k, "sha256", data, len, ret, ret_len);
+}
+
 /* What a server holding K1 (pushed from file b and manifest) may serve wrongly: tampered,
  * longer objects and a malformed manifest are refused, and nothing enters cc. */
 static void check_remote_refusals(struct test_root *tc, struct cache *cc, const char *b,
@@ -559,15 +583,25 @@ static void check_remote_refusals(struct test_root *tc, struct cache *cc, const 
 	ASSERT_ERR(cache_remote_pull(cc, nginx.url, K1, o, &reason), -EBADMSG);
 	reason = mfree(reason);
 
-	/* A malformed manifest is refused, naming the line. */
+	/* A malformed manifest, even one signed by the trusted key, is refused, naming the
+	 * line. */
 	assert_int_equal(
-		test_system(
-			"printf 'dm2-cache-manifest 1\\nkey %s\\nfile ../../etc 1 x\\n'"
-			" > '%s'",
-			K1, manifest),
+		test_system("cd '%s' && printf 'dm2-cache-manifest 2\\nkey %s\\nfile ../../etc 1 "
+			    "x\\n' > body && { cat body; printf 'signature '; openssl cms -sign "
+			    "-binary -noattr -nocerts -md sha256 -signer cert.pem -inkey key.pem "
+			    "-outform DER -in body | base64 -w0; echo; } > '%s'",
+			    nginx.prefix, K1, manifest),
 		0);
 	ASSERT_ERR(cache_remote_pull(cc, nginx.url, K1, o, &reason), -EBADMSG);
 	assert_non_null(strstr(reason, "line 3"));
+	reason = mfree(reason);
+
+	/* Unsigned: refused before anything else is believed. */
+	assert_int_equal(test_system("head -n 3 '%s' > '%s.x' && mv '%s.x' '%s'", manifest,
+				     manifest, manifest, manifest),
+			 0);
+	ASSERT_ERR(cache_remote_pull(cc, nginx.url, K1, o, &reason), -EKEYREJECTED);
+	assert_non_null(strstr(reason, "is not signed"));
 	reason = mfree(reason);
 
 	/* Only http and https. */
@@ -591,9 +625,26 @@ static void test_remote(void **state)
 	_cleanup_free_ char *sv = make_file(ta, "Module.symvers", 's', 100);
 	_cleanup_free_ char *reason = NULL, *manifest = NULL;
 	char *paths[] = {a, b, NULL}, *names[] = {"a.ko", "b.ko", NULL};
-	struct cache_remote_options o = {.connect_timeout_usec = 5000000};
+	struct cache_trust *trust = NULL;
+	_cleanup_(sign_key_freep) struct sign_key *k = make_signer(&trust);
+	struct cache_remote_options o = {
+		.connect_timeout_usec = 5000000,
+		.trust = trust,
+		.sign = sign_cb,
+		.sign_userdata = k,
+	};
+	const struct cache_entry_info info = {"demo", "1.0", K2, "6.1.0-test", K2, "x86_64"};
 
 	ASSERT_OK(cache_store(ca, K1, paths, names, sv));
+	/* Nothing unsigned, nothing of unknown origin is published. */
+	ASSERT_ERR(cache_remote_push(ca, nginx.url, K1,
+				     &(struct cache_remote_options){.trust = trust}, &reason),
+		   -ENOKEY);
+	reason = mfree(reason);
+	ASSERT_ERR(cache_remote_push(ca, nginx.url, K1, &o, &reason), -ENOENT);
+	assert_non_null(strstr(reason, "no recorded origin"));
+	reason = mfree(reason);
+	ASSERT_OK(cache_info_set(ca, K1, &info));
 	ASSERT_OK(cache_remote_push(ca, nginx.url, K1, &o, &reason));
 	/* Pushing again is harmless (objects already there are not sent again). */
 	ASSERT_OK(cache_remote_push(ca, nginx.url, K1, &o, &reason));
@@ -628,6 +679,7 @@ static void test_remote(void **state)
 	reason = mfree(reason);
 
 	check_remote_refusals(tc, cc, b, manifest, &o);
+	cache_trust_free(trust);
 }
 
 static void test_remote_unreachable(void **state)

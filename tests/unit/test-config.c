@@ -261,13 +261,23 @@ static void test_bad_lines(void **state)
 	ASSERT_ERR(load(t, "[Fetch]\n\nMirror=https://a/ mirror/\n", &c), -EINVAL);
 	assert_logged(CONF ":3: Mirror= takes two URL prefixes");
 
-	/* Unknown keys and sections, and a key in the wrong section. */
-	ASSERT_ERR(load(t, "[Daemon]\nJobz=2\n", &c), -EINVAL);
-	assert_logged(CONF ":2: unknown setting 'Jobz' in section [Daemon]\n");
-	ASSERT_ERR(load(t, "[Signing]\nSign=yes\n[Build]\nSign=yes\n", &c), -EINVAL);
-	assert_logged(CONF ":4: unknown setting 'Sign' in section [Build]\n");
-	ASSERT_ERR(load(t, "[Nope]\nJobs=1\n", &c), -EINVAL);
-	assert_logged(CONF ":2: unknown setting 'Jobs' in section [Nope]\n");
+	/* Unknown keys and sections, and a key in the wrong section: one warning each, the
+	 * rest of the file applies (a newer dm2's key must not stop dm2 status). */
+	ASSERT_OK(load(t, "[Daemon]\nJobz=2\nJobs=4\n", &c));
+	assert_logged(CONF ":2: unknown setting 'Jobz' in section [Daemon], ignoring\n");
+	assert_int_equal(c->jobs, 4);
+	c = config_free(c);
+	ASSERT_OK(load(t, "[Signing]\nSign=no\n[Build]\nSign=yes\n", &c));
+	assert_logged(CONF ":4: unknown setting 'Sign' in section [Build], ignoring\n");
+	assert_false(c->sign);
+	c = config_free(c);
+	ASSERT_OK(load(t, "[Nope]\nJobs=1\n", &c));
+	assert_logged(CONF ":2: unknown setting 'Jobs' in section [Nope], ignoring\n");
+	assert_int_equal(c->jobs, 0);
+	c = config_free(c);
+	/* A bad value beside an unknown key still fails the load. */
+	ASSERT_ERR(load(t, "[Daemon]\nJobz=2\nJobs=x\n", &c), -EINVAL);
+	assert_logged(CONF ":3: invalid value 'x' for Jobs=\n");
 
 	/* Syntax errors of the INI reader name their line too. */
 	ASSERT_ERR(load(t, "Jobs=1\n", &c), -EINVAL);
@@ -290,11 +300,11 @@ static void test_many_errors(void **state)
 			   ":3: invalid value 'b' for Jobs=\n");
 
 	ASSERT_ERR(load(t,
-			"[Daemon]\nA=1\nB=2\nC=3\nD=4\nE=5\nF=6\nG=7\nH=8\n"
-			"Jobs=x\n",
+			"[Daemon]\nJobs=A\nJobs=B\nJobs=C\nJobs=D\nJobs=E\nJobs=F\nJobs=G\n"
+			"Jobs=H\nJobs=x\n",
 			&c),
 		   -EINVAL);
-	assert_logged(CONF ":6: unknown setting 'E' in section [Daemon]\n" CONF
+	assert_logged(CONF ":6: invalid value 'E' for Jobs=\n" CONF
 			   ": 4 more errors not shown.\n");
 	assert_null(strstr(logged, "'F'"));
 	assert_null(c);
@@ -318,6 +328,59 @@ static void test_unreadable(void **state)
 	assert_null(c);
 }
 
+/* dm2d.conf.d/ *.conf after the main file, in name order, a later one winning; other names
+ * and hidden files are not read; a drop-in's errors name the drop-in. */
+static void test_dropins(void **state)
+{
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(config_freep) struct dm2_config *c = NULL;
+
+	test_write_file(t->fd, CONF ".d/20-late.conf", "[Daemon]\nJobs=7\n");
+	test_write_file(t->fd, CONF ".d/10-early.conf",
+			"[Daemon]\nJobs=2\nSettleSec=9\n[Fetch]\nMirror=https://a/ https://b/\n");
+	test_write_file(t->fd, CONF ".d/30-off.conf.disabled", "[Daemon]\nJobs=99\n");
+	test_write_file(t->fd, CONF ".d/.hidden.conf", "[Daemon]\nJobs=98\n");
+	ASSERT_OK(mkdir_p_at(t->fd, CONF ".d/40-dir.conf", 0755));
+
+	/* Drop-ins alone, without a main file. */
+	ASSERT_OK(load(t, NULL, &c));
+	assert_int_equal(c->jobs, 7);
+	assert_int_equal(c->settle_usec, 9 * SEC);
+	assert_int_equal(c->n_mirrors, 1);
+	c = config_free(c);
+
+	/* The main file first: the drop-ins override it, keys they leave alone stay. */
+	ASSERT_OK(load(t, "[Daemon]\nJobs=1\nHookTimeoutSec=5\n[Fetch]\nMirror=https://c/ https://d/\n",
+		       &c));
+	assert_int_equal(c->jobs, 7);
+	assert_int_equal(c->hook_timeout_usec, 5 * SEC);
+	assert_int_equal(c->n_mirrors, 2);
+	assert_string_equal(c->mirrors[0].prefix, "https://c/");
+	c = config_free(c);
+
+	test_write_file(t->fd, CONF ".d/50-bad.conf", "[Build]\n\nTimeoutSec=soon\nFoo=1\n");
+	ASSERT_ERR(load(t, NULL, &c), -EINVAL);
+	assert_logged(CONF ".d/50-bad.conf:3: invalid value 'soon' for TimeoutSec=\n");
+	assert_logged(CONF ".d/50-bad.conf:4: unknown setting 'Foo' in section [Build], ignoring\n");
+	assert_null(c);
+}
+
+/* With a root, messages name the file as it is on the machine, not relative to the root. */
+static void test_root_path_in_messages(void **state)
+{
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(config_freep) struct dm2_config *c = NULL;
+	_cleanup_free_ char *want = NULL;
+
+	test_write_file(t->fd, CONF, "[Daemon]\nJobs=x\n");
+	logged = mfree(logged);
+	ASSERT_ERR(config_load_root(t->fd, "/some/root", NULL, &c), -EINVAL);
+	assert_logged("/some/root/" CONF ":2: invalid value 'x' for Jobs=\n");
+	logged = mfree(logged);
+	ASSERT_ERR(config_load_root(t->fd, "/", NULL, &c), -EINVAL);
+	assert_true(startswith(logged, "/" CONF ":2:"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -328,6 +391,8 @@ int main(void)
 		cmocka_unit_test(test_bad_lines),
 		cmocka_unit_test(test_many_errors),
 		cmocka_unit_test(test_unreadable),
+		cmocka_unit_test(test_dropins),
+		cmocka_unit_test(test_root_path_in_messages),
 	};
 	int r = cmocka_run_group_tests(tests, setup, NULL);
 

@@ -73,6 +73,11 @@ static void test_set_has_dkms(void **state)
 			"PACKAGE_NAME=multi\nPACKAGE_VERSION=1.9\n");
 	test_write_file(t->fd, "usr/src/multi-1.10/dkms.conf",
 			"PACKAGE_NAME=multi\nPACKAGE_VERSION=1.10\nAUTOINSTALL=no\n");
+	/* Debian's order: a release candidate is older than the release, whichever is read
+	 * first. */
+	test_write_file(t->fd, "usr/src/rc-1.0/dkms.conf", "PACKAGE_NAME=rc\nPACKAGE_VERSION=1.0\n");
+	test_write_file(t->fd, "usr/src/rc-1.0~rc1/dkms.conf",
+			"PACKAGE_NAME=rc\nPACKAGE_VERSION=1.0~rc1\n");
 	/* Invalid: reported and skipped. */
 	test_write_file(t->fd, "usr/src/bad-1/dkms.conf", "PACKAGE_VERSION=1\n");
 	/* Shadowed by the dm2 recipe of the same name below. */
@@ -107,6 +112,9 @@ static void test_set_has_dkms(void **state)
 	r = recipe_set_find(set, "multi");
 	assert_non_null(r);
 	assert_string_equal(recipe_latest_version(r), "1.10");
+	r = recipe_set_find(set, "rc");
+	assert_non_null(r);
+	assert_string_equal(recipe_latest_version(r), "1.0");
 	assert_false(recipe_autoinstall(r));
 
 	r = recipe_set_find(set, "shadow");

@@ -388,11 +388,8 @@ static void test_make(void **state)
 	ASSERT_OK(load(t, conf, "6.1.0-56-amd64", &d, &c));
 	assert_int_equal(d.n, 0);
 	assert_string_equal(c->make, "make new KV=6.1.0 B=/var/lib/dkms/mk/1.0/build");
-	assert_true(asprintf(&expect,
-			     "make -j%ld KERNELRELEASE=6.1.0-56-amd64 new KV=6.1.0 "
-			     "B=$PWD",
-			     np) > 0);
-	assert_string_equal(c->make_command, expect);
+	/* No -jN: the builds' jobserver comes in MAKEFLAGS, and -jN would leave it. */
+	assert_string_equal(c->make_command, "make KERNELRELEASE=6.1.0-56-amd64 new KV=6.1.0 B=$PWD");
 	assert_string_equal(c->clean, "make clean");
 	expect = mfree(expect);
 
@@ -409,14 +406,30 @@ static void test_make(void **state)
 			 np, u.release, np) > 0);
 	assert_string_equal(c4->make, expect);
 	expect = mfree(expect);
+	/* The package's own -j$(nproc) stays: the packager asked for it. */
 	assert_true(
 		asprintf(&expect,
-			 "make -j%ld KERNELRELEASE=4.19.0 -C /lib/modules/4.19.0/build "
+			 "make KERNELRELEASE=4.19.0 -C /lib/modules/4.19.0/build "
 			 "M=$(pwd) -j%ld KVER=4.19.0 A=x86_64 U=%s CPUS=%ld "
 			 "T=/var/lib/dkms S=$PWD",
-			 np, np, u.release, np) > 0);
+			 np, u.release, np) > 0);
 	assert_string_equal(c4->make_command, expect);
 	assert_int_equal(d.n, 0);
+	diags_done(&d);
+}
+
+/* MakeJobs= fixes -jN (and then there is no jobserver): DKMS' rewrite keeps it. */
+static void test_make_fixed_jobs(void **state)
+{
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(dkms_conf_freep) struct dkms_conf *c = NULL;
+	struct diags d = {};
+
+	test_write_file(t->fd, "etc/dm2/dm2d.conf", "[Build]\nMakeJobs=3\n");
+	ASSERT_OK(load(t, "PACKAGE_NAME=mj\nPACKAGE_VERSION=1\nBUILT_MODULE_NAME=mj\n"
+		       "MAKE=\"make all\"\n", "6.1.0-56-amd64", &d, &c));
+	assert_int_equal(d.n, 0);
+	assert_string_equal(c->make_command, "make -j3 KERNELRELEASE=6.1.0-56-amd64 all");
 	diags_done(&d);
 }
 
@@ -838,6 +851,7 @@ int main(void)
 		cmocka_unit_test(test_patches),
 		cmocka_unit_test(test_exclusive),
 		cmocka_unit_test(test_make),
+		cmocka_unit_test(test_make_fixed_jobs),
 		cmocka_unit_test(test_crlf),
 		cmocka_unit_test(test_bash_constructs),
 		cmocka_unit_test(test_dump_parser),

@@ -106,6 +106,49 @@ static void test_queue_longest_first(void **state)
 	queue_done(&q, NULL);
 }
 
+/* Bytes of source per recipe name: "huge" 9 MB, "medium" 1 MB, others unknown (0); the
+ * number of questions in *userdata. */
+static uint64_t fake_bytes(const char *recipe, void *userdata)
+{
+	unsigned *asked = userdata;
+
+	(*asked)++;
+	return streq(recipe, "huge") ? 9000000u : streq(recipe, "medium") ? 1000000u : 0;
+}
+
+static const struct queue_ops sized_ops = {
+	.needs = fake_needs, .expected_usec = fake_expected, .source_bytes = fake_bytes};
+
+/* Never built (no duration): bigger sources first; a recorded duration still goes ahead. */
+static void test_queue_unknown_by_size(void **state)
+{
+	struct queue q;
+	struct qjob *small, *medium, *huge, *mid;
+	unsigned asked = 0;
+
+	queue_init(&q);
+	assert_int_equal(queue_add(&q, "small", "6.1", &small), QUEUE_ADDED);
+	assert_int_equal(queue_add(&q, "medium", "6.1", &medium), QUEUE_ADDED);
+	assert_int_equal(queue_add(&q, "huge", "6.1", &huge), QUEUE_ADDED);
+	assert_int_equal(queue_add(&q, "mid", "6.1", &mid), QUEUE_ADDED);
+
+	assert_ptr_equal(queue_next(&q, &sized_ops, &asked), mid); /* 10 s recorded */
+	queue_job_started(mid);
+	assert_ptr_equal(queue_next(&q, &sized_ops, &asked), huge);
+	queue_job_started(huge);
+	assert_ptr_equal(queue_next(&q, &sized_ops, &asked), medium);
+	queue_job_started(medium);
+	assert_ptr_equal(queue_next(&q, &sized_ops, &asked), small);
+	/* each job's size was asked once, however often the queue was scanned */
+	assert_int_equal(asked, 4);
+	/* queued anew: asked again (its sources may have changed) */
+	(void) queue_job_finished(huge, JOB_STATE_INSTALLED, NULL);
+	assert_int_equal(queue_add(&q, "huge", "6.1", NULL), QUEUE_ADDED);
+	assert_ptr_equal(queue_next(&q, &sized_ops, &asked), huge);
+	assert_int_equal(asked, 5);
+	queue_done(&q, NULL);
+}
+
 static void test_queue_needs(void **state)
 {
 	struct queue q;
@@ -362,6 +405,7 @@ int main(void)
 		cmocka_unit_test(test_queue_order_and_dedup),
 		cmocka_unit_test(test_queue_needs),
 		cmocka_unit_test(test_queue_longest_first),
+		cmocka_unit_test(test_queue_unknown_by_size),
 		cmocka_unit_test(test_queue_blocked_kernel),
 		cmocka_unit_test(test_queue_requeue_on_stop),
 		cmocka_unit_test(test_queue_drop_kernel),

@@ -482,6 +482,30 @@ static void test_pick_newest_matching(void **state)
 	assert_string_equal(recipe_latest_version(r), "2.0");
 }
 
+/* Debian's version order (deb-version(7)): ~ sorts before the end, an epoch beats all. */
+static void test_pick_debian_order(void **state)
+{
+	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
+	_cleanup_(recipe_unrefp) struct recipe *r = NULL, *e = NULL;
+	struct diags d = {};
+
+	ASSERT_OK(load_text(t, "n.recipe",
+			    "[Recipe]\nName=n\nLicense=GPL\n"
+			    "[Source]\nVersion=1.0\nPath=/b\n"
+			    "[Source]\nVersion=1.0~rc1\nPath=/a\n"
+			    "[Build]\nModules=n\n",
+			    &d, &r));
+	assert_string_equal(recipe_pick_source(r, "6.1.192")->version, "1.0");
+	assert_string_equal(recipe_latest_version(r), "1.0");
+	ASSERT_OK(load_text(t, "e.recipe",
+			    "[Recipe]\nName=e\nLicense=GPL\n"
+			    "[Source]\nVersion=1:0.9\nPath=/b\n"
+			    "[Source]\nVersion=2.0+dfsg\nPath=/a\n"
+			    "[Build]\nModules=e\n",
+			    &d, &e));
+	assert_string_equal(recipe_latest_version(e), "1:0.9");
+}
+
 static void test_recipe_set(void **state)
 {
 	_cleanup_(test_root_freep) struct test_root *t = test_root_new();
@@ -605,6 +629,7 @@ int main(void)
 		cmocka_unit_test(test_kernel_range),
 		cmocka_unit_test(test_pick_source),
 		cmocka_unit_test(test_pick_newest_matching),
+		cmocka_unit_test(test_pick_debian_order),
 		cmocka_unit_test(test_recipe_set),
 		cmocka_unit_test(test_shipped_example),
 		cmocka_unit_test(test_cli_lint),
