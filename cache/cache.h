@@ -150,9 +150,13 @@ void cache_refusal_note(struct cache *c, enum cache_refusal why);
 int cache_refusals(struct cache *c, uint64_t ret[_CACHE_REFUSAL_MAX]);
 
 /*
- * Remote cache. Layout under base_url (http:// or https:// only):
- *   BASE/v1/<key>/manifest      text, see remote.c
- *   BASE/v1/objects/<sha256>
+ * Remote cache. base_url is one of
+ *   http://HOST/PATH, https://...  any server with GET and PUT:
+ *                                  BASE/v1/<key>/manifest (text, see remote.c) and
+ *                                  BASE/v1/objects/<sha256>
+ *   oci://HOST[:PORT]/REPO         an OCI registry over https (oci+http:// for plain http):
+ *                                  objects and manifest are blobs, one image manifest per
+ *                                  key tagged "dm2-<key>" (see remote-oci.c)
  * Push writes the objects first and the manifest last, so a reader never sees a manifest
  * whose objects are missing. Pull verifies every object's size and sha256 before it
  * enters the local store.
@@ -163,8 +167,15 @@ struct cache_remote_options {
 	uint64_t
 		stall_timeout_usec; /* abort when under 1 byte/s for this long; 0: 30 s */
 	uint64_t max_object_size;   /* 0: 1 GiB */
+	/* Authentication (paths, or NULL); libcurl sends credentials only to the URL's own
+	 * host. Credentials may also be in the URL; no message ever shows them. */
+	const char *netrc_file;	       /* user and password per host, netrc(5) */
+	const char *bearer_token_file; /* first line: a token for "Authorization: Bearer" */
+	const char *header_file;       /* "Name: value" lines sent with every request */
+	const char *client_cert;       /* TLS client certificate (PEM) */
+	const char *client_key;	       /* its key (PEM); NULL: in client_cert */
 
-	/* Trust (see "Trust" below). Pull accepts only a manifest signed by one of trust's
+	/* Trust (see "Trust" above). Pull accepts only a manifest signed by one of trust's
 	 * certificates (NULL trusts nobody: every pull is refused); when expect_identity is
 	 * set, also only one naming that kernel identity. Push signs with sign(). */
 	const struct cache_trust *trust;

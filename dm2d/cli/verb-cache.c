@@ -9,6 +9,7 @@
 #include "pipeline/cache-policy.h"
 #include "shared/fs-util.h"
 #include "shared/log.h"
+#include "shared/url.h"
 #include "shared/util.h"
 
 static inline void cache_closep_(struct cache **c)
@@ -244,10 +245,13 @@ static int remote_transfer(struct cache *c, const char *remote, char **keys,
 		if (r < 0) {
 			if (reason)
 				log_error("%s", reason);
-			else
+			else {
+				_cleanup_free_ char *shown = url_redact(remote);
+
 				log_error_errno(r, "Failed to %s '%s' %s '%s': %m",
 						push ? "push" : "pull", *k,
-						push ? "to" : "from", remote);
+						push ? "to" : "from", strna(shown));
+			}
 			if (ret == EXIT_OK)
 				ret = remote_exit_code(r);
 			continue;

@@ -9,6 +9,7 @@
 #include "shared/fs-util.h"
 #include "shared/ini.h"
 #include "shared/log.h"
+#include "shared/url.h"
 #include "shared/util.h"
 
 /* A garbage file would otherwise print one line per line of it. */
@@ -33,9 +34,19 @@ static int parse_string(const char *v, void *field)
 	return free_and_strdup(field, v);
 }
 
-static int parse_http_url(const char *v, void *field)
+/* An absolute path, resolved under the root when used. */
+static int parse_path(const char *v, void *field)
 {
-	if ((!startswith(v, "http://") && !startswith(v, "https://")) ||
+	if (v[0] != '/')
+		return -EINVAL;
+	return free_and_strdup(field, v);
+}
+
+/* The transports of cache/remote-internal.h. */
+static int parse_remote_url(const char *v, void *field)
+{
+	if ((!startswith(v, "http://") && !startswith(v, "https://") &&
+	     !startswith(v, "oci://") && !startswith(v, "oci+http://")) ||
 	    strpbrk(v, " \t"))
 		return -EINVAL;
 	return free_and_strdup(field, v);
@@ -163,8 +174,14 @@ static const struct config_setting {
 	{ "Unpack", "MaxUnpackedSize", parse_bytes, FIELD(max_unpacked_size) },
 	{ "Unpack", "MaxEntries", parse_u64, FIELD(max_entries) },
 	{ "Cache", "MaxSize", parse_bytes, FIELD(cache_max_size) },
-	{ "Cache", "Remote", parse_http_url, FIELD(remote_cache) },
+	{ "Cache", "Remote", parse_remote_url, FIELD(remote_cache) },
 	{ "Cache", "Push", parse_bool, FIELD(remote_push) },
+	{ "Cache", "NetrcFile", parse_path, FIELD(remote_netrc_file) },
+	{ "Cache", "BearerTokenFile", parse_path, FIELD(remote_token_file) },
+	{ "Cache", "HeaderFile", parse_path, FIELD(remote_header_file) },
+	{ "Cache", "ClientCertificate", parse_path, FIELD(remote_client_cert) },
+	{ "Cache", "ClientKey", parse_path, FIELD(remote_client_key) },
+	{ "Cache", "CAFile", parse_path, FIELD(remote_ca_file) },
 	{ "Cache", "TrustedKeys", parse_string, FIELD(trusted_keys) },
 	{ "Cache", "RemoteSigning", parse_remote_signing, FIELD(remote_signing_builder) },
 };
@@ -220,7 +237,10 @@ static int config_item(const char *section, const char *key, const char *value, 
 		if (r == -ENOMEM)
 			return r;
 		if (r < 0) {
-			if (asprintf(&m, "invalid value '%s' for %s=", value, key) < 0)
+			/* A URL may carry a password: never show it. */
+			_cleanup_free_ char *shown = url_redact(value);
+
+			if (!shown || asprintf(&m, "invalid value '%s' for %s=", shown, key) < 0)
 				return -ENOMEM;
 			config_problem(p, line, m);
 		}
@@ -405,6 +425,12 @@ struct dm2_config *config_free(struct dm2_config *c)
 	free(c->mirrors);
 	free(c->ca_file);
 	free(c->remote_cache);
+	free(c->remote_netrc_file);
+	free(c->remote_token_file);
+	free(c->remote_header_file);
+	free(c->remote_client_cert);
+	free(c->remote_client_key);
+	free(c->remote_ca_file);
 	free(c->trusted_keys);
 	return mfree(c);
 }

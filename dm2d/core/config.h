@@ -51,8 +51,15 @@ struct dm2_config {
 
 	/* [Cache] */
 	uint64_t cache_max_size; /* MaxSize= */
-	char *remote_cache;      /* Remote=URL */
+	char *remote_cache;      /* Remote=URL: http(s)://, oci://, oci+http:// */
 	bool remote_push;        /* Push= */
+	/* How dm2 authenticates to Remote= (paths under the root; never printed): */
+	char *remote_netrc_file;  /* NetrcFile= */
+	char *remote_token_file;  /* BearerTokenFile= */
+	char *remote_header_file; /* HeaderFile= */
+	char *remote_client_cert; /* ClientCertificate= */
+	char *remote_client_key;  /* ClientKey= */
+	char *remote_ca_file;     /* CAFile= in [Cache]; default: CAFile= of [Fetch] */
 	char *trusted_keys;      /* TrustedKeys=, PEM files under root, space-separated */
 	bool remote_signing_builder; /* RemoteSigning=builder (default resign) */
 };

@@ -89,15 +89,12 @@ int cache_policy_load(struct dm2_context *ctx, bool with_signer, struct cache_po
 		      char **ret_reason)
 {
 	_cleanup_(cache_policy_done) struct cache_policy p = {};
-	const struct dm2_config *cfg = ctx->config;
 	int r;
 
-	if (cfg->ca_file) {
-		/* Like downloads: the CA file lives under --root. */
-		p.ca_file = context_path(ctx, cfg->ca_file);
-		if (!p.ca_file)
-			return -ENOMEM;
-	}
+	/* Like downloads: the files dm2d.conf names live under --root. */
+	r = remote_options_from_config(ctx, &p.paths, &p.o);
+	if (r < 0)
+		return r;
 	r = cache_trust_new(&p.trust);
 	if (r >= 0)
 		r = load_trust(ctx, &p, ret_reason);
@@ -105,14 +102,9 @@ int cache_policy_load(struct dm2_context *ctx, bool with_signer, struct cache_po
 		r = load_signer(ctx, &p.key, ret_reason);
 	if (r < 0)
 		return r;
-	p.o = (struct cache_remote_options){
-		.ca_file = p.ca_file,
-		.connect_timeout_usec = cfg->connect_timeout_usec,
-		.stall_timeout_usec = cfg->stall_timeout_usec,
-		.trust = p.trust,
-		.sign = p.key ? sign_manifest : NULL,
-		.sign_userdata = p.key,
-	};
+	p.o.trust = p.trust;
+	p.o.sign = p.key ? sign_manifest : NULL;
+	p.o.sign_userdata = p.key;
 	*ret = p;
 	p = (struct cache_policy){};
 	return 0;
@@ -120,7 +112,7 @@ int cache_policy_load(struct dm2_context *ctx, bool with_signer, struct cache_po
 
 void cache_policy_done(struct cache_policy *p)
 {
-	p->ca_file = mfree(p->ca_file);
+	remote_paths_done(&p->paths);
 	p->trust = cache_trust_free(p->trust);
 	p->trusted_files = strv_free(p->trusted_files);
 	p->key = sign_key_free(p->key);

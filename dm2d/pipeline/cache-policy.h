@@ -3,6 +3,7 @@
 
 #include "cache.h"
 #include "core/context.h"
+#include "pipeline/remote-options.h"
 #include "pipeline/sign.h"
 
 /* Certificates whose signatures make a remote cache entry acceptable (dm2d.conf(5)). */
@@ -10,13 +11,14 @@
 
 /*
  * How this root talks to its remote cache and whom it believes, from dm2d.conf: the
- * transfer options (CAFile=, timeouts), the trusted certificates (every *.pem in
- * ROOT/etc/dm2/trusted.d and each TrustedKeys= file, paths under the root) and, for
- * pushing, this machine's signing key. The options in o point into the policy.
+ * transfer options (remote-options.h: CAFile=, timeouts, credentials), the trusted
+ * certificates (every *.pem in ROOT/etc/dm2/trusted.d and each TrustedKeys= file, paths
+ * under the root) and, for pushing, this machine's signing key. The options in o point
+ * into the policy.
  */
 struct cache_policy {
 	struct cache_remote_options o;
-	char *ca_file;
+	struct remote_paths paths; /* the files o names */
 	struct cache_trust *trust;
 	char **trusted_files; /* absolute: what trust was loaded from */
 	struct sign_key *key;

@@ -17,6 +17,7 @@
 #include "shared/fs-util.h"
 #include "shared/hash.h"
 #include "shared/log.h"
+#include "shared/url.h"
 #include "shared/util.h"
 
 /* Files at least this large get a progress line when stderr is a terminal. */
@@ -284,9 +285,10 @@ static int attempt_judge(const struct dm2_config *c, struct transfer *t, const c
 }
 
 /* One try of one URL into fd. Local I/O errors are returned as -errno; otherwise
- * *ret_result says how it went and *ret_reason (unless OK) why. */
-static int attempt(struct dm2_context *ctx, const char *url, const char *name, int fd,
-		   enum attempt_result *ret_result, char **ret_reason)
+ * *ret_result says how it went and *ret_reason (unless OK) why, naming the URL as shown
+ * (url_redact()). */
+static int attempt(struct dm2_context *ctx, const char *url, const char *shown,
+		   const char *name, int fd, enum attempt_result *ret_result, char **ret_reason)
 {
 	_cleanup_(transfer_done) struct transfer t = {
 		.fd = fd,
@@ -320,7 +322,7 @@ static int attempt(struct dm2_context *ctx, const char *url, const char *name, i
 		return r;
 	if (t.write_error < 0)
 		return t.write_error;
-	return attempt_judge(ctx->config, &t, url, cc, code, ret_result, ret_reason);
+	return attempt_judge(ctx->config, &t, shown, cc, code, ret_result, ret_reason);
 }
 
 int fetch_expand_mirrors(const struct dm2_config *c, char **urls, char ***ret)
@@ -493,8 +495,13 @@ static int check_content(struct fetch *f, const char *url, bool *restarted, char
 static int try_url(struct fetch *f, const char *url)
 {
 	const unsigned retries = f->ctx->config->retries;
+	/* A mirror's URL may carry credentials: messages get it without them. */
+	_cleanup_free_ char *shown = url_redact(url);
 	bool restarted = false;
 	int r;
+
+	if (!shown)
+		return -ENOMEM;
 
 	for (unsigned i = 0; i <= retries; i++) {
 		_cleanup_free_ char *reason = NULL;
@@ -503,11 +510,11 @@ static int try_url(struct fetch *f, const char *url)
 
 		if (i > 0) {
 			uint64_t wait = MIN(250000ULL << (i - 1), 8000000ULL);
-			log_debug("Retrying '%s' in %" PRIu64 " ms", url, wait / 1000);
+			log_debug("Retrying '%s' in %" PRIu64 " ms", shown, wait / 1000);
 			(void) usleep((useconds_t) wait);
 		}
-		log_debug("Downloading '%s'", url);
-		r = attempt(f->ctx, url, f->name, f->fd, &res, &reason);
+		log_debug("Downloading '%s'", shown);
+		r = attempt(f->ctx, url, shown, f->name, f->fd, &res, &reason);
 		if (r < 0)
 			return r;
 		if (res == ATTEMPT_RESTART && !restarted) {
@@ -520,7 +527,7 @@ static int try_url(struct fetch *f, const char *url)
 		if (res == ATTEMPT_OK) {
 			bool was_restarted = restarted;
 
-			r = check_content(f, url, &restarted, &reason);
+			r = check_content(f, shown, &restarted, &reason);
 			if (r != 0)
 				return r;
 			if (restarted && !was_restarted)

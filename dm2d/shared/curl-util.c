@@ -2,7 +2,10 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <fcntl.h>
+
 #include "shared/curl-util.h"
+#include "shared/fs-util.h"
 #include "shared/util.h"
 
 static bool curl_initialized;
@@ -86,6 +89,33 @@ static int setup(struct http_request *h, const char *url, const struct http_opti
 	return 0;
 }
 
+/* Credentials: libcurl keeps each of them to the URL's own host across redirects
+ * (CURLOPT_UNRESTRICTED_AUTH stays off). */
+static int setup_auth(struct http_request *h, const struct http_options *o)
+{
+	CURL *e = h->easy;
+
+	if (o->netrc_file) {
+		SETOPT(e, CURLOPT_NETRC, (long) CURL_NETRC_OPTIONAL);
+		SETOPT(e, CURLOPT_NETRC_FILE, o->netrc_file);
+	}
+	if (o->bearer_token) {
+		SETOPT(e, CURLOPT_HTTPAUTH, (long) CURLAUTH_BEARER);
+		SETOPT(e, CURLOPT_XOAUTH2_BEARER, o->bearer_token);
+	}
+	if (o->client_cert) {
+		SETOPT(e, CURLOPT_SSLCERT, o->client_cert);
+		SETOPT(e, CURLOPT_SSLCERTTYPE, "PEM");
+	}
+	if (o->client_key) {
+		SETOPT(e, CURLOPT_SSLKEY, o->client_key);
+		SETOPT(e, CURLOPT_SSLKEYTYPE, "PEM");
+	}
+	if (o->headers)
+		SETOPT(e, CURLOPT_HTTPHEADER, (struct curl_slist *) o->headers);
+	return 0;
+}
+
 #undef SETOPT
 
 int http_request_init(struct http_request *h, const char *url, const struct http_options *o,
@@ -101,6 +131,8 @@ int http_request_init(struct http_request *h, const char *url, const struct http
 	if (!h->easy)
 		return -ENOMEM;
 	r = setup(h, url, o);
+	if (r >= 0)
+		r = setup_auth(h, o);
 	if (r >= 0 && o->ca_file)
 		r = set_ca_file(h->easy, o->ca_file, ret_reason);
 	if (r < 0) {
@@ -169,6 +201,97 @@ long http_request_status(struct http_request *h)
 const char *http_request_error(const struct http_request *h, CURLcode cc)
 {
 	return h->errbuf[0] ? h->errbuf : curl_easy_strerror(cc);
+}
+
+static int file_problem(char **ret_reason, const char *what, const char *path,
+			unsigned line, int r, const char *problem)
+{
+	if (!ret_reason)
+		return r;
+	if (line > 0)
+		*ret_reason = strdup_printf("%s '%s' line %u: %s", what, path, line, problem);
+	else
+		*ret_reason = strdup_printf("%s '%s': %s", what, path, problem);
+	return r;
+}
+
+/* A header line we send as it is: "Name: value", the name a token (RFC 9110), nothing
+ * that could end the line or start another header. */
+static bool header_line_valid(const char *l)
+{
+	const char *colon = strchr(l, ':');
+
+	if (!colon || colon == l)
+		return false;
+	for (const char *p = l; p < colon; p++)
+		if (!strchr("!#$%&'*+-.^_`|~", *p) && !(*p >= '0' && *p <= '9') &&
+		    !((*p | 0x20) >= 'a' && (*p | 0x20) <= 'z'))
+			return false;
+	for (const char *p = colon; *p; p++)
+		if ((unsigned char) *p < ' ' && *p != '\t')
+			return false;
+	return true;
+}
+
+int http_header_file_load(const char *path, struct curl_slist **ret, char **ret_reason)
+{
+	_cleanup_free_ char *text = NULL;
+	struct curl_slist *list = NULL;
+	unsigned line = 0;
+	int r;
+
+	r = read_full_file_at(AT_FDCWD, path, 64 * 1024, &text, NULL);
+	if (r < 0)
+		return file_problem(ret_reason, "HeaderFile", path, 0, r, strerror(-r));
+	for (char *l = text, *next; l; l = next) {
+		next = strchr(l, '\n');
+		if (next)
+			*next++ = '\0';
+		line++;
+		l = strstrip(l);
+		if (*l == '\0' || *l == '#')
+			continue;
+		if (!header_line_valid(l)) {
+			curl_slist_free_all(list);
+			return file_problem(ret_reason, "HeaderFile", path, line, -EINVAL,
+					    "not a 'Name: value' header");
+		}
+		struct curl_slist *n = curl_slist_append(list, l);
+		if (!n) {
+			curl_slist_free_all(list);
+			return -ENOMEM;
+		}
+		list = n;
+	}
+	*ret = list;
+	return 0;
+}
+
+int http_token_file_load(const char *path, char **ret, char **ret_reason)
+{
+	_cleanup_free_ char *text = NULL;
+	char *t, *nl;
+	int r;
+
+	r = read_full_file_at(AT_FDCWD, path, 64 * 1024, &text, NULL);
+	if (r < 0)
+		return file_problem(ret_reason, "BearerTokenFile", path, 0, r, strerror(-r));
+	nl = strchr(text, '\n');
+	if (nl)
+		*nl = '\0';
+	t = strstrip(text);
+	if (*t == '\0')
+		return file_problem(ret_reason, "BearerTokenFile", path, 0, -EINVAL,
+				    "the first line holds no token");
+	for (const char *p = t; *p; p++)
+		if ((unsigned char) *p <= ' ' || *p == 0x7f)
+			return file_problem(ret_reason, "BearerTokenFile", path, 0, -EINVAL,
+					    "the token contains a space or control character");
+	t = strdup(t);
+	if (!t)
+		return -ENOMEM;
+	*ret = t;
+	return 0;
 }
 
 int http_curl_errno(CURLcode cc)

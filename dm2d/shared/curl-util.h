@@ -32,6 +32,16 @@ struct http_options {
 	uint64_t stall_timeout_usec;   /* slower than 1 byte/s for this long aborts; 0: 30 s */
 	/* A body announced or found larger aborts with CURLE_FILESIZE_EXCEEDED; 0: no cap. */
 	uint64_t max_size;
+
+	/* Authentication, all optional. libcurl sends credentials only to the host of the
+	 * URL, never to a host a redirect points at. None of these is ever printed. */
+	const char *netrc_file;	 /* user and password per host (CURLOPT_NETRC_FILE) */
+	const char *bearer_token; /* "Authorization: Bearer TOKEN" */
+	const char *client_cert; /* TLS client certificate, PEM */
+	const char *client_key;	 /* its key, PEM; NULL: in client_cert */
+	/* Extra request headers, "Name: value" each. Sent on every request of this transfer,
+	 * redirects included; libcurl drops a custom Authorization: on another host. */
+	const struct curl_slist *headers;
 };
 
 /* One transfer: an easy handle set up for one URL. Embedded in the caller's object. */
@@ -54,6 +64,14 @@ long http_request_status(struct http_request *h);
 /* What went wrong, in one line: libcurl's detailed message for this transfer, or the
  * generic text of cc. */
 const char *http_request_error(const struct http_request *h, CURLcode cc);
+
+/* Read a file of extra request headers: "Name: value" per line, blank lines and lines
+ * starting with '#' ignored. A bad line gives -EINVAL and a reason naming the file and the
+ * line number, never its content (it holds secrets). */
+int http_header_file_load(const char *path, struct curl_slist **ret, char **ret_reason);
+/* Read a bearer token file: its first line, surrounding whitespace removed; -EINVAL for
+ * an empty token or one with control characters or spaces inside. */
+int http_token_file_load(const char *path, char **ret, char **ret_reason);
 
 /* A failed transfer as a negative errno: -ECONNREFUSED, -EHOSTUNREACH, -ETIMEDOUT, -EFBIG,
  * -EINVAL (bad URL or protocol), -ENOMEM, else -EIO. */
