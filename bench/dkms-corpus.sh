@@ -73,7 +73,7 @@ module_set() { (cd "$1" 2>/dev/null && find . -path ./build -prune -o \( -name '
 now() { date +%s.%N; }
 
 printf '%-26s %-22s %-9s %7s %-9s %7s %4s %s\n' package kernel dkms time dm2 time mods same
-rows=0 dkms_ok=0 dm2_ok=0 dm2_only_fail=0
+rows=0 dkms_ok=0 dm2_ok=0 dm2_only_fail=0 dm2_nongpl=0
 for p in "${packages[@]}"; do
 	[ -d "$CACHE/src/$p" ] || continue
 	for k in $KERNELS; do
@@ -129,6 +129,9 @@ for p in "${packages[@]}"; do
 			# shellcheck disable=SC2086
 			"$DM2" --root "$w/root" install $names -k "$k" >>"$w/dm2.log" 2>&1 || rc=$?
 			case $rc in 0) ;; 10) mres=skipped ;; *) mres=failed ;; esac
+			# dm2's licence gate (DKMS has none): built, and refused to install.
+			[ "$mres" = failed ] && grep -q "which is not GPL-compatible: not installed" "$w/dm2.log" &&
+				mres=non-gpl
 		fi
 		t1=$(now)
 		mt=$(printf '%.1f' "$(echo "$t1 - $t0" | bc)")
@@ -142,10 +145,12 @@ for p in "${packages[@]}"; do
 		rows=$((rows + 1))
 		[ "$dres" = ok ] && dkms_ok=$((dkms_ok + 1))
 		[ "$mres" = ok ] && dm2_ok=$((dm2_ok + 1))
-		[ "$dres" = ok ] && [ "$mres" != ok ] && dm2_only_fail=$((dm2_only_fail + 1))
+		[ "$dres" = ok ] && [ "$mres" = non-gpl ] && dm2_nongpl=$((dm2_nongpl + 1))
+		[ "$dres" = ok ] && [ "$mres" != ok ] && [ "$mres" != non-gpl ] && dm2_only_fail=$((dm2_only_fail + 1))
 		[ "$same" = NO ] && { echo "  dkms: $(echo $dset)"; echo "  dm2:  $(echo $mset)"; }
 	done
 done
-printf '\n%d package x kernel pairs: dkms built %d, dm2 built %d; dkms-only successes (dm2 failures): %d\n' \
+printf '\n%d package x kernel pairs: dkms built %d, dm2 built %d; dkms-only successes (dm2 failures): %d;\n' \
 	"$rows" "$dkms_ok" "$dm2_ok" "$dm2_only_fail"
+printf 'built by dm2 and not installed by its licence gate (non-gpl; [Build] AllowNonGPL=yes installs them): %d\n' "$dm2_nongpl"
 echo "logs: $OUT/PACKAGE/KERNEL/{dkms,dm2}.log"
