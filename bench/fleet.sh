@@ -89,6 +89,13 @@ machine() {
 		>"$r/etc/dm2/dm2d.conf"
 	echo "$r"
 }
+# trust_builder ROOT: clients accept only entries signed by a certificate they trust, the
+# builder's (made by its first build).
+trust_builder() {
+	mkdir -p "$1/etc/dm2/trusted.d"
+	openssl x509 -inform DER -in "$B/var/lib/dm2/keys/signing_key.x509" \
+		-out "$1/etc/dm2/trusted.d/builder.pem"
+}
 ms() {
 	python3 -c 'import time; print(int(time.perf_counter() * 1000))'
 }
@@ -127,6 +134,7 @@ echo "== dm2: $N clients install from the registry"
 client_ms=()
 for ((c = 1; c <= N; c++)); do
 	C=$(machine client-$c)
+	trust_builder "$C"
 	client_ms+=("$(dm2_machine "$C")")
 	[ "$(from_cache "$C")" = "$M" ] || { echo "client $c: $(from_cache "$C") of $M from the cache" >&2; exit 1; }
 	[ "$(builds_started "$C")" = 0 ] || { echo "client $c started a build" >&2; exit 1; }
@@ -156,6 +164,7 @@ for ((c = 1; c <= N; c++)); do
 		REG_PID=
 	fi
 	C=$(machine late-$c)
+	trust_builder "$C"
 	t=$(dm2_machine "$C")
 	if [ -n "$REG_PID" ]; then
 		up_ms+=("$t")
