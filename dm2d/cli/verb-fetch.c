@@ -11,6 +11,7 @@
 #include "recipe/recipe.h"
 #include "shared/fs-util.h"
 #include "shared/log.h"
+#include "shared/url.h"
 #include "shared/util.h"
 #include "pipeline/source.h"
 #include "pipeline/unpack.h"
@@ -115,8 +116,11 @@ static int fetch_url_source(struct dm2_context *ctx, const struct recipe *rcp,
 	if (r < 0) {
 		if (reason)
 			log_error("%s", reason);
-		else
-			log_error_errno(r, "Failed to download '%s': %m", s->urls[0]);
+		else {
+			_cleanup_free_ char *shown = url_redact(s->urls[0]);
+
+			log_error_errno(r, "Failed to download '%s': %m", strna(shown));
+		}
 		return EXIT_FETCH_FAILED;
 	}
 	r = check_archive(ctx, s, path, &reason);

@@ -12,6 +12,7 @@
 #include "pipeline/job-internal.h"
 #include "shared/fs-util.h"
 #include "shared/log.h"
+#include "shared/url.h"
 #include "shared/util.h"
 
 const char *build_log_name(const struct job *j)
@@ -77,8 +78,12 @@ int build_log_header(const struct job *j, char **ret)
 		strna(j->recipe->path));
 	if (s && s->path)
 		fprintf(f, "# source:  %s\n", s->path);
-	STRV_FOREACH(u, s ? s->urls : NULL)
-	fprintf(f, "# source:  %s\n", *u);
+	STRV_FOREACH(u, s ? s->urls : NULL) {
+		/* A log is read by anyone who may read logs: no userinfo or query secrets. */
+		_cleanup_free_ char *shown = url_redact(*u);
+
+		fprintf(f, "# source:  %s\n", strna(shown));
+	}
 	if (s && s->sha256)
 		fprintf(f, "# SHA256=  %s\n", s->sha256);
 	if (s && s->git_tree)

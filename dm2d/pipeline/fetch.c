@@ -593,9 +593,12 @@ static int download(struct fetch *f, char **urls, const char *part, const char *
 		return r;
 	if (!f->sha256) {
 		r = remember_url(f->store.dir_fd, url_link, f->hex);
-		if (r < 0)
-			log_debug_errno(r, "Failed to remember '%s' as '%s', ignoring: %m", urls[0],
-					f->hex);
+		if (r < 0) {
+			_cleanup_free_ char *shown = url_redact(urls[0]);
+
+			log_debug_errno(r, "Failed to remember '%s' as '%s', ignoring: %m",
+					strna(shown), f->hex);
+		}
 	}
 	return 0;
 }

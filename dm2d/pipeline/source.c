@@ -11,6 +11,7 @@
 #include "shared/fs-util.h"
 #include "shared/hash.h"
 #include "shared/log.h"
+#include "shared/url.h"
 #include "shared/util.h"
 #include "pipeline/source.h"
 #include "pipeline/unpack.h"
@@ -108,9 +109,12 @@ static int prepare_url(struct dm2_context *ctx, const struct recipe_source *s,
 
 	r = fetch_url_full(ctx, s->urls, s->sha256, &path, reason);
 	if (r < 0) {
-		if (reason && !*reason)
-			set_reason(reason, "'%s': download failed: %s", s->urls[0],
+		if (reason && !*reason) {
+			_cleanup_free_ char *shown = url_redact(s->urls[0]);
+
+			set_reason(reason, "'%s': download failed: %s", strna(shown),
 				   strerror(-r));
+		}
 		return r;
 	}
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
