@@ -9,6 +9,7 @@
 # The packages come from bench/dkms-corpus.sh's download cache (run it once first):
 #   CACHE=/var/cache/dm2-bench/dkms-corpus PACKAGES="apfs-dkms evdi-dkms" bench/new-kernel-real.sh
 # JOBS=N caps both tools: dm2d Jobs=N (and so N jobserver tokens), dkms -jN.
+# KEEP=1 keeps the work directory (both tools' logs and trees) and prints where it is.
 # Use a build without sanitizers for meaningful numbers (see bench/new-kernel.sh).
 set -euo pipefail
 
@@ -28,7 +29,7 @@ B=$(mktemp -d /tmp/dm2-bench-real.XXXXXX)
 DPID=
 cleanup() {
 	[ -n "$DPID" ] && kill -TERM "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null
-	rm -rf "$B"
+	if [ -n "${KEEP:-}" ]; then echo "kept: $B (dkms.log, dm2d.log, root/)" >&2; else rm -rf "$B"; fi
 }
 trap cleanup EXIT
 
@@ -37,7 +38,7 @@ conf_var() { (set +eu; kernelver=$KVER; . "$1/dkms.conf" >/dev/null 2>&1; eval "
 
 R=$B/root DK=$B/dkms
 mkdir -p "$B/src" "$R/usr/src" "$R/etc/dm2" "$R/lib/modules" "$DK/tree" "$DK/lib/modules/$KVER"
-n_pkg=0
+n_pkg=0 modules=()
 for p in $PACKAGES; do
 	[ -d "$CACHE/src/$p" ] || { echo "$p: not in $CACHE/src (run bench/dkms-corpus.sh)" >&2; exit 2; }
 	while read -r d; do
@@ -45,6 +46,7 @@ for p in $PACKAGES; do
 		[ -n "$name" ] && [ -n "$ver" ] || { echo "$d/dkms.conf: no PACKAGE_NAME/VERSION" >&2; exit 2; }
 		cp -a "$d" "$B/src/$name-$ver"
 		cp -a "$d" "$R/usr/src/"
+		modules+=("$name/$ver")
 	done < <(src_dirs "$p")
 	n_pkg=$((n_pkg + 1))
 done
@@ -55,9 +57,11 @@ child_cpu() { awk 'NR == 2 { s = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms
 # ---- dkms: its own -j, capped to JOBS ----
 ln -s "$TREE" "$DK/lib/modules/$KVER/build"
 dk() { dkms "$@" --dkmstree "$DK/tree" --sourcetree "$B/src" --installtree "$DK/lib/modules"; }
-for d in "$B"/src/*/; do
-	d=${d%/}; nv=${d##*/}
-	dk add -m "${nv%-*}" -v "${nv##*-}" >>"$B/dkms.log" 2>&1
+# The name and version as the dkms.conf says (apfs is linux-apfs-rw 0.3.0-1: a directory
+# name cannot be split at its last dash).
+for nv in "${modules[@]}"; do
+	dk add -m "${nv%%/*}" -v "${nv#*/}" >>"$B/dkms.log" 2>&1 ||
+		{ echo "dkms add ${nv%%/*} ${nv#*/} failed (see $B/dkms.log)" >&2; exit 1; }
 done
 t0=$(date +%s.%N)
 dkms_cpu=$( { dk autoinstall -k "$KVER" --no-depmod -j "$JOBS" >>"$B/dkms.log" 2>&1 || true
@@ -65,6 +69,8 @@ dkms_cpu=$( { dk autoinstall -k "$KVER" --no-depmod -j "$JOBS" >>"$B/dkms.log" 2
 t1=$(date +%s.%N)
 dkms_s=$(echo "$t1 - $t0" | bc)
 dkms_n=$(find "$DK/lib/modules/$KVER" -name '*.ko*' | wc -l)
+dkms_bad=$(grep -c '^Error! Bad return status' "$B/dkms.log" || true)
+[ "$dkms_bad" = 0 ] || echo "dkms: $dkms_bad builds failed (KEEP=1 keeps $B/dkms.log)" >&2
 
 # ---- dm2d: Jobs=JOBS, one jobserver of JOBS tokens ----
 # dkms installs any licence; for the same work dm2's licence gate is opened (openafs is IPL).
