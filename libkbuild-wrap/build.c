@@ -198,7 +198,7 @@ static int copy_extra_symbols(struct build *b, char ***ret)
 {
 	const struct kbw_build_params *p = b->p;
 	_cleanup_strv_free_ char **list = NULL;
-	_cleanup_free_ char *dir = NULL;
+	_cleanup_close_ int dir = -EBADF;
 	unsigned i = 0;
 	int r;
 
@@ -206,14 +206,23 @@ static int copy_extra_symbols(struct build *b, char ***ret)
 		*ret = NULL;
 		return 0;
 	}
-	dir = strdup_printf("%s/.dm2-symvers", b->ws.work_path);
-	if (!dir)
-		return -ENOMEM;
-	if (mkdir(dir, 0755) < 0 || chown(dir, b->uid, b->gid) < 0)
-		return -errno;
+	/* Created as the build user, who owns the work dir (no chown, no CAP_DAC_*); the
+	 * originals are read as ourselves. */
+	r = fs_ids_set(b->uid, b->gid);
+	if (r < 0)
+		return r;
+	if (mkdirat(b->ws.fd, KBW_WORKSPACE_WORK "/.dm2-symvers", 0755) < 0)
+		r = -errno;
+	else if ((dir = openat(b->ws.fd, KBW_WORKSPACE_WORK "/.dm2-symvers",
+			       O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+		r = -errno;
+	fs_ids_restore();
+	if (r < 0)
+		return r;
 	for (char **s = p->extra_symbols; *s; s++, i++) {
-		_cleanup_free_ char *text = NULL, *dst = NULL;
+		_cleanup_free_ char *text = NULL;
 		_cleanup_close_ int fd = -EBADF;
+		char name[32];
 		size_t n;
 
 		r = read_full_file_at(AT_FDCWD, *s, 0, &text, &n);
@@ -222,12 +231,15 @@ static int copy_extra_symbols(struct build *b, char ***ret)
 				strerror(-r));
 			return r;
 		}
-		dst = strdup_printf("%s/%u.symvers", dir, i);
-		if (!dst)
-			return -ENOMEM;
-		fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-		if (fd < 0)
-			return -errno;
+		snprintf(name, sizeof(name), "%u.symvers", i);
+		r = fs_ids_set(b->uid, b->gid);
+		if (r < 0)
+			return r;
+		fd = openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+		r = fd < 0 ? -errno : 0;
+		fs_ids_restore();
+		if (r < 0)
+			return r;
 		if (write(fd, text, n) != (ssize_t) n)
 			return errno ? -errno : -EIO;
 		r = strv_consume(&list, strdup_printf(KBW_SANDBOX_WORK_DIR
@@ -257,9 +269,13 @@ static int stage_output(struct build *b, const char *rel, uint64_t max)
 	const char *base = strrchr(rel, '/') ? strrchr(rel, '/') + 1 : rel;
 	int r;
 
-	r = kbw_workspace_open_output(&b->ws, rel, max, &fd);
+	r = kbw_workspace_open_output(&b->ws, rel, max, b->uid, b->gid, &fd);
 	if (r == -ENOENT)
 		return r;
+	if (r == -EACCES)
+		return set_reason(b, strdup_printf("'%s' is not readable by the build user; "
+						  "refusing it",
+						  base));
 	if (r == -ELOOP)
 		return set_reason(b, strdup_printf("'%s' is a symbolic link or below one; "
 						  "refusing it",
@@ -448,9 +464,15 @@ static int prepare(struct build *b)
 		kbw_log(LOG_ERR, "Cannot create the build's tmpfs: %s", strerror(-r));
 		return r;
 	}
-	r = copy_tree_owned_at(AT_FDCWD, p->source_dir, AT_FDCWD, b->ws.work_path, b->uid, b->gid);
-	if (r >= 0 && fchmodat(b->ws.fd, KBW_WORKSPACE_WORK, 0700, 0) < 0)
-		r = -errno;
+	r = copy_tree_owned_at(AT_FDCWD, p->source_dir, b->ws.fd, KBW_WORKSPACE_WORK, b->uid,
+			       b->gid);
+	if (r >= 0)
+		r = fs_ids_set(b->uid, b->gid);
+	if (r >= 0) {
+		if (fchmodat(b->ws.fd, KBW_WORKSPACE_WORK, 0700, 0) < 0)
+			r = -errno;
+		fs_ids_restore();
+	}
 	if (r < 0) {
 		kbw_log(LOG_ERR, "Cannot copy '%s' into the build's tmpfs: %s", p->source_dir,
 			r == -ENOSPC ? "larger than the disk budget" : strerror(-r));

@@ -103,16 +103,16 @@ int kbw_process_die_with_parent(pid_t parent, int sig);
 struct kbw_workspace {
 	int fd;
 	uint64_t size;
-	char *work_path; /* "/proc/self/fd/N/dm2-build": for path-based copies into it */
 };
 int kbw_workspace_new(uint64_t size, struct kbw_workspace *ret);
 void kbw_workspace_done(struct kbw_workspace *w);
 /* No block or no inode left. */
 bool kbw_workspace_full(const struct kbw_workspace *w);
-/* Open the output 'rel' (relative to the work dir) without following any symlink or
- * leaving the workspace; -EBADMSG unless a regular file with one link, -EFBIG above max. */
+/* Open the output 'rel' (relative to the work dir) as the build user uid:gid, without
+ * following any symlink or leaving the workspace; -EBADMSG unless a regular file with one
+ * link, -EFBIG above max, -EACCES if that user cannot read it. */
 int kbw_workspace_open_output(const struct kbw_workspace *w, const char *rel, uint64_t max,
-			      int *ret_fd);
+			      uid_t uid, gid_t gid, int *ret_fd);
 /* Copy in_fd to dir_fd/rel (mode 0644, owned by the caller, parents created 0755). */
 int kbw_stage_copy(int in_fd, int dir_fd, const char *rel);
 

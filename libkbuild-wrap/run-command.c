@@ -102,9 +102,16 @@ static int run(struct capture *cap, struct kbw_sandbox_outcome *o, struct kbw_sa
 	const struct kbw_command *c = cap->c;
 	const struct kbw_limits *l = c->limits;
 
-	if (mkdirat(cap->ws.fd, KBW_WORKSPACE_WORK, 0700) < 0 ||
-	    fchownat(cap->ws.fd, KBW_WORKSPACE_WORK, c->uid, c->gid, 0) < 0)
-		return -errno;
+	int r;
+
+	/* The build user's own work dir: created as that user, so no chown. */
+	r = fs_ids_set(c->uid, c->gid);
+	if (r < 0)
+		return r;
+	r = mkdirat(cap->ws.fd, KBW_WORKSPACE_WORK, 0700) < 0 ? -errno : 0;
+	fs_ids_restore();
+	if (r < 0)
+		return r;
 	*s = (struct kbw_sandbox){
 		.k = c->kernel,
 		.workspace_fd = cap->ws.fd,

@@ -25,16 +25,23 @@ static int write_input(const struct kbw_workspace *w, const struct kbw_file_comm
 		       const void *data, size_t size)
 {
 	_cleanup_close_ int dir = -EBADF, fd = -EBADF;
+	int r;
 
-	if (mkdirat(w->fd, KBW_WORKSPACE_WORK, 0700) < 0 ||
-	    fchownat(w->fd, KBW_WORKSPACE_WORK, c->uid, c->gid, 0) < 0)
-		return -errno;
-	dir = openat(w->fd, KBW_WORKSPACE_WORK, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	if (dir < 0)
-		return -errno;
-	fd = openat(dir, c->name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd < 0)
-		return -errno;
+	/* The work dir and the file are the build user's: created as that user, no chown. */
+	r = fs_ids_set(c->uid, c->gid);
+	if (r < 0)
+		return r;
+	if (mkdirat(w->fd, KBW_WORKSPACE_WORK, 0700) < 0)
+		r = -errno;
+	else if ((dir = openat(w->fd, KBW_WORKSPACE_WORK,
+			       O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+		r = -errno;
+	else if ((fd = openat(dir, c->name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+			      0644)) < 0)
+		r = -errno;
+	fs_ids_restore();
+	if (r < 0)
+		return r;
 	for (size_t off = 0; off < size;) {
 		ssize_t k = write(fd, (const char *) data + off, size - off);
 
@@ -45,8 +52,6 @@ static int write_input(const struct kbw_workspace *w, const struct kbw_file_comm
 		}
 		off += (size_t) k;
 	}
-	if (fchown(fd, c->uid, c->gid) < 0)
-		return -errno;
 	return 0;
 }
 
@@ -78,12 +83,13 @@ static int read_output(const struct kbw_workspace *w, const struct kbw_file_comm
 	size_t n = 0;
 	int r;
 
-	r = kbw_workspace_open_output(w, c->name, max, &fd);
+	r = kbw_workspace_open_output(w, c->name, max, c->uid, c->gid, &fd);
 	if (r < 0) {
 		if (ret_reason)
 			*ret_reason = strdup_printf("'%s' left '%s' %s", c->argv[0], c->name,
 						   r == -ENOENT	  ? "missing"
-						   : r == -EFBIG ? "too large"
+						   : r == -EFBIG  ? "too large"
+						   : r == -EACCES ? "unreadable"
 								 : "not a plain file");
 		return r == -ENOMEM ? r : -EPROTO;
 	}

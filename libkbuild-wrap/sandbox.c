@@ -40,7 +40,6 @@
 int kbw_workspace_new(uint64_t size, struct kbw_workspace *ret)
 {
 	_cleanup_close_ int fs = -EBADF, mnt = -EBADF;
-	char *work_path;
 	char opt[32];
 
 	fs = fsopen("tmpfs", FSOPEN_CLOEXEC);
@@ -54,18 +53,13 @@ int kbw_workspace_new(uint64_t size, struct kbw_workspace *ret)
 	mnt = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
 	if (mnt < 0)
 		return -errno;
-	work_path = strdup_printf("/proc/self/fd/%d/" KBW_WORKSPACE_WORK, mnt);
-	if (!work_path)
-		return -ENOMEM;
-	*ret = (struct kbw_workspace){.fd = TAKE_FD(mnt), .size = size,
-				      .work_path = work_path};
+	*ret = (struct kbw_workspace){.fd = TAKE_FD(mnt), .size = size};
 	return 0;
 }
 
 void kbw_workspace_done(struct kbw_workspace *w)
 {
 	w->fd = safe_close(w->fd);
-	w->work_path = mfree(w->work_path);
 }
 
 bool kbw_workspace_full(const struct kbw_workspace *w)
@@ -78,7 +72,7 @@ bool kbw_workspace_full(const struct kbw_workspace *w)
 }
 
 int kbw_workspace_open_output(const struct kbw_workspace *w, const char *rel, uint64_t max,
-			      int *ret_fd)
+			      uid_t uid, gid_t gid, int *ret_fd)
 {
 	struct open_how how = {
 		.flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY,
@@ -89,11 +83,20 @@ int kbw_workspace_open_output(const struct kbw_workspace *w, const char *rel, ui
 	_cleanup_close_ int fd = -EBADF;
 	struct stat st;
 
+	int r;
+
 	if (!path)
 		return -ENOMEM;
+	/* As the build user, the owner of the work dir: root without CAP_DAC_* cannot enter
+	 * it, and what that user made unreadable stays unread. */
+	r = fs_ids_set(uid, gid);
+	if (r < 0)
+		return r;
 	fd = (int) syscall(SYS_openat2, w->fd, path, &how, sizeof(how));
-	if (fd < 0)
-		return -errno;
+	r = fd < 0 ? -errno : 0;
+	fs_ids_restore();
+	if (r < 0)
+		return r;
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	if (!S_ISREG(st.st_mode) || st.st_nlink != 1)

@@ -24,9 +24,11 @@ static void print_result(struct cli *cli, const char *name, const char *version,
 			 const char *log)
 {
 	if (cli->json) {
-		printf("{\"recipe\": ");
+		/* "version" is the format's, as in every --json document; the source's is
+		 * "source", as in build --all-kernels. */
+		printf("{\"version\": 1, \"recipe\": ");
 		cli_json_string(stdout, name);
-		printf(", \"version\": ");
+		printf(", \"source\": ");
 		cli_json_string(stdout, version);
 		printf(", \"kernel\": ");
 		cli_json_string(stdout, kver);

@@ -189,9 +189,9 @@ int verb_fetch(int argc, char *argv[], struct cli *cli)
 		return log_oom(), EXIT_FAILURE_GENERIC;
 
 	if (cli->json) {
-		printf("{\"recipe\":");
+		printf("{\"version\":1,\"recipe\":");
 		cli_json_string(stdout, rcp->name);
-		printf(",\"version\":");
+		printf(",\"source\":");
 		cli_json_string(stdout, version);
 		printf(",\"path\":");
 		cli_json_string(stdout, path);

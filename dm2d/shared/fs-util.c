@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
+#include <sys/fsuid.h>
 #include <sys/random.h>
 
 #include "shared/fs-util.h"
@@ -319,14 +320,43 @@ struct copy_owner {
 	gid_t gid;
 };
 
-static int copy_chown(int fd, const char *name, const struct copy_owner *o)
+int fs_ids_set(uid_t uid, gid_t gid)
+{
+	if (gid != (gid_t) -1) {
+		(void) setfsgid(gid);
+		/* An invalid id changes nothing and returns the current one. */
+		if ((gid_t) setfsgid((gid_t) -1) != gid)
+			goto refused;
+	}
+	if (uid != (uid_t) -1) {
+		(void) setfsuid(uid);
+		if ((uid_t) setfsuid((uid_t) -1) != uid)
+			goto refused;
+	}
+	return 0;
+refused:
+	fs_ids_restore();
+	return -EPERM;
+}
+
+void fs_ids_restore(void)
+{
+	(void) setfsuid(geteuid());
+	(void) setfsgid(getegid());
+}
+
+/* What a copy creates, it creates as the owner (see fs_ids_set()); it reads as itself. */
+static int as_owner(const struct copy_owner *o)
 {
 	if (o->uid == (uid_t) -1 && o->gid == (gid_t) -1)
 		return 0;
-	if (fchownat(fd, name ?: "", o->uid, o->gid,
-		     name ? AT_SYMLINK_NOFOLLOW : AT_EMPTY_PATH) < 0)
-		return -errno;
-	return 0;
+	return fs_ids_set(o->uid, o->gid);
+}
+
+static void as_self(const struct copy_owner *o)
+{
+	if (o->uid != (uid_t) -1 || o->gid != (gid_t) -1)
+		fs_ids_restore();
 }
 
 int copy_bytes(int in, int out)
@@ -357,32 +387,35 @@ static int copy_regular(int sfd, const char *name, int dfd, const struct stat *s
 	in = openat(sfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (in < 0)
 		return -errno;
+	r = as_owner(o);
+	if (r < 0)
+		return r;
 	out = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (out < 0)
-		return -errno;
-	r = copy_bytes(in, out);
-	if (r < 0)
-		return r;
-	r = copy_chown(out, NULL, o);
-	if (r < 0)
-		return r;
-	/* After the chown, which clears setuid bits anyway; and not subject to the umask. */
-	if (fchmod(out, st->st_mode & 0777) < 0)
-		return -errno;
-	return 0;
+	r = out < 0 ? -errno : copy_bytes(in, out);
+	/* The mode last, not subject to the umask; created by the owner, so fchmod() needs
+	 * no CAP_FOWNER. */
+	if (r >= 0 && fchmod(out, st->st_mode & 0777) < 0)
+		r = -errno;
+	as_self(o);
+	return r;
 }
 
 static int copy_symlink(int sfd, const char *name, int dfd, const struct copy_owner *o)
 {
 	char target[PATH_MAX];
 	ssize_t n = readlinkat(sfd, name, target, sizeof(target) - 1);
+	int r;
 
 	if (n < 0)
 		return -errno;
 	target[n] = '\0';
+	r = as_owner(o);
+	if (r < 0)
+		return r;
 	if (symlinkat(target, dfd, name) < 0)
-		return -errno;
-	return copy_chown(dfd, name, o);
+		r = -errno;
+	as_self(o);
+	return r;
 }
 
 static int copy_entry(int sfd, const char *name, int dfd, const struct copy_owner *o,
@@ -421,20 +454,26 @@ static int copy_dir(int from, int dfd, const char *name, mode_t mode, const stru
 
 	if (depth > COPY_TREE_MAX_DEPTH)
 		return -ELOOP;
+	r = as_owner(o);
+	if (r < 0)
+		return r;
 	if (mkdirat(dfd, name, 0700) < 0)
-		return -errno;
-	to = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (to < 0)
-		return -errno;
+		r = -errno;
+	else if ((to = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		r = -errno;
+	as_self(o);
+	if (r < 0)
+		return r;
 	r = copy_dir_contents(from, to, o, depth + 1);
 	if (r < 0)
 		return r;
-	r = copy_chown(to, NULL, o);
+	r = as_owner(o);
 	if (r < 0)
 		return r;
 	if (fchmod(to, mode & 0777) < 0)
-		return -errno;
-	return 0;
+		r = -errno;
+	as_self(o);
+	return r;
 }
 
 static int copy_entry(int sfd, const char *name, int dfd, const struct copy_owner *o,

@@ -34,9 +34,17 @@ int rm_rf_at(int dir_fd, const char *path);
  * of src may be a symlink, nothing below it is followed. Other file types are refused with
  * -EBADMSG, trees deeper than 64 levels with -ELOOP. */
 int copy_tree_at(int src_dir_fd, const char *src, int dst_dir_fd, const char *dst);
-/* The same, with every created entry owned by uid:gid (a build user's private copy). */
+/* The same, with every entry created as uid:gid (fs_ids_set()): a build user's private
+ * copy, made without CAP_CHOWN or CAP_FOWNER. The source is read with our own ids. */
 int copy_tree_owned_at(int src_dir_fd, const char *src, int dst_dir_fd, const char *dst,
 		       uid_t uid, gid_t gid);
+/* The calling thread's file-system ids become uid:gid ((uid_t) -1, (gid_t) -1: unchanged),
+ * as setfsuid(2): what it creates then is theirs without a chown, and their private
+ * directories are open to it without CAP_DAC_OVERRIDE or CAP_DAC_READ_SEARCH. Needs
+ * CAP_SETUID/CAP_SETGID; -EPERM (ours kept) without. fs_ids_restore() returns to the
+ * effective ids. */
+int fs_ids_set(uid_t uid, gid_t gid);
+void fs_ids_restore(void);
 /* Create a fresh, empty, mode 0700 directory named "<prefix>XXXXXX" under dir_fd. */
 int mkdtemp_at(int dir_fd, const char *prefix, char **ret_name);
 /* Join a root directory and a path, with exactly one slash between them. */

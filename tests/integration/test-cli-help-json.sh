@@ -57,7 +57,8 @@ MOD=$(find "$ROOT/lib/modules/$KVER/updates/dm2" -name 'dm2_example.ko*' | head 
 
 JSONS=("status" "status dm2-example -k $KVER" "recipe list" "recipe show dm2-example"
 	"kernel list" "key show" "key status" "cache stat" "dkms list" "dkms status"
-	"dkms import $ROOT/usr/src/jsonpkg-1.0" "verify $MOD")
+	"dkms import $ROOT/usr/src/jsonpkg-1.0" "verify $MOD" "build dm2-example -k $KVER"
+	"fetch dm2-example")
 for v in "${JSONS[@]}"; do
 	rc=0
 	# shellcheck disable=SC2086

@@ -3,7 +3,11 @@
  * sources into work dirs, and libkbuild-wrap's private copy for the build user. */
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/capability.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 
 #include "shared/fs-util.h"
 #include "shared/util.h"
@@ -67,21 +71,60 @@ static void test_copy(void **state)
 	ASSERT_ERR(copy_tree_at(dir_fd, "src", dir_fd, "copy"), -EEXIST);
 }
 
+/* The effective, permitted and inheritable sets without CAP_CHOWN, CAP_FOWNER and CAP_DAC_*,
+ * as dm2d.service's bounding set leaves them. */
+static int drop_fs_caps(void)
+{
+	struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_data_struct d[2];
+	const uint32_t drop = 1U << CAP_CHOWN | 1U << CAP_DAC_OVERRIDE |
+			      1U << CAP_DAC_READ_SEARCH | 1U << CAP_FOWNER;
+
+	if (syscall(SYS_capget, &h, d) < 0)
+		return -errno;
+	d[0].effective &= ~drop;
+	d[0].permitted &= ~drop;
+	d[0].inheritable &= ~drop;
+	return syscall(SYS_capset, &h, d) < 0 ? -errno : 0;
+}
+
 static void test_owned_and_top_symlink(void **state)
 {
 	struct stat st;
+	int status;
+	pid_t pid;
 
+	/* Entries are created as the owner, so the destination's parent must let the owner
+	 * in, as the workspace's 1777 root does. */
+	assert_int_equal(mkdirat(dir_fd, "pub", 0755), 0);
+	assert_int_equal(fchmodat(dir_fd, "pub", 01777, 0), 0);
 	/* The top may be a symlink (a /usr/src/NAME-VER link), and absolute paths work. */
-	_cleanup_free_ char *src = path_join(dir, "srclink"), *dst = path_join(dir, "owned");
-	ASSERT_OK(copy_tree_owned_at(AT_FDCWD, src, AT_FDCWD, dst, 4242, 4343));
-	const char *const paths[] = {"owned", "owned/a.c", "owned/ro", "owned/ro/inner.h",
-				     "owned/link"};
+	_cleanup_free_ char *src = path_join(dir, "srclink"), *dst = path_join(dir, "pub/owned");
+	/* Without CAP_CHOWN, CAP_FOWNER or CAP_DAC_* (dm2d.service has none); after the copy
+	 * the file-system ids are ours again. */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(drop_fs_caps() < 0 ||
+		      copy_tree_owned_at(AT_FDCWD, src, AT_FDCWD, dst, 4242, 4343) < 0 ||
+		      setfsuid((uid_t) -1) != (int) geteuid() ||
+		      setfsgid((gid_t) -1) != (int) getegid());
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	const char *const paths[] = {"pub/owned", "pub/owned/a.c", "pub/owned/ro",
+				     "pub/owned/ro/inner.h", "pub/owned/link"};
 	for (size_t i = 0; i < ELEMENTSOF(paths); i++) {
 		assert_int_equal(fstatat(dir_fd, paths[i], &st, AT_SYMLINK_NOFOLLOW), 0);
 		if (st.st_uid != 4242 || st.st_gid != 4343)
 			fail_msg("'%s' is owned by %u:%u", paths[i], st.st_uid, st.st_gid);
 	}
-	assert_true(S_ISLNK(mode_of("owned/link")));
+	assert_true(S_ISLNK(mode_of("pub/owned/link")));
+	assert_int_equal(mode_of("pub/owned/ro") & 07777, 0555);
+	assert_int_equal(mode_of("pub/owned/run.sh") & 07777, 0755);
+	/* A parent the owner may not write to: refused, nothing made. */
+	_cleanup_free_ char *dst2 = path_join(dir, "owned");
+	ASSERT_ERR(copy_tree_owned_at(AT_FDCWD, src, AT_FDCWD, dst2, 4242, 4343), -EACCES);
+	assert_int_equal(faccessat(dir_fd, "owned", F_OK, AT_SYMLINK_NOFOLLOW), -1);
 }
 
 static void test_refused(void **state)
