@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Every *-dkms package of Debian's archive, built by dkms and by dm2 for every installed
 # kernel build tree, side by side: package, kernel, each tool's result and time, the number
-# of modules, and whether both installed the same files (names and directories).
+# of modules, whether both installed the same files (names and directories), and whether
+# every module dm2 installed is signed.
 #
 # The packages are fetched with `apt-get download` into a cache directory (not the repo)
 # and unpacked there once. Nothing of the machine's own state is touched: dkms gets private
@@ -71,9 +72,19 @@ module_set() { (cd "$1" 2>/dev/null && find . -path ./build -prune -o \( -name '
 	sed -e 's|^\./||' -e 's/\.ko\(\.[a-z]*\)\?$//' | sort); }
 
 now() { date +%s.%N; }
+# Whether every module dm2 installed below $1 carries a signature (kmod's modinfo reads
+# compressed ones too): yes, NO (naming the first unsigned one on stderr), - for none.
+all_signed() {
+	local n=0 f
+	while read -r f; do
+		n=$((n + 1))
+		[ -n "$(modinfo -F sig_id "$f" 2>/dev/null)" ] || { echo "  unsigned: $f" >&2; echo NO; return; }
+	done < <(find "$1" -path "$1/build" -prune -o \( -name '*.ko' -o -name '*.ko.*' \) -print 2>/dev/null)
+	[ "$n" -gt 0 ] && echo yes || echo -
+}
 
-printf '%-26s %-22s %-9s %7s %-9s %7s %4s %s\n' package kernel dkms time dm2 time mods same
-rows=0 dkms_ok=0 dm2_ok=0 dm2_only_fail=0 dm2_nongpl=0
+printf '%-26s %-22s %-9s %7s %-9s %7s %4s %-4s %s\n' package kernel dkms time dm2 time mods same signed
+rows=0 dkms_ok=0 dm2_ok=0 dm2_only_fail=0 dm2_nongpl=0 dm2_unsigned=0
 for p in "${packages[@]}"; do
 	[ -d "$CACHE/src/$p" ] || continue
 	for k in $KERNELS; do
@@ -141,16 +152,19 @@ for p in "${packages[@]}"; do
 		nmod=$(printf '%s' "$dset" | grep -c . || true)
 		same=-
 		[ "$dres" = ok ] && [ "$mres" = ok ] && { [ "$dset" = "$mset" ] && same=yes || same=NO; }
-		printf '%-26s %-22s %-9s %6ss %-9s %6ss %4s %s\n' "$p" "$k" "$dres" "$dt" "$mres" "$mt" "$nmod" "$same"
+		signed=$(all_signed "$w/root/lib/modules/$k")
+		printf '%-26s %-22s %-9s %6ss %-9s %6ss %4s %-4s %s\n' "$p" "$k" "$dres" "$dt" "$mres" "$mt" "$nmod" "$same" "$signed"
 		rows=$((rows + 1))
 		[ "$dres" = ok ] && dkms_ok=$((dkms_ok + 1))
 		[ "$mres" = ok ] && dm2_ok=$((dm2_ok + 1))
 		[ "$dres" = ok ] && [ "$mres" = non-gpl ] && dm2_nongpl=$((dm2_nongpl + 1))
 		[ "$dres" = ok ] && [ "$mres" != ok ] && [ "$mres" != non-gpl ] && dm2_only_fail=$((dm2_only_fail + 1))
+		[ "$signed" = NO ] && dm2_unsigned=$((dm2_unsigned + 1))
 		[ "$same" = NO ] && { echo "  dkms: $(echo $dset)"; echo "  dm2:  $(echo $mset)"; }
 	done
 done
 printf '\n%d package x kernel pairs: dkms built %d, dm2 built %d; dkms-only successes (dm2 failures): %d;\n' \
 	"$rows" "$dkms_ok" "$dm2_ok" "$dm2_only_fail"
 printf 'built by dm2 and not installed by its licence gate (non-gpl; [Build] AllowNonGPL=yes installs them): %d\n' "$dm2_nongpl"
+printf 'pairs where a module dm2 installed is unsigned: %d\n' "$dm2_unsigned"
 echo "logs: $OUT/PACKAGE/KERNEL/{dkms,dm2}.log"
