@@ -129,6 +129,20 @@ def build_uid_procs():
     return found
 
 
+def unit_wrap(src_dir):
+    """setpriv arguments that give dm2d no more capabilities than units/dm2d.service
+    (CapabilityBoundingSet=) and no_new_privs (NoNewPrivileges=), as daemon-lib.sh does."""
+    if os.geteuid() != 0 or os.environ.get("DM2D_FULL_CAPS") or not shutil.which("setpriv"):
+        return []
+    with open(f"{src_dir}/units/dm2d.service") as f:
+        caps = [line.split("=", 1)[1].split() for line in f
+                if line.startswith("CapabilityBoundingSet=")]
+    if not caps:
+        raise RuntimeError("units/dm2d.service has no CapabilityBoundingSet=")
+    wanted = ",".join("+" + c.removeprefix("CAP_").lower() for c in caps[0])
+    return ["setpriv", f"--bounding-set=-all,{wanted}", "--no-new-privs"]
+
+
 class World:
     def __init__(self, top, build_dir, src_dir, rng, log):
         self.top, self.rng, self.log = top, rng, log
@@ -310,7 +324,8 @@ class World:
     # ---- dm2d ----
     def start_dm2d(self):
         log = open(f"{self.top}/dm2d.log", "ab")
-        self.dm2d = subprocess.Popen([self.dm2d_bin, "--root", self.root, "--recipes", self.recipes,
+        self.dm2d = subprocess.Popen(unit_wrap(self.src_dir) +
+                                     [self.dm2d_bin, "--root", self.root, "--recipes", self.recipes,
                                       "--foreground", "-v"], stdout=log, stderr=log,
                                      start_new_session=True)
         log.close()

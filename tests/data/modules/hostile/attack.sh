@@ -48,9 +48,10 @@ backdoor)
 	;;
 links)
 	# Outputs that are links when make ends: to a root-only file, and a second name of
-	# a source file.
+	# a source file; and one its owner, the build user, made unreadable.
 	ln -sf /etc/shadow "$src/dm2_symlink.ko"
 	ln -f "$src/dm2_hostile.c" "$src/dm2_hardlink.ko"
+	echo "not for root's eyes" >"$src/dm2_hidden.ko" && chmod 000 "$src/dm2_hidden.ko"
 	;;
 probe)
 	# What of the host can the build see and touch? ARG: a host AF_UNIX socket.
