@@ -177,44 +177,38 @@ static void test_outputs_are_staged_copies(void **state)
 	build_done(&b);
 }
 
+/* Build expecting the output 'module' of the "links" attack: refused for 'reason', and
+ * nothing of it staged. */
+static void expect_refused(struct build *b, const char *module, const char *reason)
+{
+	_cleanup_(resultp) struct kbw_build_result *res = NULL;
+	_cleanup_free_ char *staged = path_join(b->work, module);
+
+	(void) rm_rf_at(AT_FDCWD, b->work);
+	free(b->mods[0]);
+	b->mods[0] = strdup(module);
+	ASSERT_OK(kbw_build(b->k, &b->p, &res));
+	assert_false(kbw_build_succeeded(res));
+	assert_string_equal(res->reason, reason);
+	assert_int_equal(access(staged, F_OK), -1);
+}
+
 /* An expected output that is a symlink, a hard link or unreadable when make ends is
  * refused. */
 static void test_linked_outputs_refused(void **state)
 {
 	_cleanup_(test_root_freep) struct test_root *t = test_root_new(.kernel = true);
-	_cleanup_(resultp) struct kbw_build_result *res = NULL, *res2 = NULL, *res3 = NULL;
 	struct build b;
 
 	build_init(&b, t, "hostile", "work", "links", NULL, NULL);
-	free(b.mods[0]);
-	b.mods[0] = strdup("dm2_symlink.ko");
-	ASSERT_OK(kbw_build(b.k, &b.p, &res));
-	assert_false(kbw_build_succeeded(res));
-	assert_string_equal(res->reason,
-			    "'dm2_symlink.ko' is a symbolic link or below one; refusing it");
-	{
-		_cleanup_free_ char *staged = path_join(b.work, "dm2_symlink.ko");
-
-		assert_int_equal(access(staged, F_OK), -1);
-	}
-
-	(void) rm_rf_at(AT_FDCWD, b.work);
-	free(b.mods[0]);
-	b.mods[0] = strdup("dm2_hardlink.ko");
-	ASSERT_OK(kbw_build(b.k, &b.p, &res2));
-	assert_false(kbw_build_succeeded(res2));
-	assert_string_equal(res2->reason, "'dm2_hardlink.ko' is not a regular file with a "
-					  "single link; refusing it");
-
+	expect_refused(&b, "dm2_symlink.ko",
+		       "'dm2_symlink.ko' is a symbolic link or below one; refusing it");
+	expect_refused(&b, "dm2_hardlink.ko",
+		       "'dm2_hardlink.ko' is not a regular file with a single link; refusing it");
 	/* Outputs are opened with the build user's ids (dm2d.service has no CAP_DAC_*):
 	 * what that user hid from itself stays hidden, and is refused. */
-	(void) rm_rf_at(AT_FDCWD, b.work);
-	free(b.mods[0]);
-	b.mods[0] = strdup("dm2_hidden.ko");
-	ASSERT_OK(kbw_build(b.k, &b.p, &res3));
-	assert_false(kbw_build_succeeded(res3));
-	assert_string_equal(res3->reason,
-			    "'dm2_hidden.ko' is not readable by the build user; refusing it");
+	expect_refused(&b, "dm2_hidden.ko",
+		       "'dm2_hidden.ko' is not readable by the build user; refusing it");
 	build_done(&b);
 }
 
