@@ -163,6 +163,16 @@ static int json_scalar(struct json *j)
 	return j->p > s && (j->p[-1] >= '0' && j->p[-1] <= '9') ? 0 : -EBADMSG;
 }
 
+/* After a member of an object or array: 1 at ',' (another follows), 0 at the closing
+ * bracket (consumed), -EBADMSG at anything else. */
+static int json_next(struct json *j, char close)
+{
+	json_ws(j);
+	if (j->p < j->end && (*j->p == ',' || *j->p == close))
+		return *j->p++ == ',';
+	return -EBADMSG;
+}
+
 /* An object; when path is not empty, the value under key path[0] is searched further. */
 static int json_object(struct json *j, unsigned depth, const char *const *path, char **ret)
 {
@@ -192,16 +202,9 @@ static int json_object(struct json *j, unsigned depth, const char *const *path, 
 		r = json_value(j, depth + 1, want ? path + 1 : NULL, want ? ret : NULL);
 		if (r < 0)
 			return r;
-		json_ws(j);
-		if (j->p < j->end && *j->p == ',') {
-			j->p++;
-			continue;
-		}
-		if (j->p < j->end && *j->p == '}') {
-			j->p++;
-			return 0;
-		}
-		return -EBADMSG;
+		r = json_next(j, '}');
+		if (r <= 0)
+			return r;
 	}
 }
 
@@ -218,16 +221,9 @@ static int json_array(struct json *j, unsigned depth)
 
 		if (r < 0)
 			return r;
-		json_ws(j);
-		if (j->p < j->end && *j->p == ',') {
-			j->p++;
-			continue;
-		}
-		if (j->p < j->end && *j->p == ']') {
-			j->p++;
-			return 0;
-		}
-		return -EBADMSG;
+		r = json_next(j, ']');
+		if (r <= 0)
+			return r;
 	}
 }
 

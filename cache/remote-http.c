@@ -372,29 +372,45 @@ static int http_open(struct remote *r, char **reason)
 	return 0;
 }
 
+/* GET url, redirects followed, into fd (or into y->body when fd < 0), at most limit bytes;
+ * anything but 200 is an error with its reason (-ENOENT for 404 and 410: the caller
+ * names what is missing). */
+static int http_get(struct remote *r, const char *url, int fd, uint64_t limit,
+		    struct remote_reply *y, char **reason)
+{
+	_cleanup_free_ char *shown = url_redact(url);
+	struct remote_request q = REMOTE_REQUEST_INIT("GET", url);
+	int k;
+
+	if (!shown)
+		return -ENOMEM;
+	q.follow = true;
+	q.down_fd = fd;
+	q.limit = limit;
+	k = remote_request(r, &q, y, reason);
+	if (k < 0)
+		return k;
+	if (y->status != 200) {
+		k = remote_http_error(y->status, "GET", shown, reason);
+		remote_reply_done(y);
+	}
+	return k < 0 ? k : 0;
+}
+
 static int http_get_manifest(struct remote *r, const char *key, char **ret, size_t *ret_len,
 			     char **reason)
 {
 	_cleanup_free_ char *url = strdup_printf("%s/v1/%s/manifest", r->url, key);
-	_cleanup_free_ char *shown = url_redact(url);
-	struct remote_request q = REMOTE_REQUEST_INIT("GET", url);
 	struct remote_reply y;
 	int k;
 
-	if (!url || !shown)
+	if (!url)
 		return -ENOMEM;
-	q.follow = true;
-	q.limit = REMOTE_MANIFEST_MAX_SIZE;
-	k = remote_request(r, &q, &y, reason);
+	k = http_get(r, url, -EBADF, REMOTE_MANIFEST_MAX_SIZE, &y, reason);
+	if (k == -ENOENT)
+		set_reason(reason, "No cache entry '%s' on '%s'", key, r->shown);
 	if (k < 0)
 		return k;
-	if (y.status != 200) {
-		k = remote_http_error(y.status, "GET", shown, reason);
-		if (k == -ENOENT)
-			set_reason(reason, "No cache entry '%s' on '%s'", key, r->shown);
-		remote_reply_done(&y);
-		return k;
-	}
 	*ret = y.body ? TAKE_PTR(y.body) : strdup("");
 	*ret_len = y.len;
 	remote_reply_done(&y);
@@ -460,27 +476,22 @@ static int http_get_object(struct remote *r, const char *sha256, int fd, uint64_
 			   char **reason)
 {
 	_cleanup_free_ char *url = strdup_printf("%s/v1/objects/%s", r->url, sha256);
-	_cleanup_free_ char *shown = url_redact(url);
-	struct remote_request q = REMOTE_REQUEST_INIT("GET", url);
 	struct remote_reply y;
 	int k;
 
-	if (!url || !shown)
+	if (!url)
 		return -ENOMEM;
-	q.follow = true;
-	q.down_fd = fd;
-	q.limit = limit;
-	k = remote_request(r, &q, &y, reason);
+	k = http_get(r, url, fd, limit, &y, reason);
+	if (k == -ENOENT) {
+		_cleanup_free_ char *shown = url_redact(url);
+
+		set_reason(reason, "Object '%s' listed in the manifest is missing",
+			   shown ?: sha256);
+	}
 	if (k < 0)
 		return k;
-	if (y.status != 200) {
-		k = remote_http_error(y.status, "GET", shown, reason);
-		if (k == -ENOENT)
-			set_reason(reason, "Object '%s' listed in the manifest is missing",
-				   shown);
-	}
 	remote_reply_done(&y);
-	return k < 0 ? k : 0;
+	return 0;
 }
 
 static int http_put_object(struct remote *r, const char *sha256, int fd, uint64_t size,
