@@ -58,26 +58,11 @@ done
 chmod -R a+rX "$RECIPES" "$T/src"
 
 # ---- the registry: plain http on a free port, storage under $T ----
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cat >"$T/registry.yml" <<YML
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $T/registry
-http:
-  addr: 127.0.0.1:$PORT
-  secret: dm2-bench-only
-YML
-docker-registry serve "$T/registry.yml" >"$T/registry.log" 2>&1 &
-REG_PID=$!
-for _ in $(seq 100); do
-	(exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
-	sleep 0.1
-done
+# (start_registry and free_port: the tests' helpers)
+source "$SRC/tests/integration/cache-lib.sh"
+PORT=$(free_port)
+start_registry "$T/registry" "$PORT" || { echo "docker-registry did not start" >&2; exit 1; }
+REG_PID=$registry_pid
 REMOTE=oci+http://127.0.0.1:$PORT/dm2/fleet
 
 # machine NAME: a fresh dm2 root with the kernel, Remote= the registry, Push=yes.

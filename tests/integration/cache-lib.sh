@@ -5,16 +5,54 @@
 #   start_nginx TEMPLATE PREFIX     nginx from tests/helpers/TEMPLATE on a free port; sets
 #                                   $port, appends its pid to nginx_pids
 #   stop_nginx                      stop every nginx started
+#   free_port                       print a free TCP port of 127.0.0.1
+#   start_registry DIR PORT [YAML]  Debian's docker-registry on 127.0.0.1:PORT with its
+#                                   config, storage and log in DIR, YAML appended to the
+#                                   config (indented: more of http:, e.g. tls:); sets
+#                                   $registry_pid; 1, with its log on stderr, if it does
+#                                   not listen within 10 s
 #   make_cert DIR CN                DIR/key.pem and DIR/cert.pem, a self-signed signing pair
 #   sign_manifest BODY KEY CERT     print BODY followed by its "signature" line
 
 nginx_pids=()
 
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+start_registry() {
+	local dir=$1 port=$2 extra=${3:-}
+	mkdir -p "$dir"
+	cat >"$dir/config.yml" <<EOF
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $dir/data
+http:
+  addr: 127.0.0.1:$port
+  secret: dm2-test-only
+$extra
+EOF
+	docker-registry serve "$dir/config.yml" >>"$dir/log" 2>&1 &
+	registry_pid=$!
+	for _ in $(seq 100); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+		kill -0 "$registry_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	cat "$dir/log" >&2
+	return 1
+}
+
 start_nginx() {
 	local tmpl=$1 prefix=$2 pid up
 	mkdir -p "$prefix/www"
 	for _ in 1 2 3 4 5; do
-		port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+		port=$(free_port)
 		sed -e "s|@PREFIX@|$prefix|g" -e "s|@PORT@|$port|g" \
 			"$DM2_SOURCE_DIR/tests/helpers/$tmpl" >"$prefix/nginx.conf"
 		PATH=$PATH:/usr/sbin nginx -e "$prefix/error.log" -p "$prefix" -c "$prefix/nginx.conf" &

@@ -9,6 +9,7 @@
 # and accept nothing else, as over plain HTTP (test-cache-trust.sh).
 set -eu -o pipefail
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/cache-lib.sh"
 
 command -v docker-registry >/dev/null || fail "docker-registry is not installed (.ci/setup)"
 command -v htpasswd >/dev/null || fail "htpasswd is not installed (apache2-utils, .ci/setup)"
@@ -31,45 +32,20 @@ openssl x509 -req -in "$REG/server.csr" -CA "$REG/ca.pem" -CAkey "$REG/ca.key" \
 htpasswd -Bbn builder 'pa$$word@1' >"$REG/htpasswd" 2>/dev/null
 
 REG_PID=
-start_registry() {
-	local up
-	cat >"$REG/config.yml" <<EOF
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $REG/data
-http:
-  addr: 127.0.0.1:$PORT
-  secret: dm2-test-only
-  tls:
+stop_registry() {
+	kill "$REG_PID" 2>/dev/null || true
+	wait "$REG_PID" 2>/dev/null || true
+}
+PORT=$(free_port)
+start_registry "$REG" "$PORT" "  tls:
     certificate: $REG/server.pem
     key: $REG/server.key
 auth:
   htpasswd:
     realm: dm2-test
-    path: $REG/htpasswd
-EOF
-	docker-registry serve "$REG/config.yml" >>"$REG/log" 2>&1 &
-	REG_PID=$!
-	LIB_PIDS+=("$REG_PID")
-	up=
-	for _ in $(seq 100); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then up=1; break; fi
-		kill -0 "$REG_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	[ -n "$up" ] || { cat "$REG/log" >&2; fail "docker-registry did not start"; }
-}
-stop_registry() {
-	kill "$REG_PID" 2>/dev/null || true
-	wait "$REG_PID" 2>/dev/null || true
-}
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-start_registry
+    path: $REG/htpasswd" || fail "docker-registry did not start"
+REG_PID=$registry_pid
+LIB_PIDS+=("$REG_PID")
 URL=oci://127.0.0.1:$PORT/dm2/fleet
 
 # configure ROOT PASSWORD: Remote= the registry, credentials in a netrc, our CA.
@@ -288,20 +264,8 @@ python3 "$TOK/server.py" "$TOK/port" "$REG/server.pem" "$REG/server.key" "$TOK/s
 LIB_PIDS+=("$!")
 wait_for 20 test -s "$TOK/port"
 TPORT=$(cat "$TOK/port")
-TREG_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cat >"$TOK/config.yml" <<YML
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $TOK/data
-http:
-  addr: 127.0.0.1:$TREG_PORT
-  secret: dm2-test-only
-  tls:
+TREG_PORT=$(free_port)
+start_registry "$TOK/registry" "$TREG_PORT" "  tls:
     certificate: $REG/server.pem
     key: $REG/server.key
 auth:
@@ -309,20 +273,17 @@ auth:
     realm: https://127.0.0.1:$TPORT/token
     service: dm2-test-registry
     issuer: dm2-test-issuer
-    rootcertbundle: $TOK/sign.pem
-YML
-docker-registry serve "$TOK/config.yml" >>"$TOK/registry.log" 2>&1 &
-LIB_PIDS+=("$!")
-wait_for 20 bash -c "exec 3<>/dev/tcp/127.0.0.1/$TREG_PORT" 2>/dev/null
+    rootcertbundle: $TOK/sign.pem" || fail "the token registry did not start"
+LIB_PIDS+=("$registry_pid")
 TURL=oci://127.0.0.1:$TREG_PORT/dm2/tokens
 printf 'machine 127.0.0.1 login builder password %s\n' 'tok$en-pass' >"$BUILDER/etc/dm2/netrc"
 dm2_at "$BUILDER" cache push --remote "$TURL" "$KEY" >"$T/out" 2>&1 ||
-	{ cat "$T/out" "$TOK/err" "$TOK/registry.log"; fail "push with the token flow"; }
+	{ cat "$T/out" "$TOK/err" "$TOK/registry/log"; fail "push with the token flow"; }
 # The registry names the actions in either order.
 grep -qE "repository:dm2/tokens:(pull,push|push,pull)" "$TOK/log" || fail "no token for push: $(cat "$TOK/log")"
 C5=$(client c5 'tok$en-pass')
 dm2_at "$C5" cache pull --remote "$TURL" "$KEY" >"$T/out" 2>&1 ||
-	{ cat "$T/out" "$TOK/registry.log"; fail "pull with the token flow"; }
+	{ cat "$T/out" "$TOK/registry/log"; fail "pull with the token flow"; }
 grep -qx "repository:dm2/tokens:pull" "$TOK/log" || fail "no token for pull: $(cat "$TOK/log")"
 (cd "$BUILDER/var/cache/dm2/artifacts/objects" && find . -type f) >"$T/objects"
 while read -r o; do
@@ -385,28 +346,13 @@ openssl req -newkey rsa:2048 -nodes -subj "/CN=dm2 fleet client" \
 	-keyout "$REG/client.key" -out "$REG/client.csr" 2>/dev/null
 openssl x509 -req -in "$REG/client.csr" -CA "$REG/ca.pem" -CAkey "$REG/ca.key" \
 	-CAcreateserial -days 2 -out "$REG/client.pem" 2>/dev/null
-CPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cat >"$REG/mtls.yml" <<YML
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $REG/mtls-data
-http:
-  addr: 127.0.0.1:$CPORT
-  secret: dm2-test-only
-  tls:
+CPORT=$(free_port)
+start_registry "$REG/mtls" "$CPORT" "  tls:
     certificate: $REG/server.pem
     key: $REG/server.key
     clientcas:
-      - $REG/ca.pem
-YML
-docker-registry serve "$REG/mtls.yml" >>"$REG/mtls.log" 2>&1 &
-LIB_PIDS+=("$!")
-wait_for 20 bash -c "exec 3<>/dev/tcp/127.0.0.1/$CPORT" 2>/dev/null
+      - $REG/ca.pem" || fail "the client-certificate registry did not start"
+LIB_PIDS+=("$registry_pid")
 CURL_M=oci://127.0.0.1:$CPORT/dm2/mtls
 C9=$(configure_only c9 "Remote=$CURL_M" ClientCertificate=/etc/dm2/client.pem \
 	ClientKey=/etc/dm2/client.key)
@@ -416,7 +362,7 @@ cp "$REG/client.pem" "$REG/client.key" "$BUILDER/etc/dm2/"
 printf 'ClientCertificate=/etc/dm2/client.pem\nClientKey=/etc/dm2/client.key\n' \
 	>>"$BUILDER/etc/dm2/dm2d.conf"
 dm2_at "$BUILDER" cache push --remote "$CURL_M" "$KEY" >"$T/out" 2>&1 ||
-	{ cat "$T/out" "$REG/mtls.log"; fail "push with a client certificate"; }
+	{ cat "$T/out" "$REG/mtls/log"; fail "push with a client certificate"; }
 dm2_at "$C9" cache pull "$KEY" >"$T/out" 2>&1 || { cat "$T/out"; fail "pull with a client certificate"; }
 C10=$(configure_only c10 "Remote=$CURL_M")
 dm2_at "$C10" cache pull "$KEY" >"$T/out" 2>"$T/err" && fail "pull without a client certificate succeeded"
