@@ -369,6 +369,16 @@ static int stage_module(struct build *b, const char *rel, char ***produced)
 	if (!path)
 		return -ENOMEM;
 	r = kbw_module_vermagic(path, &vermagic);
+	if (r < 0 || !streq(vermagic, b->k->vermagic))
+		(void) unlinkat(b->staging_fd, rel, 0); /* refused: not left staged */
+	if (r == -ENOEXEC)
+		return set_reason(b, strdup_printf("'%s' is not an ELF object whose headers fit "
+						  "in it; refusing it",
+						  base));
+	if (r == -ENODATA)
+		return set_reason(b, strdup_printf("'%s' has no vermagic in its .modinfo; "
+						  "refusing it",
+						  base));
 	if (r < 0)
 		return set_reason(b, strdup_printf("Cannot read the vermagic of '%s': %s",
 						  base, strerror(-r)));

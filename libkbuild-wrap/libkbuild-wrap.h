@@ -230,9 +230,12 @@ struct kbw_build_result *kbw_build_result_free(struct kbw_build_result *r);
 
 /* ---- Module info ---- */
 
-/* The vermagic of a .ko (uncompressed or compressed), read with libkmod. */
+/* The vermagic of an uncompressed .ko (what kbuild builds), read with libelf. */
 int kbw_module_vermagic(const char *path, char **ret);
-/* Any modinfo key ("license", "signer", ...), read with libkmod; -ENODATA if absent. */
+/* Any modinfo key ("license", "author", ...) of an uncompressed .ko: the first
+ * "KEY=value" in its .modinfo section. -ENODATA if the key or the section is absent,
+ * -ENOEXEC if the file is not an ELF object whose headers fit in it (a compressed module
+ * is not one). Any bytes may be passed: nothing aborts. */
 int kbw_module_info(const char *path, const char *key, char **ret);
 
 #ifdef __cplusplus

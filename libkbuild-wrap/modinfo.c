@@ -1,57 +1,117 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* modinfo keys of a .ko, read with libkmod (which also reads compressed modules). */
-#include <libkmod.h>
+/*
+ * modinfo keys of a built .ko, read with elfutils' libelf.
+ *
+ * The module comes out of a build, so its bytes are the build's: anything at all. libkmod
+ * (what modinfo uses) asserts on some malformed ELF files (kmod 30: a section-name index
+ * of 0 aborts in elf_get_section_header()), which would take dm2d down with the build;
+ * libelf checks every header and section against the file and fails instead.
+ */
+#include <fcntl.h>
+#include <gelf.h>
+#include <sys/stat.h>
+#include <libelf.h>
 
 #include "kbw-internal.h"
 
-static void kmod_log_silent(void *data, int priority, const char *file, int line,
-			    const char *fn, const char *format, va_list args)
+static void elf_endp(Elf **e)
 {
+	if (*e)
+		elf_end(*e);
+}
+
+/* The value of the first "KEY=value" string in a .modinfo section. */
+static int modinfo_find(const char *data, size_t size, const char *key, char **ret)
+{
+	size_t key_len = strlen(key);
+
+	for (size_t i = 0; i < size;) {
+		const char *s = data + i;
+		size_t n = strnlen(s, size - i);
+
+		if (n > key_len && s[key_len] == '=' && memcmp(s, key, key_len) == 0) {
+			char *v = strndup(s + key_len + 1, n - key_len - 1);
+
+			if (!v)
+				return -ENOMEM;
+			*ret = v;
+			return 0;
+		}
+		i += n + 1;
+	}
+	return -ENODATA;
 }
 
 KBW_EXPORT int kbw_module_info(const char *path, const char *key, char **ret)
 {
-	static const char *const no_config[] = {NULL};
-	struct kmod_ctx *ctx;
-	struct kmod_module *mod = NULL;
-	struct kmod_list *list = NULL, *l;
-	char *value = NULL;
+	_cleanup_close_ int fd = -EBADF;
+	_cleanup_(elf_endp) Elf *elf = NULL;
+	struct stat st;
+	GElf_Ehdr ehdr;
+	size_t n_sections, names;
+	char *value;
 	int r;
 
-	if (!path || !key)
+	if (!path || !key || !key[0] || strchr(key, '=') || !ret)
 		return -EINVAL;
-	/* A fresh context per file: libkmod caches modules by name, and two builds of the
-	 * same module name in one process must not see each other's info. */
-	ctx = kmod_new("/nonexistent", (const char *const *) no_config);
-	if (!ctx)
-		return -ENOMEM;
-	kmod_set_log_fn(ctx, kmod_log_silent, NULL);
-	r = kmod_module_new_from_path(ctx, path, &mod);
-	if (r < 0)
-		goto finish;
-	r = kmod_module_get_info(mod, &list);
-	if (r < 0)
-		goto finish;
-	r = -ENODATA;
-	kmod_list_foreach(l, list)
-	{
-		const char *k = kmod_module_info_get_key(l);
-		const char *v = kmod_module_info_get_value(l);
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return -ENOSYS;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	/* Mapped, not read: a module may be large. The callers pass the staged copy, which
+	 * is dm2's own file and no build process is left to shrink under the mapping. */
+	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	if (!elf || elf_kind(elf) != ELF_K_ELF || !gelf_getehdr(elf, &ehdr) ||
+	    elf_getshdrnum(elf, &n_sections) < 0 || elf_getshdrstrndx(elf, &names) < 0)
+		return -ENOEXEC;
+	/* libelf sees no sections where the header's lie outside the file, and reads them
+	 * whatever size the header gives them; the kernel's loader refuses both. */
+	if (ehdr.e_shnum != 0 && ehdr.e_shnum != n_sections)
+		return -ENOEXEC;
+	if (n_sections > 0 && ehdr.e_shentsize != gelf_fsize(elf, ELF_T_SHDR, 1, EV_CURRENT))
+		return -ENOEXEC;
+	/* Every section, not just .modinfo: its header readable, its name in the name table,
+	 * its bytes inside the file, as the kernel's loader wants them. depmod (libkmod)
+	 * reads other sections, and asserts on one that starts past the end. */
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	for (size_t i = 1; i < n_sections; i++) {
+		Elf_Scn *scn = elf_getscn(elf, i);
+		GElf_Shdr shdr;
 
-		if (k && streq(k, key)) {
-			value = strdup(v ?: "");
-			r = value ? 0 : -ENOMEM;
-			break;
-		}
+		if (!scn || !gelf_getshdr(scn, &shdr) || !elf_strptr(elf, names, shdr.sh_name))
+			return -ENOEXEC;
+		if (shdr.sh_type != SHT_NOBITS &&
+		    (shdr.sh_offset >= (uint64_t) st.st_size ||
+		     shdr.sh_size > (uint64_t) st.st_size - shdr.sh_offset))
+			return -ENOEXEC;
 	}
-finish:
-	kmod_module_info_free_list(list);
-	kmod_module_unref(mod);
-	kmod_unref(ctx);
-	if (r < 0)
-		return r;
-	*ret = value;
-	return 0;
+	for (size_t i = 1; i < n_sections; i++) {
+		Elf_Scn *scn = elf_getscn(elf, i);
+		GElf_Shdr shdr;
+		const char *name;
+		Elf_Data *data;
+
+		if (!gelf_getshdr(scn, &shdr))
+			return -ENOEXEC;
+		name = elf_strptr(elf, names, shdr.sh_name);
+		if (!name)
+			return -ENOEXEC;
+		if (!streq(name, ".modinfo"))
+			continue;
+		if (shdr.sh_type == SHT_NOBITS)
+			return -ENODATA;
+		data = elf_rawdata(scn, NULL);
+		if (!data)
+			return -ENOEXEC;
+		r = modinfo_find(data->d_buf, data->d_size, key, &value);
+		if (r < 0)
+			return r;
+		*ret = value;
+		return 0;
+	}
+	return -ENODATA;
 }
 
 KBW_EXPORT int kbw_module_vermagic(const char *path, char **ret)

@@ -44,7 +44,8 @@ static int grow(uint8_t **buf, size_t *size, size_t used, size_t want)
 		return 0;
 	if (*size >= DECOMPRESS_MAX)
 		return -EFBIG;
-	n = MAX(*size * 2, used + want);
+	/* Never past the limit, so that it is the same for any input size and growth. */
+	n = MIN(MAX(*size * 2, used + want), (size_t) DECOMPRESS_MAX);
 	p = realloc(*buf, n);
 	if (!p)
 		return -ENOMEM;

@@ -193,8 +193,8 @@ static void expect_refused(struct build *b, const char *module, const char *reas
 	assert_int_equal(access(staged, F_OK), -1);
 }
 
-/* An expected output that is a symlink, a hard link or unreadable when make ends is
- * refused. */
+/* An expected output that is a symlink, a hard link, unreadable or a lying ELF file
+ * when make ends is refused. */
 static void test_linked_outputs_refused(void **state)
 {
 	_cleanup_(test_root_freep) struct test_root *t = test_root_new(.kernel = true);
@@ -209,6 +209,13 @@ static void test_linked_outputs_refused(void **state)
 	 * what that user hid from itself stays hidden, and is refused. */
 	expect_refused(&b, "dm2_hidden.ko",
 		       "'dm2_hidden.ko' is not readable by the build user; refusing it");
+	/* Modules whose ELF headers lie: refused, and the caller (dm2d) is still alive. */
+	expect_refused(&b, "dm2_noshstrtab.ko",
+		       "'dm2_noshstrtab.ko' is not an ELF object whose headers fit in it; "
+		       "refusing it");
+	expect_refused(&b, "dm2_pastend.ko",
+		       "'dm2_pastend.ko' is not an ELF object whose headers fit in it; "
+		       "refusing it");
 	build_done(&b);
 }
 

@@ -52,6 +52,25 @@ links)
 	ln -sf /etc/shadow "$src/dm2_symlink.ko"
 	ln -f "$src/dm2_hostile.c" "$src/dm2_hardlink.ko"
 	echo "not for root's eyes" >"$src/dm2_hidden.ko" && chmod 000 "$src/dm2_hidden.ko"
+	# An ELF header with no section-name table (e_shstrndx 0), on which libkmod 30
+	# asserts, and one whose .modinfo lies past the end of the file.
+	python3 -c '
+import struct, sys
+def elf(shstrndx, modinfo_off):
+    names = b"\0.modinfo\0.shstrtab\0"
+    info = b"vermagic=x\0"
+    shoff = 64 + len(info) + len(names)
+    shoff += -shoff % 8
+    eh = b"\x7fELF\x02\x01\x01" + bytes(9) + struct.pack("<HHIQQQIHHHHHH",
+        1, 62, 1, 0, 0, shoff, 0, 64, 0, 0, 64, 3, shstrndx)
+    body = (info + names).ljust(shoff - 64, b"\0")
+    sh = bytes(64)
+    sh += struct.pack("<IIQQQQIIQQ", 1, 1, 2, 0, modinfo_off, len(info), 0, 0, 1, 0)
+    sh += struct.pack("<IIQQQQIIQQ", 10, 3, 0, 0, 64 + len(info), len(names), 0, 0, 1, 0)
+    return eh + body + sh
+open(sys.argv[1], "wb").write(elf(0, 64))
+open(sys.argv[2], "wb").write(elf(2, 1 << 20))
+' "$src/dm2_noshstrtab.ko" "$src/dm2_pastend.ko"
 	;;
 probe)
 	# What of the host can the build see and touch? ARG: a host AF_UNIX socket.
