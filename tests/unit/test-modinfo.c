@@ -139,6 +139,12 @@ static void test_lying_headers(void **state)
 	elf_image_init(&img, MODINFO, sizeof(MODINFO));
 	img.sh[3].sh_size = img.size;
 	expect_error(t, &img, -ENOEXEC);
+	/* Empty, starting right at the end: libkmod checks offset + size, then asserts
+	 * offset < size when it reads the section. */
+	elf_image_init(&img, MODINFO, sizeof(MODINFO));
+	img.sh[3].sh_offset = img.size;
+	img.sh[3].sh_size = 0;
+	expect_error(t, &img, -ENOEXEC);
 	/* A section name past the end of the name table, for .modinfo and another. */
 	elf_image_init(&img, MODINFO, sizeof(MODINFO));
 	img.sh[3].sh_name = 4000;
