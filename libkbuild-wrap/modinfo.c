@@ -49,6 +49,8 @@ KBW_EXPORT int kbw_module_info(const char *path, const char *key, char **ret)
 	struct stat st;
 	GElf_Ehdr ehdr;
 	size_t n_sections, names;
+	Elf_Scn *modinfo = NULL;
+	Elf_Data *data;
 	char *value;
 	int r;
 
@@ -73,45 +75,37 @@ KBW_EXPORT int kbw_module_info(const char *path, const char *key, char **ret)
 		return -ENOEXEC;
 	/* Every section, not just .modinfo: its header readable, its name in the name table,
 	 * its bytes inside the file, as the kernel's loader wants them. depmod (libkmod)
-	 * reads other sections, and asserts on one that starts past the end. */
+	 * reads other sections, and asserts on one that starts at or past the end. */
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	for (size_t i = 1; i < n_sections; i++) {
 		Elf_Scn *scn = elf_getscn(elf, i);
 		GElf_Shdr shdr;
-
-		if (!scn || !gelf_getshdr(scn, &shdr) || !elf_strptr(elf, names, shdr.sh_name))
-			return -ENOEXEC;
-		if (shdr.sh_type != SHT_NOBITS &&
-		    (shdr.sh_offset >= (uint64_t) st.st_size ||
-		     shdr.sh_size > (uint64_t) st.st_size - shdr.sh_offset))
-			return -ENOEXEC;
-	}
-	for (size_t i = 1; i < n_sections; i++) {
-		Elf_Scn *scn = elf_getscn(elf, i);
-		GElf_Shdr shdr;
 		const char *name;
-		Elf_Data *data;
 
-		if (!gelf_getshdr(scn, &shdr))
+		if (!scn || !gelf_getshdr(scn, &shdr))
 			return -ENOEXEC;
 		name = elf_strptr(elf, names, shdr.sh_name);
 		if (!name)
 			return -ENOEXEC;
-		if (!streq(name, ".modinfo"))
-			continue;
 		if (shdr.sh_type == SHT_NOBITS)
-			return -ENODATA;
-		data = elf_rawdata(scn, NULL);
-		if (!data)
+			continue;
+		if (shdr.sh_offset >= (uint64_t) st.st_size ||
+		    shdr.sh_size > (uint64_t) st.st_size - shdr.sh_offset)
 			return -ENOEXEC;
-		r = modinfo_find(data->d_buf, data->d_size, key, &value);
-		if (r < 0)
-			return r;
-		*ret = value;
-		return 0;
+		if (!modinfo && streq(name, ".modinfo"))
+			modinfo = scn;
 	}
-	return -ENODATA;
+	if (!modinfo)
+		return -ENODATA;
+	data = elf_rawdata(modinfo, NULL);
+	if (!data)
+		return -ENOEXEC;
+	r = modinfo_find(data->d_buf, data->d_size, key, &value);
+	if (r < 0)
+		return r;
+	*ret = value;
+	return 0;
 }
 
 KBW_EXPORT int kbw_module_vermagic(const char *path, char **ret)
