@@ -208,17 +208,10 @@ static int copy_extra_symbols(struct build *b, char ***ret)
 	}
 	/* Created as the build user, who owns the work dir (no chown, no CAP_DAC_*); the
 	 * originals are read as ourselves. */
-	r = fs_ids_set(b->uid, b->gid);
-	if (r < 0)
-		return r;
-	if (mkdirat(b->ws.fd, KBW_WORKSPACE_WORK "/.dm2-symvers", 0755) < 0)
-		r = -errno;
-	else if ((dir = openat(b->ws.fd, KBW_WORKSPACE_WORK "/.dm2-symvers",
-			       O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)) < 0)
-		r = -errno;
-	fs_ids_restore();
-	if (r < 0)
-		return r;
+	dir = mkdirat_open_as(b->ws.fd, KBW_WORKSPACE_WORK "/.dm2-symvers", 0755, b->uid,
+			      b->gid);
+	if (dir < 0)
+		return dir;
 	for (char **s = p->extra_symbols; *s; s++, i++) {
 		_cleanup_free_ char *text = NULL;
 		_cleanup_close_ int fd = -EBADF;
@@ -232,14 +225,10 @@ static int copy_extra_symbols(struct build *b, char ***ret)
 			return r;
 		}
 		snprintf(name, sizeof(name), "%u.symvers", i);
-		r = fs_ids_set(b->uid, b->gid);
-		if (r < 0)
-			return r;
-		fd = openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
-		r = fd < 0 ? -errno : 0;
-		fs_ids_restore();
-		if (r < 0)
-			return r;
+		fd = openat_as(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+			       0644, b->uid, b->gid);
+		if (fd < 0)
+			return fd;
 		if (write(fd, text, n) != (ssize_t) n)
 			return errno ? -errno : -EIO;
 		r = strv_consume(&list, strdup_printf(KBW_SANDBOX_WORK_DIR
@@ -261,6 +250,12 @@ static int set_reason(struct build *b, char *reason)
 	return 0;
 }
 
+/* An output that must not be used: "'NAME' WHY; refusing it". */
+static int refuse(struct build *b, const char *name, const char *why)
+{
+	return set_reason(b, strdup_printf("'%s' %s; refusing it", name, why));
+}
+
 /* Copy one output out of the workspace into the staging dir, refusing anything but a
  * plain file. 0 with no reason set: staged; -ENOENT: absent (no reason set). */
 static int stage_output(struct build *b, const char *rel, uint64_t max)
@@ -273,17 +268,11 @@ static int stage_output(struct build *b, const char *rel, uint64_t max)
 	if (r == -ENOENT)
 		return r;
 	if (r == -EACCES)
-		return set_reason(b, strdup_printf("'%s' is not readable by the build user; "
-						  "refusing it",
-						  base));
+		return refuse(b, base, "is not readable by the build user");
 	if (r == -ELOOP)
-		return set_reason(b, strdup_printf("'%s' is a symbolic link or below one; "
-						  "refusing it",
-						  base));
+		return refuse(b, base, "is a symbolic link or below one");
 	if (r == -EBADMSG)
-		return set_reason(b, strdup_printf("'%s' is not a regular file with a single "
-						  "link; refusing it",
-						  base));
+		return refuse(b, base, "is not a regular file with a single link");
 	if (r == -EFBIG) {
 		_cleanup_free_ char *size = kbw_format_bytes(max);
 
@@ -369,23 +358,18 @@ static int stage_module(struct build *b, const char *rel, char ***produced)
 	if (!path)
 		return -ENOMEM;
 	r = kbw_module_vermagic(path, &vermagic);
-	if (r < 0 || !streq(vermagic, b->k->vermagic))
-		(void) unlinkat(b->staging_fd, rel, 0); /* refused: not left staged */
+	if (r >= 0 && streq(vermagic, b->k->vermagic))
+		return strv_consume(produced, TAKE_PTR(path));
+	(void) unlinkat(b->staging_fd, rel, 0); /* refused: not left staged */
 	if (r == -ENOEXEC)
-		return set_reason(b, strdup_printf("'%s' is not an ELF object whose headers fit "
-						  "in it; refusing it",
-						  base));
+		return refuse(b, base, "is not an ELF object whose headers fit in it");
 	if (r == -ENODATA)
-		return set_reason(b, strdup_printf("'%s' has no vermagic in its .modinfo; "
-						  "refusing it",
-						  base));
+		return refuse(b, base, "has no vermagic in its .modinfo");
 	if (r < 0)
 		return set_reason(b, strdup_printf("Cannot read the vermagic of '%s': %s",
 						  base, strerror(-r)));
-	if (!streq(vermagic, b->k->vermagic))
-		return set_reason(b, strdup_printf("'%s' has vermagic '%s', expected '%s'",
-						  base, vermagic, b->k->vermagic));
-	return strv_consume(produced, TAKE_PTR(path));
+	return set_reason(b, strdup_printf("'%s' has vermagic '%s', expected '%s'", base,
+					  vermagic, b->k->vermagic));
 }
 
 /* Every build process is gone: stage the modules and Module.symvers, check vermagic. */

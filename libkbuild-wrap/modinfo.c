@@ -9,8 +9,8 @@
  */
 #include <fcntl.h>
 #include <gelf.h>
-#include <sys/stat.h>
 #include <libelf.h>
+#include <sys/stat.h>
 
 #include "kbw-internal.h"
 
@@ -75,7 +75,7 @@ KBW_EXPORT int kbw_module_info(const char *path, const char *key, char **ret)
 		return -ENOEXEC;
 	/* Every section, not just .modinfo: its header readable, its name in the name table,
 	 * its bytes inside the file, as the kernel's loader wants them. depmod (libkmod)
-	 * reads other sections, and asserts on one that starts at or past the end. */
+	 * reads other sections too, and asserts on an empty one that starts at the end. */
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	for (size_t i = 1; i < n_sections; i++) {

@@ -101,17 +101,12 @@ static int run(struct capture *cap, struct kbw_sandbox_outcome *o, struct kbw_sa
 				       (char *) "HOME=" KBW_SANDBOX_WORK_DIR, NULL};
 	const struct kbw_command *c = cap->c;
 	const struct kbw_limits *l = c->limits;
-
-	int r;
-
 	/* The build user's own work dir: created as that user, so no chown. */
-	r = fs_ids_set(c->uid, c->gid);
-	if (r < 0)
-		return r;
-	r = mkdirat(cap->ws.fd, KBW_WORKSPACE_WORK, 0700) < 0 ? -errno : 0;
-	fs_ids_restore();
-	if (r < 0)
-		return r;
+	int work = mkdirat_open_as(cap->ws.fd, KBW_WORKSPACE_WORK, 0700, c->uid, c->gid);
+
+	if (work < 0)
+		return work;
+	safe_close(work);
 	*s = (struct kbw_sandbox){
 		.k = c->kernel,
 		.workspace_fd = cap->ws.fd,

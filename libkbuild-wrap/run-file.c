@@ -25,23 +25,15 @@ static int write_input(const struct kbw_workspace *w, const struct kbw_file_comm
 		       const void *data, size_t size)
 {
 	_cleanup_close_ int dir = -EBADF, fd = -EBADF;
-	int r;
 
 	/* The work dir and the file are the build user's: created as that user, no chown. */
-	r = fs_ids_set(c->uid, c->gid);
-	if (r < 0)
-		return r;
-	if (mkdirat(w->fd, KBW_WORKSPACE_WORK, 0700) < 0)
-		r = -errno;
-	else if ((dir = openat(w->fd, KBW_WORKSPACE_WORK,
-			       O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)) < 0)
-		r = -errno;
-	else if ((fd = openat(dir, c->name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-			      0644)) < 0)
-		r = -errno;
-	fs_ids_restore();
-	if (r < 0)
-		return r;
+	dir = mkdirat_open_as(w->fd, KBW_WORKSPACE_WORK, 0700, c->uid, c->gid);
+	if (dir < 0)
+		return dir;
+	fd = openat_as(dir, c->name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644,
+		       c->uid, c->gid);
+	if (fd < 0)
+		return fd;
 	for (size_t off = 0; off < size;) {
 		ssize_t k = write(fd, (const char *) data + off, size - off);
 

@@ -82,7 +82,6 @@ int kbw_workspace_open_output(const struct kbw_workspace *w, const char *rel, ui
 	_cleanup_free_ char *path = strdup_printf(KBW_WORKSPACE_WORK "/%s", rel);
 	_cleanup_close_ int fd = -EBADF;
 	struct stat st;
-
 	int r;
 
 	if (!path)

@@ -345,6 +345,34 @@ void fs_ids_restore(void)
 	(void) setfsgid(getegid());
 }
 
+int openat_as(int dir_fd, const char *name, int flags, mode_t mode, uid_t uid, gid_t gid)
+{
+	int fd, r = fs_ids_set(uid, gid);
+
+	if (r < 0)
+		return r;
+	fd = openat(dir_fd, name, flags, mode);
+	r = fd < 0 ? -errno : fd;
+	fs_ids_restore();
+	return r;
+}
+
+int mkdirat_open_as(int dir_fd, const char *name, mode_t mode, uid_t uid, gid_t gid)
+{
+	int fd, r = fs_ids_set(uid, gid);
+
+	if (r < 0)
+		return r;
+	if (mkdirat(dir_fd, name, mode) < 0)
+		r = -errno;
+	else if ((fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		r = -errno;
+	else
+		r = fd;
+	fs_ids_restore();
+	return r;
+}
+
 /* What a copy creates, it creates as the owner (see fs_ids_set()); it reads as itself. */
 static int as_owner(const struct copy_owner *o)
 {
@@ -454,16 +482,9 @@ static int copy_dir(int from, int dfd, const char *name, mode_t mode, const stru
 
 	if (depth > COPY_TREE_MAX_DEPTH)
 		return -ELOOP;
-	r = as_owner(o);
-	if (r < 0)
-		return r;
-	if (mkdirat(dfd, name, 0700) < 0)
-		r = -errno;
-	else if ((to = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
-		r = -errno;
-	as_self(o);
-	if (r < 0)
-		return r;
+	to = mkdirat_open_as(dfd, name, 0700, o->uid, o->gid);
+	if (to < 0)
+		return to;
 	r = copy_dir_contents(from, to, o, depth + 1);
 	if (r < 0)
 		return r;

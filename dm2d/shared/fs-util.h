@@ -45,6 +45,11 @@ int copy_tree_owned_at(int src_dir_fd, const char *src, int dst_dir_fd, const ch
  * effective ids. */
 int fs_ids_set(uid_t uid, gid_t gid);
 void fs_ids_restore(void);
+/* openat() as uid:gid (fs_ids_set()), ours restored after: with O_CREAT, a file of theirs
+ * made without a chown. Returns the fd. */
+int openat_as(int dir_fd, const char *name, int flags, mode_t mode, uid_t uid, gid_t gid);
+/* mkdirat() and open the new directory (O_NOFOLLOW), both as uid:gid. Returns its fd. */
+int mkdirat_open_as(int dir_fd, const char *name, mode_t mode, uid_t uid, gid_t gid);
 /* Create a fresh, empty, mode 0700 directory named "<prefix>XXXXXX" under dir_fd. */
 int mkdtemp_at(int dir_fd, const char *prefix, char **ret_name);
 /* Join a root directory and a path, with exactly one slash between them. */
